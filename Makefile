@@ -1,0 +1,45 @@
+# Veilchain: `make demo` runs the main job on embedded defaults, `make test` runs every test.
+PY_SYS ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: install demo test test-fast lint bench clean-data
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# CPU torch first: an unpinned torch would pull several GB of CUDA packages.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
+
+demo: install
+	$(VENV)/bin/veilchain --data-dir .veilchain/demo demo
+
+# The suite starts its own ganache, js-ipfs, PostgreSQL and Chromium (see tests/servers/).
+test: install
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/pytest
+
+test-fast: install
+	$(VENV)/bin/pytest -m "not integration and not slow"
+
+lint: install
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/ruff format --check src tests scripts bench
+
+bench: install
+	$(PY) bench/pipeline.py
+	$(PY) bench/anonymize.py
+
+clean-data:
+	rm -rf .veilchain

@@ -1,0 +1,180 @@
+"""Every error Veilchain raises, in one hierarchy.
+
+    VeilchainError
+    ├── ConfigError
+    ├── InputError                      bad user input (paths, names, arguments)
+    ├── AnonymizationError
+    │   ├── ImageDecodeError            corrupt, non-image, unsupported or decompression-bomb input
+    │   ├── FaceDetectionError
+    │   ├── ModelLoadError              missing or incompatible weights
+    │   ├── PrivacyBudgetError          epsilon / clipping parameters out of range
+    │   └── IdentityCheckError          a face stayed recognizable after every retry
+    ├── ChainError
+    │   ├── ChainUnavailableError       node down or unreachable
+    │   ├── ContractRevertedError       a revert, decoded to the contract's custom error name
+    │   ├── ContractNotDeployedError
+    │   ├── TransactionFailedError      mined but status 0, or dropped
+    │   └── ProofVerificationError
+    ├── StorageError
+    │   ├── StorageUnavailableError     IPFS daemon down
+    │   ├── ContentNotFoundError
+    │   └── CidMismatchError            daemon CID differs from the locally computed one
+    ├── KeyManagementError
+    │   ├── KeystoreError               wrong passphrase, missing or corrupt keystore
+    │   ├── DecryptionError             wrong key, tampered ciphertext or header
+    │   └── KeyVersionError             master key version unknown or retired
+    ├── AuthError
+    │   ├── AuthenticationError         bad signature, expired or replayed login
+    │   └── AccessDeniedError           no live grant, wrong role
+    ├── AuditError
+    │   └── AuditChainBrokenError       the hash chain of the audit log does not verify
+    └── ServiceError
+        ├── DatasetNotFoundError
+        ├── JobNotFoundError
+        └── RegistrationStateError      e.g. resume asked for where nothing is pending
+
+Third-party exceptions are translated at the boundary with ``raise ... from exc``.
+Messages are one line: what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+
+class VeilchainError(Exception):
+    """Root of every Veilchain error. ``str(err)`` is a one-line message for users."""
+
+
+class ConfigError(VeilchainError):
+    pass
+
+
+class InputError(VeilchainError):
+    pass
+
+
+# --- anonymizer -------------------------------------------------------------
+class AnonymizationError(VeilchainError):
+    pass
+
+
+class ImageDecodeError(AnonymizationError):
+    pass
+
+
+class FaceDetectionError(AnonymizationError):
+    pass
+
+
+class ModelLoadError(AnonymizationError):
+    pass
+
+
+class PrivacyBudgetError(AnonymizationError):
+    pass
+
+
+class IdentityCheckError(AnonymizationError):
+    pass
+
+
+# --- chain ------------------------------------------------------------------
+class ChainError(VeilchainError):
+    pass
+
+
+class ChainUnavailableError(ChainError):
+    pass
+
+
+class ContractRevertedError(ChainError):
+    """A contract call reverted. ``name`` is the custom error (e.g. ``NotInstitution``)."""
+
+    def __init__(self, message: str, *, name: str | None = None, args: tuple = ()):
+        super().__init__(message)
+        self.name = name
+        self.error_args = args
+
+
+class ContractNotDeployedError(ChainError):
+    pass
+
+
+class TransactionFailedError(ChainError):
+    pass
+
+
+class ProofVerificationError(ChainError):
+    pass
+
+
+# --- storage ----------------------------------------------------------------
+class StorageError(VeilchainError):
+    pass
+
+
+class StorageUnavailableError(StorageError):
+    pass
+
+
+class ContentNotFoundError(StorageError):
+    pass
+
+
+class CidMismatchError(StorageError):
+    pass
+
+
+# --- keys -------------------------------------------------------------------
+class KeyManagementError(VeilchainError):
+    pass
+
+
+class KeystoreError(KeyManagementError):
+    pass
+
+
+class DecryptionError(KeyManagementError):
+    pass
+
+
+class KeyVersionError(KeyManagementError):
+    pass
+
+
+# --- auth -------------------------------------------------------------------
+class AuthError(VeilchainError):
+    pass
+
+
+class AuthenticationError(AuthError):
+    pass
+
+
+class AccessDeniedError(AuthError):
+    pass
+
+
+# --- audit ------------------------------------------------------------------
+class AuditError(VeilchainError):
+    pass
+
+
+class AuditChainBrokenError(AuditError):
+    pass
+
+
+# --- service ----------------------------------------------------------------
+class ServiceError(VeilchainError):
+    pass
+
+
+class DatasetNotFoundError(ServiceError):
+    pass
+
+
+class JobNotFoundError(ServiceError):
+    pass
+
+
+class RegistrationStateError(ServiceError):
+    pass
