@@ -1,0 +1,92 @@
+"""The ``veilchain`` command. Thin: parse arguments, call the service or library, print.
+
+Exit codes: 0 ok; 1 verification found failures; 2 bad input or usage; 3 chain error;
+4 storage error; 5 key or auth error; 6 anonymization error; 10 other Veilchain error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from veilchain.config import Settings, get_settings
+from veilchain.errors import (
+    AnonymizationError,
+    AuthError,
+    ChainError,
+    ConfigError,
+    InputError,
+    KeyManagementError,
+    StorageError,
+    VeilchainError,
+)
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
+console = Console(stderr=True)
+out = Console()
+
+EXIT_CODES: list[tuple[type[VeilchainError], int]] = [
+    (InputError, 2),
+    (ConfigError, 2),
+    (ChainError, 3),
+    (StorageError, 4),
+    (KeyManagementError, 5),
+    (AuthError, 5),
+    (AnonymizationError, 6),
+    (VeilchainError, 10),
+]
+
+
+class _State:
+    overrides: dict = {}
+
+
+def settings() -> Settings:
+    """Settings from the environment with the global CLI flags applied."""
+    return get_settings(**_State.overrides)
+
+
+def fail(err: VeilchainError) -> None:
+    """Print a one-line error and exit with the documented code."""
+    console.print(f"[red]error:[/red] {err}")
+    code = next(c for t, c in EXIT_CODES if isinstance(err, t))
+    raise typer.Exit(code)
+
+
+def emit(data, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+
+
+@app.callback()
+def main(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where chain, keys, DB and blocks live.")] = None,
+    rpc: Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL of a chain node; default: embedded py-evm.")] = None,
+    ipfs: Annotated[str | None, typer.Option("--ipfs", help="IPFS API multiaddr, e.g. /ip4/127.0.0.1/tcp/5001; default: embedded block store.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL; default: SQLite in the data dir.")] = None,
+) -> None:
+    ov: dict = {"data_dir": data_dir}
+    if rpc:
+        ov["chain"] = {"rpc_url": rpc}
+    if ipfs:
+        ov["ipfs"] = {"api_url": ipfs}
+    if db:
+        ov["db"] = {"url": db}
+    _State.overrides = {k: v for k, v in ov.items() if v is not None}
+
+
+# --- anonymizer commands (anonymize, evaluate, train) -----------------------
+
+
+# --- trust pipeline commands (register, verify, grant, revoke, fetch, keys, chain, cid, demo)
+
+
+# --- platform commands (serve) ----------------------------------------------
+
+
+if __name__ == "__main__":
+    app()
