@@ -64,10 +64,10 @@ def emit(data, as_json: bool) -> None:
 
 @app.callback()
 def main(
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where chain, keys, DB and blocks live.")] = None,
-    rpc: Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL of a chain node; default: embedded py-evm.")] = None,
-    ipfs: Annotated[str | None, typer.Option("--ipfs", help="IPFS API multiaddr, e.g. /ip4/127.0.0.1/tcp/5001; default: embedded block store.")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL; default: SQLite in the data dir.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where chain, keys, DB and blocks live.")] = None,
+    rpc: Annotated[str | None, typer.Option(help="Chain node JSON-RPC URL (default: embedded).")] = None,
+    ipfs: Annotated[str | None, typer.Option(help="IPFS API multiaddr (default: embedded).")] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in data dir).")] = None,
 ) -> None:
     ov: dict = {"data_dir": data_dir}
     if rpc:
