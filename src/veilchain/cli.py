@@ -64,10 +64,10 @@ def emit(data, as_json: bool) -> None:
 
 @app.callback()
 def main(
-    data_dir: Annotated[Path | None, typer.Option(help="Where chain, keys, DB and blocks live.")] = None,
-    rpc: Annotated[str | None, typer.Option(help="Chain node JSON-RPC URL (default: embedded).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Chain, keys, DB and blocks.")] = None,
+    rpc: Annotated[str | None, typer.Option(help="Chain node URL (default: embedded).")] = None,
     ipfs: Annotated[str | None, typer.Option(help="IPFS API multiaddr (default: embedded).")] = None,
-    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in data dir).")] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite).")] = None,
 ) -> None:
     ov: dict = {"data_dir": data_dir}
     if rpc:
