@@ -66,7 +66,7 @@ def emit(data, as_json: bool) -> None:
 def main(
     data_dir: Annotated[Path | None, typer.Option(help="Chain, keys, DB and blocks.")] = None,
     rpc: Annotated[str | None, typer.Option(help="Chain node URL (default: embedded).")] = None,
-    ipfs: Annotated[str | None, typer.Option(help="IPFS API multiaddr (default: embedded).")] = None,
+    ipfs: Annotated[str | None, typer.Option(help="IPFS API address (default: embedded).")] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite).")] = None,
 ) -> None:
     ov: dict = {"data_dir": data_dir}
