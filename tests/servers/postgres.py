@@ -1,1 +1,85 @@
-"""Pytest fixtures that start a real postgres on 127.0.0.1 for the integration tests."""
+"""Pytest fixture that starts a throwaway PostgreSQL cluster on 127.0.0.1 (``pg_url``).
+
+The cluster lives in a temp dir, made with ``initdb`` and run with ``pg_ctl`` from
+``/usr/lib/postgresql/*/bin``. As root both run as the ``postgres`` user (PostgreSQL refuses
+root). In CI (env ``CI`` set) a missing PostgreSQL is a failure; locally the tests skip.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess:
+    if user:
+        cmd = ["runuser", "-u", user, "--", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must run the PostgreSQL tests; .ci/run installs postgresql)")
+    pytest.skip(f"{reason}; run `apt-get install -y postgresql`")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A SQLAlchemy URL ``postgresql+psycopg://...`` to an empty database on a free port."""
+    bindir = _pg_bin()
+    if bindir is None:
+        _missing("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin")
+    user = None
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            _missing("running as root and no `postgres` user to run the server as")
+        user = "postgres"
+    tmp = Path(tempfile.mkdtemp(prefix="veilchain-pg-"))
+    if user:
+        shutil.chown(tmp, user=user)
+    data, port = tmp / "data", _free_port()
+    res = _run(
+        [str(bindir / "initdb"), "-D", str(data), "-U", "veilchain", "-A", "trust", "-E", "UTF8"],
+        user,
+    )
+    if res.returncode != 0:
+        pytest.fail(f"initdb failed: {res.stderr.strip().splitlines()[-1:]}")
+    opts = f"-h 127.0.0.1 -p {port} -k {tmp} -c fsync=off -c full_page_writes=off"
+    ctl = [str(bindir / "pg_ctl"), "-D", str(data)]
+    res = _run([*ctl, "-o", opts, "-l", str(tmp / "log"), "-w", "start"], user)
+    if res.returncode != 0:
+        pytest.fail(f"pg_ctl start failed: {(tmp / 'log').read_text()[-500:]}")
+    try:
+        res = _run(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "veilchain",
+             "veilchain"],
+            user,
+        )  # fmt: skip
+        if res.returncode != 0:
+            pytest.fail(f"createdb failed: {res.stderr.strip()}")
+        yield f"postgresql+psycopg://veilchain@127.0.0.1:{port}/veilchain"
+    finally:
+        _run([*ctl, "-m", "fast", "-w", "stop"], user)
+        shutil.rmtree(tmp, ignore_errors=True)
