@@ -18,7 +18,8 @@
     ├── StorageError
     │   ├── StorageUnavailableError     IPFS daemon down
     │   ├── ContentNotFoundError
-    │   └── CidMismatchError            daemon CID differs from the locally computed one
+    │   ├── CidMismatchError            daemon CID differs from the locally computed one
+    │   └── InvalidCidError             malformed CID (also an InputError: exit code 2)
     ├── KeyManagementError
     │   ├── KeystoreError               wrong passphrase, missing or corrupt keystore
     │   ├── DecryptionError             wrong key, tampered ciphertext or header
@@ -121,6 +122,10 @@ class ContentNotFoundError(StorageError):
 
 
 class CidMismatchError(StorageError):
+    pass
+
+
+class InvalidCidError(StorageError, InputError):
     pass
 
 
