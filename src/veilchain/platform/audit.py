@@ -1,0 +1,455 @@
+"""Append-only, hash-chained audit log of every security-relevant event.
+
+Each entry commits to the one before it::
+
+    entry_hash = sha256(prev_hash || canonical_json(entry))
+
+where ``entry`` holds ``seq, ts, event, actor, subject, details, prev_hash`` and the first
+entry's ``prev_hash`` is 32 zero bytes. The head hash therefore commits to the whole log; the
+platform anchors it on chain (:meth:`AuditLog.root_for_anchor`, :meth:`AuditLog.record_anchor`).
+docs/keys.md defines the canonical JSON so that anyone can re-verify an export.
+
+Appends are serialized through a one-row ``audit_head`` table: the first statement of every
+append is an ``UPDATE`` of that row, which takes SQLite's write lock or a PostgreSQL row lock,
+so concurrent appenders (threads or processes) always build one chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, String, Text, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from veilchain.errors import AuditChainBrokenError, AuditError
+from veilchain.platform.db import Base, engine_of
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH = bytes(32)
+DEFAULT_QUERY_LIMIT = 1_000
+_EVENT_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+# Keys that must never appear in audit details (defence in depth against leaking secrets).
+_FORBIDDEN_DETAIL_KEYS = frozenset(
+    {
+        "data_key",
+        "dek",
+        "kek",
+        "key",
+        "master_key",
+        "master_key_hex",
+        "passphrase",
+        "password",
+        "plaintext",
+        "private_key",
+        "secret",
+        "secret_key",
+        "seed",
+        "token",
+    }
+)
+_SEQ_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class AuditEvent(StrEnum):
+    """Event types used by the platform; other lowercase names are accepted too."""
+
+    REGISTER = "register"
+    RELEASE = "release"
+    REFUSAL = "refusal"
+    ROTATION = "rotation"
+    REWRAP = "rewrap"
+    RETIRE = "retire"
+    KEY_DELETION = "key_deletion"
+    GRANT = "grant"
+    REVOKE = "revoke"
+    ANCHOR = "anchor"
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(_SEQ_TYPE, primary_key=True, autoincrement=False)
+    ts: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column(String(256))
+    subject: Mapped[str] = mapped_column(String(512), index=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(_SEQ_TYPE)
+    head_hash: Mapped[str] = mapped_column(String(64))
+
+
+_LOG = AuditRow.__table__
+_HEAD = AuditHead.__table__
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    ts: str
+    event: str
+    actor: str
+    subject: str
+    details: dict[str, Any]
+    prev_hash: str
+    entry_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """Result of :meth:`AuditLog.verify`. ``first_bad_seq`` names the first broken entry."""
+
+    ok: bool
+    entries: int  # entries that verified (all of them when ok)
+    head_hash: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    anchors_checked: int = 0
+
+    def raise_if_broken(self) -> None:
+        if not self.ok:
+            raise AuditChainBrokenError(
+                f"audit log broken at entry {self.first_bad_seq}: {self.reason}"
+            )
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8, no NaN/Infinity: the bytes that get hashed."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def entry_hash(
+    *,
+    seq: int,
+    ts: str,
+    event: str,
+    actor: str,
+    subject: str,
+    details: Mapping[str, Any],
+    prev_hash: str,
+) -> str:
+    """Hex sha256(prev_hash || canonical_json(entry)) as defined in docs/keys.md."""
+    body = canonical_json(
+        {
+            "seq": seq,
+            "ts": ts,
+            "event": event,
+            "actor": actor,
+            "subject": subject,
+            "details": details,
+            "prev_hash": prev_hash,
+        }
+    )
+    return hashlib.sha256(bytes.fromhex(prev_hash) + body).hexdigest()
+
+
+def _check_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        raise AuditError("audit details must be a JSON object")
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    raise AuditError("audit detail keys must be strings")
+                if key.lower() in _FORBIDDEN_DETAIL_KEYS:
+                    raise AuditError(f"audit details must not carry secrets (key {key!r})")
+                walk(value)
+        elif isinstance(node, list | tuple):
+            for value in node:
+                walk(value)
+        elif isinstance(node, bytes | bytearray | memoryview):
+            raise AuditError("audit details must not carry raw bytes; log a hash or an id")
+
+    walk(details)
+    try:
+        canonical_json(details)
+    except (TypeError, ValueError) as exc:
+        raise AuditError(f"audit details are not JSON-serializable: {exc}") from exc
+    return json.loads(canonical_json(details))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _row_to_entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        seq=row.seq,
+        ts=row.ts,
+        event=row.event,
+        actor=row.actor,
+        subject=row.subject,
+        details=json.loads(row.details),
+        prev_hash=row.prev_hash,
+        entry_hash=row.entry_hash,
+    )
+
+
+class AuditLog:
+    """The append-only audit log stored in the platform database."""
+
+    def __init__(self, session_factory: sessionmaker[Session]):
+        self._session_factory = session_factory
+        try:
+            Base.metadata.create_all(engine_of(session_factory), tables=[_LOG, _HEAD])
+            self._ensure_head()
+        except SQLAlchemyError as exc:
+            raise AuditError(f"cannot open the audit log: {_first_line(exc)}") from exc
+
+    def _ensure_head(self) -> None:
+        with self._session_factory() as session:
+            if session.execute(select(_HEAD.c.id).where(_HEAD.c.id == 1)).first():
+                return
+            if session.execute(select(_LOG.c.seq).limit(1)).first():
+                raise AuditChainBrokenError(
+                    "audit head row is missing while entries exist; the log was tampered with"
+                )
+            try:
+                session.execute(insert(_HEAD).values(id=1, seq=0, head_hash=GENESIS_HASH.hex()))
+                session.commit()
+            except IntegrityError:  # another process created it first
+                session.rollback()
+
+    # --- writing ----------------------------------------------------------------------
+    def append(
+        self,
+        event: str,
+        *,
+        actor: str,
+        subject: str,
+        details: Mapping[str, Any] | None = None,
+        session: Session | None = None,
+    ) -> AuditEntry:
+        """Append one entry. With ``session`` it joins the caller's transaction (commit is
+        theirs; append last in that transaction so the audit lock is held briefly)."""
+        event = str(event)
+        if not _EVENT_RE.match(event):
+            raise AuditError(f"invalid audit event type {event!r}; use a lowercase name")
+        clean = _check_details(details)
+        if session is not None:
+            return self._append_in(session, event, actor, subject, clean)
+        try:
+            with self._session_factory() as own, own.begin():
+                entry = self._append_in(own, event, actor, subject, clean)
+        except SQLAlchemyError as exc:
+            raise AuditError(f"cannot append to the audit log: {_first_line(exc)}") from exc
+        return entry
+
+    def _append_in(
+        self, session: Session, event: str, actor: str, subject: str, details: dict[str, Any]
+    ) -> AuditEntry:
+        # The UPDATE comes first: it takes the write/row lock before anything is read.
+        head = session.execute(
+            update(_HEAD)
+            .where(_HEAD.c.id == 1)
+            .values(seq=_HEAD.c.seq + 1)
+            .returning(_HEAD.c.seq, _HEAD.c.head_hash)
+        ).one_or_none()
+        if head is None:
+            raise AuditChainBrokenError("audit head row is missing; the log was tampered with")
+        seq, prev = head
+        ts = _now()
+        digest = entry_hash(
+            seq=seq,
+            ts=ts,
+            event=event,
+            actor=actor,
+            subject=subject,
+            details=details,
+            prev_hash=prev,
+        )
+        session.execute(
+            insert(_LOG).values(
+                seq=seq,
+                ts=ts,
+                event=event,
+                actor=actor,
+                subject=subject,
+                details=canonical_json(details).decode("utf-8"),
+                prev_hash=prev,
+                entry_hash=digest,
+            )
+        )
+        session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(head_hash=digest))
+        log.debug("audit %s #%d %s by %s", event, seq, subject, actor)
+        return AuditEntry(seq, ts, event, actor, subject, details, prev, digest)
+
+    # --- reading ----------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        """``(seq, hex hash)`` of the newest entry; ``(0, 64 zeros)`` for an empty log."""
+        with self._read() as session:
+            row = session.execute(select(_HEAD.c.seq, _HEAD.c.head_hash)).one()
+        return row.seq, row.head_hash
+
+    def query(
+        self,
+        event: str | None = None,
+        subject: str | None = None,
+        since_seq: int | None = None,
+        limit: int = DEFAULT_QUERY_LIMIT,
+    ) -> list[AuditEntry]:
+        """Entries in ascending ``seq``; ``since_seq`` is exclusive."""
+        stmt = select(_LOG).order_by(_LOG.c.seq).limit(limit)
+        if event is not None:
+            stmt = stmt.where(_LOG.c.event == str(event))
+        if subject is not None:
+            stmt = stmt.where(_LOG.c.subject == subject)
+        if since_seq is not None:
+            stmt = stmt.where(_LOG.c.seq > since_seq)
+        with self._read() as session:
+            return [_row_to_entry(r) for r in session.execute(stmt)]
+
+    def iter_entries(self, batch: int = 1_000) -> Iterator[AuditEntry]:
+        """Every entry in order, read in batches (for exports)."""
+        last = 0
+        while True:
+            chunk = self.query(since_seq=last, limit=batch)
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            last = chunk[-1].seq
+
+    def verify(self) -> AuditVerification:
+        """Recompute the whole chain and pinpoint the first entry that does not verify."""
+        with self._read() as session:
+            head = session.execute(select(_HEAD.c.seq, _HEAD.c.head_hash)).one_or_none()
+            stored_head = head.head_hash if head is not None else ""
+            expected_seq, prev = 1, GENESIS_HASH.hex()
+            anchors: list[tuple[int, int, str]] = []
+            for row in session.execute(select(_LOG).order_by(_LOG.c.seq)).yield_per(1_000):
+                if row.seq != expected_seq:
+                    return _broken(expected_seq, f"entry {expected_seq} is missing", stored_head)
+                try:
+                    details = json.loads(row.details)
+                    digest = entry_hash(
+                        seq=row.seq,
+                        ts=row.ts,
+                        event=row.event,
+                        actor=row.actor,
+                        subject=row.subject,
+                        details=details,
+                        prev_hash=row.prev_hash,
+                    )
+                except (ValueError, TypeError):
+                    return _broken(row.seq, "details are not valid JSON", stored_head)
+                if digest != row.entry_hash:
+                    return _broken(row.seq, "contents do not match the stored hash", stored_head)
+                if row.prev_hash != prev:
+                    # This row is self-consistent, so the one before it was rewritten.
+                    return _broken(
+                        row.seq - 1,
+                        f"rewritten: entry {row.seq} does not link to it",
+                        stored_head,
+                    )
+                if row.event == AuditEvent.ANCHOR and isinstance(details, dict):
+                    anchors.append(
+                        (row.seq, int(details.get("count", -1)), str(details.get("root", "")))
+                    )
+                prev, expected_seq = row.entry_hash, expected_seq + 1
+            count = expected_seq - 1
+            if head is None:
+                return _broken(count + 1, "the audit head row is missing", stored_head)
+            if head.seq > count:
+                return _broken(
+                    count + 1, f"the head says {head.seq} entries but {count} remain", stored_head
+                )
+            if head.seq < count:
+                return _broken(
+                    head.seq + 1, f"entries after the head ({head.seq}) were added", stored_head
+                )
+            if head.head_hash != prev:
+                return _broken(max(count, 1), "the last entry was rewritten", stored_head)
+            for seq, anchored_count, root in anchors:
+                if self._hash_at(session, anchored_count) != root.removeprefix("0x"):
+                    return _broken(
+                        seq, f"anchor does not match entry {anchored_count}", stored_head
+                    )
+        return AuditVerification(True, count, prev, anchors_checked=len(anchors))
+
+    @staticmethod
+    def _hash_at(session: Session, seq: int) -> str | None:
+        if seq == 0:
+            return GENESIS_HASH.hex()
+        return session.execute(select(_LOG.c.entry_hash).where(_LOG.c.seq == seq)).scalar()
+
+    # --- anchoring --------------------------------------------------------------------
+    def root_for_anchor(self) -> tuple[bytes, int]:
+        """``(bytes32 root, entry_count)``: the head hash commits to every entry so far."""
+        seq, digest = self.head()
+        return bytes.fromhex(digest), seq
+
+    def verify_anchor(self, root: bytes, count: int) -> bool:
+        """Whether ``root`` (e.g. read back from the chain) is the hash of entry ``count``."""
+        with self._read() as session:
+            stored = self._hash_at(session, count)
+        return stored is not None and bytes.fromhex(stored) == bytes(root)
+
+    def record_anchor(
+        self, tx_hash: str, root: bytes, count: int, *, actor: str = "platform"
+    ) -> AuditEntry:
+        """Log that ``root`` (the hash of entry ``count``) was anchored in ``tx_hash``."""
+        if len(root) != 32:
+            raise AuditError("an audit anchor root must be 32 bytes")
+        if not self.verify_anchor(root, count):
+            raise AuditError(f"root {root.hex()} is not the hash of audit entry {count}")
+        return self.append(
+            AuditEvent.ANCHOR,
+            actor=actor,
+            subject=tx_hash,
+            details={"tx_hash": tx_hash, "root": "0x" + root.hex(), "count": count},
+        )
+
+    def _read(self) -> Session:
+        return _ReadSession(self._session_factory)
+
+
+class _ReadSession:
+    """Context manager for a read-only session that translates database errors."""
+
+    def __init__(self, factory: sessionmaker[Session]):
+        self._session = factory()
+
+    def __enter__(self) -> Session:
+        return self._session
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._session.close()
+        if isinstance(exc, SQLAlchemyError):
+            raise AuditError(f"cannot read the audit log: {_first_line(exc)}") from exc
+
+
+def _broken(first_bad: int, reason: str, head_hash: str) -> AuditVerification:
+    log.warning("audit chain broken at entry %d: %s", first_bad, reason)
+    return AuditVerification(
+        False, max(first_bad - 1, 0), head_hash, first_bad_seq=first_bad, reason=reason
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
