@@ -1,0 +1,98 @@
+"""``create_app(settings)``: the FastAPI application, its context, worker and dashboard."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from veilchain.config import Settings, get_settings
+from veilchain.platform import auth
+from veilchain.platform.api import adapter
+from veilchain.platform.api.deps import ApiContext
+from veilchain.platform.api.problems import install_problem_handlers
+from veilchain.platform.api.routes import api_router
+from veilchain.platform.jobs import JobWorker
+from veilchain.platform.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+DESCRIPTION = """\
+Veilchain publishes anonymized face data sets with proof. Institutions upload images
+(anonymized, encrypted per image, pinned to IPFS, Merkle root recorded on Ethereum); auditors
+verify any version from the chain and record a verdict; grantees fetch the data keys (sealed to
+their X25519 key) or the decrypted images an on-chain grant allows.
+
+**Auth**: `GET /auth/nonce`, sign an EIP-4361 message, `POST /auth/login` -> bearer JWT.
+Machines may use `X-API-Key`. Roles come from the `VeilRegistry` contract.
+Errors are RFC 9457 problem details (`application/problem+json`).
+"""
+
+
+def build_context(settings: Settings, service=None) -> ApiContext:
+    """Build the service (unless given), the DB schema and the shared per-app objects."""
+    if service is None:
+        service = adapter.build_service(settings)
+    session_factory = adapter.session_factory(service, settings)
+    migrate(session_factory.kw["bind"])
+    ctx = ApiContext(
+        settings=settings,
+        service=service,
+        session_factory=session_factory,
+        roles=auth.RoleResolver(adapter.roles_of(service)),
+        chain_id=adapter.chain_id(service),
+        login_limiter=auth.RateLimiter(settings.auth.login_rate_per_minute),
+        nonce_limiter=auth.RateLimiter(settings.auth.login_rate_per_minute * 2),
+    )
+    ctx.worker = JobWorker(session_factory, adapter.job_handlers(ctx))
+    return ctx
+
+
+def create_app(settings: Settings | None = None, *, service=None, worker: bool = True) -> FastAPI:
+    """The Veilchain HTTP API. ``worker=False`` leaves queued jobs for another process."""
+    settings = settings or get_settings()
+    ctx = build_context(settings, service)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if worker:
+            resumed = ctx.worker.start()
+            if resumed:
+                log.info("resumed jobs: %s", ", ".join(resumed))
+        yield
+        if worker:
+            ctx.worker.stop()
+
+    app = FastAPI(
+        title="Veilchain API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "auth", "description": "Sign-In with Ethereum, JWTs, API keys."},
+            {"name": "datasets", "description": "Upload, list and inspect data sets."},
+            {"name": "jobs", "description": "Long work: progress, result, failure."},
+            {"name": "images", "description": "Image records, Merkle proofs, privacy reports."},
+            {"name": "verification", "description": "Auditor verification and attestation."},
+            {"name": "grants", "description": "On-chain access grants."},
+            {"name": "keys", "description": "Key release and decrypted content for grantees."},
+            {"name": "audit", "description": "The hash-chained audit log and its anchors."},
+            {"name": "system", "description": "Health."},
+        ],
+    )
+    app.state.ctx = ctx
+    install_problem_handlers(app)
+    app.include_router(api_router)
+    if WEB_DIR.is_dir():
+        app.mount("/dashboard", StaticFiles(directory=WEB_DIR, html=True), name="dashboard")
+
+    @app.get("/", include_in_schema=False)
+    def _root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    return app

@@ -1,0 +1,132 @@
+"""Request dependencies as ``Annotated`` aliases, and the per-app context they read.
+
+``SessionDep`` (a DB session), ``ServiceDep`` (the VeilchainService), ``CurrentUser`` (a
+:class:`Principal` from a bearer JWT or an ``X-API-Key``, roles read from the contract) and
+``require(*roles)`` keep route signatures short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from veilchain.config import Settings
+from veilchain.errors import AccessDeniedError, AuthenticationError
+from veilchain.platform import auth
+from veilchain.platform.jobs import JobWorker
+
+
+@dataclass
+class ApiContext:
+    """Everything the routes share, built once by ``create_app``."""
+
+    settings: Settings
+    service: Any  # veilchain.platform.service.VeilchainService
+    session_factory: sessionmaker
+    roles: auth.RoleResolver
+    chain_id: int
+    login_limiter: auth.RateLimiter
+    nonce_limiter: auth.RateLimiter
+    worker: JobWorker | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def get_ctx(request: Request) -> ApiContext:
+    return request.app.state.ctx
+
+
+CtxDep = Annotated[ApiContext, Depends(get_ctx)]
+
+
+def get_session(ctx: CtxDep) -> Iterator[Session]:
+    with ctx.session_factory() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_service(ctx: CtxDep) -> Any:
+    return ctx.service
+
+
+ServiceDep = Annotated[Any, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from POST /auth/login")
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="API key from POST /auth/api-keys"
+)
+
+
+def get_principal(
+    ctx: CtxDep,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    api_key: Annotated[str | None, Security(_api_key)] = None,
+) -> auth.Principal | None:
+    """The caller, or None when no credentials were sent."""
+    if bearer is not None:
+        address = auth.decode_token(
+            bearer.credentials,
+            secret=ctx.settings.auth.jwt_secret,
+            issuer=ctx.settings.auth.domain,
+        )
+        via = "jwt"
+    elif api_key:
+        address, via = auth.verify_api_key(session=session, token=api_key), "api_key"
+    else:
+        return None
+    return auth.Principal(address=address, roles=ctx.roles(address), via=via)
+
+
+OptionalUser = Annotated[auth.Principal | None, Depends(get_principal)]
+
+
+def get_current_user(user: OptionalUser) -> auth.Principal:
+    if user is None:
+        raise AuthenticationError("sign in first: send a bearer token or an X-API-Key")
+    return user
+
+
+CurrentUser = Annotated[auth.Principal, Depends(get_current_user)]
+
+
+def require(*roles: str):
+    """A dependency that lets only callers holding one of ``roles`` (read on chain) through."""
+
+    def _check(user: CurrentUser) -> auth.Principal:
+        if not user.has(*roles):
+            raise AccessDeniedError(
+                f"{user.address} lacks the role {' or '.join(roles)} on the contract"
+            )
+        return user
+
+    return _check
+
+
+InstitutionUser = Annotated[auth.Principal, Depends(require("institution"))]
+AuditorUser = Annotated[auth.Principal, Depends(require("auditor"))]
+
+
+def client_key(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def rate_limited(limiter_name: str):
+    """A dependency that answers 429 with Retry-After once a client exceeds the limit."""
+
+    def _check(request: Request, ctx: CtxDep) -> None:
+        wait = getattr(ctx, limiter_name).hit(client_key(request))
+        if wait:
+            raise HTTPException(
+                429,
+                f"too many requests; retry in {int(wait) + 1} s",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+
+    return _check

@@ -1,0 +1,22 @@
+"""Health of the API and the components behind it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from veilchain.platform.api.deps import CtxDep
+
+router = APIRouter(tags=["system"])
+
+
+class HealthPublic(BaseModel):
+    status: str = Field(examples=["ok"])
+    chain_id: int = Field(examples=[1337])
+    version: str = Field(examples=["1.0.0"])
+
+
+@router.get("/healthz", response_model=HealthPublic)
+def health(ctx: CtxDep) -> HealthPublic:
+    """Liveness: the API answers and knows its chain."""
+    return HealthPublic(status="ok", chain_id=ctx.chain_id, version="1.0.0")
