@@ -23,7 +23,8 @@
     ├── KeyManagementError
     │   ├── KeystoreError               wrong passphrase, missing or corrupt keystore
     │   ├── DecryptionError             wrong key, tampered ciphertext or header
-    │   └── KeyVersionError             master key version unknown or retired
+    │   ├── KeyVersionError             master key version unknown or retired
+    │   └── DataKeyNotFoundError        no data key stored for that (dataset, image)
     ├── AuthError
     │   ├── AuthenticationError         bad signature, expired or replayed login
     │   └── AccessDeniedError           no live grant, wrong role
@@ -143,6 +144,10 @@ class DecryptionError(KeyManagementError):
 
 
 class KeyVersionError(KeyManagementError):
+    pass
+
+
+class DataKeyNotFoundError(KeyManagementError):
     pass
 
 
