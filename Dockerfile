@@ -1,0 +1,21 @@
+# The Veilchain API image: `docker compose up --build` builds it (see docker-compose.yml).
+FROM python:3.11.11-slim-bookworm
+
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /app
+
+# CPU torch first: an unpinned torch would pull several GB of CUDA packages.
+RUN pip install torch==2.13.0
+COPY pyproject.toml README.md ./
+COPY contracts ./contracts
+COPY src ./src
+RUN pip install ".[postgres]"
+
+RUN useradd --system --uid 10001 --home-dir /data veilchain && mkdir -p /data \
+    && chown veilchain /data
+USER veilchain
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --retries=6 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
+CMD ["veilchain", "serve", "--host", "0.0.0.0", "--port", "8000"]

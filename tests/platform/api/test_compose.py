@@ -1,0 +1,119 @@
+"""docker-compose.yml: pinned images, admin ports on loopback, every setting the API needs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from veilchain.config import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+ADMIN_PORTS = {"ganache": 8545, "ipfs": 5001, "postgres": 5432}
+# What the API needs set to run against the real components in prod mode.
+REQUIRED = {
+    "VEILCHAIN_ENV",
+    "VEILCHAIN_DATA_DIR",
+    "VEILCHAIN_CHAIN__RPC_URL",
+    "VEILCHAIN_CHAIN__PRIVATE_KEY",
+    "VEILCHAIN_IPFS__API_URL",
+    "VEILCHAIN_DB__URL",
+    "VEILCHAIN_KMS__MASTER_KEY_HEX",
+    "VEILCHAIN_AUTH__JWT_SECRET",
+    "VEILCHAIN_AUTH__DOMAIN",
+    "VEILCHAIN_AUTH__URI",
+}
+_SUBST = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _env(compose: dict) -> dict[str, str]:
+    env = compose["services"]["api"]["environment"]
+    return dict(env) if isinstance(env, dict) else dict(e.split("=", 1) for e in env)
+
+
+def _fill(value: str, secrets: dict[str, str]) -> str:
+    """Resolve ${VAR:-default} / ${VAR:?msg} as docker compose would with ``secrets`` set."""
+
+    def sub(m: re.Match) -> str:
+        return secrets.get(m.group(1), m.group(2) if "-" in m.group(0) else "")
+
+    return _SUBST.sub(sub, str(value))
+
+
+def test_services_and_pinned_images(compose):
+    services = compose["services"]
+    assert {"ganache", "ipfs", "postgres", "api"} <= set(services)
+    assert services["ganache"]["image"].startswith("trufflesuite/ganache:v")
+    assert services["ipfs"]["image"].startswith("ipfs/kubo:v")
+    for name, svc in services.items():
+        if "image" in svc and name != "api":
+            assert ":" in svc["image"] and not svc["image"].endswith(":latest"), name
+    assert "--wallet.deterministic" in services["ganache"]["command"]
+    assert services["api"]["build"] == "."
+    assert (ROOT / "Dockerfile").is_file()
+
+
+def test_admin_ports_bind_loopback_only(compose):
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            spec = str(port)
+            container_port = int(spec.rsplit(":", 1)[-1].split("/")[0])
+            if name in ADMIN_PORTS or container_port in ADMIN_PORTS.values():
+                assert spec.startswith("127.0.0.1:"), f"{name} publishes {spec} beyond loopback"
+    published = {
+        name: [int(str(p).rsplit(":", 1)[-1]) for p in svc.get("ports", [])]
+        for name, svc in compose["services"].items()
+    }
+    for name, port in ADMIN_PORTS.items():
+        assert port in published[name], f"{name} should publish {port} on 127.0.0.1"
+
+
+def test_every_setting_the_api_needs_is_set(compose):
+    env = _env(compose)
+    assert set(env) >= REQUIRED, f"missing: {sorted(REQUIRED - set(env))}"
+    assert env["VEILCHAIN_ENV"] == "prod"
+    assert env["VEILCHAIN_CHAIN__RPC_URL"].startswith("http://ganache:")
+    assert "/ipfs/tcp/5001" in env["VEILCHAIN_IPFS__API_URL"]
+    assert "@postgres:5432/" in env["VEILCHAIN_DB__URL"]
+
+
+def test_every_variable_names_a_real_setting(compose):
+    for var in _env(compose):
+        path = var.removeprefix("VEILCHAIN_").lower().split("__")
+        model = Settings
+        for part in path:
+            assert part in model.model_fields, f"{var}: no setting {part!r}"
+            model = model.model_fields[part].annotation
+        # a field that is itself a section would be a mistake (it needs a leaf)
+        assert not (isinstance(model, type) and hasattr(model, "model_fields")), var
+
+
+def test_compose_environment_builds_valid_prod_settings(compose, monkeypatch):
+    secrets = {
+        "POSTGRES_PASSWORD": "pw-" + "x" * 20,
+        "VEILCHAIN_KMS__MASTER_KEY_HEX": "ab" * 32,
+        "VEILCHAIN_AUTH__JWT_SECRET": "jwt-" + "y" * 40,
+    }
+    for key in list(__import__("os").environ):
+        if key.startswith("VEILCHAIN_"):
+            monkeypatch.delenv(key)
+    for var, value in _env(compose).items():
+        monkeypatch.setenv(var, _fill(value, secrets))
+    s = Settings()
+    assert s.env == "prod"
+    assert s.chain.rpc_url == "http://ganache:8545"
+    assert s.db_url.startswith("postgresql+psycopg://veilchain:pw-")
+    assert s.kms.master_key_hex == "ab" * 32
+
+
+def test_required_secrets_have_no_default(compose):
+    env = _env(compose)
+    for var in ("VEILCHAIN_KMS__MASTER_KEY_HEX", "VEILCHAIN_AUTH__JWT_SECRET"):
+        assert ":?" in env[var], f"{var} must be required from the environment"
