@@ -86,6 +86,24 @@ def main(
 
 
 # --- platform commands (serve) ----------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers_off: Annotated[
+        bool, typer.Option("--no-worker", help="Leave queued jobs to another process.")
+    ] = False,
+) -> None:
+    """Run the HTTP API and dashboard (FastAPI + uvicorn)."""
+    import uvicorn
+
+    from veilchain.platform.api import create_app
+
+    try:
+        api = create_app(settings(), worker=not workers_off)
+    except VeilchainError as err:
+        fail(err)
+    uvicorn.run(api, host=host, port=port, log_level="info", access_log=False)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ STATUS_MAP: list[tuple[type[E.VeilchainError], int]] = [
     (E.ContentNotFoundError, 404),
     (E.CidMismatchError, 502),
     (E.StorageError, 502),
+    (E.DataKeyNotFoundError, 404),
     (E.DecryptionError, 502),
     (E.KeyVersionError, 409),
     (E.KeystoreError, 500),
