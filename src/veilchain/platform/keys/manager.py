@@ -1,0 +1,465 @@
+"""KeyManager: per-image data keys, versioned master keys and sealed release.
+
+The caller decides whether a release is allowed (live on-chain grant) and audits it; the
+KeyManager does the cryptography, stores wrapped keys and audits what changes key state
+(rotation, rewrap, retirement, deletion) inside the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from veilchain.errors import (
+    ConfigError,
+    DataKeyNotFoundError,
+    InputError,
+    KeyManagementError,
+    KeyVersionError,
+)
+from veilchain.platform.audit import AuditEvent, AuditLog
+from veilchain.platform.db import Base, engine_of, init_db, make_engine, make_session_factory
+from veilchain.platform.keys.envelope import (
+    DATA_KEY_LEN,
+    context_bytes,
+    decrypt_with_data_key,
+    encrypt_with_data_key,
+)
+from veilchain.platform.keys.keystore import KekSource, Keyring, PassphraseSource, RawKeySource
+from veilchain.platform.keys.sealing import seal_data_key
+from veilchain.platform.keys.tables import ALL_TABLES, DATA_KEYS, KEK_VERSIONS, KEYSTORE
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REWRAP_BATCH = 1_000
+_IN_CHUNK = 500
+_AUDIT_IMAGE_LIST_MAX = 100
+
+
+@dataclass(frozen=True)
+class KekVersionInfo:
+    version: int
+    created_at: str
+    state: str  # "current", "active" (decrypts) or "retired"
+    data_keys: int
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    keystore_id: str
+    kdf: str
+    current_version: int
+    min_decryption_version: int
+    versions: list[KekVersionInfo] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "keystore_id": self.keystore_id,
+            "kdf": self.kdf,
+            "current_version": self.current_version,
+            "min_decryption_version": self.min_decryption_version,
+            "versions": [v.__dict__ for v in self.versions],
+        }
+
+
+class KeyManager:
+    """Encrypt/decrypt images under per-image data keys wrapped by versioned master keys."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        kek_source: KekSource,
+        audit: AuditLog,
+        *,
+        actor: str = "kms",
+    ):
+        self._session_factory = session_factory
+        self._audit = audit
+        self._actor = actor
+        try:
+            Base.metadata.create_all(engine_of(session_factory), tables=ALL_TABLES)
+            self._keyring = Keyring(session_factory, kek_source)
+        except SQLAlchemyError as exc:
+            raise KeyManagementError(f"cannot open the key store: {_first_line(exc)}") from exc
+
+    # --- encryption -------------------------------------------------------------------
+    def encrypt(self, plaintext: bytes, *, dataset: str, image: str) -> bytes:
+        """Encrypt one image under a fresh data key and store the wrapped key."""
+        return self.encrypt_many([(image, plaintext)], dataset=dataset)[0]
+
+    def encrypt_many(self, items: Sequence[tuple[str, bytes]], *, dataset: str) -> list[bytes]:
+        """Encrypt ``(image_id, plaintext)`` pairs; all keys are stored in one transaction."""
+        images = [image for image, _ in items]
+        if len(set(images)) != len(images):
+            raise InputError("image ids in one encrypt_many call must be unique")
+        try:
+            with self._session_factory() as session:
+                version = session.execute(select(KEYSTORE.c.current_version)).scalar_one()
+                ciphertexts, rows = [], []
+                for image, plaintext in items:
+                    data_key = os.urandom(DATA_KEY_LEN)
+                    ciphertexts.append(
+                        encrypt_with_data_key(plaintext, data_key, dataset=dataset, image=image)
+                    )
+                    rows.append(
+                        {
+                            "dataset": dataset,
+                            "image": image,
+                            "kek_version": version,
+                            "wrapped": self._keyring.wrap(
+                                version, data_key, context_bytes(dataset, image)
+                            ),
+                        }
+                    )
+                if rows:
+                    session.execute(insert(DATA_KEYS), rows)
+                session.commit()
+        except IntegrityError as exc:
+            raise KeyManagementError(
+                f"a data key already exists for an image of dataset {dataset!r}; "
+                "delete_keys() it before encrypting that image again"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise KeyManagementError(f"cannot store data keys: {_first_line(exc)}") from exc
+        return ciphertexts
+
+    def decrypt(self, ciphertext: bytes, *, dataset: str, image: str) -> bytes:
+        """Decrypt one image; DecryptionError when anything was altered or misplaced."""
+        data_key = self._data_keys(dataset, [image])[image]
+        return decrypt_with_data_key(ciphertext, data_key, dataset=dataset, image=image)
+
+    def decrypt_many(self, items: Sequence[tuple[str, bytes]], *, dataset: str) -> list[bytes]:
+        """Decrypt ``(image_id, ciphertext)`` pairs with one key lookup per 500 images."""
+        keys = self._data_keys(dataset, [image for image, _ in items])
+        return [
+            decrypt_with_data_key(ct, keys[image], dataset=dataset, image=image)
+            for image, ct in items
+        ]
+
+    def release_sealed(self, *, dataset: str, image: str, recipient_public_key: bytes) -> bytes:
+        """The image's data key sealed to an X25519 public key (libsodium sealed box).
+
+        The caller must already have checked the grant and audits the release.
+        """
+        data_key = self._data_keys(dataset, [image])[image]
+        return seal_data_key(data_key, recipient_public_key)
+
+    def _data_keys(self, dataset: str, images: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(images))
+        found: dict[str, tuple[int, bytes]] = {}
+        try:
+            with self._session_factory() as session:
+                min_version = session.execute(
+                    select(KEYSTORE.c.min_decryption_version)
+                ).scalar_one()
+                for start in range(0, len(wanted), _IN_CHUNK):
+                    chunk = wanted[start : start + _IN_CHUNK]
+                    cond = DATA_KEYS.c.image == chunk[0]
+                    if len(chunk) > 1:
+                        cond = DATA_KEYS.c.image.in_(chunk)
+                    stmt = select(
+                        DATA_KEYS.c.image, DATA_KEYS.c.kek_version, DATA_KEYS.c.wrapped
+                    ).where(DATA_KEYS.c.dataset == dataset, cond)
+                    for img, version, wrapped in session.execute(stmt):
+                        found[img] = (version, bytes(wrapped))
+        except SQLAlchemyError as exc:
+            raise KeyManagementError(f"cannot read data keys: {_first_line(exc)}") from exc
+        keys: dict[str, bytes] = {}
+        for image in wanted:
+            if image not in found:
+                raise DataKeyNotFoundError(
+                    f"no data key for image {image!r} in dataset {dataset!r}; "
+                    "it was never registered here or its key was deleted"
+                )
+            version, wrapped = found[image]
+            if version < min_version:
+                raise KeyVersionError(
+                    f"the data key of image {image!r} is wrapped under retired master key "
+                    f"version {version} (minimum {min_version}); it can no longer be decrypted"
+                )
+            keys[image] = self._keyring.unwrap(version, wrapped, context_bytes(dataset, image))
+        return keys
+
+    # --- key inventory ----------------------------------------------------------------
+    def has_key(self, dataset: str, image: str) -> bool:
+        stmt = select(DATA_KEYS.c.image).where(
+            DATA_KEYS.c.dataset == dataset, DATA_KEYS.c.image == image
+        )
+        return self._read(lambda s: s.execute(stmt).first() is not None)
+
+    def images_with_keys(self, dataset: str) -> set[str]:
+        stmt = select(DATA_KEYS.c.image).where(DATA_KEYS.c.dataset == dataset)
+        return self._read(lambda s: set(s.execute(stmt).scalars()))
+
+    def delete_keys(
+        self, dataset: str, images: Iterable[str] | None = None, *, actor: str | None = None
+    ) -> int:
+        """Delete the data keys of a whole dataset or of some images (crypto-shredding);
+        returns how many were deleted and audits the deletion."""
+        image_list = None if images is None else list(dict.fromkeys(images))
+        deleted = 0
+        try:
+            with self._session_factory() as session:
+                if image_list is None:
+                    deleted = session.execute(
+                        delete(DATA_KEYS).where(DATA_KEYS.c.dataset == dataset)
+                    ).rowcount
+                else:
+                    for start in range(0, len(image_list), _IN_CHUNK):
+                        chunk = image_list[start : start + _IN_CHUNK]
+                        deleted += session.execute(
+                            delete(DATA_KEYS).where(
+                                DATA_KEYS.c.dataset == dataset, DATA_KEYS.c.image.in_(chunk)
+                            )
+                        ).rowcount
+                details: dict = {"dataset": dataset, "deleted": deleted}
+                if image_list is not None and len(image_list) <= _AUDIT_IMAGE_LIST_MAX:
+                    details["images"] = image_list
+                elif image_list is not None:
+                    details["requested"] = len(image_list)
+                self._audit.append(
+                    AuditEvent.KEY_DELETION,
+                    actor=actor or self._actor,
+                    subject=dataset,
+                    details=details,
+                    session=session,
+                )
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise KeyManagementError(f"cannot delete data keys: {_first_line(exc)}") from exc
+        log.info("deleted %d data keys of dataset %s", deleted, dataset)
+        return deleted
+
+    # --- master key lifecycle ---------------------------------------------------------
+    def rotate(self, *, actor: str | None = None) -> int:
+        """Make a new master key version current and return it; old versions still decrypt."""
+        try:
+            with self._session_factory() as session:
+                # The UPDATE takes the write/row lock before anything else is read.
+                version = session.execute(
+                    update(KEYSTORE)
+                    .values(current_version=KEYSTORE.c.current_version + 1)
+                    .returning(KEYSTORE.c.current_version)
+                ).scalar_one()
+                self._keyring.new_version(session, version)
+                self._audit.append(
+                    AuditEvent.ROTATION,
+                    actor=actor or self._actor,
+                    subject=f"kms:{self._keyring.keystore_id}",
+                    details={"version": version, "previous_version": version - 1},
+                    session=session,
+                )
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise KeyManagementError(f"cannot rotate the master key: {_first_line(exc)}") from exc
+        log.info("master key rotated to version %d", version)
+        return version
+
+    def rewrap(
+        self,
+        dataset_id: str | None = None,
+        *,
+        batch: int = DEFAULT_REWRAP_BATCH,
+        actor: str | None = None,
+    ) -> int:
+        """Re-wrap data keys under older (still decryptable) versions with the current one.
+
+        Works in batches of ``batch`` keys, one transaction each; plaintext data keys exist
+        only in memory for the moment of re-wrapping. Returns how many keys were re-wrapped.
+        """
+        if batch < 1:
+            raise InputError("rewrap batch size must be at least 1")
+        total = 0
+        try:
+            with self._session_factory() as session:
+                current, min_version = session.execute(
+                    select(KEYSTORE.c.current_version, KEYSTORE.c.min_decryption_version)
+                ).one()
+                cursor: tuple[str, str] = ("", "")
+                while True:
+                    stmt = (
+                        select(
+                            DATA_KEYS.c.dataset,
+                            DATA_KEYS.c.image,
+                            DATA_KEYS.c.kek_version,
+                            DATA_KEYS.c.wrapped,
+                        )
+                        .where(
+                            DATA_KEYS.c.kek_version < current,
+                            DATA_KEYS.c.kek_version >= min_version,
+                            (DATA_KEYS.c.dataset > cursor[0])
+                            | and_(DATA_KEYS.c.dataset == cursor[0], DATA_KEYS.c.image > cursor[1]),
+                        )
+                        .order_by(DATA_KEYS.c.dataset, DATA_KEYS.c.image)
+                        .limit(batch)
+                    )
+                    if dataset_id is not None:
+                        stmt = stmt.where(DATA_KEYS.c.dataset == dataset_id)
+                    rows = session.execute(stmt).all()
+                    if not rows:
+                        break
+                    params = []
+                    for ds, img, version, wrapped in rows:
+                        ctx = context_bytes(ds, img)
+                        data_key = self._keyring.unwrap(version, wrapped, ctx)
+                        params.append(
+                            {
+                                "b_ds": ds,
+                                "b_img": img,
+                                "b_old": version,
+                                "b_new": current,
+                                "b_wrapped": self._keyring.wrap(current, data_key, ctx),
+                            }
+                        )
+                    session.execute(
+                        update(DATA_KEYS)
+                        .where(
+                            DATA_KEYS.c.dataset == bindparam("b_ds"),
+                            DATA_KEYS.c.image == bindparam("b_img"),
+                            DATA_KEYS.c.kek_version == bindparam("b_old"),
+                        )
+                        .values(kek_version=bindparam("b_new"), wrapped=bindparam("b_wrapped")),
+                        params,
+                    )
+                    session.commit()
+                    total += len(rows)
+                    cursor = (rows[-1][0], rows[-1][1])
+                self._audit.append(
+                    AuditEvent.REWRAP,
+                    actor=actor or self._actor,
+                    subject=dataset_id or f"kms:{self._keyring.keystore_id}",
+                    details={"dataset": dataset_id, "to_version": current, "rewrapped": total},
+                    session=session,
+                )
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise KeyManagementError(f"cannot rewrap data keys: {_first_line(exc)}") from exc
+        log.info("re-wrapped %d data keys under master key version %d", total, current)
+        return total
+
+    def set_min_decryption_version(
+        self, version: int, *, force: bool = False, actor: str | None = None
+    ) -> None:
+        """Retire every master key version below ``version``: their data keys stop
+        decrypting. Refused while data keys still depend on them, unless ``force``."""
+        try:
+            with self._session_factory() as session:
+                current, previous = session.execute(
+                    update(KEYSTORE)
+                    .values(min_decryption_version=KEYSTORE.c.min_decryption_version)
+                    .returning(KEYSTORE.c.current_version, KEYSTORE.c.min_decryption_version)
+                ).one()
+                if not previous <= version <= current:
+                    raise KeyVersionError(
+                        f"minimum decryption version must be between {previous} (the current "
+                        f"minimum; it never goes down) and {current} (the current version)"
+                    )
+                stranded = session.execute(
+                    select(func.count()).where(DATA_KEYS.c.kek_version < version)
+                ).scalar_one()
+                if stranded and not force:
+                    raise KeyVersionError(
+                        f"{stranded} data keys are still wrapped under versions below {version}; "
+                        "run rewrap first (or force, making them undecryptable)"
+                    )
+                session.execute(update(KEYSTORE).values(min_decryption_version=version))
+                self._audit.append(
+                    AuditEvent.RETIRE,
+                    actor=actor or self._actor,
+                    subject=f"kms:{self._keyring.keystore_id}",
+                    details={
+                        "min_decryption_version": version,
+                        "previous_min": previous,
+                        "stranded_data_keys": stranded,
+                    },
+                    session=session,
+                )
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise KeyManagementError(
+                f"cannot set the minimum decryption version: {_first_line(exc)}"
+            ) from exc
+        log.info("master key versions below %d retired", version)
+
+    def status(self) -> KeyStatus:
+        """Current and minimum versions, and every version with its state and key count."""
+
+        def read(session: Session) -> KeyStatus:
+            ks = session.execute(select(KEYSTORE)).one()
+            counts = dict(
+                session.execute(
+                    select(DATA_KEYS.c.kek_version, func.count()).group_by(DATA_KEYS.c.kek_version)
+                ).all()
+            )
+            versions = []
+            for version, created in session.execute(
+                select(KEK_VERSIONS.c.version, KEK_VERSIONS.c.created_at).order_by(
+                    KEK_VERSIONS.c.version
+                )
+            ):
+                state = (
+                    "current"
+                    if version == ks.current_version
+                    else ("retired" if version < ks.min_decryption_version else "active")
+                )
+                versions.append(KekVersionInfo(version, created, state, counts.get(version, 0)))
+            return KeyStatus(
+                keystore_id=ks.keystore_id,
+                kdf=json.loads(ks.kdf)["name"],
+                current_version=ks.current_version,
+                min_decryption_version=ks.min_decryption_version,
+                versions=versions,
+            )
+
+        return self._read(read)
+
+    def _read(self, fn):
+        try:
+            with self._session_factory() as session:
+                return fn(session)
+        except SQLAlchemyError as exc:
+            raise KeyManagementError(f"cannot read the key store: {_first_line(exc)}") from exc
+
+
+def build_key_manager(
+    *,
+    db_url: str | None = None,
+    session_factory: sessionmaker[Session] | None = None,
+    passphrase: str | None = None,
+    master_key_hex: str | None = None,
+    data_dir: str | Path | None = None,
+    audit: AuditLog | None = None,
+    scrypt_n: int | None = None,
+) -> KeyManager:
+    """Wire a KeyManager from settings values. ``master_key_hex`` wins over ``passphrase``;
+    without ``db_url``/``session_factory`` the database is ``data_dir/veilchain.db``."""
+    if session_factory is None:
+        if db_url is None:
+            if data_dir is None:
+                raise InputError("build_key_manager needs db_url, session_factory or data_dir")
+            db_url = f"sqlite:///{(Path(data_dir) / 'veilchain.db').resolve()}"
+        engine = make_engine(db_url)
+        init_db(engine)
+        session_factory = make_session_factory(engine)
+    if master_key_hex:
+        source: KekSource = RawKeySource.from_hex(master_key_hex)
+    elif passphrase:
+        source = (
+            PassphraseSource(passphrase, n=scrypt_n) if scrypt_n else PassphraseSource(passphrase)
+        )
+    else:
+        raise ConfigError("set VEILCHAIN_KMS__PASSPHRASE or VEILCHAIN_KMS__MASTER_KEY_HEX")
+    return KeyManager(session_factory, source, audit or AuditLog(session_factory))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
