@@ -43,6 +43,26 @@ DEFAULT_REWRAP_BATCH = 1_000
 _IN_CHUNK = 500
 _AUDIT_IMAGE_LIST_MAX = 100
 
+_KEYS_FROM = DATA_KEYS.join(KEYSTORE, KEYSTORE.c.id == 1)
+_ONE_KEY = (
+    select(DATA_KEYS.c.kek_version, DATA_KEYS.c.wrapped, KEYSTORE.c.min_decryption_version)
+    .select_from(_KEYS_FROM)
+    .where(DATA_KEYS.c.dataset == bindparam("ds"), DATA_KEYS.c.image == bindparam("img"))
+)
+_MANY_KEYS = (
+    select(
+        DATA_KEYS.c.image,
+        DATA_KEYS.c.kek_version,
+        DATA_KEYS.c.wrapped,
+        KEYSTORE.c.min_decryption_version,
+    )
+    .select_from(_KEYS_FROM)
+    .where(
+        DATA_KEYS.c.dataset == bindparam("ds"),
+        DATA_KEYS.c.image.in_(bindparam("imgs", expanding=True)),
+    )
+)
+
 
 @dataclass(frozen=True)
 class KekVersionInfo:
@@ -82,10 +102,11 @@ class KeyManager:
         actor: str = "kms",
     ):
         self._session_factory = session_factory
+        self._engine = engine_of(session_factory)
         self._audit = audit
         self._actor = actor
         try:
-            Base.metadata.create_all(engine_of(session_factory), tables=ALL_TABLES)
+            Base.metadata.create_all(self._engine, tables=ALL_TABLES)
             self._keyring = Keyring(session_factory, kek_source)
         except SQLAlchemyError as exc:
             raise KeyManagementError(f"cannot open the key store: {_first_line(exc)}") from exc
@@ -154,22 +175,20 @@ class KeyManager:
 
     def _data_keys(self, dataset: str, images: Sequence[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(images))
-        found: dict[str, tuple[int, bytes]] = {}
+        found: dict[str, tuple[int, bytes, int]] = {}
         try:
-            with self._session_factory() as session:
-                min_version = session.execute(
-                    select(KEYSTORE.c.min_decryption_version)
-                ).scalar_one()
-                for start in range(0, len(wanted), _IN_CHUNK):
+            # A plain connection and prebuilt statements keep the per-image overhead low.
+            with self._engine.connect() as conn:
+                if len(wanted) == 1:
+                    row = conn.execute(_ONE_KEY, {"ds": dataset, "img": wanted[0]}).first()
+                    if row is not None:
+                        found[wanted[0]] = (row[0], bytes(row[1]), row[2])
+                for start in range(0, len(wanted) if len(wanted) > 1 else 0, _IN_CHUNK):
                     chunk = wanted[start : start + _IN_CHUNK]
-                    cond = DATA_KEYS.c.image == chunk[0]
-                    if len(chunk) > 1:
-                        cond = DATA_KEYS.c.image.in_(chunk)
-                    stmt = select(
-                        DATA_KEYS.c.image, DATA_KEYS.c.kek_version, DATA_KEYS.c.wrapped
-                    ).where(DATA_KEYS.c.dataset == dataset, cond)
-                    for img, version, wrapped in session.execute(stmt):
-                        found[img] = (version, bytes(wrapped))
+                    for img, version, wrapped, min_version in conn.execute(
+                        _MANY_KEYS, {"ds": dataset, "imgs": chunk}
+                    ):
+                        found[img] = (version, bytes(wrapped), min_version)
         except SQLAlchemyError as exc:
             raise KeyManagementError(f"cannot read data keys: {_first_line(exc)}") from exc
         keys: dict[str, bytes] = {}
@@ -179,7 +198,7 @@ class KeyManager:
                     f"no data key for image {image!r} in dataset {dataset!r}; "
                     "it was never registered here or its key was deleted"
                 )
-            version, wrapped = found[image]
+            version, wrapped, min_version = found[image]
             if version < min_version:
                 raise KeyVersionError(
                     f"the data key of image {image!r} is wrapped under retired master key "
