@@ -82,6 +82,41 @@ def main(
 # --- anonymizer commands (anonymize, evaluate, train) -----------------------
 
 
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="ciagan or dp")],
+    data: Annotated[Path, typer.Option(help="Corpus dir (corpus.npz) or CelebA-layout folder.")],
+    steps: Annotated[int | None, typer.Option(help="Total steps (default 10000).")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Checkpoints in OUT/MODEL, weights in OUT/MODEL/weights.")
+    ] = Path("runs/train"),
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch threads.")] = None,
+) -> None:
+    """Train CIAGAN or the DP latent autoencoder (needs the 'train' extra)."""
+    from veilchain.anonymizer.training import run_training
+
+    try:
+        if model not in ("ciagan", "dp"):
+            raise InputError(f"unknown model {model!r}; use ciagan or dp")
+        result = run_training(
+            model,
+            data,
+            out_dir / model,
+            steps=steps,
+            max_minutes=max_minutes,
+            resume=resume,
+            seed=seed,
+            threads=threads,
+            progress=lambda m: console.print(m, highlight=False),
+        )
+    except VeilchainError as err:
+        fail(err)
+    out.print_json(json.dumps(result))
+
+
 # --- trust pipeline commands (register, verify, grant, revoke, fetch, keys, chain, cid, demo)
 
 
