@@ -1,1 +1,129 @@
-"""Pytest fixtures that start a real ipfs on 127.0.0.1 for the integration tests."""
+"""Pytest fixtures that start a real ipfs on 127.0.0.1 for the integration tests.
+
+One js-ipfs daemon (npm ``ipfs``, installed by ``make install`` into node_modules) per test
+session: a fresh repo in a temp dir (``init --profile test --empty-repo``), the API on a free
+loopback port, no swarm, no bootstrap, ``daemon --offline``. Locally the tests that need it
+skip when node_modules/ipfs is missing; with ``CI`` set they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+JSIPFS_CLI = ROOT / "node_modules" / "ipfs" / "src" / "cli.js"
+POLYFILL = ROOT / "scripts" / "ipfs_polyfill.cjs"
+START_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class IpfsDaemon:
+    api_addr: str  # multiaddr, e.g. /ip4/127.0.0.1/tcp/40123
+    repo: Path
+    pid: int
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _jsipfs(*args: str) -> list[str]:
+    return ["node", "--require", str(POLYFILL), str(JSIPFS_CLI), *args]
+
+
+def _log_tail(log: Path) -> str:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return " | ".join(text.strip().splitlines()[-8:])
+
+
+def start_jsipfs(repo: Path) -> tuple[subprocess.Popen, str, Path]:
+    """Init a js-ipfs repo at ``repo``, start its daemon offline, return (process, api, log)."""
+    env = {**os.environ, "IPFS_PATH": str(repo)}
+    subprocess.run(
+        _jsipfs("init", "--profile", "test", "--empty-repo"),
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=START_TIMEOUT_S,
+    )
+    port = _free_port()
+    api = f"/ip4/127.0.0.1/tcp/{port}"
+    config_path = repo / "config"
+    config = json.loads(config_path.read_text())
+    config["Addresses"].update(API=api, Swarm=[], Gateway="", RPC="")
+    config["Bootstrap"] = []
+    config_path.write_text(json.dumps(config, indent=2))
+
+    log = repo / "daemon.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            _jsipfs("daemon", "--offline"),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"js-ipfs daemon exited with {proc.returncode}: {_log_tail(log)}")
+        if "Daemon is ready" in log.read_text(errors="replace"):
+            return proc, api, log
+        time.sleep(0.25)
+    stop_process(proc)
+    raise RuntimeError(f"js-ipfs daemon not ready in {START_TIMEOUT_S} s: {_log_tail(log)}")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM the daemon we started (its own process group), SIGKILL after 15 s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+
+
+def _require_jsipfs() -> None:
+    missing = [str(p) for p in (JSIPFS_CLI, POLYFILL) if not p.exists()]
+    if shutil.which("node") is None:
+        missing.append("node on PATH")
+    if not missing:
+        return
+    message = f"js-ipfs is not installed ({', '.join(missing)}); run `make install`"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def ipfs_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsDaemon]:
+    """A js-ipfs daemon for the whole session, on a free 127.0.0.1 port, offline."""
+    _require_jsipfs()
+    repo = tmp_path_factory.mktemp("jsipfs")
+    proc, api, _ = start_jsipfs(repo)
+    try:
+        yield IpfsDaemon(api_addr=api, repo=repo, pid=proc.pid)
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def ipfs_api_addr(ipfs_daemon: IpfsDaemon) -> str:
+    """The API multiaddr of the session's js-ipfs daemon."""
+    return ipfs_daemon.api_addr
