@@ -1,1 +1,112 @@
-"""Pytest fixtures that start a real ganache on 127.0.0.1 for the integration tests."""
+"""Pytest fixtures that start a real ganache on 127.0.0.1 for the integration tests.
+
+``ganache_url`` is one ganache (npm ``ganache@7.9.2`` from node_modules, deterministic
+wallet, chain id 1337, instamine) per test session on a free loopback port; the fixture stops
+it at the end. ``start_ganache()`` starts another one (e.g. to test a node going away).
+Locally the tests that need it skip when node_modules/ganache is missing; with ``CI`` set they
+fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GANACHE_CLI = ROOT / "node_modules" / "ganache" / "dist" / "node" / "cli.js"
+START_TIMEOUT_S = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rpc_ready(url: str) -> bool:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    request = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return "result" in json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+
+
+def start_ganache(log: Path) -> tuple[subprocess.Popen, str]:
+    """Start ganache on a free 127.0.0.1 port; returns (process, http url) once it answers."""
+    port = _free_port()
+    cmd = [
+        "node",
+        str(GANACHE_CLI),
+        "--server.host",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--wallet.deterministic",
+        "--logging.quiet",
+        "--chain.chainId",
+        "1337",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-600:]
+            raise RuntimeError(f"ganache exited with {proc.returncode}: {tail}")
+        if _rpc_ready(url):
+            return proc, url
+        time.sleep(0.2)
+    stop_ganache(proc)
+    raise RuntimeError(f"ganache did not answer on {url} within {START_TIMEOUT_S} s")
+
+
+def stop_ganache(proc: subprocess.Popen) -> None:
+    """SIGTERM the ganache we started (its own process group), SIGKILL after 10 s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def require_ganache() -> None:
+    """Skip (locally) or fail (CI) when ganache or node is not installed."""
+    missing = [] if GANACHE_CLI.exists() else [str(GANACHE_CLI)]
+    if shutil.which("node") is None:
+        missing.append("node on PATH")
+    if not missing:
+        return
+    message = f"ganache is not installed ({', '.join(missing)}); run `make install`"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def ganache_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The HTTP URL of a ganache node running for the whole test session."""
+    require_ganache()
+    log = tmp_path_factory.mktemp("ganache") / "ganache.log"
+    proc, url = start_ganache(log)
+    try:
+        yield url
+    finally:
+        stop_ganache(proc)

@@ -108,7 +108,10 @@ class ChainBackend:
                 f"{action} reverted with unknown error 0x{bytes(data).hex()[:8]}"
             )
         name, types, names = known
-        values = tuple(abi_decode(types, body)) if types else ()
+        values = tuple(
+            to_checksum_address(v) if t == "address" else v
+            for t, v in zip(types, abi_decode(types, body) if types else (), strict=True)
+        )
         shown = ", ".join(f"{n}={_fmt_arg(v)}" for n, v in zip(names, values, strict=True))
         return ContractRevertedError(f"{action} reverted: {name}({shown})", name=name, args=values)
 
