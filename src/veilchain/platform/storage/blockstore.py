@@ -65,19 +65,19 @@ class BlockStoreBackend:
         return f"BlockStoreBackend({str(self.root)!r})"
 
     # --- paths -------------------------------------------------------------------------------
-    def _object_path(self, cid: str) -> Path:
+    def object_path(self, cid: str) -> Path:
         return self._objects / cid[-3:-1] / cid
 
     # --- writing -----------------------------------------------------------------------------
     def _publish(self, tmp_path: Path, cid: str) -> None:
         """Rename a fully written, fsynced temp file into place and fsync the directory."""
-        target = self._object_path(cid)
+        target = self.object_path(cid)
         target.parent.mkdir(exist_ok=True)
         os.replace(tmp_path, target)
         _fsync_dir(target.parent)
 
     def _intact(self, cid: str, data: bytes | memoryview | None = None) -> bool:
-        path = self._object_path(cid)
+        path = self.object_path(cid)
         try:
             if data is not None:
                 return path.stat().st_size == len(data) and path.read_bytes() == data
@@ -138,7 +138,7 @@ class BlockStoreBackend:
         """The content of ``cid``, verified against it; CidMismatchError if the copy is corrupt."""
         cid = normalize_cid(cid)
         try:
-            data = self._object_path(cid).read_bytes()
+            data = self.object_path(cid).read_bytes()
         except FileNotFoundError as exc:
             raise ContentNotFoundError(
                 f"{cid} is not in the block store {self.root}; add it first"
@@ -154,11 +154,11 @@ class BlockStoreBackend:
         return data
 
     def has(self, cid: str) -> bool:
-        return self._object_path(normalize_cid(cid)).is_file()
+        return self.object_path(normalize_cid(cid)).is_file()
 
     def size(self, cid: str) -> int:
         try:
-            return self._object_path(normalize_cid(cid)).stat().st_size
+            return self.object_path(normalize_cid(cid)).stat().st_size
         except FileNotFoundError as exc:
             raise ContentNotFoundError(f"{cid} is not in the block store {self.root}") from exc
 
