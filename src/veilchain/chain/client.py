@@ -269,8 +269,10 @@ class ChainClient:
 
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, fn: str, *args: Any) -> Any:
+        # No "from": py-evm charges the caller's balance even for eth_call, and every view
+        # here is independent of msg.sender, so unfunded readers (auditors) can call.
         with self.backend.translating(f"calling {fn}"):
-            return self._contract.functions[fn](*args).call({"from": self.sender})
+            return self._contract.functions[fn](*args).call()
 
     def _transact(self, fn: str, *args: Any) -> dict:
         action = f"{fn} from {self.sender}"
