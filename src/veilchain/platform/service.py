@@ -205,6 +205,7 @@ class VeilchainService:
         session_factory: sessionmaker[Session],
         anonymizer_factory: Callable[..., Any],
         seed: int = 0,
+        keystore=None,
     ) -> None:
         self.chain = chain
         self.accounts = accounts
@@ -214,6 +215,7 @@ class VeilchainService:
         self.session_factory = session_factory
         self._anonymizer_factory = anonymizer_factory
         self.seed = seed
+        self.keystore = keystore  # local accounts (roles, grantees); None on a bare service
         self.chain_id = int(chain.backend.chain_id)
 
     def as_role(self, role: str):
@@ -970,4 +972,5 @@ def build_service(settings) -> VeilchainService:
         session_factory=sessions,
         anonymizer_factory=anonymizer_factory,
         seed=a.seed,
+        keystore=keystore,
     )
