@@ -179,7 +179,7 @@ def evaluate(
     if as_json:
         emit(report, True)
         return
-    table = Table(*(h for _, h in SUMMARY_COLUMNS))
+    table = Table(*(h for _, h in SUMMARY_COLUMNS), box=None, pad_edge=False)
     for row in report["results"]:
         table.add_row(*(_fmt_cell(row.get(k)) for k, _ in SUMMARY_COLUMNS))
     out.print(table)
@@ -191,7 +191,7 @@ def evaluate(
 def _fmt_cell(v) -> str:
     if v is None:
         return "-"
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
 @app.command()
