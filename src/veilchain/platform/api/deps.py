@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -130,3 +130,10 @@ def rate_limited(limiter_name: str):
             )
 
     return _check
+
+
+# --- path parameters ------------------------------------------------------------
+DatasetId = Annotated[int, Path(ge=0, le=2**31, description="On-chain data set id.")]
+VersionNo = Annotated[int, Path(ge=1, le=2**31, description="Version, from 1.")]
+ImageIndex = Annotated[int, Path(ge=0, le=2**31, description="Record index in the manifest.")]
+Address = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$", description="An Ethereum address.")]

@@ -61,6 +61,16 @@ STATUS_MAP: list[tuple[type[E.VeilchainError], int]] = [
 ]
 # Contract errors that mean "you may not" rather than "not in this state".
 _FORBIDDEN_REVERTS = re.compile(r"^(Not[A-Z]\w*|Unauthorized\w*|AccessDenied\w*)$")
+_REVERT_STATUS = {
+    "UnknownDataset": 404,
+    "UnknownVersion": 404,
+    "NoGrant": 404,
+    "ExpiryInPast": 400,
+    "ZeroAddress": 400,
+    "EmptyDataset": 400,
+    "ZeroMerkleRoot": 400,
+    "RecordCountTooLarge": 400,
+}
 
 _TITLES = {
     400: "Bad request",
@@ -97,8 +107,11 @@ def _slug(name: str) -> str:
 
 def status_for(exc: E.VeilchainError) -> int:
     """The HTTP status of a Veilchain error (the mapping documented in docs/api.md)."""
-    if isinstance(exc, E.ContractRevertedError) and _FORBIDDEN_REVERTS.match(exc.name or ""):
-        return 403
+    if isinstance(exc, E.ContractRevertedError):
+        if exc.name in _REVERT_STATUS:
+            return _REVERT_STATUS[exc.name]
+        if _FORBIDDEN_REVERTS.match(exc.name or ""):
+            return 403
     return next(code for cls, code in STATUS_MAP if isinstance(exc, cls))
 
 

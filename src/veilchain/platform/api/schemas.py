@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 EXAMPLE_ADDRESS = "0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1"
+EXAMPLE_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
 
 # --- auth -------------------------------------------------------------------
@@ -93,3 +94,186 @@ class JobPublic(BaseModel):
 class JobsPublic(BaseModel):
     data: list[JobPublic]
     count: int
+
+
+# --- data sets and versions -------------------------------------------------
+class AttestationPublic(BaseModel):
+    auditor: str = Field(examples=[EXAMPLE_ADDRESS])
+    passed: bool
+    report_cid: str = Field(
+        examples=["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]
+    )
+    block_number: int
+    tx_hash: str
+
+
+class VersionPublic(BaseModel):
+    dataset_id: int = Field(examples=[1])
+    version: int = Field(examples=[1])
+    merkle_root: str = Field(examples=["0x" + "3a" * 32])
+    record_count: int = Field(examples=[100])
+    manifest_cid: str = Field(
+        examples=["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]
+    )
+    model_hash: str = Field(examples=["0x" + "00" * 32])
+    method: str = Field(examples=["pixelate"])
+    params: str = Field(examples=['{"block":12}'])
+    epsilon: float | None = Field(default=None, examples=[None])
+    registrant: str = Field(examples=[EXAMPLE_ADDRESS])
+    registered_at: int = Field(description="Block timestamp (Unix seconds).")
+    block_number: int
+    tx_hash: str
+    attestations: list[AttestationPublic] = []
+
+
+class DatasetSummary(BaseModel):
+    id: int = Field(examples=[1])
+    name: str = Field(examples=["faces-2026-11"])
+    owner: str = Field(examples=[EXAMPLE_ADDRESS])
+    version_count: int = Field(examples=[1])
+    record_count: int = Field(description="Images in the newest version.", examples=[100])
+    method: str = Field(examples=["pixelate"])
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetSummary]
+    count: int
+
+
+class DatasetPublic(DatasetSummary):
+    uploader: str | None = Field(
+        default=None, description="The institution that uploaded it through this API, if any."
+    )
+    versions: list[VersionPublic]
+
+
+# --- images -------------------------------------------------------------------
+class ImagePublic(BaseModel):
+    index: int = Field(examples=[0])
+    image_id: str = Field(examples=["img-0000"])
+    cid: str = Field(examples=[EXAMPLE_CID])
+    ciphertext_sha256: str = Field(examples=["ab" * 32])
+    anonymized_sha256: str = Field(examples=["cd" * 32])
+    size: int = Field(examples=[52344])
+    width: int = Field(examples=[128])
+    height: int = Field(examples=[128])
+    report: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImagesPublic(BaseModel):
+    data: list[ImagePublic]
+    count: int
+
+
+class ProofPublic(BaseModel):
+    dataset_id: int
+    version: int
+    index: int
+    leaf: str = Field(examples=["0x" + "5c" * 32])
+    proof: list[str] = Field(examples=[["0x" + "11" * 32, "0x" + "22" * 32]])
+    merkle_root: str = Field(examples=["0x" + "3a" * 32])
+    verified_on_chain: bool | None = Field(
+        default=None, description="verifyRecord on the contract; only with ?check=true."
+    )
+
+
+# --- verification -------------------------------------------------------------
+class VerificationCreate(BaseModel):
+    attest: bool = Field(
+        default=True, description="Pin the report and record the verdict on chain (attest)."
+    )
+
+
+class ImageVerdict(BaseModel):
+    index: int
+    image_id: str
+    ok: bool
+    problems: list[str] = Field(default_factory=list, examples=[["ciphertext hash mismatch"]])
+
+
+class VerificationReport(BaseModel):
+    dataset_id: int
+    version: int
+    passed: bool
+    root_matches: bool = True
+    problems: list[str] = Field(default_factory=list)
+    images: list[ImageVerdict]
+    report_cid: str | None = None
+    attest_tx: str | None = None
+
+
+# --- grants -------------------------------------------------------------------
+class GrantCreate(BaseModel):
+    grantee: str = Field(pattern=ADDRESS_PATTERN, examples=[EXAMPLE_ADDRESS])
+    expires_at: datetime | None = Field(
+        default=None, description="When the grant ends; default: ttl_s from now."
+    )
+    ttl_s: int = Field(default=30 * 24 * 3600, ge=60, le=10 * 365 * 24 * 3600)
+
+
+class GrantPublic(BaseModel):
+    dataset_id: int
+    grantee: str = Field(examples=[EXAMPLE_ADDRESS])
+    expires_at: datetime
+    granted_at: datetime | None = None
+    state: Literal["live", "expired", "revoked"]
+    tx_hash: str | None = None
+
+
+class GrantsPublic(BaseModel):
+    data: list[GrantPublic]
+    count: int
+
+
+# --- key release -------------------------------------------------------------
+class KeyRequest(BaseModel):
+    public_key: str = Field(
+        pattern=r"^[A-Za-z0-9+/]{43}=$",
+        description="The grantee's X25519 public key, 32 bytes in standard base64.",
+        examples=["jY2N4o3bOv4Vb2b5m0dJk8nGf3YsF1mQb6H3a9XkG0c="],
+    )
+
+
+class SealedKeyPublic(BaseModel):
+    dataset_id: int
+    version: int
+    index: int
+    image_id: str
+    cid: str
+    scheme: str = Field(examples=["x25519-xsalsa20-poly1305 (libsodium sealed box)"])
+    sealed_key: str = Field(description="Base64 sealed box; open with the X25519 private key.")
+
+
+# --- audit ------------------------------------------------------------------------
+class AuditEntryPublic(BaseModel):
+    seq: int
+    ts: str
+    event: str = Field(examples=["key.release"])
+    actor: str
+    subject: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    entry_hash: str
+
+
+class AuditEntriesPublic(BaseModel):
+    data: list[AuditEntryPublic]
+    count: int
+
+
+class AuditVerificationPublic(BaseModel):
+    ok: bool
+    entries: int
+    head: str | None = None
+    broken_at: int | None = None
+    reason: str | None = None
+    anchored: bool | None = Field(
+        default=None, description="The newest on-chain anchor matches this log."
+    )
+
+
+class AuditAnchorPublic(BaseModel):
+    root: str = Field(examples=["0x" + "9f" * 32])
+    count: int
+    tx_hash: str | None = None
+    block_number: int | None = None
+    anchored_at: int | None = None

@@ -2,8 +2,18 @@
 
 from fastapi import APIRouter
 
-from veilchain.platform.api.routes import auth, jobs, system
+from veilchain.platform.api.routes import (
+    audit,
+    auth,
+    datasets,
+    grants,
+    images,
+    jobs,
+    keys,
+    system,
+    verification,
+)
 
 api_router = APIRouter()
-for _module in (auth, jobs, system):
+for _module in (auth, datasets, images, verification, grants, keys, jobs, audit, system):
     api_router.include_router(_module.router)

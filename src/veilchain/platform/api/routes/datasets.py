@@ -1,0 +1,94 @@
+"""Data sets: upload images (files or a zip) -> a registration job; list and inspect."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+
+from veilchain.errors import InputError
+from veilchain.platform.api import adapter
+from veilchain.platform.api.deps import (
+    CtxDep,
+    DatasetId,
+    InstitutionUser,
+    ServiceDep,
+    SessionDep,
+    VersionNo,
+)
+from veilchain.platform.api.problems import problem_responses
+from veilchain.platform.api.schemas import (
+    DatasetPublic,
+    DatasetsPublic,
+    JobPublic,
+    VersionPublic,
+)
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+METHODS = ("ciagan", "dp", "dppix", "blur", "pixelate", "mask")
+
+
+@router.post(
+    "",
+    response_model=JobPublic,
+    status_code=202,
+    responses=problem_responses(400, 401, 403, 413, 422),
+)
+async def upload_dataset(
+    ctx: CtxDep,
+    session: SessionDep,
+    user: InstitutionUser,
+    name: Annotated[str, Form(min_length=1, max_length=200, examples=["faces-2026-11"])],
+    method: Annotated[str, Form(examples=["pixelate"], description=f"one of {', '.join(METHODS)}")],
+    params: Annotated[str, Form(max_length=4000, examples=['{"block": 12}'])] = "{}",
+    files: Annotated[list[UploadFile] | None, File(description="Image files.")] = None,
+    archive: Annotated[UploadFile | None, File(description="A zip of image files.")] = None,
+    allow_recognizable: Annotated[
+        bool, Form(description="Publish images whose faces failed the identity check.")
+    ] = False,
+) -> JobPublic:
+    """Upload images with an anonymization method and its parameters; returns the job that
+    anonymizes, encrypts, pins and registers them (poll ``GET /jobs/{id}``)."""
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    try:
+        method_params = json.loads(params)
+    except ValueError as exc:
+        raise InputError('params must be a JSON object, e.g. {"block": 12}') from exc
+    if not isinstance(method_params, dict):
+        raise InputError('params must be a JSON object, e.g. {"block": 12}')
+    items = await adapter.read_upload(files or [], archive)
+    job = adapter.submit_registration(
+        ctx, session, owner=user.address, name=name, method=method, params=method_params,
+        items=items, allow_recognizable=allow_recognizable,
+    )  # fmt: skip
+    return JobPublic.model_validate(job)
+
+
+@router.get("", response_model=DatasetsPublic)
+def list_datasets(
+    service: ServiceDep,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> DatasetsPublic:
+    """Data sets on the contract, with the newest version's size and method."""
+    rows, count = adapter.list_datasets(service, limit=limit, offset=offset)
+    return DatasetsPublic(data=rows, count=count)
+
+
+@router.get("/{dataset_id}", response_model=DatasetPublic, responses=problem_responses(404))
+def get_dataset(dataset_id: DatasetId, service: ServiceDep, session: SessionDep) -> DatasetPublic:
+    """A data set with every on-chain version and its attestations."""
+    return adapter.get_dataset(service, session, dataset_id)
+
+
+@router.get(
+    "/{dataset_id}/versions/{version}",
+    response_model=VersionPublic,
+    responses=problem_responses(404),
+)
+def get_version(dataset_id: DatasetId, version: VersionNo, service: ServiceDep) -> VersionPublic:
+    """One version as recorded on chain (root, manifest CID, model hash, privacy params)."""
+    return adapter.get_version(service, dataset_id, version)
