@@ -222,7 +222,7 @@ def train(
             resume=resume,
             seed=seed,
             threads=threads,
-            progress=lambda m: console.print(m, highlight=False),
+            progress=lambda m: console.print(m, highlight=False, soft_wrap=True),
         )
     except VeilchainError as err:
         fail(err)
