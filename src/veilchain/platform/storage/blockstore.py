@@ -169,10 +169,8 @@ class BlockStoreBackend:
             raise ContentNotFoundError(f"cannot pin {cid}: not in the block store {self.root}")
         marker = self._pins / cid
         if not marker.exists():
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644)
-            os.fsync(fd)
-            os.close(fd)
-            _fsync_dir(self._pins)
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644))
+            _fsync_dir(self._pins)  # an empty file: the directory entry is all there is
 
     def unpin(self, cid: str) -> None:
         cid = normalize_cid(cid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -14,6 +15,8 @@ from veilchain.platform.storage.cid import (
     compute_cid_file,
     normalize_cid,
 )
+
+DEFAULT_WORKERS = 8
 
 
 @runtime_checkable
@@ -63,9 +66,25 @@ class IpfsStorage:
         expected = compute_cid(data)
         return self._check(expected, self.backend.add(data), f"{len(data)} bytes")
 
-    def add_many(self, blobs: Iterable[bytes | bytearray | memoryview]) -> list[str]:
-        """``add`` for each blob, in order."""
-        return [self.add(blob) for blob in blobs]
+    def add_many(
+        self, blobs: Iterable[bytes | bytearray | memoryview], *, workers: int = DEFAULT_WORKERS
+    ) -> list[str]:
+        """``add`` for each blob, ``workers`` at a time (fsyncs and HTTP round trips overlap).
+
+        Returns the CIDs in input order. On the first error the adds not yet started are
+        cancelled and the error is raised once the running ones finish.
+        """
+        blobs = list(blobs)
+        if workers <= 1 or len(blobs) <= 1:
+            return [self.add(blob) for blob in blobs]
+        with ThreadPoolExecutor(max_workers=min(workers, len(blobs))) as pool:
+            futures = [pool.submit(self.add, blob) for blob in blobs]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
     def add_file(self, path: str | os.PathLike[str]) -> str:
         """Store and pin a file without loading it into memory; return its verified CID."""
