@@ -79,7 +79,9 @@ def bench_blobs(km, size: int, rounds: int) -> dict:
         "raw_aesgcm_roundtrip_gbit_s": med["raw_rt"],
         "ratio_vs_raw": med["ratio"],
         "target_gbit_s": TARGET_BLOB_GBIT_S,
-        "meets_target": min(med["enc"], med["dec"]) >= TARGET_BLOB_GBIT_S,
+        # The target is for encryption + decryption; each direction is reported too.
+        "meets_target": med["rt"] >= TARGET_BLOB_GBIT_S,
+        "each_direction_meets_target": min(med["enc"], med["dec"]) >= TARGET_BLOB_GBIT_S,
     }
 
 
@@ -172,8 +174,10 @@ def _table(result: dict) -> str:
         f"{i['ratio_decrypt_vs_raw']:>8.2f}",
         f"{kb:.0f} KB images decrypt_many (images/s){'':<7}"
         f"{i['keymanager_decrypt_many_images_s']:>12,.0f}",
-        f"targets: >= {TARGET_BLOB_GBIT_S} Gbit/s on blobs: "
-        f"{'met' if b['meets_target'] else 'NOT met'}; >= {TARGET_IMAGES_S:,} images/s: "
+        f"targets: >= {TARGET_BLOB_GBIT_S} Gbit/s encrypt+decrypt on blobs: "
+        f"{'met' if b['meets_target'] else 'NOT met'} (each direction: "
+        f"{'met' if b['each_direction_meets_target'] else 'NOT met'}); "
+        f">= {TARGET_IMAGES_S:,} images/s each way: "
         f"{'met' if i['meets_target'] else 'NOT met'}",
     ]
     return "\n".join(lines)
