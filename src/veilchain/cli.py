@@ -53,7 +53,7 @@ def settings() -> Settings:
 
 def fail(err: VeilchainError) -> None:
     """Print a one-line error and exit with the documented code."""
-    console.print(f"[red]error:[/red] {err}")
+    console.print(f"[red]error:[/red] {err}", soft_wrap=True, highlight=False, markup=True)
     code = next(c for t, c in EXIT_CODES if isinstance(err, t))
     raise typer.Exit(code)
 

@@ -1,0 +1,59 @@
+"""Run one registration in a fresh process and SIGKILL it at a chosen point.
+
+Used by test_service_resume.py: ``python -m tests.platform.register_driver INPUT KILL_AT``
+with VEILCHAIN_DATA_DIR set. KILL_AT is one of: image:N (after N images are stored),
+after-encrypt:N (a data key stored, ciphertext not pinned), after-pin:N (ciphertext pinned,
+not recorded), before-tx, after-tx (transaction mined, not recorded), none.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from veilchain.chain import ChainClient
+from veilchain.config import get_settings
+from veilchain.platform.keys import KeyManager
+from veilchain.platform.service import build_service
+from veilchain.platform.storage import IpfsStorage
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _after_call(cls, name: str, nth: int) -> None:
+    original = getattr(cls, name)
+    calls = {"n": 0}
+
+    def wrapper(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == nth:
+            _die()
+        return result
+
+    setattr(cls, name, wrapper)
+
+
+def main(inputs: str, kill_at: str) -> None:
+    where, _, n = kill_at.partition(":")
+    progress = None
+    if where == "image":
+        progress = lambda done, total, stage: _die() if done == int(n) else None  # noqa: E731
+    elif where == "after-encrypt":
+        _after_call(KeyManager, "encrypt", int(n))
+    elif where == "after-pin":
+        _after_call(IpfsStorage, "add", int(n))
+    elif where == "before-tx":
+        ChainClient.register_dataset = lambda self, **kw: _die()
+    elif where == "after-tx":
+        _after_call(ChainClient, "register_dataset", 1)
+    service = build_service(get_settings())
+    kwargs = {"progress": progress} if progress else {}
+    service.register([inputs], name="killed", method="blur", allow_recognizable=True, **kwargs)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
