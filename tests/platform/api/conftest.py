@@ -30,15 +30,15 @@ def make_settings(data_dir: Path, **auth) -> Settings:
     )
 
 
-def siwe_message(nonce: dict, address: str, **override) -> str:
+def siwe_message(n: dict, address: str, **override) -> str:
     fields = dict(
-        domain=nonce["domain"],
+        domain=n["domain"],
         address=address,
         statement="Sign in to Veilchain",
-        uri=nonce["uri"],
+        uri=n["uri"],
         version="1",
-        chain_id=nonce["chain_id"],
-        nonce=nonce["nonce"],
+        chain_id=n["chain_id"],
+        nonce=n["nonce"],
         issued_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     fields.update(override)
