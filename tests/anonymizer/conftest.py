@@ -1,0 +1,42 @@
+"""Shared fixtures for the anonymizer tests: real dlib models, the shipped sample photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import veilchain
+from veilchain.anonymizer.faces import FaceDetector, FaceEmbedder
+from veilchain.anonymizer.image_io import load_image
+
+SAMPLES = Path(veilchain.__file__).parent / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> FaceEmbedder:
+    return FaceEmbedder()
+
+
+@pytest.fixture(scope="session")
+def sample():
+    """Load a sample photo by file name (cached)."""
+    cache: dict[str, np.ndarray] = {}
+
+    def get(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = load_image(SAMPLES / name)
+        return cache[name].copy()
+
+    return get

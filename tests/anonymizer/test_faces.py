@@ -1,0 +1,129 @@
+"""faces: detection, landmarks, alignment round trip, masks, low light, embeddings (real dlib)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veilchain.anonymizer.faces import (
+    CANONICAL_TEMPLATE_128,
+    FaceDetection,
+    align_face,
+    canonical_template,
+    enhance_low_light,
+    face_distance,
+    face_mask,
+    inter_ocular_distance,
+    is_low_light,
+    landmarks_for_box,
+    match_lighting,
+    transform_points,
+    warp_back,
+)
+from veilchain.errors import FaceDetectionError
+
+
+def test_template_is_symmetric_and_inside_the_crop():
+    t = CANONICAL_TEMPLATE_128
+    assert t.shape == (68, 2) and t.dtype == np.float32
+    assert (t > 0).all() and (t < 128).all()
+    assert abs(t[36:42, 1].mean() - t[42:48, 1].mean()) < 1e-3  # eyes level
+    assert abs(t[:, 0].mean() - 64) < 0.5
+    assert np.allclose(canonical_template(256), t * 2)
+
+
+def test_detect_one_face_with_landmarks(detector, sample):
+    img = sample("obama.jpg")
+    faces = detector.detect(img)
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.landmarks.shape == (68, 2) and f.landmarks.dtype == np.float32
+    x0, y0, x1, y1 = f.box
+    inside = (f.landmarks[:, 0] > x0 - 20) & (f.landmarks[:, 0] < x1 + 20)
+    assert inside.all() and f.score > 0.5
+    again = FaceDetection.from_dict(f.to_dict())
+    assert again.box == f.box and np.allclose(again.landmarks, f.landmarks, atol=0.01)
+    assert np.allclose(landmarks_for_box(img, f.box), f.landmarks)
+
+
+def test_group_photo_and_many_faces(detector, sample):
+    group = sample("group.jpg")
+    assert len(detector.detect(group)) == 4
+    big = np.concatenate([group] * 3, axis=0)  # 12 faces in one image
+    assert len(detector.detect(big)) == 12
+
+
+def test_no_face(detector):
+    assert detector.detect(np.full((120, 160, 3), 90, np.uint8)) == []
+
+
+def test_rejects_non_rgb(detector):
+    with pytest.raises(FaceDetectionError):
+        detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_large_image_is_downscaled_for_detection(detector, sample):
+    import cv2
+
+    img = sample("obama.jpg")
+    big = cv2.resize(img, (img.shape[1] * 3, img.shape[0] * 3))  # 1536x1920 > 1280
+    small_box = np.array(detector.detect(img)[0].box)
+    big_box = np.array(detector.detect(big)[0].box)
+    assert np.abs(big_box / 3 - small_box).max() < 12
+
+
+def test_align_and_warp_back_round_trip(detector, sample):
+    img = sample("obama.jpg")
+    lm = detector.detect(img)[0].landmarks
+    crop, m = align_face(img, lm)
+    assert crop.shape == (128, 128, 3) and m.shape == (2, 3)
+    crop_lm = transform_points(lm, m)
+    err = np.linalg.norm(crop_lm[17:] - CANONICAL_TEMPLATE_128[17:], axis=1).mean()
+    assert err < 4.0  # pixels in the 128 crop
+    back = warp_back(crop, m, img.shape)
+    mask = face_mask(lm, img.shape)
+    diff = np.abs(back.astype(int) - img.astype(int))[mask].mean()
+    assert diff < 12  # resampling loss only (crop is smaller than the face)
+
+
+def test_face_mask_dilation_grows(detector, sample):
+    img = sample("obama.jpg")
+    lm = detector.detect(img)[0].landmarks
+    m0 = face_mask(lm, img.shape)
+    m1 = face_mask(lm, img.shape, dilation=0.3)
+    assert m0.sum() > 0.5 * inter_ocular_distance(lm) ** 2
+    assert m1.sum() > m0.sum() and (m1 | m0).sum() == m1.sum()
+    off = face_mask(lm, (200, 200), offset=(150, 40))
+    assert np.array_equal(off, m0[40:240, 150:350])
+
+
+def test_low_light_detected_enhanced_and_face_found(detector, sample):
+    img = sample("obama.jpg")
+    dark = (img.astype(np.float32) * 0.12).astype(np.uint8)
+    assert not is_low_light(img) and is_low_light(dark)
+    enhanced = enhance_low_light(dark)
+    assert enhanced.mean() > 2 * dark.mean()
+    faces = detector.detect(dark)
+    assert len(faces) == 1
+    ref = detector.detect(img)[0]
+    assert np.abs(np.array(faces[0].box) - np.array(ref.box)).max() < 25
+
+
+def test_match_lighting_takes_the_originals_brightness():
+    rng = np.random.default_rng(0)
+    bright = rng.integers(150, 230, (64, 64, 3), dtype=np.uint8)
+    dark = (bright * 0.2).astype(np.uint8)
+    mask = np.zeros((64, 64), bool)
+    mask[8:56, 8:56] = True
+    out = match_lighting(bright, dark, mask)
+    assert abs(out[mask].mean() - dark[mask].mean()) < 3
+
+
+def test_embeddings_same_face_close_other_far(detector, embedder, sample):
+    o1, o2, b = sample("obama.jpg"), sample("obama2.jpg"), sample("biden.jpg")
+    e = [embedder.embed(i, [detector.detect(i)[0].landmarks])[0] for i in (o1, o2, b)]
+    d = face_distance(np.stack(e), np.stack(e))
+    assert d[0, 1] < 0.6 < d[0, 2]
+    batch = embedder.embed_batch([o1, b], [[detector.detect(o1)[0].landmarks], []])
+    assert batch[0].shape == (1, 128) and batch[1].shape == (0, 128)
+    assert np.allclose(batch[0][0], e[0], atol=1e-5)
