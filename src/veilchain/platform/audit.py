@@ -70,6 +70,7 @@ class AuditEvent(StrEnum):
     REWRAP = "rewrap"
     RETIRE = "retire"
     KEY_DELETION = "key_deletion"
+    ROOT_REKEY = "root_rekey"
     GRANT = "grant"
     REVOKE = "revoke"
     ANCHOR = "anchor"

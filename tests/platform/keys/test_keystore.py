@@ -158,3 +158,31 @@ def test_rewrap_all_datasets_after_two_rotations(km, session_factory):
     assert set(_versions(session_factory).values()) == {3}
     km.set_min_decryption_version(3)
     assert [km.decrypt(c, dataset=f"ds{n}", image="img") for n, c in enumerate(cts)] == [b"a"] * 4
+
+
+def test_rekey_root_changes_the_passphrase(km, session_factory, audit):
+    ct = km.encrypt(b"kept", dataset="ds", image="a")
+    km.rotate()
+    ct2 = km.encrypt(b"kept too", dataset="ds", image="b")
+    with session_factory() as s:
+        before = dict(s.execute(select(KEK_VERSIONS.c.version, KEK_VERSIONS.c.wrapped)).all())
+    km.rekey_root(PassphraseSource("a new passphrase", n=FAST_SCRYPT_N))
+    with session_factory() as s:
+        after = dict(s.execute(select(KEK_VERSIONS.c.version, KEK_VERSIONS.c.wrapped)).all())
+    assert before.keys() == after.keys() and all(before[v] != after[v] for v in before)
+    assert km.rotate() == 3  # the new root wraps new versions too
+    with pytest.raises(KeystoreError):
+        KeyManager(session_factory, PassphraseSource(PASSPHRASE, n=FAST_SCRYPT_N), audit)
+    fresh = KeyManager(session_factory, PassphraseSource("a new passphrase"), audit)
+    assert fresh.decrypt(ct, dataset="ds", image="a") == b"kept"
+    assert fresh.decrypt(ct2, dataset="ds", image="b") == b"kept too"
+    hex_key = secrets.token_hex(32)
+    fresh.rekey_root(RawKeySource.from_hex(hex_key))
+    raw = KeyManager(session_factory, RawKeySource.from_hex(hex_key), audit)
+    assert raw.decrypt(ct, dataset="ds", image="a") == b"kept"
+    assert raw.status().kdf == "raw-hkdf-sha256"
+    assert [e.details for e in audit.query(event="root_rekey")] == [
+        {"kdf": "scrypt"},
+        {"kdf": "raw-hkdf-sha256"},
+    ]
+    assert audit.verify().ok

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -216,6 +216,36 @@ class Keyring:
                     ) from exc
                 self._keks[version] = AESGCM(kek)
         return None
+
+    def rekey_root(self, session: Session, source: KekSource) -> str:
+        """Re-wrap every KEK version under a root key from ``source`` with a fresh salt,
+        inside the caller's transaction; returns the new KDF name. KEKs do not change."""
+        kdf = source.new_kdf()
+        new_root = AESGCM(source.derive(kdf))
+        rows = session.execute(select(KEK_VERSIONS.c.version, KEK_VERSIONS.c.wrapped)).all()
+        for version, wrapped in rows:
+            blob = bytes(wrapped)
+            try:
+                kek = self._root.decrypt(
+                    blob[:NONCE_LEN], blob[NONCE_LEN:], _kek_ad(self.keystore_id, version)
+                )
+            except InvalidTag as exc:
+                raise KeystoreError(
+                    f"master key version {version} does not open under the current root key"
+                ) from exc
+            session.execute(
+                update(KEK_VERSIONS)
+                .where(KEK_VERSIONS.c.version == version)
+                .values(wrapped=self._wrap_kek(new_root, self.keystore_id, version, kek))
+            )
+        session.execute(update(KEYSTORE).values(kdf=json.dumps(kdf, sort_keys=True)))
+        self._pending_root, self._pending_kdf_name = new_root, kdf["name"]
+        return kdf["name"]
+
+    def commit_root(self) -> None:
+        """Switch to the root key of :meth:`rekey_root` once its transaction committed."""
+        self._root, self.kdf_name = self._pending_root, self._pending_kdf_name
+        del self._pending_root
 
     def new_version(self, session: Session, version: int) -> None:
         """Create and store KEK ``version`` inside the caller's transaction."""

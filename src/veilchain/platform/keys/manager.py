@@ -408,6 +408,27 @@ class KeyManager:
             ) from exc
         log.info("master key versions below %d retired", version)
 
+    def rekey_root(self, new_source: KekSource, *, actor: str | None = None) -> None:
+        """Change the passphrase or raw master key: every KEK version is re-wrapped under the
+        new root key (fresh salt); data keys and ciphertexts are untouched. Other processes
+        must restart with the new secret."""
+        try:
+            with self._session_factory() as session:
+                session.execute(update(KEYSTORE).values(current_version=KEYSTORE.c.current_version))
+                kdf_name = self._keyring.rekey_root(session, new_source)
+                self._audit.append(
+                    AuditEvent.ROOT_REKEY,
+                    actor=actor or self._actor,
+                    subject=f"kms:{self._keyring.keystore_id}",
+                    details={"kdf": kdf_name},
+                    session=session,
+                )
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise KeyManagementError(f"cannot change the root key: {_first_line(exc)}") from exc
+        self._keyring.commit_root()
+        log.info("keystore root key changed (%s)", kdf_name)
+
     def status(self) -> KeyStatus:
         """Current and minimum versions, and every version with its state and key count."""
 
