@@ -367,10 +367,11 @@ class AuditLog:
                         f"rewritten: entry {row.seq} does not link to it",
                         stored_head,
                     )
-                if row.event == AuditEvent.ANCHOR and isinstance(details, dict):
-                    anchors.append(
-                        (row.seq, int(details.get("count", -1)), str(details.get("root", "")))
-                    )
+                if row.event == AuditEvent.ANCHOR:
+                    count_field = details.get("count") if isinstance(details, dict) else None
+                    if not isinstance(count_field, int) or count_field >= row.seq:
+                        return _broken(row.seq, "anchor entry is malformed", stored_head)
+                    anchors.append((row.seq, count_field, str(details.get("root", ""))))
                 prev, expected_seq = row.entry_hash, expected_seq + 1
             count = expected_seq - 1
             if head is None:

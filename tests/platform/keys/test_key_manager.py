@@ -230,3 +230,29 @@ def test_postgres_backend_full_cycle(pg_session_factory):
         "retire",
         "key_deletion",
     ]
+
+
+def test_concurrent_encrypt_many_and_rotation_on_sqlite(km):
+    import threading
+
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for b in range(5):
+                items = [(f"t{n}-{b}-{i}", b"%d" % i) for i in range(20)]
+                cts = km.encrypt_many(items, dataset="ds")
+                assert km.decrypt(cts[3], dataset="ds", image=f"t{n}-{b}-3") == b"3"
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    km.rotate()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(km.images_with_keys("ds")) == 400
+    km.rewrap()
+    km.set_min_decryption_version(2)
+    assert km.status().versions[-1].data_keys == 400
