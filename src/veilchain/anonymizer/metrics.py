@@ -25,6 +25,7 @@ Definitions (x: original, y: anonymized, uint8 RGB, values taken in [0, 1] where
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import cv2
@@ -174,7 +175,9 @@ def dlib_embedding_fd(a: np.ndarray, b: np.ndarray) -> float:
         return float("nan")
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # near-singular covariances of small sets
+        covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():
         eps = np.eye(128) * 1e-6
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))

@@ -1,0 +1,64 @@
+"""metrics: definitions checked on inputs with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veilchain.anonymizer import metrics as M
+
+
+def _img(seed=0, shape=(32, 48, 3)):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_identical_images():
+    x = _img()
+    assert M.psnr(x, x) == float("inf") and M.ssim(x, x) == pytest.approx(1.0)
+    assert M.dhash_distance(x, x) == 0 and M.l0_distance(x, x) == 0 and M.l2_distance(x, x) == 0
+    assert M.ald_p(x, x, 2) == 0
+
+
+def test_known_values():
+    x = np.zeros((10, 10, 3), np.uint8)
+    y = x.copy()
+    y[0, 0, 0] = 255
+    assert M.l0_distance(x, y) == pytest.approx(0.01)
+    assert M.l2_distance(x, y) == pytest.approx(1.0)
+    assert M.psnr(x, y) == pytest.approx(10 * np.log10(255**2 / (255**2 / 300)))
+    x1 = np.full((4, 4, 3), 100, np.uint8)
+    y1 = x1.copy()
+    y1[0, 0] = 150
+    assert M.ald_p(x1, y1, np.inf) == pytest.approx(0.5)
+    assert M.ald_p(x1, y1, 0) == pytest.approx(3 / 48)
+    assert 0 <= M.dhash_distance(_img(1), _img(2)) <= 64
+
+
+def test_landmark_displacement_and_retention():
+    from veilchain.anonymizer.faces import CANONICAL_TEMPLATE_128 as T
+
+    iod = np.linalg.norm(T[36:42].mean(0) - T[42:48].mean(0))
+    assert M.landmark_displacement(T, T + [iod * 0.1, 0]) == pytest.approx(0.1, rel=1e-5)
+    assert M.detection_retention([(0, 0, 10, 10), (20, 20, 30, 30)], [(1, 1, 10, 10)]) == 0.5
+
+
+def test_reidentification_rank1_with_labels():
+    g = np.zeros((3, 128))
+    g[0, 0], g[1, 1], g[2, 2] = 1, 1, 1
+    probes = g.copy()
+    probes[1] = g[2] + 0.01  # probe 1 now looks like person 2
+    r = M.reidentification(g, probes)
+    assert r["hits"] == [True, False, True] and r["rate"] == pytest.approx(2 / 3)
+    r = M.reidentification(g, probes, gallery_labels=["a", "b", "b"])  # 1 and 2: one person
+    assert r["rate"] == 1.0
+    far = M.reidentification(g, g * 5)  # nearest is own, but beyond the threshold
+    assert far["rate"] == 0.0
+
+
+def test_fd_over_dlib_embeddings():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 128)) * 0.05
+    assert M.dlib_embedding_fd(a, a) == pytest.approx(0.0, abs=1e-6)
+    b = a + 0.1
+    assert M.dlib_embedding_fd(a, b) == pytest.approx(128 * 0.01, rel=1e-3)
+    assert np.isnan(M.dlib_embedding_fd(a[:1], b))
