@@ -132,7 +132,10 @@ def anonymize(
         for r in results:
             table.add_row(r.input, str(r.n_faces), str(r.n_failed), r.error or r.output or "")
         out.print(table)
-    if any(r.error for r in results):
+    errors = [r.error for r in results if r.error]
+    for e in errors:
+        console.print(f"[red]error:[/red] {e}", soft_wrap=True, highlight=False)
+    if errors:
         raise typer.Exit(6)
     if any(r.n_failed for r in results):
         console.print("[yellow]some faces still match their original; see 'failed'[/yellow]")
