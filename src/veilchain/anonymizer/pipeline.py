@@ -12,6 +12,9 @@ distance under ``identity_threshold`` means a recognizer still matches them, and
 method is retried with a fresh random stream (up to ``identity_retries`` more times). Every
 face's :class:`FaceReport` carries its distance, attempts and ``passed``; a face that stays
 recognizable is reported as failed (``strict=True`` raises :class:`IdentityCheckError`).
+Under-exposed images are enhanced (detection, landmarks, both embeddings, the generator's
+input crop); the output pixels are never enhanced: a generated face is given the original's
+lighting before blending.
 Output is a pure function of (input pixels, method, seed): same input and seed, same bytes.
 """
 
@@ -39,6 +42,7 @@ from veilchain.anonymizer.faces import (
     face_mask,
     inter_ocular_distance,
     is_low_light,
+    landmarks_for_box,
     match_lighting,
     transform_points,
     warp_back,
@@ -282,7 +286,7 @@ class Anonymizer:
             boxes = self.detector.detect_boxes(work)
             timing["detect"] = time.perf_counter() - t
             t = time.perf_counter()
-            lms = [self.detector.landmarks(image, b) for b, _ in boxes]
+            lms = [landmarks_for_box(work, b) for b, _ in boxes]
             detections = [FaceDetection(b, s, lm) for (b, s), lm in zip(boxes, lms, strict=True)]
             timing["landmarks"] = time.perf_counter() - t
         detections = list(detections)
@@ -295,7 +299,7 @@ class Anonymizer:
         out = image.copy()
         t = time.perf_counter()
         originals = (
-            self.embedder.embed(image, [d.landmarks for d in detections])
+            self.embedder.embed(work, [d.landmarks for d in detections])
             if self.embedder is not None and detections
             else None
         )
@@ -315,8 +319,9 @@ class Anonymizer:
                 if self.embedder is None:
                     break
                 t = time.perf_counter()
-                new_lm = self.detector.landmarks(out, det.box)
-                new_emb = self.embedder.embed(out, [new_lm])
+                # the recognizer sees the output as an attacker would: enhanced when dark
+                seen = enhance_low_light(out) if low_light else out
+                new_emb = self.embedder.embed(seen, [landmarks_for_box(seen, det.box)])
                 distance = float(face_distance(emb, new_emb)[0, 0])
                 timing["identity"] += time.perf_counter() - t
                 passed = distance >= self.identity_threshold
