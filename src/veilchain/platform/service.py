@@ -11,6 +11,7 @@ release:   a grantee's signed request -> live on-chain grant? -> audit -> the da
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -302,7 +303,8 @@ class VeilchainService:
                 )
             cids = [r.cid for r in self._image_rows(uid) if r.cid]
         for cid in cids:
-            self.storage.unpin(cid)
+            with contextlib.suppress(ContentNotFoundError):  # already unpinned
+                self.storage.unpin(cid)
         self.keys.delete_keys(uid)
         with self.session_factory() as s, s.begin():
             s.get(RegistrationRow, uid).status = ABORTED
