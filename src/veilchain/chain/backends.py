@@ -129,12 +129,13 @@ class ChainBackend:
             return ChainUnavailableError(
                 f"chain node at {self.description} is unreachable; start it or check the URL"
             )
-        if isinstance(exc, ValueError) and exc.args and isinstance(exc.args[0], dict):
-            message = exc.args[0].get("message", "")
-            data = _revert_data_from(exc)
+        error = _rpc_error(exc)
+        if error is not None:
+            message = str(error.get("message", "")).splitlines()[0] if error else ""
+            data = _revert_data_from(exc) or _revert_data_from(ValueError(error))
             if "revert" in message or data:
                 return self.decode_revert(data, action=action)
-            return ChainError(f"{action} failed: {message}")
+            return ChainError(f"{action} failed: {message or 'the node returned an error'}")
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return ChainError(f"{action} failed: {first}")
 
@@ -271,6 +272,16 @@ class ChainBackend:
 
     def close(self) -> None:
         """Release resources (files, locks); the backend is unusable afterwards."""
+
+
+def _rpc_error(exc: BaseException) -> dict | None:
+    """The JSON-RPC ``error`` object carried by a web3 exception, if any."""
+    response = getattr(exc, "rpc_response", None)
+    if isinstance(response, dict) and isinstance(response.get("error"), dict):
+        return response["error"]
+    if exc.args and isinstance(exc.args[0], dict):
+        return exc.args[0]
+    return None
 
 
 def _is_connection_error(exc: BaseException) -> bool:
