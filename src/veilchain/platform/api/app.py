@@ -14,7 +14,11 @@ from veilchain.config import Settings, get_settings
 from veilchain.platform import auth
 from veilchain.platform.api import adapter
 from veilchain.platform.api.deps import ApiContext
-from veilchain.platform.api.problems import install_problem_handlers
+from veilchain.platform.api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    install_problem_handlers,
+    problem_responses,
+)
 from veilchain.platform.api.routes import api_router
 from veilchain.platform.jobs import JobWorker
 from veilchain.platform.migrations import migrate
@@ -51,6 +55,29 @@ def build_context(settings: Settings, service=None) -> ApiContext:
     )
     ctx.worker = JobWorker(session_factory, adapter.job_handlers(ctx))
     return ctx
+
+
+def _problem_422_in_openapi(app: FastAPI) -> None:
+    """Validation errors are problem details too: say so in the schema, not HTTPValidationError."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        entry = problem_responses(422)[422]
+        ref = {"schema": {"$ref": "#/components/schemas/Problem"}}
+        for ops in schema.get("paths", {}).values():
+            for op in ops.values():
+                if "422" in op.get("responses", {}):
+                    op["responses"]["422"] = {
+                        "description": entry["description"],
+                        "content": {PROBLEM_MEDIA_TYPE: ref, "application/json": ref},
+                    }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
 
 
 def create_app(settings: Settings | None = None, *, service=None, worker: bool = True) -> FastAPI:
@@ -90,6 +117,8 @@ def create_app(settings: Settings | None = None, *, service=None, worker: bool =
     app.include_router(api_router)
     if WEB_DIR.is_dir():
         app.mount("/dashboard", StaticFiles(directory=WEB_DIR, html=True), name="dashboard")
+
+    _problem_422_in_openapi(app)
 
     @app.get("/", include_in_schema=False)
     def _root() -> RedirectResponse:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+
+
+def _utc(dt: datetime) -> datetime:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 EXAMPLE_ADDRESS = "0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1"
 EXAMPLE_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
@@ -18,7 +26,7 @@ class NoncePublic(BaseModel):
     domain: str = Field(examples=["localhost"])
     uri: str = Field(examples=["http://localhost:8000"])
     chain_id: int = Field(examples=[1337])
-    expires_at: datetime
+    expires_at: UtcDatetime
 
 
 class LoginIn(BaseModel):
@@ -59,8 +67,8 @@ class ApiKeyPublic(BaseModel):
     id: str = Field(examples=["9c1a7be2d04c55a1"])
     name: str
     address: str
-    created_at: datetime
-    revoked_at: datetime | None = None
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None = None
 
 
 class ApiKeyCreated(ApiKeyPublic):
@@ -86,9 +94,9 @@ class JobPublic(BaseModel):
     result: dict[str, Any] | None = None
     error: str | None = Field(default=None, examples=[None])
     attempts: int
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    finished_at: UtcDatetime | None = None
 
 
 class JobsPublic(BaseModel):
