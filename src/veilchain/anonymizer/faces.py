@@ -268,7 +268,7 @@ class FaceDetector:
         max_side: int = DEFAULT_MAX_DETECT_SIDE,
         min_score: float = 0.0,
         low_light: bool = True,
-        max_faces: int = 50,
+        max_faces: int | None = None,
     ) -> None:
         self.upsample = upsample
         self.max_side = max_side
@@ -309,7 +309,9 @@ class FaceDetector:
             rects, scores, _ = hog.run(small, level, self.min_score)
             if len(rects):
                 break
-        found = sorted(zip(scores, rects, strict=True), key=lambda t: -t[0])[: self.max_faces]
+        found = sorted(zip(scores, rects, strict=True), key=lambda t: -t[0])
+        if self.max_faces is not None:  # a cap leaves faces un-anonymized: opt-in only
+            found = found[: self.max_faces]
         out = []
         for s, r in found:
             box = (r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
@@ -319,7 +321,7 @@ class FaceDetector:
         return out
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
-        """Every face (at most ``max_faces``), best score first, with 68 landmarks each."""
+        """Every face (all of them unless ``max_faces`` is set), best score first."""
         work = self.prepare(image)
         _, predictor = self._models()
         return [
