@@ -42,6 +42,7 @@ from veilchain.chain import (
     build_merkle_tree,
     load_artifact,
 )
+from veilchain.chain.client import send_transaction
 
 SIZES = [10, 100, 1_000, 10_000]
 TARGET_GAS_PER_IMAGE_AT_1000 = 100
@@ -56,22 +57,7 @@ def _send(
     tx = {"from": account.address, "data": data, "value": 0}
     if to:
         tx["to"] = to
-    block_gas = int(backend.get_block("latest")["gasLimit"])
-    if gas is None:
-        gas = int(backend.estimate_gas(tx, action=what) * 1.2) + 10_000
-    tx.update(
-        gas=min(block_gas, gas),
-        chainId=backend.chain_id,
-        type=2,
-        nonce=backend.next_nonce(account.address),
-        **backend.fee_fields(),
-    )
-    signed = account.sign_transaction(tx)
-    tx_hash = backend.send_raw_transaction(signed.raw_transaction, action=what)
-    receipt = backend.wait_for_receipt(tx_hash, action=what)
-    if receipt["status"] != 1:
-        raise SystemExit(f"{what} failed: {receipt}")
-    return receipt
+    return send_transaction(backend, account, tx, action=what, gas=gas)
 
 
 def _leaves(n: int) -> list[bytes]:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.chain.conftest import named_account, random_bytes32, version_fields
 from veilchain.chain import build_merkle_tree
-from veilchain.errors import ContractRevertedError, InputError
+from veilchain.errors import ContractRevertedError, InputError, TransactionFailedError
 
 
 def reverts(name: str):
@@ -306,3 +306,22 @@ def test_log_queries_span_many_bounded_ranges(chain) -> None:
         assert len(chain.stranger.list_grants(ref.dataset_id)) == 3
     finally:
         chain.backend.log_block_range = saved
+
+
+# ---------------------------------------------------------------------------- mined failures
+def test_mined_revert_is_decoded_from_a_replay(chain) -> None:
+    """Skipping estimation, a reverting tx is mined with status 0; its reason is recovered."""
+    with reverts("NotInstitution"):
+        chain.stranger._transact(
+            "registerDataset", *chain.stranger._version_args(**version_fields()), gas=300_000
+        )
+    # The nonce counter stays in step with the chain afterwards.
+    assert chain.admin.add_auditor(named_account("after-failure").address).gas_used > 0
+
+
+def test_out_of_gas_is_transaction_failed(chain) -> None:
+    with pytest.raises(TransactionFailedError, match=r"status 0, gas used \d+ of 40000"):
+        chain.institution._transact(
+            "registerDataset", *chain.institution._version_args(**version_fields()), gas=40_000
+        )
+    assert chain.institution.register_dataset(**version_fields()).version == 1

@@ -71,3 +71,27 @@ def test_private_key_and_explicit_contract_address(tmp_path: Path) -> None:
         _build(tmp_path, private_key=key, contract_address="0x" + "12" * 20)
     # The failed build released the chain: it opens again at once.
     _build(tmp_path, private_key=key).backend.close()
+
+
+def test_other_code_at_the_recorded_address_is_refused(tmp_path: Path) -> None:
+    client = _build(tmp_path)
+    chain_id = client.backend.chain_id
+    # Point the address book at a contract of another build (the benchmark baseline).
+    from veilchain.chain.client import send_transaction
+
+    baseline = json.loads(
+        (Path(__file__).resolve().parents[2] / "contracts/bench/PerRecordRegistry.json").read_text()
+    )
+    receipt = send_transaction(
+        client.backend,
+        client.account,
+        {"from": client.sender, "data": baseline["bytecode"], "value": 0},
+        action="deploy baseline",
+    )
+    client.backend.close()
+    book_path = tmp_path / "addressbook.json"
+    data = json.loads(book_path.read_text())
+    data["chains"][str(chain_id)]["address"] = receipt["contractAddress"]
+    book_path.write_text(json.dumps(data))
+    with pytest.raises(ContractNotDeployedError, match="not this build of VeilRegistry"):
+        _build(tmp_path)

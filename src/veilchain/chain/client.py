@@ -35,6 +35,7 @@ __all__ = [
     "TxRef",
     "VersionRef",
     "load_artifact",
+    "send_transaction",
 ]
 
 ROLES = ("admin", "institution", "auditor", "keyservice")
@@ -224,7 +225,7 @@ class ChainClient:
         artifact = load_artifact()
         backend.register_errors(artifact["abi"])
         tx = {"from": account.address, "data": artifact["bytecode"], "value": 0}
-        receipt = _send(backend, account, tx, action="deploying VeilRegistry")
+        receipt = send_transaction(backend, account, tx, action="deploying VeilRegistry")
         return cls(
             backend,
             receipt["contractAddress"],
@@ -246,10 +247,10 @@ class ChainClient:
             raise ContractNotDeployedError(
                 f"no contract at {address} on {backend.description}; deploy it first"
             )
-        # The trailing CBOR metadata differs between builds; compare the code before it.
-        if _hex(code)[:200] != expected[:200]:
+        if _hex(code) != expected:
             raise ContractNotDeployedError(
-                f"the contract at {address} on {backend.description} is not VeilRegistry"
+                f"the contract at {address} on {backend.description} is not this build of "
+                "VeilRegistry; deploy a new one (veilchain chain deploy) or set its address"
             )
         return cls(backend, address, account, **kwargs)
 
@@ -274,11 +275,13 @@ class ChainClient:
         with self.backend.translating(f"calling {fn}"):
             return self._contract.functions[fn](*args).call()
 
-    def _transact(self, fn: str, *args: Any) -> dict:
+    def _transact(self, fn: str, *args: Any, gas: int | None = None) -> dict:
         action = f"{fn} from {self.sender}"
         data = self._contract.encode_abi(fn, args=list(args))
         tx = {"from": self.sender, "to": self.address, "data": data, "value": 0}
-        return _send(self.backend, self.account, tx, action=action, timeout=self.receipt_timeout_s)
+        return send_transaction(
+            self.backend, self.account, tx, action=action, gas=gas, timeout=self.receipt_timeout_s
+        )
 
     def _logs(
         self, event: str, *indexed: Any, from_block: int | None = None, to_block: int | None = None
@@ -570,32 +573,38 @@ def _txref(receipt: dict) -> TxRef:
     )
 
 
-def _send(
+def send_transaction(
     backend: ChainBackend,
     account: LocalAccount,
     tx: dict,
     *,
     action: str,
+    gas: int | None = None,
     timeout: float = DEFAULT_RECEIPT_TIMEOUT_S,
 ) -> dict:
-    """Estimate (decoding reverts), sign locally, send, wait; status 0 -> an error."""
-    estimate = backend.estimate_gas(tx, action=action)
+    """Sign ``tx`` locally, send it, wait for the receipt; reverts and status 0 raise.
+
+    Without ``gas`` the gas is estimated first (which is where most reverts are caught and
+    decoded). A mined transaction with status 0 is replayed as a call to recover its revert
+    reason (ContractRevertedError); without one it is a TransactionFailedError. A nonce
+    rejected by the node (another process used the account) is re-read once and retried.
+    """
+    if gas is None:
+        gas = int(backend.estimate_gas(tx, action=action) * _GAS_MARGIN) + _GAS_EXTRA
     gas_limit = int(backend.get_block("latest")["gasLimit"])
     full = dict(tx)
-    full.update(
-        gas=min(gas_limit, int(estimate * _GAS_MARGIN) + _GAS_EXTRA),
-        chainId=backend.chain_id,
-        type=2,
-        **backend.fee_fields(),
-    )
-    with backend.lock:
-        full["nonce"] = backend.next_nonce(account.address)
-        signed = account.sign_transaction(full)
-        try:
-            tx_hash = backend.send_raw_transaction(signed.raw_transaction, action=action)
-        except ChainError:
-            backend.forget_nonce(account.address)
-            raise
+    full.update(gas=min(gas_limit, gas), chainId=backend.chain_id, type=2, **backend.fee_fields())
+    for attempt in (1, 2):
+        with backend.lock:
+            full["nonce"] = backend.next_nonce(account.address)
+            signed = account.sign_transaction(full)
+            try:
+                tx_hash = backend.send_raw_transaction(signed.raw_transaction, action=action)
+                break
+            except ChainError as exc:
+                backend.forget_nonce(account.address)
+                if attempt == 2 or "nonce" not in str(exc).lower():
+                    raise
     receipt = backend.wait_for_receipt(tx_hash, action=action, timeout=timeout)
     if int(receipt["status"]) != 1:
         block = int(receipt["blockNumber"])

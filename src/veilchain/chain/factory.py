@@ -7,7 +7,6 @@ from pathlib import Path
 from veilchain.chain.accounts import DEFAULT_SCRYPT_N, Keystore, account_from_key
 from veilchain.chain.backends import DEFAULT_LOG_BLOCK_RANGE, ChainBackend, JsonRpcBackend
 from veilchain.chain.client import AddressBook, ChainClient, Deployment
-from veilchain.errors import ContractNotDeployedError
 
 __all__ = ["ADMIN_ACCOUNT", "DEV_FUNDING_WEI", "build_chain_client", "open_backend"]
 
@@ -73,13 +72,10 @@ def build_chain_client(
         chain_id = backend.chain_id
         genesis = backend.genesis_hash()
         entry = book.get(chain_id)
-        if entry is not None and entry.genesis_hash == genesis:
-            try:
-                return ChainClient.at(
-                    backend, entry.address, account, deploy_block=entry.deploy_block
-                )
-            except ContractNotDeployedError:
-                pass  # the node was reset: deploy again below
+        # An entry from another chain with the same id (a reset dev node), or one whose code
+        # is gone, is replaced by a new deployment; different code at the address is an error.
+        if entry is not None and entry.genesis_hash == genesis and backend.get_code(entry.address):
+            return ChainClient.at(backend, entry.address, account, deploy_block=entry.deploy_block)
         client = ChainClient.deploy(backend, account)
         receipt_block = client.deploy_block
         book.record(
