@@ -39,6 +39,7 @@ from veilchain.anonymizer.faces import (
     align_face,
     enhance_low_light,
     face_distance,
+    face_hull,
     face_mask,
     inter_ocular_distance,
     is_low_light,
@@ -222,12 +223,15 @@ class Anonymizer:
     ) -> None:
         """Write one anonymized face into ``out`` (in place), inside its dilated mask."""
         iod = max(inter_ocular_distance(lm), 2.0)
-        full = face_mask(lm, out.shape, dilation=self.dilation)
-        ys, xs = np.nonzero(full)
-        if len(xs) == 0:
+        hull = face_hull(lm)
+        r = int(round(self.dilation * inter_ocular_distance(lm))) + 2
+        lo, hi = np.floor(hull.min(0)).astype(int), np.ceil(hull.max(0)).astype(int) + 1
+        x0, y0, x1, y1 = _roi((lo[0], lo[1], hi[0], hi[1]), out.shape, r)
+        if x1 <= x0 or y1 <= y0:
             return
-        x0, y0, x1, y1 = _roi((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), out.shape, 2)
-        mask = full[y0:y1, x0:x1]
+        mask = face_mask(lm, (y1 - y0, x1 - x0), dilation=self.dilation, offset=(x0, y0))
+        if not mask.any():
+            return
         region = out[y0:y1, x0:x1]
         lm_roi = lm - np.array([x0, y0], np.float32)
         t0 = time.perf_counter()
@@ -242,7 +246,7 @@ class Anonymizer:
                     f"expected uint8 {crop.shape}"
                 )
             t1 = time.perf_counter()
-            orig_crop, _ = align_face(original, lm, self.crop_size)
+            orig_crop = crop if work is original else align_face(original, lm, self.crop_size)[0]
             crop_mask = face_mask(crop_lm, crop.shape)
             fake = match_lighting(fake, orig_crop, crop_mask)
             new = warp_back(fake, matrix, region.shape, offset=(x0, y0))
