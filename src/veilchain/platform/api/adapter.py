@@ -136,7 +136,12 @@ def list_datasets(service, *, limit: int, offset: int) -> tuple[list[S.DatasetSu
 
 
 def _check_dataset(service, dataset_id: int) -> None:
-    if not 1 <= dataset_id <= service.chain.dataset_count():
+    # Data sets are never deleted: an id at or below a count seen before still exists.
+    known = getattr(service, "_api_dataset_count", 0)
+    if 1 <= dataset_id <= known:
+        return
+    known = service._api_dataset_count = service.chain.dataset_count()
+    if not 1 <= dataset_id <= known:
         raise DatasetNotFoundError(f"no data set {dataset_id} on the contract; see GET /datasets")
 
 
