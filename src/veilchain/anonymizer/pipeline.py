@@ -220,18 +220,20 @@ class Anonymizer:
         rng: np.random.Generator,
         embedding: np.ndarray | None,
         timing: dict[str, float],
-    ) -> None:
-        """Write one anonymized face into ``out`` (in place), inside its dilated mask."""
+    ) -> tuple[slice, slice, np.ndarray] | None:
+        """Write one anonymized face into ``out`` (in place), inside its dilated mask.
+
+        Returns the region written and its previous pixels (to undo a failed attempt)."""
         iod = max(inter_ocular_distance(lm), 2.0)
         hull = face_hull(lm)
         r = int(round(self.dilation * inter_ocular_distance(lm))) + 2
         lo, hi = np.floor(hull.min(0)).astype(int), np.ceil(hull.max(0)).astype(int) + 1
         x0, y0, x1, y1 = _roi((lo[0], lo[1], hi[0], hi[1]), out.shape, r)
         if x1 <= x0 or y1 <= y0:
-            return
+            return None
         mask = face_mask(lm, (y1 - y0, x1 - x0), dilation=self.dilation, offset=(x0, y0))
         if not mask.any():
-            return
+            return None
         region = out[y0:y1, x0:x1]
         lm_roi = lm - np.array([x0, y0], np.float32)
         t0 = time.perf_counter()
@@ -258,10 +260,12 @@ class Anonymizer:
             new = self.method.apply(region.copy(), mask, lm_roi, rng)
             t1 = time.perf_counter()
             blended = blend(region, new, mask, mode="hard")
+        previous = region.copy()
         out[y0:y1, x0:x1] = blended
         t2 = time.perf_counter()
         timing["generate"] += t1 - t0
         timing["blend"] += t2 - t1
+        return slice(y0, y1), slice(x0, x1), previous
 
     # -- public --------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
@@ -311,13 +315,13 @@ class Anonymizer:
         max_attempts = 1 + (self.identity_retries if self._stochastic() else 0)
         reports: list[FaceReport] = []
         for i, (det, key) in enumerate(zip(detections, face_keys, strict=True)):
-            before = out.copy() if max_attempts > 1 and self.embedder is not None else None
             emb = None if originals is None else originals[i]
             distance, passed, attempt = None, None, 0
+            undo = None
             for attempt in range(1, max_attempts + 1):
-                if before is not None and attempt > 1:
-                    out[...] = before
-                self._replace(
+                if undo is not None:  # restore the face region before the next attempt
+                    out[undo[0], undo[1]] = undo[2]
+                undo = self._replace(
                     out, image, work, det.landmarks, self.rng_for(key, attempt), emb, timing
                 )
                 if self.embedder is None:
