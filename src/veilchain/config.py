@@ -26,7 +26,7 @@ class AnonymizerSettings(BaseModel):
     identity_retries: int = 5
     seed: int = 0
     weights_dir: Path | None = None  # None: the weights shipped in the package
-    workers: int = 1
+    workers: int = 0  # processes anonymizing a registration; 0: one per CPU
 
 
 class ChainSettings(BaseModel):

@@ -14,12 +14,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing
+import os
 import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +211,7 @@ class VeilchainService:
         anonymizer_factory: Callable[..., Any],
         seed: int = 0,
         keystore=None,
+        workers: int = 1,
     ) -> None:
         self.chain = chain
         self.accounts = accounts
@@ -216,6 +221,7 @@ class VeilchainService:
         self.session_factory = session_factory
         self._anonymizer_factory = anonymizer_factory
         self.seed = seed
+        self.workers = max(1, workers)
         self.keystore = keystore  # local accounts (roles, grantees); None on a bare service
         self.chain_id = int(chain.backend.chain_id)
 
@@ -376,19 +382,9 @@ class VeilchainService:
             self.keys.delete_keys(reg.uid, sorted(stale), actor="resume")
         total, done = len(rows), len(rows) - len(pending)
         progress(done, total, "anonymize+encrypt+pin")
-        params = json.loads(reg.params_json)
-        anonymizer = None
-        for row in pending:
-            if row.source.startswith(_REENCRYPT_PREFIX):
-                png, report, width, height = self._decrypt_previous(row.source)
-            else:
-                if anonymizer is None:
-                    anonymizer = self._anonymizer_factory(
-                        reg.method, epsilon=params.get("epsilon"), seed=reg.seed
-                    )
-                png, report, width, height = _anonymize_file(
-                    anonymizer, Path(row.source), allow_recognizable
-                )
+        for row, (png, report, width, height) in zip(
+            pending, self._anonymized(reg, pending, allow_recognizable), strict=True
+        ):
             ciphertext = self.keys.encrypt(png, dataset=reg.uid, image=row.image_id)
             cid = self.storage.add(ciphertext)
             with self.session_factory() as s, s.begin():
@@ -401,6 +397,36 @@ class VeilchainService:
                 r.status = DONE
             done += 1
             progress(done, total, "anonymize+encrypt+pin")
+
+    def _anonymized(self, reg: RegistrationRow, rows, allow_recognizable: bool):
+        """(png, report, width, height) per row, in order; files are anonymized in
+        ``self.workers`` processes when more than one is asked for."""
+        params = json.loads(reg.params_json)
+        factory = partial(
+            self._anonymizer_factory, reg.method, epsilon=params.get("epsilon"), seed=reg.seed
+        )
+        files = [Path(r.source) for r in rows if not r.source.startswith(_REENCRYPT_PREFIX)]
+        if self.workers > 1 and len(files) > 1:
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(
+                min(self.workers, len(files)), mp_context=ctx,
+                initializer=_init_worker, initargs=(factory,),
+            )  # fmt: skip
+            anonymized = pool.map(
+                partial(_worker_anonymize, allow_recognizable=allow_recognizable), files
+            )
+        else:
+            pool, anonymizer = None, factory() if files else None
+            anonymized = (_anonymize_file(anonymizer, f, allow_recognizable) for f in files)
+        try:
+            for row in rows:
+                if row.source.startswith(_REENCRYPT_PREFIX):
+                    yield self._decrypt_previous(row.source)
+                else:
+                    yield next(anonymized)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
 
     def _decrypt_previous(self, source: str) -> tuple[bytes, dict, int, int]:
         prev_uid, image_id = source[len(_REENCRYPT_PREFIX) :].split("/", 1)
@@ -816,6 +842,18 @@ def _collect_images(inputs: Iterable[str | Path]) -> list[Path]:
     return [f.resolve() for f in files]
 
 
+_WORKER_ANONYMIZER = None
+
+
+def _init_worker(factory) -> None:
+    global _WORKER_ANONYMIZER
+    _WORKER_ANONYMIZER = factory()
+
+
+def _worker_anonymize(path: Path, *, allow_recognizable: bool):
+    return _anonymize_file(_WORKER_ANONYMIZER, path, allow_recognizable)
+
+
 def _anonymize_file(anonymizer, path: Path, allow_recognizable: bool):
     from veilchain.anonymizer.image_io import encode_image, load_image
 
@@ -920,9 +958,30 @@ def _ensure_roles(chain, accounts: RoleAccounts) -> None:
             chain.backend.fund(address, 100 * 10**18)
 
 
+@dataclass(frozen=True)
+class AnonymizerFactory:
+    """Builds an anonymizer for (method, epsilon, seed); picklable, so worker processes can
+    build their own."""
+
+    weights_dir: Path | None = None
+    identity_threshold: float = 0.6
+    identity_retries: int = 5
+
+    def __call__(self, method: str, *, epsilon: float | None = None, seed: int = 0):
+        from veilchain.anonymizer import build_anonymizer
+
+        return build_anonymizer(
+            method,
+            epsilon=epsilon,
+            seed=seed,
+            weights_dir=self.weights_dir,
+            identity_threshold=self.identity_threshold,
+            identity_retries=self.identity_retries,
+        )
+
+
 def build_service(settings) -> VeilchainService:
     """Open (or create) everything under the settings' data directory and wire the service."""
-    from veilchain.anonymizer import build_anonymizer
     from veilchain.chain import Keystore, build_chain_client
     from veilchain.platform.db import init_db, make_engine, make_session_factory
     from veilchain.platform.keys import build_key_manager
@@ -955,15 +1014,11 @@ def build_service(settings) -> VeilchainService:
     _ensure_roles(chain, accounts)
     a = settings.anonymizer
 
-    def anonymizer_factory(method: str, *, epsilon: float | None = None, seed: int = 0):
-        return build_anonymizer(
-            method,
-            epsilon=epsilon,
-            seed=seed,
-            weights_dir=a.weights_dir,
-            identity_threshold=a.identity_threshold,
-            identity_retries=a.identity_retries,
-        )
+    anonymizer_factory = AnonymizerFactory(
+        weights_dir=a.weights_dir,
+        identity_threshold=a.identity_threshold,
+        identity_retries=a.identity_retries,
+    )
 
     return VeilchainService(
         chain=chain,
@@ -975,4 +1030,5 @@ def build_service(settings) -> VeilchainService:
         anonymizer_factory=anonymizer_factory,
         seed=a.seed,
         keystore=keystore,
+        workers=a.workers or (os.cpu_count() or 1),
     )
