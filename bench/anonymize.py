@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=20, help="images per method and mode")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights-dir", type=Path, default=None, help="CIAGAN / DP weights")
     args = ap.parse_args(argv)
 
     cv2.setNumThreads(args.threads)
@@ -92,13 +93,15 @@ def main(argv: list[str] | None = None) -> dict:
         "images": args.n,
         "threads": args.threads,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, python {sys.version.split()[0]}",
+        "weights_dir": str(args.weights_dir) if args.weights_dir else "shipped",
         "load_avg_before": [round(v, 2) for v in os.getloadavg()],
         "methods": {},
         "unavailable": {},
     }
     for name in args.methods.split(","):
         try:
-            method = build_method(name, epsilon=1.0 if name in ("dp", "dppix") else None)
+            eps = 1.0 if name in ("dp", "dppix") else None
+            method = build_method(name, epsilon=eps, weights_dir=args.weights_dir)
         except ModelLoadError as exc:
             result["unavailable"][name] = str(exc)
             continue
