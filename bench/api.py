@@ -51,7 +51,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env(data_dir: Path, port: int) -> dict:
+def _env(data_dir: Path, port: int, rpc: str | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEILCHAIN_")}
     env.update(
         VEILCHAIN_ENV="test",
@@ -60,10 +60,12 @@ def _env(data_dir: Path, port: int) -> dict:
         VEILCHAIN_AUTH__URI=f"http://127.0.0.1:{port}",
         VEILCHAIN_AUTH__LOGIN_RATE_PER_MINUTE="100000",
     )
+    if rpc:
+        env["VEILCHAIN_CHAIN__RPC_URL"] = rpc
     return env
 
 
-def prepare(data_dir: Path, images: int) -> tuple[int, Account]:
+def prepare(data_dir: Path, images: int, rpc: str | None) -> tuple[int, Account]:
     """Register ``images`` sample photos and grant a fresh grantee; returns (dataset, grantee)."""
     from veilchain.config import Settings
     from veilchain.platform.service import build_service
@@ -73,7 +75,7 @@ def prepare(data_dir: Path, images: int) -> tuple[int, Account]:
     names = ("obama.jpg", "biden.jpg", "obama2.jpg")
     for i in range(images):
         shutil.copy(SAMPLES / names[i % len(names)], inputs / f"{i:04d}.jpg")
-    svc = build_service(Settings(env="test", data_dir=data_dir))
+    svc = build_service(Settings(env="test", data_dir=data_dir, chain={"rpc_url": rpc}))
     reg = svc.register([inputs], name="bench", method="mask")
     grantee = Account.create()
     svc.grant(reg.dataset_id, grantee.address, expires_at=svc.chain.block_timestamp() + 86400)
@@ -81,11 +83,11 @@ def prepare(data_dir: Path, images: int) -> tuple[int, Account]:
     return reg.dataset_id, grantee
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen:
+def start_server(data_dir: Path, port: int, rpc: str | None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "veilchain.cli", "serve", "--host", "127.0.0.1"]
     proc = subprocess.Popen(
         [*cmd, "--port", str(port)],
-        env=_env(data_dir, port),
+        env=_env(data_dir, port, rpc),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -195,17 +197,26 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="load per endpoint")
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument(
+        "--ganache", action="store_true", help="chain: ganache from node_modules, not py-evm"
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="veilchain-bench-api-"))
     data_dir = tmp / "data"
-    proc = None
+    proc = node = rpc = None
     try:
+        if args.ganache:
+            sys.path.insert(0, str(ROOT))
+            from tests.servers.ganache import start_ganache
+
+            tmp.mkdir(exist_ok=True)
+            node, rpc = start_ganache(tmp / "ganache.log")
         t0 = time.perf_counter()
-        ds, grantee = prepare(data_dir, args.images)
+        ds, grantee = prepare(data_dir, args.images, rpc)
         setup_s = time.perf_counter() - t0
         port = _free_port()
-        proc = start_server(data_dir, port)
+        proc = start_server(data_dir, port, rpc)
         token = sign_in(f"http://127.0.0.1:{port}", grantee)
         pk = base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
         base = f"/datasets/{ds}/versions/1/images"
@@ -224,6 +235,10 @@ def main() -> None:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+        if node is not None:
+            from tests.servers.ganache import stop_ganache
+
+            stop_ganache(node)
         shutil.rmtree(tmp, ignore_errors=True)
 
     for name, target in TARGETS.items():
@@ -237,7 +252,8 @@ def main() -> None:
     report = {
         "bench": "api",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "server": "veilchain serve: 1 uvicorn worker, embedded py-evm chain, block store, SQLite",
+        "server": "veilchain serve: 1 uvicorn worker, block store, SQLite, chain: "
+        + ("ganache (JSON-RPC)" if args.ganache else "embedded py-evm"),
         "client": f"{args.connections} keep-alive connections from a second process (asyncio)",
         "images": args.images,
         "setup_s": round(setup_s, 1),

@@ -75,6 +75,10 @@ class _VersionCache:
         self._lock = threading.Lock()
         self._size = size
 
+    def peek(self, dataset_id: int, version: int) -> tuple | None:
+        with self._lock:
+            return self._data.get((dataset_id, version))
+
     def get(self, service, dataset_id: int, version: int) -> tuple:
         key = (dataset_id, version)
         with self._lock:
@@ -218,6 +222,14 @@ def record(service, dataset_id: int, version: int, index: int) -> dict:
     return _record_obj(service, dataset_id, version, index)[3].to_dict()
 
 
+def cached_proof_json(service, dataset_id: int, version: int, index: int) -> bytes | None:
+    """The proof response body straight from the cache, or None (then call :func:`proof`)."""
+    entry = _cache(service).peek(dataset_id, version)
+    if entry is None or dataset_id > getattr(service, "_api_dataset_count", 0):
+        return None
+    return entry[2].get(("json", index))
+
+
 def proof(service, dataset_id: int, version: int, index: int, *, check: bool) -> S.ProofPublic:
     ver, manifest, leaves, rec = _record_obj(service, dataset_id, version, index)
     leaf = leaves.get(index)
@@ -229,7 +241,7 @@ def proof(service, dataset_id: int, version: int, index: int, *, check: bool) ->
         verified = service.chain.verify_record(
             dataset_id, version, leaf, [bytes.fromhex(p[2:]) for p in path]
         )
-    return S.ProofPublic(
+    out = S.ProofPublic(
         dataset_id=dataset_id,
         version=version,
         index=index,
@@ -238,6 +250,9 @@ def proof(service, dataset_id: int, version: int, index: int, *, check: bool) ->
         merkle_root="0x" + bytes(ver.merkle_root).hex(),
         verified_on_chain=verified,
     )
+    if not check:
+        leaves[("json", index)] = out.model_dump_json().encode()
+    return out
 
 
 # --- uploads and registration jobs ---------------------------------------------------

@@ -36,7 +36,7 @@ class ApiContext:
     extra: dict = field(default_factory=dict)
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
     return request.app.state.ctx
 
 
@@ -51,7 +51,7 @@ def get_session(ctx: CtxDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_service(ctx: CtxDep) -> Any:
+async def get_service(ctx: CtxDep) -> Any:
     return ctx.service
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
 from veilchain.platform.api import adapter
 from veilchain.platform.api.deps import DatasetId, ImageIndex, ServiceDep, VersionNo
@@ -37,7 +38,7 @@ def get_image(
 
 
 @router.get("/{index}/proof", response_model=ProofPublic, responses=problem_responses(404, 502))
-def get_proof(
+async def get_proof(
     dataset_id: DatasetId,
     version: VersionNo,
     index: ImageIndex,
@@ -45,7 +46,11 @@ def get_proof(
     check: bool = Query(False, description="Also call verifyRecord on the contract."),
 ) -> ProofPublic:
     """The record's Merkle leaf and proof against the on-chain root."""
-    return adapter.proof(service, dataset_id, version, index, check=check)
+    if not check:  # hot path: versions are immutable, the body is cached once built
+        body = adapter.cached_proof_json(service, dataset_id, version, index)
+        if body is not None:
+            return Response(body, media_type="application/json")
+    return await run_in_threadpool(adapter.proof, service, dataset_id, version, index, check=check)
 
 
 @router.get("/{index}/report", response_model=dict[str, Any], responses=problem_responses(404, 502))
