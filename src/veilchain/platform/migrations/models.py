@@ -12,6 +12,8 @@ TABLE_MODULES = (
     "veilchain.platform.jobs",
     "veilchain.platform.audit",
     "veilchain.platform.keys",
+    "veilchain.platform.keys.tables",
+    "veilchain.platform.registrations",
     "veilchain.platform.service",
 )
 

@@ -1,8 +1,8 @@
-"""auth nonces, api keys, jobs
+"""initial schema: auth, jobs, audit, keys, registrations
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 22:40:15.058355
+Create Date: 2026-11-21 23:33:45.601501
 """
 
 from __future__ import annotations
@@ -94,11 +94,112 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_jobs_owner"), ["owner"], unique=False)
         batch_op.create_index(batch_op.f("ix_jobs_status"), ["status"], unique=False)
 
+    op.create_table(
+        "kms_kek_versions",
+        sa.Column("version", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("wrapped", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("version", name=op.f("pk_kms_kek_versions")),
+    )
+    op.create_table(
+        "kms_keystore",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("keystore_id", sa.String(length=32), nullable=False),
+        sa.Column("kdf", sa.Text(), nullable=False),
+        sa.Column("current_version", sa.Integer(), nullable=False),
+        sa.Column("min_decryption_version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_kms_keystore")),
+    )
+    op.create_table(
+        "registrations",
+        sa.Column("uid", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("method", sa.String(length=32), nullable=False),
+        sa.Column("params_json", sa.Text(), nullable=False),
+        sa.Column("model_hash", sa.String(length=66), nullable=False),
+        sa.Column("seed", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.String(length=32), nullable=False),
+        sa.Column("dataset_id", sa.Integer(), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=True),
+        sa.Column("previous_manifest_cid", sa.String(length=100), nullable=True),
+        sa.Column("manifest_cid", sa.String(length=100), nullable=True),
+        sa.Column("merkle_root", sa.String(length=66), nullable=True),
+        sa.Column("chain_count_before", sa.Integer(), nullable=True),
+        sa.Column("versions_before", sa.Integer(), nullable=True),
+        sa.Column("tx_hash", sa.String(length=66), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("uid", name=op.f("pk_registrations")),
+    )
+    with op.batch_alter_table("registrations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_registrations_status"), ["status"], unique=False)
+
+    op.create_table(
+        "release_nonces",
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("address", sa.String(length=42), nullable=False),
+        sa.Column("issued_at", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("nonce", name=op.f("pk_release_nonces")),
+    )
+    op.create_table(
+        "kms_data_keys",
+        sa.Column("dataset", sa.String(length=1024), nullable=False),
+        sa.Column("image", sa.String(length=1024), nullable=False),
+        sa.Column("kek_version", sa.Integer(), nullable=False),
+        sa.Column("wrapped", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["kek_version"],
+            ["kms_kek_versions.version"],
+            name=op.f("fk_kms_data_keys_kek_version_kms_kek_versions"),
+        ),
+        sa.PrimaryKeyConstraint("dataset", "image", name=op.f("pk_kms_data_keys")),
+    )
+    with op.batch_alter_table("kms_data_keys", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_kms_data_keys_kek_version"), ["kek_version"], unique=False
+        )
+
+    op.create_table(
+        "registration_images",
+        sa.Column("uid", sa.String(length=32), nullable=False),
+        sa.Column("image_id", sa.String(length=32), nullable=False),
+        sa.Column("idx", sa.Integer(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("cid", sa.String(length=100), nullable=True),
+        sa.Column("ciphertext_sha256", sa.String(length=64), nullable=True),
+        sa.Column("anonymized_sha256", sa.String(length=64), nullable=True),
+        sa.Column("size", sa.Integer(), nullable=True),
+        sa.Column("width", sa.Integer(), nullable=True),
+        sa.Column("height", sa.Integer(), nullable=True),
+        sa.Column("report_json", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["uid"],
+            ["registrations.uid"],
+            name=op.f("fk_registration_images_uid_registrations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("uid", "image_id", name=op.f("pk_registration_images")),
+        sa.UniqueConstraint("uid", "idx", name=op.f("uq_registration_images_uid")),
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("registration_images")
+    with op.batch_alter_table("kms_data_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_kms_data_keys_kek_version"))
+
+    op.drop_table("kms_data_keys")
+    op.drop_table("release_nonces")
+    with op.batch_alter_table("registrations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_registrations_status"))
+
+    op.drop_table("registrations")
+    op.drop_table("kms_keystore")
+    op.drop_table("kms_kek_versions")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_status"))
         batch_op.drop_index(batch_op.f("ix_jobs_owner"))
