@@ -310,7 +310,8 @@ def _plot_curve(results: list[dict], path: Path) -> None:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     ax1.set_ylim(-0.05, 1.05)
-    ax1.legend()
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
