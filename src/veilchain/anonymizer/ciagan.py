@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 
 import cv2
@@ -267,11 +268,16 @@ def load_checkpoint_file(path: Path, fmt: str) -> tuple[dict, dict]:
         )
     try:
         meta = json.loads(meta_path.read_text())
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"cannot read weights {path}: {exc}".splitlines()[0]) from exc
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {meta_path}: {exc}; reinstall or retrain") from exc
     if meta.get("format") != fmt:
         raise ModelLoadError(f"{path} is not a {fmt} weights file; pass the right weights dir")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise ModelLoadError(
+            f"cannot read weights {path} (corrupt or not a torch checkpoint); reinstall or retrain"
+        ) from exc
     return state, meta
 
 

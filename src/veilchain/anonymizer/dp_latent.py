@@ -7,9 +7,9 @@ added to every coordinate. Any two clipped latents differ by at most 2C in L1 no
 Laplace mechanism makes the released noisy latent epsilon-DP with respect to replacing the face
 interior by any other face (bounded DP, one face = one record). The decoder then only
 post-processes the noisy latent, which keeps the guarantee for the generated interior *given*
-the public inputs it also sees: the landmark sketch (pose and expression) and the pixels
-outside the face mask (hair, background). Those are released as they are and are not covered
-by epsilon; neither are repeated releases of the same face (epsilons add up).
+the public inputs it also sees: the face mask (whose outline follows the jaw and brow
+landmarks) and the pixels outside it (hair, background). Those are released as they are and
+are not covered by epsilon; neither are repeated releases of the same face (epsilons add up).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from veilchain.anonymizer.ciagan import (
 from veilchain.errors import ModelLoadError, PrivacyBudgetError
 
 DP_WEIGHTS = "dp_latent.pt"
-FORMAT = "veilchain-dp-latent/1"
+FORMAT = "veilchain-dp-latent/2"
 DEFAULT_LATENT = 64
 DEFAULT_CLIP = 1.0
 
@@ -82,12 +82,15 @@ class LatentEncoder(nn.Module):
 
 
 class LatentDecoder(nn.Module):
-    """U-Net on sketch + masked face; the noisy latent (scaled by C and by the public noise
-    level) enters at the bottleneck. Returns the composite (input outside the mask)."""
+    """U-Net on the masked face and the mask; the noisy latent (scaled by C and by the public
+    noise level) enters at the bottleneck. Returns the composite (input outside the mask).
+
+    Unlike CIAGAN it gets no landmark sketch: the detailed face geometry identifies a person
+    to dlib by itself (measured), and it would bypass the noise."""
 
     def __init__(self, latent: int = DEFAULT_LATENT, ch: int = 32):
         super().__init__()
-        self.unet = UNetGenerator(latent + 1, ch)
+        self.unet = UNetGenerator(latent + 1, ch, in_ch=4)
 
     @staticmethod
     def features(z_noisy: torch.Tensor, clip: float, noise_rel: torch.Tensor) -> torch.Tensor:
@@ -95,8 +98,8 @@ class LatentDecoder(nn.Module):
         s = noise_rel.reshape(-1, 1)
         return torch.cat([z_noisy / (clip * (1 + s)), torch.log1p(s)], 1)
 
-    def forward(self, image, sketch, mask, z_noisy, clip: float, noise_rel: torch.Tensor):
-        x = torch.cat([sketch, image * (1 - mask), mask], 1)
+    def forward(self, image, mask, z_noisy, clip: float, noise_rel: torch.Tensor):
+        x = torch.cat([image * (1 - mask), mask], 1)
         gen = self.unet(x, self.features(z_noisy, clip, noise_rel))
         return image * (1 - mask) + gen * mask
 
@@ -149,12 +152,12 @@ class DpLatentGenerator:
         embedding: np.ndarray | None = None,
     ) -> np.ndarray:
         """A 128x128x3 uint8 face decoded from the epsilon-DP latent (``embedding`` unused)."""
-        img, sk, m = (torch.from_numpy(a)[None] for a in prepare(crop, landmarks))
+        img, _, m = (torch.from_numpy(a)[None] for a in prepare(crop, landmarks))
         z = self.encoder(img, m)
         gen = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
         zn = privatize(z, self.epsilon, self.clip, gen)
         s = torch.tensor([2.0 / self.epsilon])
-        out = self.decoder(img, sk, m, zn * (self.train_clip / self.clip), self.train_clip, s)
+        out = self.decoder(img, m, zn * (self.train_clip / self.clip), self.train_clip, s)
         return paste(crop, to_uint8_image(out[0]), landmarks)
 
     @property

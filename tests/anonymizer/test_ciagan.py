@@ -1,0 +1,83 @@
+"""CIAGAN: sketch, targets never the source's identity, shipped weights, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veilchain.anonymizer import ciagan as C
+from veilchain.anonymizer.identities import PseudoIdentities
+from veilchain.errors import ModelLoadError
+
+
+def test_sketch_and_prepare_shapes():
+    lm = C.CROP * 0 + np.asarray(
+        __import__("veilchain.anonymizer.faces", fromlist=["x"]).CANONICAL_TEMPLATE_128
+    )
+    crop = np.full((128, 128, 3), 128, np.uint8)
+    img, sk, m = C.prepare(crop, lm)
+    assert img.shape == (3, 64, 64) and sk.shape == (1, 64, 64) and m.shape == (1, 64, 64)
+    assert sk.sum() > 0 and sk.max() <= 1.0 and 0.1 < m.mean() < 0.6
+
+
+def test_target_never_the_source_identity():
+    rng = np.random.default_rng(0)
+    ids = PseudoIdentities(rng.normal(size=(20, 128)).astype(np.float32) * 0.1)
+    for _ in range(300):
+        emb = rng.normal(size=128).astype(np.float32) * 0.1
+        t = ids.choose_target(emb, rng)
+        assert t != ids.assign(emb)
+    # all but one cluster within the exclusion radius: still never the nearest
+    close = PseudoIdentities(np.vstack([np.zeros((5, 128)), np.ones((1, 128))]).astype(np.float32))
+    for _ in range(50):
+        assert close.choose_target(np.zeros(128, np.float32), rng) != close.assign(np.zeros(128))
+
+
+def test_missing_or_foreign_weights(tmp_path):
+    with pytest.raises(ModelLoadError, match="weights not found"):
+        C.build_ciagan_generator(tmp_path)
+    (tmp_path / C.CIAGAN_WEIGHTS).write_bytes(b"not a checkpoint")
+    (tmp_path / "ciagan.json").write_text('{"format": "veilchain-ciagan/1"}')
+    with pytest.raises(ModelLoadError):
+        C.build_ciagan_generator(tmp_path)
+    (tmp_path / "ciagan.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ModelLoadError, match="not a"):
+        C.build_ciagan_generator(tmp_path)
+
+
+needs_weights = pytest.mark.skipif(
+    not (C.WEIGHTS_DIR / C.CIAGAN_WEIGHTS).is_file(), reason="shipped CIAGAN weights not present"
+)
+
+
+@needs_weights
+def test_shipped_weights_load_and_hash():
+    gen = C.build_ciagan_generator()
+    assert gen.name == "ciagan"
+    assert gen.model_hash() == C.file_sha256(C.WEIGHTS_DIR / C.CIAGAN_WEIGHTS)
+    meta = __import__("json").loads((C.WEIGHTS_DIR / "ciagan.json").read_text())
+    assert meta["sha256"] == gen.model_hash()
+    assert gen.identities.k == gen.net.num_ids
+
+
+@needs_weights
+def test_generate_deterministic_and_keeps_background():
+    from veilchain.anonymizer import faces as F
+    from veilchain.anonymizer.corpus import FIXED_BOX, FaceHuntersDecoder, load_codes, to_uint8
+
+    codes, _, _ = load_codes()
+    img = to_uint8(FaceHuntersDecoder()(codes[:1]))[0]
+    lm = F.landmarks_for_box(img, FIXED_BOX)
+    crop, m = F.align_face(img, lm, 128)
+    lm = F.transform_points(lm, m)
+    emb = F.FaceEmbedder().embed(crop, lm)[0]
+    gen = C.build_ciagan_generator()
+    a = gen.generate(crop, lm, np.random.default_rng(5), embedding=emb)
+    b = gen.generate(crop, lm, np.random.default_rng(5), embedding=emb)
+    assert a.shape == (128, 128, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    outside = ~F.face_mask(lm, (128, 128), dilation=0.1, forehead=C.MASK_FOREHEAD)
+    assert np.array_equal(a[outside], crop[outside])
+    assert not np.array_equal(a, crop)
+    t = gen.choose_target(crop, lm, np.random.default_rng(5), emb)
+    assert t != gen.identities.assign(emb)

@@ -1,0 +1,59 @@
+"""The face-hunters decoder and corpus building (real package data, small subsets)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("h5py")
+pytest.importorskip("face_hunters")
+
+from veilchain.anonymizer import corpus as K  # noqa: E402
+
+
+def test_load_codes_skips_the_corrupt_file():
+    codes, labels, skipped = K.load_codes()
+    assert skipped == ["img_female_old_wavy.csv.npy"]
+    assert codes.shape == (7000, 2048) and codes.dtype == np.float32
+    assert len(labels) == 7000 and labels[0] == "img_female_old_straight:0"
+
+
+def test_decoder_reproduces_known_output():
+    codes, _, _ = K.load_codes()
+    faces = K.FaceHuntersDecoder()(codes[:2])
+    assert faces.shape == (2, 128, 128, 3) and faces.dtype == np.float32
+    assert faces.min() >= 0.0 and faces.max() <= 1.0  # sigmoid output
+    # reference values of this decoder on the first two codes (RGB order, NHWC reshape)
+    np.testing.assert_allclose(faces.mean(axis=(1, 2, 3)), [0.5303226, 0.4719499], atol=1e-5)
+    np.testing.assert_allclose(faces[0, 64, 64], [0.81398374, 0.63552934, 0.52096957], atol=1e-5)
+
+
+def test_kmeans_is_seeded():
+    x = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+    c1, l1 = K.kmeans(x, 5, seed=3)
+    c2, l2 = K.kmeans(x, 5, seed=3)
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_array_equal(c1, c2)
+
+
+def test_build_small_corpus_is_reproducible(tmp_path):
+    m1 = K.build_face_hunters_corpus(tmp_path / "a", limit=40, holdout=8, k=4, log=lambda m: None)
+    corpus = K.load_corpus(tmp_path / "a")
+    assert corpus.faces.shape == (40, 128, 128, 3) and corpus.landmarks.shape == (40, 68, 2)
+    assert corpus.holdout.sum() == 8 and corpus.train().faces.shape[0] == 32
+    assert set(corpus.train().identity) <= set(range(4))
+    manifest = json.loads((tmp_path / "a" / K.MANIFEST_FILE).read_text())
+    assert manifest["skipped_files"] == ["img_female_old_wavy.csv.npy"]
+    assert manifest["faces"][5]["sha256"] == K.sha256_array(corpus.faces[5])
+    m2 = K.build_face_hunters_corpus(tmp_path / "b", limit=40, holdout=8, k=4, log=lambda m: None)
+    assert [f["sha256"] for f in m1["faces"]] == [f["sha256"] for f in m2["faces"]]
+    assert [f["split"] for f in m1["faces"]] == [f["split"] for f in m2["faces"]]
+
+
+def test_load_corpus_rejects_unknown_layout(tmp_path):
+    from veilchain.errors import InputError
+
+    with pytest.raises(InputError):
+        K.load_corpus(tmp_path)
