@@ -82,3 +82,27 @@ def test_upload_validation(stack):
     assert r.status_code == 400 and "zip" in r.json()["detail"]
     r = c.post("/datasets", data={"name": "x", "method": "mask"}, headers=stack.headers("grantee"))
     assert r.status_code == 403
+
+
+def test_zip_upload_registers(stack):
+    import io
+    import zipfile
+
+    from tests.platform.api.conftest import SAMPLES
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in ("obama.jpg", "biden.jpg"):
+            zf.writestr(f"photos/{name}", (SAMPLES / name).read_bytes())
+        zf.writestr("__MACOSX/._obama.jpg", b"resource fork")
+    h = stack.headers("institution")
+    files = [("archive", ("photos.zip", buf.getvalue(), "application/zip"))]
+    r = stack.client.post(
+        "/datasets", data={"name": "zipped", "method": "mask"}, files=files, headers=h
+    )
+    assert r.status_code == 202, r.text
+    done = wait_job(stack.client, r.json()["id"], h)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["result"]["records"] == 2
+    ds = stack.client.get(f"/datasets/{done['result']['dataset_id']}").json()
+    assert ds["name"] == "zipped" and ds["uploader"] == stack.institution.address
