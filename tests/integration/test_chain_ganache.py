@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.chain.conftest import deploy_with_roles, version_fields
-from tests.servers.ganache import require_ganache, start_ganache, stop_ganache
+from tests.servers import stop_process_group
+from tests.servers.ganache import require_ganache, start_ganache
 from veilchain.chain import AddressBook, EthTesterBackend, JsonRpcBackend, build_chain_client
 from veilchain.errors import ChainUnavailableError, ContractRevertedError
 
@@ -76,7 +77,7 @@ def test_factory_deploys_on_a_node_records_it_and_redeploys_after_a_reset(
         first = client.address
         assert build_chain_client(**kwargs).address == first  # from the address book
     finally:
-        stop_ganache(proc)
+        stop_process_group(proc)
 
     with pytest.raises(ChainUnavailableError, match=url.replace(".", r"\.")):
         build_chain_client(**kwargs)
@@ -92,7 +93,7 @@ def test_factory_deploys_on_a_node_records_it_and_redeploys_after_a_reset(
         client.add_institution(client.sender)
         assert client.register_dataset(**version_fields()).dataset_id == 1
     finally:
-        stop_ganache(proc)
+        stop_process_group(proc)
 
 
 def test_node_that_goes_away_mid_session_is_chain_unavailable(tmp_path: Path) -> None:
@@ -102,7 +103,7 @@ def test_node_that_goes_away_mid_session_is_chain_unavailable(tmp_path: Path) ->
     try:
         deployed = deploy_with_roles(backend)
     finally:
-        stop_ganache(proc)
+        stop_process_group(proc)
     with pytest.raises(ChainUnavailableError) as info:
         deployed.stranger.dataset_count()
     assert str(info.value) == f"chain node at {url} is unreachable; start it or check the URL"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import uvicorn
 from eth_account import Account
 
+from tests.servers import free_port
 from veilchain.config import Settings
 from veilchain.platform.api import create_app
 
@@ -33,12 +33,6 @@ SAMPLES = Path(__file__).resolve().parents[2] / "src" / "veilchain" / "data" / "
 SHOTS = Path(os.environ.get("VEILCHAIN_SCREENSHOTS", "/tmp/veilchain-dashboard"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -46,7 +40,7 @@ def server(tmp_path_factory):
             pytest.fail("chromium is missing; .ci/run installs it")
         pytest.skip("chromium is missing; apt-get install -y chromium")
     data_dir = tmp_path_factory.mktemp("dash")
-    port = _free_port()
+    port = free_port()
     origin = f"http://127.0.0.1:{port}"
     settings = Settings(
         env="test", data_dir=data_dir, auth={"domain": f"127.0.0.1:{port}", "uri": origin}

@@ -10,7 +10,8 @@ import warnings
 
 import pytest
 
-from tests.servers.ipfs import start_jsipfs, stop_process
+from tests.servers import stop_process_group
+from tests.servers.ipfs import start_jsipfs
 from veilchain.errors import CidMismatchError, ContentNotFoundError, StorageUnavailableError
 from veilchain.platform.storage import (
     DaemonBackend,
@@ -116,7 +117,7 @@ def test_daemon_stopped_mid_session_is_unavailable_naming_the_address(tmp_path) 
         storage = IpfsStorage(DaemonBackend(api, timeout_s=10))
         cid = storage.add(b"before the outage")
     finally:
-        stop_process(proc)
+        stop_process_group(proc)
     with pytest.raises(StorageUnavailableError) as info:
         storage.cat(cid)
     assert api in str(info.value) and "unreachable" in str(info.value)

@@ -8,7 +8,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,11 @@ from eth_account import Account
 from sqlalchemy import create_engine, text
 
 from tests.platform.api.conftest import SAMPLES, sign, siwe_message
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 _SUBST = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def compose_env(values: dict[str, str]) -> dict[str, str]:
@@ -100,7 +94,7 @@ def api(tmp_path_factory, ganache_url, ipfs_api_addr, pg_url):
     with create_engine(pg_url).begin() as conn:  # the cluster is shared: start empty
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     data_dir = tmp_path_factory.mktemp("stack")
-    port = _free_port()
+    port = free_port()
     env = compose_env(
         {
             "POSTGRES_PASSWORD": "unused",

@@ -10,10 +10,7 @@ fail instead.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,15 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port, server_missing, stop_process_group
+
 ROOT = Path(__file__).resolve().parents[2]
 GANACHE_CLI = ROOT / "node_modules" / "ganache" / "dist" / "node" / "cli.js"
 START_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rpc_ready(url: str) -> bool:
@@ -47,7 +40,7 @@ def _rpc_ready(url: str) -> bool:
 
 def start_ganache(log: Path) -> tuple[subprocess.Popen, str]:
     """Start ganache on a free 127.0.0.1 port; returns (process, http url) once it answers."""
-    port = _free_port()
+    port = free_port()
     cmd = [
         "node",
         str(GANACHE_CLI),
@@ -71,20 +64,8 @@ def start_ganache(log: Path) -> tuple[subprocess.Popen, str]:
         if _rpc_ready(url):
             return proc, url
         time.sleep(0.2)
-    stop_ganache(proc)
+    stop_process_group(proc)
     raise RuntimeError(f"ganache did not answer on {url} within {START_TIMEOUT_S} s")
-
-
-def stop_ganache(proc: subprocess.Popen) -> None:
-    """SIGTERM the ganache we started (its own process group), SIGKILL after 10 s."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 def require_ganache() -> None:
@@ -95,9 +76,7 @@ def require_ganache() -> None:
     if not missing:
         return
     message = f"ganache is not installed ({', '.join(missing)}); run `make install`"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    server_missing(message)
 
 
 @pytest.fixture(scope="session")
@@ -109,4 +88,4 @@ def ganache_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield url
     finally:
-        stop_ganache(proc)
+        stop_process_group(proc)

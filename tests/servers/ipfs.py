@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port, server_missing, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 JSIPFS_CLI = ROOT / "node_modules" / "ipfs" / "src" / "cli.js"
@@ -32,12 +32,6 @@ class IpfsDaemon:
     api_addr: str  # multiaddr, e.g. /ip4/127.0.0.1/tcp/40123
     repo: Path
     pid: int
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _jsipfs(*args: str) -> list[str]:
@@ -59,7 +53,7 @@ def start_jsipfs(repo: Path) -> tuple[subprocess.Popen, str, Path]:
         capture_output=True,
         timeout=START_TIMEOUT_S,
     )
-    port = _free_port()
+    port = free_port()
     api = f"/ip4/127.0.0.1/tcp/{port}"
     config_path = repo / "config"
     config = json.loads(config_path.read_text())
@@ -83,20 +77,8 @@ def start_jsipfs(repo: Path) -> tuple[subprocess.Popen, str, Path]:
         if "Daemon is ready" in log.read_text(errors="replace"):
             return proc, api, log
         time.sleep(0.25)
-    stop_process(proc)
+    stop_process_group(proc)
     raise RuntimeError(f"js-ipfs daemon not ready in {START_TIMEOUT_S} s: {_log_tail(log)}")
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    """SIGTERM the daemon we started (its own process group), SIGKILL after 15 s."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
 
 
 def _require_jsipfs() -> None:
@@ -106,9 +88,7 @@ def _require_jsipfs() -> None:
     if not missing:
         return
     message = f"js-ipfs is not installed ({', '.join(missing)}); run `make install`"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    server_missing(message)
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +100,7 @@ def ipfs_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsDaemon
     try:
         yield IpfsDaemon(api_addr=api, repo=repo, pid=proc.pid)
     finally:
-        stop_process(proc)
+        stop_process_group(proc)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,16 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port, server_missing
+
 
 def _pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess:
@@ -38,9 +33,7 @@ def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess:
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must run the PostgreSQL tests; .ci/run installs postgresql)")
-    pytest.skip(f"{reason}; run `apt-get install -y postgresql`")
+    server_missing(f"{reason}; run `apt-get install -y postgresql` (.ci/run does)")
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +52,7 @@ def pg_url() -> Iterator[str]:
     tmp = Path(tempfile.mkdtemp(prefix="veilchain-pg-"))
     if user:
         shutil.chown(tmp, user=user)
-    data, port = tmp / "data", _free_port()
+    data, port = tmp / "data", free_port()
     res = _run(
         [str(bindir / "initdb"), "-D", str(data), "-U", "veilchain", "-A", "trust", "-E", "UTF8"],
         user,

@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -48,7 +49,12 @@ from veilchain.errors import (
     VeilchainError,
 )
 from veilchain.platform.audit import AuditEvent, AuditLog, canonical_json
-from veilchain.platform.keys import KeyManager, decrypt_with_data_key, open_sealed_key
+from veilchain.platform.keys import (
+    KeyManager,
+    decrypt_with_data_key,
+    generate_keypair,
+    open_sealed_key,
+)
 from veilchain.platform.manifest import ImageRecord, Manifest
 from veilchain.platform.registrations import (
     ABORTED,
@@ -222,6 +228,7 @@ class VeilchainService:
         self._anonymizer_factory = anonymizer_factory
         self.seed = seed
         self.workers = max(1, workers)
+        self._manifests: dict[str, Manifest] = {}
         self.keystore = keystore  # local accounts (roles, grantees); None on a bare service
         self.chain_id = int(chain.backend.chain_id)
 
@@ -578,7 +585,15 @@ class VeilchainService:
 
     def manifest(self, dataset_id: int, version: int | None = None) -> Manifest:
         _, ver = self._version(dataset_id, version)
-        return Manifest.from_bytes(self.storage.cat(ver.manifest_cid))
+        return self._manifest_at(ver.manifest_cid)
+
+    def _manifest_at(self, cid: str) -> Manifest:
+        """A parsed manifest; cached by CID, since content under a CID never changes."""
+        if cid not in self._manifests:
+            if len(self._manifests) >= 32:
+                self._manifests.pop(next(iter(self._manifests)))
+            self._manifests[cid] = Manifest.from_bytes(self.storage.cat(cid))
+        return self._manifests[cid]
 
     def list_datasets(self) -> list[DatasetSummary]:
         out = []
@@ -591,7 +606,7 @@ class VeilchainService:
         ver = self.chain.get_version(dataset_id, info.version_count)
         latest = _version_dict(info.version_count, ver)
         try:
-            name = Manifest.from_bytes(self.storage.cat(ver.manifest_cid)).name
+            name = self._manifest_at(ver.manifest_cid).name
         except VeilchainError:
             name = None
         return DatasetSummary(dataset_id, info.owner, info.version_count, name, latest)
@@ -599,7 +614,7 @@ class VeilchainService:
     def image_record(self, dataset_id: int, index: int, version: int | None = None) -> dict:
         """One image's public record, Merkle proof and privacy report from the manifest."""
         version, ver = self._version(dataset_id, version)
-        m = Manifest.from_bytes(self.storage.cat(ver.manifest_cid))
+        m = self._manifest_at(ver.manifest_cid)
         if not 0 <= index < len(m.records):
             raise InputError(
                 f"data set {dataset_id} v{version} has images 0..{len(m.records) - 1}, not {index}"
@@ -608,6 +623,7 @@ class VeilchainService:
         return {
             **rec.to_dict(),
             "dataset_id": dataset_id,
+            "dataset_uid": m.dataset_uid,
             "version": version,
             "leaf": "0x" + rec.leaf().hex(),
             "proof": m.proofs[index],
@@ -798,12 +814,23 @@ class VeilchainService:
             image_id=rec["image_id"],
             recipient_public_key=pk,
         )
-        data_key = open_sealed_key(self.release_key(req), sk)
-        manifest = self.manifest(dataset_id, rec["version"])
+        return self._open(rec, self.release_key(req), sk)
+
+    def fetch_for(
+        self, address: str, dataset_id: int, index: int, *, version: int | None = None
+    ) -> bytes:
+        """Decrypt for an already-authenticated address (the API's signed-in grantee)."""
+        rec = self.image_record(dataset_id, index, version)
+        sk, pk = generate_keypair()
+        sealed = self.release_key_for(address, dataset_id, rec["version"], rec["image_id"], pk)
+        return self._open(rec, sealed, sk)
+
+    def _open(self, rec: dict, sealed: bytes, private_key: bytes) -> bytes:
+        """Open a sealed data key, decrypt the record's ciphertext, check it is the output."""
         plain = decrypt_with_data_key(
             self.storage.cat(rec["cid"]),
-            data_key,
-            dataset=manifest.dataset_uid,
+            open_sealed_key(sealed, private_key),
+            dataset=rec["dataset_uid"],
             image=rec["image_id"],
         )
         if hashlib.sha256(plain).hexdigest() != rec["anonymized_sha256"]:
@@ -847,6 +874,14 @@ _WORKER_ANONYMIZER = None
 
 def _init_worker(factory) -> None:
     global _WORKER_ANONYMIZER
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:  # a SIGKILLed registration must not leave workers behind
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     _WORKER_ANONYMIZER = factory()
 
 

@@ -30,7 +30,6 @@ from veilchain.errors import (
     ConfigError,
     DatasetNotFoundError,
     InputError,
-    StorageError,
 )
 from veilchain.platform import jobs
 from veilchain.platform.api import schemas as S
@@ -532,24 +531,8 @@ def release_key(
 def fetch_image(
     service, dataset_id: int, version: int, index: int, user: Principal
 ) -> tuple[bytes, str]:
-    """Decrypted bytes for a grantee. Wanted in the service:
-    ``fetch_for(address, dataset_id, index, *, version) -> bytes``; until then this composes
-    the service's own release (grant check + audit), key opening and decryption."""
-    import hashlib
-
-    from veilchain.platform.keys import decrypt_with_data_key, generate_keypair, open_sealed_key
-
-    _, manifest, _, rec = _record_obj(service, dataset_id, version, index)
-    sk, pk = generate_keypair()
-    sealed = service.release_key_for(user.address, dataset_id, version, rec.image_id, pk)
-    plain = decrypt_with_data_key(
-        service.storage.cat(rec.cid),
-        open_sealed_key(sealed, sk),
-        dataset=manifest.dataset_uid,
-        image=rec.image_id,
-    )
-    if hashlib.sha256(plain).hexdigest() != rec.anonymized_sha256:
-        raise StorageError(f"decrypted image {rec.image_id} differs from the record")
+    """Decrypted bytes for a grantee (grant check and audit happen in the service)."""
+    plain = service.fetch_for(user.address, dataset_id, index, version=version)
     media = "image/png" if plain.startswith(b"\x89PNG") else "application/octet-stream"
     return plain, media
 
