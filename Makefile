@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[dev]"
 	touch $(STAMP)
 
+# `npm install` (not `npm ci`) installs exactly the lockfile: `npm ci` refuses it because an
+# optional dependency deep in js-ipfs names a GitHub tarball, which npm skips here.
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
 install: $(STAMP) $(NODE_STAMP)
