@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import sys
 import threading
 import time
 import uuid
@@ -883,6 +884,8 @@ def _init_worker(factory) -> None:
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
     _WORKER_ANONYMIZER = factory()
+    if "torch" in sys.modules:  # one thread per worker: the workers already use every core
+        sys.modules["torch"].set_num_threads(1)
 
 
 def _worker_anonymize(path: Path, *, allow_recognizable: bool):
