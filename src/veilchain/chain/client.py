@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
@@ -217,6 +218,9 @@ class ChainClient:
         backend.register_errors(self._abi)
         self._contract = backend.w3.eth.contract(address=self.address, abi=self._abi)
         self._events = {e["name"]: e for e in self._abi if e["type"] == "event"}
+        self._access_cache: dict[tuple[int, str, int], bool] = {}
+        self._access_block = -1
+        self._access_lock = threading.Lock()
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -269,11 +273,11 @@ class ChainClient:
         return self.account.address
 
     # -- plumbing -------------------------------------------------------------------------
-    def _call(self, fn: str, *args: Any) -> Any:
+    def _call(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
         # No "from": py-evm charges the caller's balance even for eth_call, and every view
         # here is independent of msg.sender, so unfunded readers (auditors) can call.
         with self.backend.translating(f"calling {fn}"):
-            return self._contract.functions[fn](*args).call()
+            return self._contract.functions[fn](*args).call(block_identifier=block)
 
     def _transact(self, fn: str, *args: Any, gas: int | None = None) -> dict:
         action = f"{fn} from {self.sender}"
@@ -485,9 +489,23 @@ class ChainClient:
         )
 
     def has_access(self, dataset_id: int, address: str) -> bool:
-        return bool(
-            self._call("hasAccess", _uint(dataset_id, 256, "dataset_id"), _address(address))
-        )
+        """``hasAccess`` at the latest block. Answers are cached for that block only: a
+        grant changes only in a new block, and the call is pinned to the block it is keyed
+        on, so a cached answer is the chain's answer at that block (expiry included)."""
+        dataset_id, address = _uint(dataset_id, 256, "dataset_id"), _address(address)
+        block = self.backend.block_number()
+        key = (dataset_id, address, block)  # the block in the key: safe across threads
+        with self._access_lock:
+            if self._access_block != block or len(self._access_cache) > 10_000:
+                self._access_cache.clear()
+                self._access_block = block
+            hit = self._access_cache.get(key)
+        if hit is None:
+            hit = bool(self._call("hasAccess", dataset_id, address, block=block))
+            with self._access_lock:
+                if self._access_block == block:
+                    self._access_cache[key] = hit
+        return hit
 
     def get_grant(self, dataset_id: int, grantee: str) -> Grant | None:
         """The grant to ``grantee``, or None if there never was one."""
