@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,9 +13,8 @@ from veilchain.errors import ModelLoadError
 
 
 def test_sketch_and_prepare_shapes():
-    lm = C.CROP * 0 + np.asarray(
-        __import__("veilchain.anonymizer.faces", fromlist=["x"]).CANONICAL_TEMPLATE_128
-    )
+    from veilchain.anonymizer.faces import CANONICAL_TEMPLATE_128 as lm
+
     crop = np.full((128, 128, 3), 128, np.uint8)
     img, sk, m = C.prepare(crop, lm)
     assert img.shape == (3, 64, 64) and sk.shape == (1, 64, 64) and m.shape == (1, 64, 64)
@@ -55,7 +56,7 @@ def test_shipped_weights_load_and_hash():
     gen = C.build_ciagan_generator()
     assert gen.name == "ciagan"
     assert gen.model_hash() == C.file_sha256(C.WEIGHTS_DIR / C.CIAGAN_WEIGHTS)
-    meta = __import__("json").loads((C.WEIGHTS_DIR / "ciagan.json").read_text())
+    meta = json.loads((C.WEIGHTS_DIR / "ciagan.json").read_text())
     assert meta["sha256"] == gen.model_hash()
     assert gen.identities.k == gen.net.num_ids
 
