@@ -139,7 +139,7 @@ class DpLatentGenerator:
             "norm": "l1",
             "noise_scale": 2.0 * self.clip / self.epsilon,
             "latent_dim": int(self.meta.get("latent", DEFAULT_LATENT)),
-            "protects": "face interior latent; landmarks and pixels outside the mask are public",
+            "protects": "face interior latent only; mask outline and outside pixels are public",
         }
 
     @torch.no_grad()
