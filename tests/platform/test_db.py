@@ -10,11 +10,21 @@ from veilchain.errors import ConfigError
 from veilchain.platform.db import Base, engine_of, init_db, make_engine, make_session_factory
 
 
-class _Widget(Base):
-    __tablename__ = "test_db_widgets"
+@pytest.fixture
+def widget_model():
+    """A scratch table on the shared Base, removed again so no other test (e.g. the
+    migration drift check) ever sees it."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(50))
+    class _Widget(Base):
+        __tablename__ = "test_db_widgets"
+
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        name: Mapped[str] = mapped_column(String(50))
+
+    yield _Widget
+    Base.metadata.remove(_Widget.__table__)
+    Base.registry.dispose()
+    Base.registry.configure()
 
 
 def test_sqlite_file_gets_wal_foreign_keys_and_busy_timeout(tmp_path):
@@ -27,7 +37,7 @@ def test_sqlite_file_gets_wal_foreign_keys_and_busy_timeout(tmp_path):
     engine.dispose()
 
 
-def test_init_db_creates_registered_tables_and_session_factory_works(tmp_path):
+def test_init_db_creates_registered_tables_and_session_factory_works(tmp_path, widget_model):
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
     init_db(engine)
     init_db(engine)  # idempotent
@@ -35,7 +45,7 @@ def test_init_db_creates_registered_tables_and_session_factory_works(tmp_path):
     sf = make_session_factory(engine)
     assert engine_of(sf) is engine
     with sf() as s:
-        w = _Widget(name="a")
+        w = widget_model(name="a")
         s.add(w)
         s.commit()
         assert w.name == "a"  # not expired on commit
@@ -74,7 +84,7 @@ def test_unreachable_postgres_is_a_config_error():
         init_db(engine)
 
 
-def test_postgres_round_trip(request):
+def test_postgres_round_trip(request, widget_model):
     try:
         url = request.getfixturevalue("pg_url")
     except pytest.FixtureLookupError:
