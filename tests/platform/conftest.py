@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from veilchain.config import Settings
+from veilchain.platform.audit import AuditLog
+from veilchain.platform.db import init_db, make_engine, make_session_factory
 from veilchain.platform.demo import samples_dir
 
 SAMPLE_NAMES = ("astronaut.jpg", "obama.jpg", "biden.jpg")
@@ -24,3 +26,17 @@ def sample_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def make_settings(data_dir: Path, **kw) -> Settings:
     return Settings(data_dir=data_dir, env="test", **kw)
+
+
+@pytest.fixture
+def session_factory(tmp_path):
+    """A fresh SQLite database with every registered table."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'platform.db'}")
+    init_db(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def audit(session_factory):
+    return AuditLog(session_factory)

@@ -19,16 +19,8 @@ HEAD = AuditHead.__table__
 
 
 @pytest.fixture
-def sf(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
-    init_db(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def audit(sf):
-    return AuditLog(sf)
+def sf(session_factory):
+    return session_factory
 
 
 @pytest.fixture

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from veilchain.platform.audit import AuditLog
 from veilchain.platform.db import init_db, make_engine, make_session_factory
 from veilchain.platform.keys import KeyManager, PassphraseSource
 
 PASSPHRASE = "correct horse battery staple"
 FAST_SCRYPT_N = 2**14  # tests only; the default is 2**17
-
-
-@pytest.fixture
-def session_factory(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'keys.db'}")
-    init_db(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def audit(session_factory):
-    return AuditLog(session_factory)
 
 
 @pytest.fixture

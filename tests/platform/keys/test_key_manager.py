@@ -180,7 +180,7 @@ def test_keys_are_never_stored_in_plaintext(km, tmp_path):
         open_sealed_key(km.release_sealed(dataset="ds", image=f"i{n}", recipient_public_key=pk), sk)
         for n in range(20)
     ]
-    blob = b"".join(p.read_bytes() for p in tmp_path.glob("keys.db*"))
+    blob = b"".join(p.read_bytes() for p in tmp_path.glob("platform.db*"))
     assert blob, "database files exist"
     assert PASSPHRASE.encode() not in blob
     for key in keys:
