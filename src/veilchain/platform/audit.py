@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -216,6 +217,7 @@ class AuditLog:
 
     def __init__(self, session_factory: sessionmaker[Session]):
         self._session_factory = session_factory
+        self._lock = threading.Lock()
         try:
             Base.metadata.create_all(engine_of(session_factory), tables=[_LOG, _HEAD])
             self._ensure_head()
@@ -255,7 +257,9 @@ class AuditLog:
         if session is not None:
             return self._append_in(session, event, actor, subject, clean)
         try:
-            with self._session_factory() as own, own.begin():
+            # Threads of this process queue here rather than in the database's busy handler
+            # (SQLite's backs off with sleeps); other processes still serialize in the DB.
+            with self._lock, self._session_factory() as own, own.begin():
                 entry = self._append_in(own, event, actor, subject, clean)
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot append to the audit log: {_first_line(exc)}") from exc

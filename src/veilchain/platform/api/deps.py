@@ -65,7 +65,6 @@ _api_key = APIKeyHeader(
 
 def get_principal(
     ctx: CtxDep,
-    session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
     api_key: Annotated[str | None, Security(_api_key)] = None,
 ) -> auth.Principal | None:
@@ -78,7 +77,8 @@ def get_principal(
         )
         via = "jwt"
     elif api_key:
-        address, via = auth.verify_api_key(session=session, token=api_key), "api_key"
+        with ctx.session_factory() as session:  # only API keys need the database
+            address, via = auth.verify_api_key(session=session, token=api_key), "api_key"
     else:
         return None
     return auth.Principal(address=address, roles=ctx.roles(address), via=via)
@@ -87,7 +87,7 @@ def get_principal(
 OptionalUser = Annotated[auth.Principal | None, Depends(get_principal)]
 
 
-def get_current_user(user: OptionalUser) -> auth.Principal:
+async def get_current_user(user: OptionalUser) -> auth.Principal:  # no I/O: no thread hop
     if user is None:
         raise AuthenticationError("sign in first: send a bearer token or an X-API-Key")
     return user
