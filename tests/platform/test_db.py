@@ -10,7 +10,7 @@ from veilchain.errors import ConfigError
 from veilchain.platform.db import Base, engine_of, init_db, make_engine, make_session_factory
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def widget_model():
     """A scratch table on the shared Base, removed again so no other test (e.g. the
     migration drift check) ever sees it."""
@@ -22,9 +22,7 @@ def widget_model():
         name: Mapped[str] = mapped_column(String(50))
 
     yield _Widget
-    Base.metadata.remove(_Widget.__table__)
-    Base.registry.dispose()
-    Base.registry.configure()
+    Base.metadata.remove(_Widget.__table__)  # the class stays mapped; nothing else uses it
 
 
 def test_sqlite_file_gets_wal_foreign_keys_and_busy_timeout(tmp_path):
