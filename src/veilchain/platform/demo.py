@@ -27,7 +27,7 @@ def best_method(service: VeilchainService) -> str:
     """The first method in PREFERRED_METHODS whose model loads here."""
     for method in PREFERRED_METHODS:
         try:
-            service._anonymizer_factory(method, seed=service.seed)
+            service.anonymizer_factory(method, seed=service.seed)
             return method
         except ModelLoadError:
             continue

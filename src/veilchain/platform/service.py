@@ -226,7 +226,7 @@ class VeilchainService:
         self.keys = keys
         self.audit = audit
         self.session_factory = session_factory
-        self._anonymizer_factory = anonymizer_factory
+        self.anonymizer_factory = anonymizer_factory
         self.seed = seed
         self.workers = max(1, workers)
         self._manifests: dict[str, Manifest] = {}
@@ -342,7 +342,7 @@ class VeilchainService:
             raise InputError("no images to register: the input holds no image files")
         seed = self.seed if seed is None else seed
         if params is None or model_hash is None:
-            anonymizer = self._anonymizer_factory(method, epsilon=epsilon, seed=seed)
+            anonymizer = self.anonymizer_factory(method, epsilon=epsilon, seed=seed)
             params = {**anonymizer.privacy_params(), "seed": seed}
             model_hash = anonymizer.model_hash()
         uid = uuid.uuid4().hex
@@ -411,7 +411,7 @@ class VeilchainService:
         ``self.workers`` processes when more than one is asked for."""
         params = json.loads(reg.params_json)
         factory = partial(
-            self._anonymizer_factory, reg.method, epsilon=params.get("epsilon"), seed=reg.seed
+            self.anonymizer_factory, reg.method, epsilon=params.get("epsilon"), seed=reg.seed
         )
         files = [Path(r.source) for r in rows if not r.source.startswith(_REENCRYPT_PREFIX)]
         if self.workers > 1 and len(files) > 1:
