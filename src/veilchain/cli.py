@@ -209,6 +209,10 @@ def train(
     ] = Path("runs/train"),
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int | None, typer.Option(help="torch threads.")] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(help="Warm-start from exported weights in this dir (e.g. the shipped ones)."),
+    ] = None,
 ) -> None:
     """Train CIAGAN or the DP latent autoencoder (needs the 'train' extra)."""
     from veilchain.anonymizer.training import run_training
@@ -225,6 +229,7 @@ def train(
             resume=resume,
             seed=seed,
             threads=threads,
+            init_from=init_from,
             progress=lambda m: console.print(m, highlight=False, soft_wrap=True),
         )
     except VeilchainError as err:

@@ -108,6 +108,7 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(seed)
         self.step = 0
         self.elapsed = 0.0
+        self.init_meta: dict | None = None  # set by a warm start (init_from_weights)
         c = config.ch
         if config.model == "ciagan":
             self.nets = {
@@ -233,6 +234,7 @@ class Trainer:
             "opts": {k: v.state_dict() for k, v in self.opts.items()},
             "gen_state": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "init_from": self.init_meta,
         }
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
@@ -258,8 +260,25 @@ class Trainer:
         torch.set_rng_state(st["torch_rng"])
         self.step = int(st["step"])
         self.elapsed = float(st["elapsed"])
+        self.init_meta = st.get("init_from")
 
     # --- loop --------------------------------------------------------------
+    def init_from_weights(self, weights_dir: Path) -> dict:
+        """Warm start: load the networks an exported weights file holds (fp16 -> fp32); the
+        others (critic, siamese) and the optimizers start fresh. Returns the file's metadata."""
+        name, fmt = (
+            (C.CIAGAN_WEIGHTS, C.FORMAT) if self.cfg.model == "ciagan" else (D.DP_WEIGHTS, D.FORMAT)
+        )
+        state, meta = C.load_checkpoint_file(Path(weights_dir) / name, fmt)
+        for key, net in self.nets.items():
+            if key in state:
+                try:
+                    net.load_state_dict({k: v.float() for k, v in state[key].items()})
+                except RuntimeError as exc:
+                    raise InputError(f"cannot warm-start {key} from {weights_dir}: {exc}") from exc
+        self.init_meta = {"sha256": meta.get("sha256"), "steps": meta.get("steps")}
+        return meta
+
     def train(self, *, resume: bool = False, progress=None) -> dict:
         """Run until ``steps`` or ``max_minutes``; checkpoint every N steps and at the end."""
         if resume:
@@ -329,6 +348,7 @@ def export_weights(
         "resolution": C.RES,
         "dtype": "float16",
         "torch_threads": torch.get_num_threads(),
+        "init_from": checkpoint.get("init_from"),
         **(extra or {}),
     }
     if cfg["model"] == "ciagan":
@@ -388,6 +408,7 @@ def run_training(
     seed: int = 0,
     threads: int | None = None,
     weights_dir: Path | None = None,
+    init_from: Path | None = None,
     progress=None,
     **overrides,
 ) -> dict:
@@ -407,6 +428,9 @@ def run_training(
         f"{model}: {trainer.n} training faces, {trainer.num_ids} identities, "
         f"{torch.get_num_threads()} threads, seed {seed}"
     )
+    if init_from is not None and not resume:
+        trainer.init_from_weights(init_from)
+        say(f"warm start from {init_from} ({trainer.init_meta['steps']} steps)")
     result = trainer.train(resume=resume, progress=say)
     path = trainer.export(
         Path(weights_dir or Path(out_dir) / "weights"), extra={"data": str(data_dir)}
