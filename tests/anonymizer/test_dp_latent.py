@@ -85,3 +85,27 @@ def _face():
     lm = F.landmarks_for_box(img, FIXED_BOX)
     crop, m = F.align_face(img, lm, 128)
     return crop, F.transform_points(lm, m)
+
+
+def test_decoder_sees_only_latent_and_surround_colour():
+    """The decoder's face depends on the noisy latent and the mean colour around the mask,
+    never on the interior pixels or the surround's detail (what re-identified format 2)."""
+    torch.manual_seed(0)
+    dec = D.LatentDecoder(latent=8, ch=4).eval()
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(1, 3, 64, 64, generator=g) * 2 - 1
+    m = torch.zeros(1, 1, 64, 64)
+    m[..., 16:48, 16:48] = 1
+    b = a.clone()
+    b[..., 16:48, 16:48] = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1  # other interior
+    c = a.clone()  # same surround mean colour, other detail: rows swapped
+    c[..., :16, :] = a[..., 48:, :].flip(2)
+    c[..., 48:, :] = a[..., :16, :].flip(2)
+    z, s = torch.randn(1, 8, generator=g), torch.tensor([2.0])
+    with torch.no_grad():
+        out = [dec(x, m, z, 1.0, s) * m for x in (a, b, c)]
+        other_z = dec(a, m, z + 1, 1.0, s) * m
+    assert torch.allclose(D.surround_colour(a, m), D.surround_colour(c, m), atol=1e-6)
+    assert torch.equal(out[0], out[1])
+    assert torch.allclose(out[0], out[2], atol=1e-5)
+    assert not torch.allclose(out[0], other_z)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from veilchain.anonymizer import faces as F
 from veilchain.anonymizer.corpus import FIXED_BOX, Corpus, FaceHuntersDecoder, load_codes, to_uint8
 from veilchain.anonymizer.training import TrainConfig, Trainer
+from veilchain.errors import InputError
 
 pytest.importorskip("h5py")
 
@@ -94,3 +97,32 @@ def test_export_loads_in_builders(tiny_corpus, tmp_path):
     d = build_dp_generator(epsilon=2.0, weights_dir=tmp_path / "w")
     out = d.generate(tiny_corpus.faces[0], tiny_corpus.landmarks[0], np.random.default_rng(0))
     assert out.shape == (128, 128, 3) and out.dtype == np.uint8
+
+
+def test_warm_start_loads_exported_generator(tiny_corpus, tmp_path):
+    """--init-from: the generator starts from exported (fp16) weights; the critic and siamese
+    start fresh; the warm start is recorded through checkpoint and export."""
+    src = Trainer(tiny_corpus, tmp_path / "src", _cfg("ciagan", 2), seed=1, centroids=CENTROIDS)
+    src.train(progress=lambda m: None)
+    src.export(tmp_path / "w1")
+    warm = Trainer(tiny_corpus, tmp_path / "warm", _cfg("ciagan", 1), seed=2, centroids=CENTROIDS)
+    meta = warm.init_from_weights(tmp_path / "w1")
+    for k, v in src.nets["generator"].state_dict().items():
+        assert torch.equal(warm.nets["generator"].state_dict()[k], v.half().float()), k
+    cold = Trainer(tiny_corpus, tmp_path / "cold", _cfg("ciagan", 1), seed=2, centroids=CENTROIDS)
+    for key in ("critic", "siamese"):
+        for k, v in cold.nets[key].state_dict().items():
+            assert torch.equal(warm.nets[key].state_dict()[k], v), (key, k)
+    warm.train(progress=lambda m: None)
+    resumed = Trainer(
+        tiny_corpus, tmp_path / "warm", _cfg("ciagan", 2), seed=2, centroids=CENTROIDS
+    )
+    resumed.train(resume=True, progress=lambda m: None)
+    path = resumed.export(tmp_path / "w2")
+    exported = json.loads(path.with_suffix(".json").read_text())
+    assert exported["init_from"] == {"sha256": meta["sha256"], "steps": 2}
+    with pytest.raises(InputError, match="cannot warm-start"):
+        other = TrainConfig(**{**_cfg("ciagan", 1).__dict__, "ch": 8})
+        Trainer(tiny_corpus, tmp_path / "x", other, seed=0, centroids=CENTROIDS).init_from_weights(
+            tmp_path / "w1"
+        )
