@@ -73,3 +73,15 @@ def test_evaluate_json(tmp_path, samples_dir):
         assert r["faces"] == 2 and 0 <= r["reid_rate"] <= 1 and r["ssim"] > 0.5
     for key in ("json", "curve", "grid"):
         assert (tmp_path / "ev" / report["files"][key].split("/")[-1]).is_file()
+
+
+def test_anonymize_astronaut_exits_0(tmp_path, samples_dir):
+    """The mission patch false detection is reported as low confidence, not a failure."""
+    res = runner.invoke(
+        app, ["anonymize", str(samples_dir / "astronaut.jpg"), "-o", str(tmp_path), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)
+    assert row["n_faces"] == 2 and row["n_failed"] == 0
+    patch = row["report"]["faces"][1]
+    assert patch["low_confidence"] is True and patch["score"] < 0.25

@@ -193,3 +193,41 @@ def test_anonymize_paths_folder(tmp_path, detector, embedder, sample):
     assert b"VeilCam" not in out.read_bytes()
     with pytest.raises(InputError, match="no such file"):
         anonymize_paths([tmp_path / "missing"], tmp_path / "o", anonymizer=anon)
+
+
+def test_low_confidence_detection_still_matched_is_unverified_not_failed(
+    detector, embedder, sample
+):
+    """Below the score floor a surviving match is reported (passed None, low_confidence),
+    not counted as failed; the same match on a confident detection fails."""
+    from veilchain.anonymizer.baselines import GaussianBlur
+    from veilchain.anonymizer.faces import FaceDetection
+
+    img = sample("obama.jpg")
+    (det,) = detector.detect(img)
+    anon = Anonymizer(detector, GaussianBlur(0.1), embedder=embedder)  # stays matched
+    low = FaceDetection(det.box, 0.1, det.landmarks)
+    r = anon.anonymize(img, detections=[low])
+    (face,) = r.faces
+    assert face.low_confidence and face.passed is None and face.distance < 0.6
+    assert r.failed == [] and r.report["n_failed"] == 0 and r.report["n_unverified"] == 1
+    assert "low-confidence" in r.report["warning"]
+    assert not np.array_equal(r.image, img)  # still anonymized
+    strict = Anonymizer(detector, GaussianBlur(0.1), embedder=embedder, strict=True)
+    strict.anonymize(img, detections=[low])  # does not raise
+    r2 = anon.anonymize(img, detections=[det])  # score 1.69: a real failure
+    assert r2.faces[0].passed is False and not r2.faces[0].low_confidence
+    assert r2.report["n_failed"] == 1 and r2.report["n_unverified"] == 0
+
+
+def test_astronaut_mission_patch_does_not_fail_the_run(detector, embedder, sample):
+    """The HOG false positive on the mission patch (score 0.10) is anonymized, and its
+    self-match is unverifiable rather than a failure (the CLI used to exit 1 here)."""
+    img = sample("astronaut.jpg")
+    r = build_anonymizer("pixelate", detector=detector, embedder=embedder).anonymize(img)
+    face, patch = r.faces
+    assert face.score > 1.0 and face.passed is True and not face.low_confidence
+    assert patch.score < 0.25 and patch.low_confidence and patch.passed in (True, None)
+    assert r.report["n_failed"] == 0
+    keep = _outside(r, img.shape)
+    assert np.array_equal(r.image[keep], img[keep])

@@ -251,7 +251,7 @@ class CiaganGenerator:
         target = self.choose_target(crop, landmarks, rng, embedding)
         return self.generate_target(crop, landmarks, target)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate_target(self, crop: np.ndarray, landmarks: np.ndarray, target: int) -> np.ndarray:
         img, sk, m = (torch.from_numpy(a)[None] for a in prepare(crop, landmarks))
         out = self.net(img, sk, m, torch.tensor([target]))

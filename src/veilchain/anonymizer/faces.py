@@ -210,7 +210,16 @@ def is_low_light(image: np.ndarray) -> bool:
     if y.size > 1_000_000:  # a subsample is enough for the statistics
         step = int(np.ceil(np.sqrt(y.size / 1_000_000)))
         y = y[::step, ::step]
-    return bool(y.mean() < LOW_LIGHT_MEAN or np.percentile(y, 95) < LOW_LIGHT_P95)
+    # mean and 95th percentile (numpy's linear interpolation) from the histogram: no sort
+    hist = cv2.calcHist([np.ascontiguousarray(y)], [0], None, [256], [0, 256]).ravel()
+    mean = float(hist @ np.arange(256)) / y.size
+    cum = np.cumsum(hist)
+    pos = 0.95 * (y.size - 1)
+    lo = int(np.floor(pos))
+    v0 = int(np.searchsorted(cum, lo + 1))  # the value at sorted index lo
+    v1 = int(np.searchsorted(cum, min(lo + 1, y.size - 1) + 1))
+    p95 = v0 + (pos - lo) * (v1 - v0)
+    return bool(mean < LOW_LIGHT_MEAN or p95 < LOW_LIGHT_P95)
 
 
 def enhance_low_light(image: np.ndarray) -> np.ndarray:
@@ -470,25 +479,50 @@ def face_mask(
 class FaceEmbedder:
     """dlib's 128-d ResNet face descriptor (the re-identification model used for checks).
 
-    Faces are given by their 68 landmarks; dlib extracts its own 150x150 chip. Same-person
+    Faces are given by their 68 landmarks; dlib cuts its 150x150 chip (padding 0.25). Same-person
     threshold: Euclidean distance < 0.6. The model loads on first use and stays on the instance.
+
+    ``backend="torch"`` (default) runs dlib's network, with dlib's weights read from the same
+    model file, in PyTorch (:mod:`veilchain.anonymizer.dlib_resnet`): the same embeddings to
+    ~1e-6 at 4-5x the speed of the BLAS-less ``dlib-bin`` build. ``backend="dlib"`` calls
+    ``compute_face_descriptor``; ``num_jitters > 0`` (dlib's random augmentation) always does.
     """
 
-    def __init__(self, *, num_jitters: int = 0, model_path: str | None = None) -> None:
+    def __init__(
+        self, *, num_jitters: int = 0, model_path: str | None = None, backend: str = "torch"
+    ) -> None:
+        if backend not in ("torch", "dlib"):
+            raise ValueError(f"unknown embedder backend {backend!r}; use 'torch' or 'dlib'")
         self.num_jitters = num_jitters
         self.model_path = model_path
+        self.backend = "dlib" if num_jitters > 0 else backend
         self._model = None
 
     def _net(self):
         if self._model is None:
+            path = self.model_path or _model_path("embedding")
+            if self.backend == "torch":
+                from veilchain.anonymizer.dlib_resnet import load_dlib_resnet
+
+                self._model = load_dlib_resnet(path)
+                return self._model
             import dlib
 
-            path = self.model_path or _model_path("embedding")
             try:
                 self._model = dlib.face_recognition_model_v1(path)
             except RuntimeError as exc:
                 raise ModelLoadError(f"cannot load the dlib face embedding model: {exc}") from exc
         return self._model
+
+    def _chips(self, image: np.ndarray, lms: list[np.ndarray]) -> list[np.ndarray]:
+        import dlib
+
+        from veilchain.anonymizer.dlib_resnet import CHIP_PADDING, CHIP_SIZE
+
+        dets = dlib.full_object_detections()
+        for lm in lms:
+            dets.append(_full_object_detection(lm))
+        return dlib.get_face_chips(_rgb(image), dets, CHIP_SIZE, CHIP_PADDING)
 
     def embed(self, image: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Embeddings (N, 128) float32 of the faces given by N landmark arrays in ``image``."""
@@ -497,6 +531,10 @@ class FaceEmbedder:
         lms = _landmark_list(landmarks)
         if not lms:
             return np.zeros((0, 128), np.float32)
+        if self.backend == "torch":
+            from veilchain.anonymizer.dlib_resnet import embed_chips
+
+            return embed_chips(self._net(), self._chips(image, lms))
         dets = dlib.full_object_detections()
         for lm in lms:
             dets.append(_full_object_detection(lm))
@@ -506,8 +544,21 @@ class FaceEmbedder:
     def embed_batch(
         self, images: Sequence[np.ndarray], landmarks: Sequence[Sequence[np.ndarray]]
     ) -> list[np.ndarray]:
-        """One (N_i, 128) array per image; one batched call into dlib."""
+        """One (N_i, 128) array per image; one batched call into the network."""
         import dlib
+
+        if self.backend == "torch":
+            from veilchain.anonymizer.dlib_resnet import embed_chips
+
+            chips, counts = [], []
+            for img, lms in zip(images, landmarks, strict=True):
+                lms = _landmark_list(lms)
+                counts.append(len(lms))
+                if lms:
+                    chips.extend(self._chips(img, lms))
+            flat = embed_chips(self._net(), chips)
+            bounds = np.cumsum([0, *counts])
+            return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
         imgs, batches, counts = [], [], []
         for img, lms in zip(images, landmarks, strict=True):
