@@ -497,6 +497,10 @@ class FaceEmbedder:
         self.model_path = model_path
         self.backend = "dlib" if num_jitters > 0 else backend
         self._model = None
+        if self.backend == "torch":
+            # imported now, not at the first embedding, so that process set-up code that
+            # pins torch's threads when torch is loaded (platform.service's workers) sees it
+            import torch  # noqa: F401
 
     def _net(self):
         if self._model is None:
