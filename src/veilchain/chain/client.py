@@ -329,17 +329,18 @@ class ChainClient:
     def key_service(self) -> str:
         return self._call("keyService")
 
-    def roles_of(self, address: str) -> set[str]:
-        """Roles of ``address``: a subset of {"admin", "institution", "auditor", "keyservice"}."""
+    def roles_of(self, address: str, *, block: int | str = "latest") -> set[str]:
+        """Roles of ``address``: a subset of {"admin", "institution", "auditor", "keyservice"},
+        as the contract holds them at ``block``."""
         address = _address(address)
         roles = set()
-        if self._call("admin") == address:
+        if self._call("admin", block=block) == address:
             roles.add("admin")
-        if self._call("isInstitution", address):
+        if self._call("isInstitution", address, block=block):
             roles.add("institution")
-        if self._call("isAuditor", address):
+        if self._call("isAuditor", address, block=block):
             roles.add("auditor")
-        if self._call("keyService") == address:
+        if self._call("keyService", block=block) == address:
             roles.add("keyservice")
         return roles
 

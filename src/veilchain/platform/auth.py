@@ -3,7 +3,8 @@
 Flow: ``issue_nonce`` stores a single-use nonce with a 5-minute life; the client signs a SIWE
 message that carries it; ``login`` checks domain, chain id, signature and consumes the nonce
 in one conditional UPDATE (so a replay fails), then issues a JWT whose subject is the address.
-Roles are never stored here: :class:`RoleResolver` reads them from the contract. API keys for
+Roles are never stored here: :class:`RoleResolver` reads them from the contract, per block,
+and a :class:`Principal` asks for them only when a check needs them. API keys for
 institutions' machines are random tokens stored only as SHA-256 hashes.
 """
 
@@ -14,9 +15,9 @@ import hmac
 import secrets
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -31,7 +32,8 @@ from veilchain.platform.db import Base
 
 ROLES = ("admin", "institution", "auditor", "keyservice")
 API_KEY_PREFIX = "vk_"
-DEFAULT_ROLE_CACHE_S = 2.0
+DEFAULT_TOKEN_CACHE_SIZE = 4_096
+_ROLE_CACHE_SIZE = 10_000
 _JWT_ALG = "HS256"
 
 
@@ -68,16 +70,42 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-@dataclass(frozen=True)
 class Principal:
-    """Who is calling: a checksummed address, its on-chain roles and how it signed in."""
+    """Who is calling: a checksummed address, how it signed in and its on-chain roles.
 
-    address: str
-    roles: frozenset[str] = field(default_factory=frozenset)
-    via: str = "jwt"
+    The roles are read (through ``resolve``) the first time something asks for them, so a
+    request that checks none (a key release: the grant is checked on chain instead) costs no
+    role lookup. That read may call the chain: touch ``roles`` from a worker thread (sync
+    dependencies and routes), never from the event loop.
+    """
+
+    __slots__ = ("_resolve", "_roles", "address", "via")
+
+    def __init__(
+        self,
+        address: str,
+        roles: Iterable[str] | None = None,
+        via: str = "jwt",
+        *,
+        resolve: Callable[[str], frozenset[str]] | None = None,
+    ):
+        self.address = address
+        self.via = via
+        self._roles = frozenset(roles) if roles is not None else None
+        self._resolve = resolve
+
+    @property
+    def roles(self) -> frozenset[str]:
+        if self._roles is None:
+            self._roles = frozenset(self._resolve(self.address)) if self._resolve else frozenset()
+        return self._roles
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
+
+    def __repr__(self) -> str:
+        roles = "unread" if self._roles is None else sorted(self._roles)
+        return f"Principal(address={self.address!r}, via={self.via!r}, roles={roles})"
 
 
 # --- nonces and login -------------------------------------------------------
@@ -149,6 +177,10 @@ def issue_token(
 
 def decode_token(token: str, *, secret: str, issuer: str) -> str:
     """Return the address a valid, unexpired JWT was issued to."""
+    return _decode(token, secret=secret, issuer=issuer)[0]
+
+
+def _decode(token: str, *, secret: str, issuer: str) -> tuple[str, int]:
     try:
         claims = jwt.decode(
             token, secret, algorithms=[_JWT_ALG], issuer=issuer, options={"require": ["exp", "sub"]}
@@ -160,7 +192,39 @@ def decode_token(token: str, *, secret: str, issuer: str) -> str:
     sub = claims.get("sub", "")
     if not is_address(sub):
         raise AuthenticationError("invalid access token subject; sign in again")
-    return to_checksum_address(sub)
+    return to_checksum_address(sub), int(claims["exp"])
+
+
+class TokenVerifier:
+    """:func:`decode_token` for one secret and issuer, remembering tokens it has verified.
+
+    Verifying a JWT (signature, claims, address checksum) costs about 0.3 ms, and a client
+    sends the same token on every request until it expires. A hit is the very same token
+    string, hence the same signed claims, so only its expiry is checked again. Bounded LRU.
+    """
+
+    def __init__(self, *, secret: str, issuer: str, size: int = DEFAULT_TOKEN_CACHE_SIZE):
+        self._secret, self._issuer, self._size = secret, issuer, size
+        self._cache: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, token: str) -> str:
+        with self._lock:
+            hit = self._cache.get(token)
+            if hit is not None:
+                self._cache.move_to_end(token)
+        if hit is not None:
+            if time.time() < hit[1]:  # PyJWT's rule: expired once exp <= now
+                return hit[0]
+            with self._lock:
+                self._cache.pop(token, None)
+            raise AuthenticationError("access token expired; sign in again")
+        address, exp = _decode(token, secret=self._secret, issuer=self._issuer)
+        with self._lock:
+            self._cache[token] = (address, exp)
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return address
 
 
 # --- API keys ---------------------------------------------------------------
@@ -216,23 +280,52 @@ def verify_api_key(*, session: Session, token: str) -> str:
 
 # --- roles and rate limits --------------------------------------------------
 class RoleResolver:
-    """Roles of an address, read from the contract with a cache of a few seconds."""
+    """Roles of an address as the contract holds them at the latest block.
 
-    def __init__(self, roles_of: Callable[[str], set[str]], ttl_s: float = DEFAULT_ROLE_CACHE_S):
-        self._roles_of = roles_of
-        self._ttl = ttl_s
-        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+    A role changes only in a new block, so an answer is cached for the block it was read at
+    (the contract calls are pinned to that block): the cache never serves a role the chain
+    has since revoked, and while the chain stands still a lookup costs one block-number read.
+    When several threads miss the same address at once, one reads the contract and the
+    others wait for its answer (no burst of identical contract calls).
+    """
+
+    def __init__(
+        self, roles_of: Callable[..., Iterable[str]], block_number: Callable[[], int]
+    ) -> None:
+        self._roles_of = roles_of  # roles_of(address, block=n)
+        self._block_number = block_number
+        self._cache: dict[str, tuple[int, frozenset[str]]] = {}
+        self._flights: dict[tuple[str, int], Future] = {}
         self._lock = threading.Lock()
 
     def __call__(self, address: str) -> frozenset[str]:
-        now = time.monotonic()
+        block = self._block_number()
+        key = (address, block)
         with self._lock:
             hit = self._cache.get(address)
-        if hit and now - hit[0] < self._ttl:
-            return hit[1]
-        roles = frozenset(self._roles_of(address))
+            if hit is not None and hit[0] == block:
+                return hit[1]
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = Future()
+        if not leader:
+            return flight.result()
+        try:
+            roles = frozenset(self._roles_of(address, block=block))
+        except BaseException as exc:
+            with self._lock:
+                del self._flights[key]
+            flight.set_exception(exc)
+            raise
         with self._lock:
-            self._cache[address] = (now, roles)
+            if len(self._cache) >= _ROLE_CACHE_SIZE:
+                self._cache.clear()
+            cached = self._cache.get(address)
+            if cached is None or cached[0] <= block:
+                self._cache[address] = (block, roles)
+            del self._flights[key]
+        flight.set_result(roles)
         return roles
 
     def forget(self, address: str | None = None) -> None:

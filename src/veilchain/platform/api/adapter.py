@@ -55,8 +55,12 @@ def session_factory(service, settings: Settings) -> sessionmaker:
     return service.session_factory
 
 
-def roles_of(service) -> Callable[[str], set[str]]:
-    return service.chain.roles_of
+def roles_of(service) -> Callable[..., set[str]]:
+    return service.chain.roles_of  # roles_of(address, block=n)
+
+
+def block_number(service) -> Callable[[], int]:
+    return service.chain.block_number
 
 
 def chain_id(service) -> int:

@@ -1,7 +1,8 @@
 """Request dependencies as ``Annotated`` aliases, and the per-app context they read.
 
 ``SessionDep`` (a DB session), ``ServiceDep`` (the VeilchainService), ``CurrentUser`` (a
-:class:`Principal` from a bearer JWT or an ``X-API-Key``, roles read from the contract) and
+:class:`Principal` from a bearer JWT or an ``X-API-Key``, roles read from the contract when
+a check needs them) and
 ``require(*roles)`` keep route signatures short.
 """
 
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from veilchain.config import Settings
 from veilchain.errors import AccessDeniedError, AuthenticationError
@@ -29,6 +31,7 @@ class ApiContext:
     service: Any  # veilchain.platform.service.VeilchainService
     session_factory: sessionmaker
     roles: auth.RoleResolver
+    tokens: auth.TokenVerifier
     chain_id: int
     login_limiter: auth.RateLimiter
     nonce_limiter: auth.RateLimiter
@@ -63,25 +66,28 @@ _api_key = APIKeyHeader(
 )
 
 
-def get_principal(
+async def get_principal(
     ctx: CtxDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
     api_key: Annotated[str | None, Security(_api_key)] = None,
 ) -> auth.Principal | None:
-    """The caller, or None when no credentials were sent."""
+    """The caller, or None when no credentials were sent.
+
+    A JWT is checked on the event loop (CPU only, cached per token: no thread hop); an API
+    key needs the database, so that lookup runs in the thread pool. Roles are not read here:
+    the Principal reads them from the contract when a check first asks (``require``)."""
     if bearer is not None:
-        address = auth.decode_token(
-            bearer.credentials,
-            secret=ctx.settings.auth.jwt_secret,
-            issuer=ctx.settings.auth.domain,
-        )
-        via = "jwt"
+        address, via = ctx.tokens(bearer.credentials), "jwt"
     elif api_key:
-        with ctx.session_factory() as session:  # only API keys need the database
-            address, via = auth.verify_api_key(session=session, token=api_key), "api_key"
+        address, via = await run_in_threadpool(_api_key_address, ctx, api_key), "api_key"
     else:
         return None
-    return auth.Principal(address=address, roles=ctx.roles(address), via=via)
+    return auth.Principal(address=address, via=via, resolve=ctx.roles)
+
+
+def _api_key_address(ctx: ApiContext, token: str) -> str:
+    with ctx.session_factory() as session:
+        return auth.verify_api_key(session=session, token=token)
 
 
 OptionalUser = Annotated[auth.Principal | None, Depends(get_principal)]
@@ -99,7 +105,7 @@ CurrentUser = Annotated[auth.Principal, Depends(get_current_user)]
 def require(*roles: str):
     """A dependency that lets only callers holding one of ``roles`` (read on chain) through."""
 
-    def _check(user: CurrentUser) -> auth.Principal:
+    def _check(user: CurrentUser) -> auth.Principal:  # sync: reading roles may call the chain
         if not user.has(*roles):
             raise AccessDeniedError(
                 f"{user.address} lacks the role {' or '.join(roles)} on the contract"

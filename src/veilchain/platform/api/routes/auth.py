@@ -63,7 +63,7 @@ def login(body: LoginIn, ctx: CtxDep, session: SessionDep) -> TokenPublic:
         jwt_secret=a.jwt_secret,
         token_ttl_s=a.token_ttl_s,
     )
-    address = auth.decode_token(token, secret=a.jwt_secret, issuer=a.domain)
+    address = ctx.tokens(token)  # verified once here; later requests hit its cache
     return TokenPublic(
         access_token=token,
         expires_in=a.token_ttl_s,
