@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import threading
+import time
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -286,3 +287,48 @@ def test_postgres_concurrent_appends_and_tamper(request):
         s.commit()
     assert audit.verify().first_bad_seq == 77
     engine.dispose()
+
+
+def test_grouped_appends_return_their_committed_entries(audit):
+    returned = []
+
+    def worker(n):
+        for i in range(30):
+            returned.append(audit.append("release", actor=f"t{n}", subject="ds", details={"i": i}))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = {e.seq: e for e in audit.query(limit=1000)}
+    assert len(returned) == len(stored) == 180 and audit.verify().ok
+    assert all(stored[e.seq] == e for e in returned)
+
+
+def test_a_failed_group_commit_fails_every_caller_in_it(audit, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def broken(self, conn, items):
+        time.sleep(0.05)  # let the other callers queue behind this commit
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(AuditLog, "_append_in", broken)
+    errors = []
+
+    def worker(n):
+        try:
+            audit.append("release", actor=f"t{n}", subject="ds")
+        except AuditError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(errors) == 5 and all("disk I/O error" in str(e) for e in errors)
+    monkeypatch.undo()
+    assert audit.head()[0] == 0
+    audit.append("release", actor="a", subject="ds")
+    assert audit.head()[0] == 1 and audit.verify().ok

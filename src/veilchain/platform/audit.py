@@ -11,7 +11,9 @@ docs/keys.md defines the canonical JSON so that anyone can re-verify an export.
 
 Appends are serialized through a one-row ``audit_head`` table: the first statement of every
 append is an ``UPDATE`` of that row, which takes SQLite's write lock or a PostgreSQL row lock,
-so concurrent appenders (threads or processes) always build one chain.
+so concurrent appenders (threads or processes) always build one chain. Within a process,
+appends that arrive together are group-committed: one transaction writes all of them, and
+each caller returns once its entry is committed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -100,6 +112,15 @@ class AuditHead(Base):
 
 _LOG = AuditRow.__table__
 _HEAD = AuditHead.__table__
+# Built once: an append runs these three, and building them per call cost more than running.
+_BUMP_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq + bindparam("n", type_=Integer))
+    .returning(_HEAD.c.seq, _HEAD.c.head_hash)
+)
+_INSERT_LOG = insert(_LOG)
+_SET_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(head_hash=bindparam("h"))
 
 
 @dataclass(frozen=True)
@@ -212,12 +233,27 @@ def _row_to_entry(row: Any) -> AuditEntry:
     )
 
 
+class _Pending:
+    """One append waiting for a group commit."""
+
+    __slots__ = ("done", "entry", "error", "item")
+
+    def __init__(self, event: str, actor: str, subject: str, details: dict[str, Any]):
+        self.item = (event, actor, subject, details)
+        self.done = False
+        self.entry: AuditEntry | None = None
+        self.error: BaseException | None = None
+
+
 class AuditLog:
     """The append-only audit log stored in the platform database."""
 
     def __init__(self, session_factory: sessionmaker[Session]):
         self._session_factory = session_factory
-        self._lock = threading.Lock()
+        self._engine = engine_of(session_factory)
+        self._lock = threading.Lock()  # the writer: one group commit at a time
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
         try:
             Base.metadata.create_all(engine_of(session_factory), tables=[_LOG, _HEAD])
             self._ensure_head()
@@ -248,61 +284,89 @@ class AuditLog:
         details: Mapping[str, Any] | None = None,
         session: Session | None = None,
     ) -> AuditEntry:
-        """Append one entry. With ``session`` it joins the caller's transaction (commit is
-        theirs; append last in that transaction so the audit lock is held briefly)."""
+        """Append one entry; it is committed when this returns. With ``session`` it joins the
+        caller's transaction (commit is theirs; append last in that transaction so the audit
+        lock is held briefly)."""
         event = str(event)
         if not _EVENT_RE.match(event):
             raise AuditError(f"invalid audit event type {event!r}; use a lowercase name")
         clean = _check_details(details)
         if session is not None:
-            return self._append_in(session, event, actor, subject, clean)
-        try:
-            # Threads of this process queue here rather than in the database's busy handler
-            # (SQLite's backs off with sleeps); other processes still serialize in the DB.
-            with self._lock, self._session_factory() as own, own.begin():
-                entry = self._append_in(own, event, actor, subject, clean)
-        except SQLAlchemyError as exc:
+            return self._append_in(session, [(event, actor, subject, clean)])[0]
+        return self._append_grouped(_Pending(event, actor, subject, clean))
+
+    def _append_grouped(self, mine: _Pending) -> AuditEntry:
+        """Group commit: appends that arrive while a commit is under way queue up, and the
+        next thread to get the writer lock commits all of them in one transaction (one
+        UPDATE of the head, one multi-row INSERT, one commit), then wakes their callers. Each
+        caller still returns only after its own entry is committed, and a failed commit fails
+        every entry in it. Threads of this process queue here rather than in the database's
+        busy handler (SQLite's backs off with sleeps); other processes serialize in the DB."""
+        with self._queue_lock:
+            self._queue.append(mine)
+        with self._lock:
+            if not mine.done:  # else an earlier writer committed it already
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    with self._engine.begin() as conn:
+                        entries = self._append_in(conn, [p.item for p in batch])
+                except BaseException as exc:  # none of the batch is written: fail them all
+                    for p in batch:
+                        p.error, p.done = exc, True
+                else:
+                    for p, entry in zip(batch, entries, strict=True):
+                        p.entry, p.done = entry, True
+        exc = mine.error
+        if exc is None:
+            return mine.entry
+        if isinstance(exc, SQLAlchemyError):
             raise AuditError(f"cannot append to the audit log: {_first_line(exc)}") from exc
-        return entry
+        if not isinstance(exc, Exception):  # KeyboardInterrupt and the like
+            raise exc
+        if isinstance(exc, AuditError):  # one instance per caller, the cause chained
+            raise type(exc)(str(exc)) from exc
+        raise AuditError(f"cannot append to the audit log: {exc!r}") from exc
 
     def _append_in(
-        self, session: Session, event: str, actor: str, subject: str, details: dict[str, Any]
-    ) -> AuditEntry:
+        self, conn: Session | Connection, items: list[tuple[str, str, str, dict[str, Any]]]
+    ) -> list[AuditEntry]:
         # The UPDATE comes first: it takes the write/row lock before anything is read.
-        head = session.execute(
-            update(_HEAD)
-            .where(_HEAD.c.id == 1)
-            .values(seq=_HEAD.c.seq + 1)
-            .returning(_HEAD.c.seq, _HEAD.c.head_hash)
-        ).one_or_none()
+        head = conn.execute(_BUMP_HEAD, {"n": len(items)}).one_or_none()
         if head is None:
             raise AuditChainBrokenError("audit head row is missing; the log was tampered with")
-        seq, prev = head
+        seq, prev = head[0] - len(items), head[1]
         ts = _now()
-        digest = entry_hash(
-            seq=seq,
-            ts=ts,
-            event=event,
-            actor=actor,
-            subject=subject,
-            details=details,
-            prev_hash=prev,
-        )
-        session.execute(
-            insert(_LOG).values(
+        entries, rows = [], []
+        for event, actor, subject, details in items:
+            seq += 1
+            digest = entry_hash(
                 seq=seq,
                 ts=ts,
                 event=event,
                 actor=actor,
                 subject=subject,
-                details=canonical_json(details).decode("utf-8"),
+                details=details,
                 prev_hash=prev,
-                entry_hash=digest,
             )
-        )
-        session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(head_hash=digest))
-        log.debug("audit %s #%d %s by %s", event, seq, subject, actor)
-        return AuditEntry(seq, ts, event, actor, subject, details, prev, digest)
+            rows.append(
+                {
+                    "seq": seq,
+                    "ts": ts,
+                    "event": event,
+                    "actor": actor,
+                    "subject": subject,
+                    "details": canonical_json(details).decode("utf-8"),
+                    "prev_hash": prev,
+                    "entry_hash": digest,
+                }
+            )
+            entries.append(AuditEntry(seq, ts, event, actor, subject, details, prev, digest))
+            log.debug("audit %s #%d %s by %s", event, seq, subject, actor)
+            prev = digest
+        conn.execute(_INSERT_LOG, rows)
+        conn.execute(_SET_HEAD, {"h": prev})
+        return entries
 
     # --- reading ----------------------------------------------------------------------
     def head(self) -> tuple[int, str]:
