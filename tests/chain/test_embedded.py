@@ -226,3 +226,14 @@ def test_unopenable_database_is_chain_unavailable(tmp_path: Path) -> None:
     (chain_dir / "chain.sqlite3").write_bytes(b"this is not a sqlite database" * 100)
     with pytest.raises(ChainUnavailableError, match="cannot open the embedded chain"):
         EthTesterBackend(chain_dir)
+
+
+def test_block_number_is_what_eth_block_number_reports(tmp_path: Path) -> None:
+    backend = EthTesterBackend(tmp_path / "chain")
+    try:
+        for _ in range(3):
+            assert backend.block_number() == backend.w3.eth.block_number
+            backend.fund(named_account("head").address, 1)  # auto-mines one block
+        assert backend.block_number() == backend.w3.eth.block_number == 3
+    finally:
+        backend.close()
