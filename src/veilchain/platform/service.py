@@ -230,6 +230,7 @@ class VeilchainService:
         self.seed = seed
         self.workers = max(1, workers)
         self._manifests: dict[str, Manifest] = {}
+        self._registered_uids: dict[tuple[int, int], str] = {}
         self.keystore = keystore  # local accounts (roles, grantees); None on a bare service
         self.chain_id = int(chain.backend.chain_id)
 
@@ -790,17 +791,26 @@ class VeilchainService:
             self.audit.append(AuditEvent.REFUSAL, actor=address, subject=subject,
                               details={"reason": str(err)})  # fmt: skip
             raise err
-        reg = self._registration_for(dataset_id, version)
+        uid = self._registered_uid(dataset_id, version)
         sealed = self.keys.release_sealed(
-            dataset=reg.uid, image=image_id, recipient_public_key=recipient
+            dataset=uid, image=image_id, recipient_public_key=recipient
         )
         self.audit.append(
             AuditEvent.RELEASE,
             actor=address,
             subject=subject,
-            details={"recipient": recipient.hex(), "uid": reg.uid},
+            details={"recipient": recipient.hex(), "uid": uid},
         )
         return sealed
+
+    def _registered_uid(self, dataset_id: int, version: int) -> str:
+        """The uid of a registered version. A registered version never changes (it is on
+        chain), so its uid is remembered after the first lookup."""
+        uid = self._registered_uids.get((dataset_id, version))
+        if uid is None:
+            uid = self._registration_for(dataset_id, version).uid
+            self._registered_uids[(dataset_id, version)] = uid
+        return uid
 
     def fetch(self, account, dataset_id: int, index: int, *, version: int | None = None) -> bytes:
         """Grantee side, end to end: sign a request, get the sealed key, fetch, decrypt, check."""
