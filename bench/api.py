@@ -236,9 +236,9 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         if node is not None:
-            from tests.servers.ganache import stop_ganache
+            from tests.servers import stop_process_group
 
-            stop_ganache(node)
+            stop_process_group(node)
         shutil.rmtree(tmp, ignore_errors=True)
 
     for name, target in TARGETS.items():
