@@ -55,7 +55,7 @@ class DbSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    jwt_secret: str = "veilchain-dev-jwt-secret"
+    jwt_secret: str = "veilchain-dev-jwt-secret-not-for-production"
     token_ttl_s: int = 900
     nonce_ttl_s: int = 300
     domain: str = "localhost"
@@ -90,6 +90,8 @@ class Settings(BaseSettings):
         for var, value in checks.items():
             if value.lower() in _PLACEHOLDER_SECRETS or value.startswith("veilchain-dev"):
                 raise ValueError(f"{var} is a development placeholder; set a real secret for prod")
+        if len(self.auth.jwt_secret.encode()) < 32:  # RFC 7518 3.2: HS256 keys >= 256 bits
+            raise ValueError("VEILCHAIN_AUTH__JWT_SECRET is shorter than 32 bytes (use 64 hex)")
         return self
 
     @property

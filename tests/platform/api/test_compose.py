@@ -117,3 +117,20 @@ def test_required_secrets_have_no_default(compose):
     env = _env(compose)
     for var in ("VEILCHAIN_KMS__MASTER_KEY_HEX", "VEILCHAIN_AUTH__JWT_SECRET"):
         assert ":?" in env[var], f"{var} must be required from the environment"
+
+
+@pytest.mark.parametrize(
+    "jwt_secret,message",
+    [
+        ("veilchain-dev-jwt-secret-not-for-production", "development placeholder"),
+        ("short-but-real-secret", "shorter than 32 bytes"),
+    ],
+)
+def test_prod_refuses_placeholder_or_short_jwt_secret(jwt_secret, message):
+    with pytest.raises(ValueError, match=message):
+        Settings(
+            env="prod",
+            kms={"master_key_hex": "ab" * 32},
+            chain={"private_key": "0x" + "cd" * 32},
+            auth={"jwt_secret": jwt_secret},
+        )
