@@ -109,7 +109,9 @@ def test_expired_and_forged_tokens(stack):
     claims = {"sub": stack.auditor.address, "iss": "testserver", "iat": now - timedelta(hours=2)}
     expired = jwt.encode({**claims, "exp": now - timedelta(hours=1)}, settings.auth.jwt_secret)
     _problem(stack.client.get("/auth/me", headers=bearer(expired)), 401)
-    forged = jwt.encode({**claims, "exp": now + timedelta(hours=1)}, "not-the-secret-at-all-xx")
+    forged = jwt.encode(
+        {**claims, "exp": now + timedelta(hours=1)}, "not-the-secret-at-all-" + "x" * 16
+    )
     _problem(stack.client.get("/auth/me", headers=bearer(forged)), 401)
 
 
