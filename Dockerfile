@@ -4,8 +4,8 @@ FROM python:3.11.11-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 
-# CPU torch first: an unpinned torch would pull several GB of CUDA packages.
-RUN pip install torch==2.13.0
+# CPU torch first, from PyTorch's CPU index: PyPI's Linux wheel pulls several GB of CUDA packages.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY src ./src

@@ -11,7 +11,8 @@ NODE_STAMP := node_modules/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	# CPU torch first: an unpinned torch would pull several GB of CUDA packages.
+	# torch first, pinned: this machine's pip index serves the CPU build (elsewhere add
+	# --index-url https://download.pytorch.org/whl/cpu, as the Dockerfile does, to skip CUDA).
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev,train]"
 	# the training corpus package (its declared deps would pull TensorFlow; we need none)

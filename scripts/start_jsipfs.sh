@@ -10,7 +10,7 @@ repo="${1:-$root/.veilchain/jsipfs}"
 port="${2:-5001}"
 cli="$root/node_modules/ipfs/src/cli.js"
 polyfill="$root/scripts/ipfs_polyfill.cjs"
-[ -f "$cli" ] || { echo "js-ipfs missing: run 'make install' (npm ci) first" >&2; exit 2; }
+[ -f "$cli" ] || { echo "js-ipfs missing: run 'make install' (npm install) first" >&2; exit 2; }
 export IPFS_PATH="$repo"
 if [ ! -f "$repo/config" ]; then
   mkdir -p "$repo"

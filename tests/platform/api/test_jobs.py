@@ -75,6 +75,17 @@ def test_upload_validation(stack):
     assert r.status_code == 400 and "unknown method" in r.json()["detail"]
     r = c.post("/datasets", data={"name": "x", "method": "mask", "params": "[1]"}, headers=h)
     assert r.status_code == 400
+    for method, params, says in [
+        ("mask", '{"block": 12}', "unknown params block"),
+        ("mask", '{"epsilon": 1}', "dp and dppix only"),
+        ("dppix", '{"epsilon": -1}', "positive number"),
+        ("dppix", '{"epsilon": NaN}', "positive number"),
+        ("dppix", '{"epsilon": 1e400}', "positive number"),
+        ("dppix", '{"seed": "7"}', "non-negative integer"),
+    ]:
+        data = {"name": "x", "method": method, "params": params}
+        r = c.post("/datasets", data=data, headers=h)
+        assert r.status_code == 400 and says in r.json()["detail"], (params, r.text)
     r = c.post("/datasets", data={"name": "x", "method": "mask"}, headers=h)
     assert r.status_code == 400 and "no images" in r.json()["detail"]
     files = [("archive", ("a.zip", b"PK-not-really", "application/zip"))]

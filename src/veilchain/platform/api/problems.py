@@ -145,8 +145,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.warning("%s %s -> %d %s: %s", request.method, request.url.path, status, name, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         detail = str(exc).splitlines()[0] if str(exc) else name
-        if isinstance(exc, E.ConfigError | E.KeystoreError) or type(exc) is E.VeilchainError:
-            detail = "server-side error; see the server log"  # may name secrets or paths
+        if status == 500:  # a server fault: its text may name secrets, paths or SQL
+            detail = "server-side error; see the server log"
         return problem_response(status, detail, name, request.url.path, headers)
 
     @app.exception_handler(StarletteHTTPException)

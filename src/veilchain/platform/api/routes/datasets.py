@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -42,7 +43,14 @@ async def upload_dataset(
     user: InstitutionUser,
     name: Annotated[str, Form(min_length=1, max_length=200, examples=["faces-2026-11"])],
     method: Annotated[str, Form(examples=["pixelate"], description=f"one of {', '.join(METHODS)}")],
-    params: Annotated[str, Form(max_length=4000, examples=['{"block": 12}'])] = "{}",
+    params: Annotated[
+        str,
+        Form(
+            max_length=4000,
+            examples=['{"epsilon": 1.0, "seed": 0}'],
+            description="JSON object; keys: epsilon (dp and dppix), seed",
+        ),
+    ] = "{}",
     files: Annotated[list[UploadFile] | None, File(description="Image files.")] = None,
     archive: Annotated[UploadFile | None, File(description="A zip of image files.")] = None,
     allow_recognizable: Annotated[
@@ -53,18 +61,36 @@ async def upload_dataset(
     anonymizes, encrypts, pins and registers them (poll ``GET /jobs/{id}``)."""
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    try:
-        method_params = json.loads(params)
-    except ValueError as exc:
-        raise InputError('params must be a JSON object, e.g. {"block": 12}') from exc
-    if not isinstance(method_params, dict):
-        raise InputError('params must be a JSON object, e.g. {"block": 12}')
+    method_params = _method_params(method, params)
     items = await adapter.read_upload(files or [], archive)
     job = adapter.submit_registration(
         ctx, session, owner=user.address, name=name, method=method, params=method_params,
         items=items, allow_recognizable=allow_recognizable,
     )  # fmt: skip
     return JobPublic.model_validate(job)
+
+
+def _method_params(method: str, params: str) -> dict:
+    """The upload's ``params`` JSON, checked: only the keys the pipeline uses, right types."""
+    try:
+        out = json.loads(params)
+    except ValueError as exc:
+        raise InputError('params must be a JSON object, e.g. {"epsilon": 1.0}') from exc
+    if not isinstance(out, dict):
+        raise InputError('params must be a JSON object, e.g. {"epsilon": 1.0}')
+    unknown = sorted(set(out) - {"epsilon", "seed"})
+    if unknown:
+        raise InputError(f"unknown params {', '.join(unknown)}; accepted: epsilon, seed")
+    eps = out.get("epsilon")
+    if eps is not None:
+        if method not in ("dp", "dppix"):
+            raise InputError(f"epsilon applies to dp and dppix only, not {method}")
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps < math.inf:
+            raise InputError(f"epsilon must be a positive number, got {eps!r}")
+    seed = out.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    return out
 
 
 @router.get("", response_model=DatasetsPublic)
