@@ -25,9 +25,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,14 +38,14 @@ from nacl.public import PrivateKey
 from siwe import SiweMessage
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the servers the tests use: tests/servers
+
+from tests.servers import free_port, stop_process_group  # noqa: E402
+from tests.servers.api import start_api  # noqa: E402
+from tests.servers.ganache import start_ganache  # noqa: E402
+
 SAMPLES = ROOT / "src" / "veilchain" / "data" / "samples"
 TARGETS = {"proof": {"req_s": 500, "p99_ms": 50}, "key_release": {"req_s": 200}}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(data_dir: Path, port: int, rpc: str | None) -> dict:
@@ -81,27 +78,6 @@ def prepare(data_dir: Path, images: int, rpc: str | None) -> tuple[int, Account]
     svc.grant(reg.dataset_id, grantee.address, expires_at=svc.chain.block_timestamp() + 86400)
     svc.chain.backend.close()
     return reg.dataset_id, grantee
-
-
-def start_server(data_dir: Path, port: int, rpc: str | None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "veilchain.cli", "serve", "--host", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)],
-        env=_env(data_dir, port, rpc),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-    raise SystemExit("server did not start in 120 s")
 
 
 def sign_in(base: str, account) -> str:
@@ -207,16 +183,15 @@ def main() -> None:
     proc = node = rpc = None
     try:
         if args.ganache:
-            sys.path.insert(0, str(ROOT))
-            from tests.servers.ganache import start_ganache
-
-            tmp.mkdir(exist_ok=True)
             node, rpc = start_ganache(tmp / "ganache.log")
         t0 = time.perf_counter()
         ds, grantee = prepare(data_dir, args.images, rpc)
         setup_s = time.perf_counter() - t0
-        port = _free_port()
-        proc = start_server(data_dir, port, rpc)
+        port = free_port()
+        try:
+            proc = start_api(_env(data_dir, port, rpc), port, tmp / "api.log", timeout_s=120)
+        except RuntimeError as exc:
+            raise SystemExit(f"server: {exc}") from exc
         token = sign_in(f"http://127.0.0.1:{port}", grantee)
         pk = base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
         base = f"/datasets/{ds}/versions/1/images"
@@ -229,16 +204,9 @@ def main() -> None:
             "key_release": run_load(port, keys, args.seconds, args.connections, args.warmup),
         }
     finally:
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        if node is not None:
-            from tests.servers import stop_process_group
-
-            stop_process_group(node)
+        for server in (proc, node):
+            if server is not None:
+                stop_process_group(server)
         shutil.rmtree(tmp, ignore_errors=True)
 
     for name, target in TARGETS.items():

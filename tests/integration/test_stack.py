@@ -9,7 +9,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from sqlalchemy import create_engine, text
 
 from tests.platform.api.conftest import SAMPLES, sign, siwe_message
 from tests.servers import free_port
+from tests.servers.api import start_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,25 +45,7 @@ class Api:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "veilchain.cli", "serve", "--host", "127.0.0.1"]
-        self.proc = subprocess.Popen(
-            [*cmd, "--port", str(self.port)],
-            env=self.env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                raise AssertionError(f"API exited: {self.log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        raise AssertionError(f"API did not start: {self.log.read_text()[-3000:]}")
+        self.proc = start_api(self.env, self.port, self.log)
 
     def kill(self, sig=signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
