@@ -194,6 +194,17 @@ class Keyring:
         nonce = os.urandom(NONCE_LEN)
         return nonce + root.encrypt(nonce, kek, _kek_ad(keystore_id, version))
 
+    def _unwrap_kek(self, version: int, wrapped: bytes, error: str) -> bytes:
+        """The KEK of ``version`` under the current root key; KeystoreError(error) if the
+        root key does not open it."""
+        blob = bytes(wrapped)
+        try:
+            return self._root.decrypt(
+                blob[:NONCE_LEN], blob[NONCE_LEN:], _kek_ad(self.keystore_id, version)
+            )
+        except InvalidTag as exc:
+            raise KeystoreError(error) from exc
+
     def load_versions(self, session: Session | None = None) -> None:
         """Unwrap every stored version not yet in memory (a wrong root key fails here)."""
         if session is None:
@@ -204,16 +215,12 @@ class Keyring:
             for version, wrapped in rows:
                 if version in self._keks:
                     continue
-                blob = bytes(wrapped)
-                try:
-                    kek = self._root.decrypt(
-                        blob[:NONCE_LEN], blob[NONCE_LEN:], _kek_ad(self.keystore_id, version)
-                    )
-                except InvalidTag as exc:
-                    raise KeystoreError(
-                        "wrong KMS passphrase or master key: the keystore does not open; "
-                        "use the one it was created with"
-                    ) from exc
+                kek = self._unwrap_kek(
+                    version,
+                    wrapped,
+                    "wrong KMS passphrase or master key: the keystore does not open; "
+                    "use the one it was created with",
+                )
                 self._keks[version] = AESGCM(kek)
         return None
 
@@ -224,15 +231,11 @@ class Keyring:
         new_root = AESGCM(source.derive(kdf))
         rows = session.execute(select(KEK_VERSIONS.c.version, KEK_VERSIONS.c.wrapped)).all()
         for version, wrapped in rows:
-            blob = bytes(wrapped)
-            try:
-                kek = self._root.decrypt(
-                    blob[:NONCE_LEN], blob[NONCE_LEN:], _kek_ad(self.keystore_id, version)
-                )
-            except InvalidTag as exc:
-                raise KeystoreError(
-                    f"master key version {version} does not open under the current root key"
-                ) from exc
+            kek = self._unwrap_kek(
+                version,
+                wrapped,
+                f"master key version {version} does not open under the current root key",
+            )
             session.execute(
                 update(KEK_VERSIONS)
                 .where(KEK_VERSIONS.c.version == version)
