@@ -199,6 +199,16 @@ def _full_object_detection(landmarks: np.ndarray):
     return dlib.full_object_detection(_rect((x0, y0, x1, y1)), pts)
 
 
+def _detections(lms: list[np.ndarray]):
+    """dlib's full_object_detections for faces given by their 68 landmarks."""
+    import dlib
+
+    dets = dlib.full_object_detections()
+    for lm in lms:
+        dets.append(_full_object_detection(lm))
+    return dets
+
+
 # --- lighting ---------------------------------------------------------------
 def _luma(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -523,15 +533,10 @@ class FaceEmbedder:
 
         from veilchain.anonymizer.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 
-        dets = dlib.full_object_detections()
-        for lm in lms:
-            dets.append(_full_object_detection(lm))
-        return dlib.get_face_chips(_rgb(image), dets, CHIP_SIZE, CHIP_PADDING)
+        return dlib.get_face_chips(_rgb(image), _detections(lms), CHIP_SIZE, CHIP_PADDING)
 
     def embed(self, image: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Embeddings (N, 128) float32 of the faces given by N landmark arrays in ``image``."""
-        import dlib
-
         lms = _landmark_list(landmarks)
         if not lms:
             return np.zeros((0, 128), np.float32)
@@ -539,18 +544,13 @@ class FaceEmbedder:
             from veilchain.anonymizer.dlib_resnet import embed_chips
 
             return embed_chips(self._net(), self._chips(image, lms))
-        dets = dlib.full_object_detections()
-        for lm in lms:
-            dets.append(_full_object_detection(lm))
-        vecs = self._net().compute_face_descriptor(_rgb(image), dets, self.num_jitters)
+        vecs = self._net().compute_face_descriptor(_rgb(image), _detections(lms), self.num_jitters)
         return np.asarray([np.asarray(v) for v in vecs], dtype=np.float32)
 
     def embed_batch(
         self, images: Sequence[np.ndarray], landmarks: Sequence[Sequence[np.ndarray]]
     ) -> list[np.ndarray]:
         """One (N_i, 128) array per image; one batched call into the network."""
-        import dlib
-
         if self.backend == "torch":
             from veilchain.anonymizer.dlib_resnet import embed_chips
 
@@ -569,11 +569,8 @@ class FaceEmbedder:
             lms = _landmark_list(lms)
             counts.append(len(lms))
             if lms:
-                dets = dlib.full_object_detections()
-                for lm in lms:
-                    dets.append(_full_object_detection(lm))
                 imgs.append(_rgb(img))
-                batches.append(dets)
+                batches.append(_detections(lms))
         vecs = (
             iter(self._net().compute_face_descriptor(imgs, batches, self.num_jitters))
             if imgs
