@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
@@ -16,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, is_address, to_checksum_address
 
 from veilchain.chain.backends import DEFAULT_RECEIPT_TIMEOUT_S, ChainBackend
+from veilchain.chain.blockcache import BlockCache
 from veilchain.errors import (
     ChainError,
     ContractNotDeployedError,
@@ -218,9 +218,7 @@ class ChainClient:
         backend.register_errors(self._abi)
         self._contract = backend.w3.eth.contract(address=self.address, abi=self._abi)
         self._events = {e["name"]: e for e in self._abi if e["type"] == "event"}
-        self._access_cache: dict[tuple[int, str, int], bool] = {}
-        self._access_block = -1
-        self._access_lock = threading.Lock()
+        self._access: BlockCache[bool] = BlockCache(backend.block_number)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -494,19 +492,10 @@ class ChainClient:
         grant changes only in a new block, and the call is pinned to the block it is keyed
         on, so a cached answer is the chain's answer at that block (expiry included)."""
         dataset_id, address = _uint(dataset_id, 256, "dataset_id"), _address(address)
-        block = self.backend.block_number()
-        key = (dataset_id, address, block)  # the block in the key: safe across threads
-        with self._access_lock:
-            if self._access_block != block or len(self._access_cache) > 10_000:
-                self._access_cache.clear()
-                self._access_block = block
-            hit = self._access_cache.get(key)
-        if hit is None:
-            hit = bool(self._call("hasAccess", dataset_id, address, block=block))
-            with self._access_lock:
-                if self._access_block == block:
-                    self._access_cache[key] = hit
-        return hit
+        return self._access.get(
+            (dataset_id, address),
+            lambda block: bool(self._call("hasAccess", dataset_id, address, block=block)),
+        )
 
     def get_grant(self, dataset_id: int, grantee: str) -> Grant | None:
         """The grant to ``grantee``, or None if there never was one."""

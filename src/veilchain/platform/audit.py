@@ -255,7 +255,7 @@ class AuditLog:
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         try:
-            Base.metadata.create_all(engine_of(session_factory), tables=[_LOG, _HEAD])
+            Base.metadata.create_all(self._engine, tables=[_LOG, _HEAD])
             self._ensure_head()
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot open the audit log: {_first_line(exc)}") from exc

@@ -17,7 +17,6 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -27,13 +26,13 @@ from siwe.siwe import VerificationError
 from sqlalchemy import DateTime, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from veilchain.chain.blockcache import BlockCache
 from veilchain.errors import AuthenticationError
 from veilchain.platform.db import Base
 
 ROLES = ("admin", "institution", "auditor", "keyservice")
 API_KEY_PREFIX = "vk_"
 DEFAULT_TOKEN_CACHE_SIZE = 4_096
-_ROLE_CACHE_SIZE = 10_000
 _JWT_ALG = "HS256"
 
 
@@ -282,58 +281,22 @@ def verify_api_key(*, session: Session, token: str) -> str:
 class RoleResolver:
     """Roles of an address as the contract holds them at the latest block.
 
-    A role changes only in a new block, so an answer is cached for the block it was read at
-    (the contract calls are pinned to that block): the cache never serves a role the chain
-    has since revoked, and while the chain stands still a lookup costs one block-number read.
-    When several threads miss the same address at once, one reads the contract and the
-    others wait for its answer (no burst of identical contract calls).
+    Cached per block with the contract calls pinned to that block
+    (:class:`veilchain.chain.blockcache.BlockCache`): never a role the chain has since
+    revoked, one block-number read while the chain stands still, and one contract read when
+    several threads miss the same address at once.
     """
 
     def __init__(
         self, roles_of: Callable[..., Iterable[str]], block_number: Callable[[], int]
     ) -> None:
         self._roles_of = roles_of  # roles_of(address, block=n)
-        self._block_number = block_number
-        self._cache: dict[str, tuple[int, frozenset[str]]] = {}
-        self._flights: dict[tuple[str, int], Future] = {}
-        self._lock = threading.Lock()
+        self._cache: BlockCache[frozenset[str]] = BlockCache(block_number)
 
     def __call__(self, address: str) -> frozenset[str]:
-        block = self._block_number()
-        key = (address, block)
-        with self._lock:
-            hit = self._cache.get(address)
-            if hit is not None and hit[0] == block:
-                return hit[1]
-            flight = self._flights.get(key)
-            leader = flight is None
-            if leader:
-                flight = self._flights[key] = Future()
-        if not leader:
-            return flight.result()
-        try:
-            roles = frozenset(self._roles_of(address, block=block))
-        except BaseException as exc:
-            with self._lock:
-                del self._flights[key]
-            flight.set_exception(exc)
-            raise
-        with self._lock:
-            if len(self._cache) >= _ROLE_CACHE_SIZE:
-                self._cache.clear()
-            cached = self._cache.get(address)
-            if cached is None or cached[0] <= block:
-                self._cache[address] = (block, roles)
-            del self._flights[key]
-        flight.set_result(roles)
-        return roles
-
-    def forget(self, address: str | None = None) -> None:
-        with self._lock:
-            if address is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(address, None)
+        return self._cache.get(
+            address, lambda block: frozenset(self._roles_of(address, block=block))
+        )
 
 
 class RateLimiter:
