@@ -7,6 +7,9 @@ import os
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +31,37 @@ def stop_process_group(proc: subprocess.Popen, timeout_s: float = 15) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=timeout_s)
+
+
+def start_server(
+    name: str,
+    cmd: list[str],
+    log: Path,
+    ready: Callable[[], bool],
+    timeout_s: float,
+    env: dict | None = None,
+) -> subprocess.Popen:
+    """Start ``cmd`` in its own process group, output appended to ``log``; return once
+    ``ready()`` is true. RuntimeError with the log's tail if it exits or is not ready in time
+    (then it is stopped)."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {log_tail(log)}")
+        if ready():
+            return proc
+        time.sleep(0.25)
+    stop_process_group(proc)
+    raise RuntimeError(f"{name} not ready in {timeout_s:.0f} s: {log_tail(log)}")
+
+
+def log_tail(log: Path, lines: int = 8) -> str:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return " | ".join(text.strip().splitlines()[-lines:])
 
 
 def server_missing(message: str) -> None:

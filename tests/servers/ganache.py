@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, server_missing, stop_process_group
+from tests.servers import free_port, server_missing, start_server, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 GANACHE_CLI = ROOT / "node_modules" / "ganache" / "dist" / "node" / "cli.js"
@@ -53,19 +52,9 @@ def start_ganache(log: Path) -> tuple[subprocess.Popen, str]:
         "--chain.chainId",
         "1337",
     ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-600:]
-            raise RuntimeError(f"ganache exited with {proc.returncode}: {tail}")
-        if _rpc_ready(url):
-            return proc, url
-        time.sleep(0.2)
-    stop_process_group(proc)
-    raise RuntimeError(f"ganache did not answer on {url} within {START_TIMEOUT_S} s")
+    proc = start_server("ganache", cmd, log, lambda: _rpc_ready(url), START_TIMEOUT_S)
+    return proc, url
 
 
 def require_ganache() -> None:

@@ -12,14 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, server_missing, stop_process_group
+from tests.servers import free_port, server_missing, start_server, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 JSIPFS_CLI = ROOT / "node_modules" / "ipfs" / "src" / "cli.js"
@@ -36,11 +35,6 @@ class IpfsDaemon:
 
 def _jsipfs(*args: str) -> list[str]:
     return ["node", "--require", str(POLYFILL), str(JSIPFS_CLI), *args]
-
-
-def _log_tail(log: Path) -> str:
-    text = log.read_text(errors="replace") if log.exists() else ""
-    return " | ".join(text.strip().splitlines()[-8:])
 
 
 def start_jsipfs(repo: Path) -> tuple[subprocess.Popen, str, Path]:
@@ -62,23 +56,15 @@ def start_jsipfs(repo: Path) -> tuple[subprocess.Popen, str, Path]:
     config_path.write_text(json.dumps(config, indent=2))
 
     log = repo / "daemon.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            _jsipfs("daemon", "--offline"),
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"js-ipfs daemon exited with {proc.returncode}: {_log_tail(log)}")
-        if "Daemon is ready" in log.read_text(errors="replace"):
-            return proc, api, log
-        time.sleep(0.25)
-    stop_process_group(proc)
-    raise RuntimeError(f"js-ipfs daemon not ready in {START_TIMEOUT_S} s: {_log_tail(log)}")
+    proc = start_server(
+        "js-ipfs daemon",
+        _jsipfs("daemon", "--offline"),
+        log,
+        lambda: "Daemon is ready" in log.read_text(errors="replace"),
+        START_TIMEOUT_S,
+        env=env,
+    )
+    return proc, api, log
 
 
 def _require_jsipfs() -> None:
