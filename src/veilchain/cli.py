@@ -154,6 +154,14 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="Use at most this many images.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     weights_dir: Annotated[Path | None, typer.Option(help="CIAGAN / DP weights.")] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Measure what the pipeline publishes (identity and face checks, retries) "
+            "instead of each method's first output.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Measure re-identification, utility and image quality per method (and epsilon)."""
@@ -174,6 +182,7 @@ def evaluate(
                 seed=seed,
                 limit=limit,
                 weights_dir=weights_dir,
+                check=check,
                 progress=lambda msg, done, total: bar.update(
                     task, description=msg, completed=done, total=total
                 ),

@@ -75,6 +75,21 @@ def test_evaluate_json(tmp_path, samples_dir):
         assert (tmp_path / "ev" / report["files"][key].split("/")[-1]).is_file()
 
 
+def test_evaluate_check_measures_what_the_pipeline_publishes(tmp_path, samples_dir):
+    src = tmp_path / "data"
+    src.mkdir()
+    for n in ("biden.jpg", "obama2.jpg"):
+        (src / n).write_bytes((samples_dir / n).read_bytes())
+    args = ["evaluate", str(src), "-o", str(tmp_path / "ev"), "--methods", "ciagan", "--json"]
+    res = runner.invoke(app, [*args, "--check"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)["results"]
+    # every published face passed the identity check, so none is re-identified
+    assert row["identity_check"] is True and row["faces"] == 2 and row["reid_rate"] == 0
+    assert row["detection_retention"] == 1.0  # both checked faces are found again by HOG
+    assert row["detection_retention_haar"] is not None and row["landmark_nme"] <= 0.10
+
+
 def test_anonymize_astronaut_exits_0(tmp_path, samples_dir):
     """The mission patch false detection is reported as low confidence, not a failure."""
     res = runner.invoke(

@@ -231,3 +231,59 @@ def test_astronaut_mission_patch_does_not_fail_the_run(detector, embedder, sampl
     assert r.report["n_failed"] == 0
     keep = _outside(r, img.shape)
     assert np.array_equal(r.image[keep], img[keep])
+
+
+class _Script(_Swap):
+    """Test generator following a script per call: "donor" (another person's face), "source"
+    (the crop unchanged: still recognized) or "flat" (grey: no longer a face to HOG)."""
+
+    def __init__(self, donor_crop, script):
+        super().__init__(donor_crop)
+        self.script = list(script)
+
+    def generate(self, crop, landmarks, rng, *, embedding=None):
+        kind = self.script[min(self.calls, len(self.script) - 1)]
+        out = super().generate(crop, landmarks, rng, embedding=embedding)
+        if kind == "source":
+            return crop.copy()
+        if kind == "flat":
+            return np.full_like(crop, 128)
+        return out
+
+
+def test_redetects_a_face_but_not_a_blurred_one(detector, sample):
+    img = sample("obama.jpg")
+    (face,) = detector.detect(img)
+    assert detector.redetects(img, face.box)
+    blurred = build_anonymizer("blur", detector=detector, identity_check=False).anonymize(img)
+    assert not detector.redetects(blurred.image, face.box)
+
+
+def test_generator_retries_an_output_that_is_no_longer_a_face(detector, embedder, sample, donor):
+    img = sample("obama.jpg")
+    gen = _Script(donor, ["flat", "donor"])  # the donor's landmarks differ by ~0.1 IOD
+    anon = Anonymizer(detector, gen, embedder=embedder, landmark_tolerance=0.2)
+    (face,) = anon.anonymize(img).faces
+    assert face.attempts == 2 and face.passed is True and face.detected is True
+    assert 0 < face.landmark_displacement <= 0.2
+
+
+def test_generator_keeps_the_best_attempt_not_the_last(detector, embedder, sample, donor):
+    """No attempt meets a zero landmark tolerance: all 3 run, and the first (unrecognized,
+    still a face) is kept over the later recognized ones, byte for byte."""
+    img = sample("obama.jpg")
+    script = ["donor", "source", "source"]
+    anon = Anonymizer(
+        detector,
+        _Script(donor, script),
+        embedder=embedder,
+        identity_retries=2,
+        landmark_tolerance=0,
+    )
+    r = anon.anonymize(img)
+    (face,) = r.faces
+    assert face.attempts == 3 and face.passed is True and face.detected is True
+    alone = Anonymizer(detector, _Script(donor, ["donor"])).anonymize(img)
+    assert np.array_equal(r.image, alone.image)
+    rep = r.report["faces"][0]
+    assert rep["detected"] is True and rep["landmark_displacement"] > 0

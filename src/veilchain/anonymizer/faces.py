@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from veilchain.anonymizer.metrics import box_iou
 from veilchain.errors import FaceDetectionError, ModelLoadError
 
 #: Canonical positions of the 68 landmarks in a 128x128 aligned crop. Built for Veilchain by
@@ -339,6 +340,38 @@ class FaceDetector:
                 out.append((box, float(s)))
         return out
 
+    def redetects(self, image: np.ndarray, box: Sequence[float], *, iou: float = 0.5) -> bool:
+        """Whether HOG finds a face overlapping ``box`` (IoU >= ``iou``) in ``image`` again.
+
+        Runs on the region around ``box`` only, at the scale and upsampling levels
+        ``detect_boxes`` uses, so the answer matches a whole-image detection closely at a
+        fraction of its cost."""
+        hog, _ = self._models()
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        x0, y0, x1, y1 = (float(v) * scale for v in box)
+        px, py = 0.6 * (x1 - x0), 0.6 * (y1 - y0)
+        rx0, ry0 = max(0, int(x0 - px)), max(0, int(y0 - py))
+        rx1 = min(round(w * scale), int(np.ceil(x1 + px)))
+        ry1 = min(round(h * scale), int(np.ceil(y1 + py)))
+        if rx1 <= rx0 or ry1 <= ry0:
+            return False
+        if scale < 1.0:
+            ix0, iy0 = int(rx0 / scale), int(ry0 / scale)
+            ix1, iy1 = min(w, int(np.ceil(rx1 / scale))), min(h, int(np.ceil(ry1 / scale)))
+            roi = cv2.resize(image[iy0:iy1, ix0:ix1], (rx1 - rx0, ry1 - ry0), cv2.INTER_AREA)
+        else:
+            roi = np.ascontiguousarray(image[ry0:ry1, rx0:rx1])
+        target = (x0 - rx0, y0 - ry0, x1 - rx0, y1 - ry0)
+        levels = [self.upsample] if self.upsample is not None else [0, 1, 2]
+        for level in levels:
+            rects, _, _ = hog.run(roi, level, self.min_score)
+            if any(
+                box_iou(target, (r.left(), r.top(), r.right(), r.bottom())) >= iou for r in rects
+            ):
+                return True
+        return False
+
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """Every face (all of them unless ``max_faces`` is set), best score first."""
         work = self.prepare(image)
@@ -352,6 +385,22 @@ class FaceDetector:
         """68 landmarks for a known box (with the same low-light handling as ``detect``)."""
         _, predictor = self._models()
         return _shape_to_array(predictor(self.prepare(image), _rect(box)))
+
+
+@functools.cache
+def _haar_cascade():
+    return cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+
+def haar_face_boxes(image: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Faces found by OpenCV's frontal Haar cascade (the model opencv-python ships): a second
+    detector, independent of dlib's HOG, so detection retention is not only measured by the
+    detector the pipeline's own checks use."""
+    grey = cv2.cvtColor(_rgb(image), cv2.COLOR_RGB2GRAY)
+    rects = _haar_cascade().detectMultiScale(
+        grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24)
+    )
+    return [(float(x), float(y), float(x + w), float(y + h)) for x, y, w, h in rects]
 
 
 def landmarks_for_box(image: np.ndarray, box: Sequence[float]) -> np.ndarray:

@@ -9,9 +9,13 @@ mask. Pixels outside the dilated masks are never touched.
 
 Identity check: the original and the anonymized face are embedded with dlib's 128-d model; a
 distance under ``identity_threshold`` means a recognizer still matches them, and a stochastic
-method is retried with a fresh random stream (up to ``identity_retries`` more times). Every
-face's :class:`FaceReport` carries its distance, attempts and ``passed``; a face that stays
-recognizable is reported as failed (``strict=True`` raises :class:`IdentityCheckError`).
+method is retried with a fresh random stream (up to ``identity_retries`` more times). For a
+generator an attempt must also still be a face: HOG finds it again and its re-predicted
+landmarks moved at most ``landmark_tolerance`` inter-ocular distances; when no attempt
+satisfies all three, the best one is kept (see ``_Check.rank``). Every face's
+:class:`FaceReport` carries its distance, attempts, ``passed``, ``detected`` and landmark
+displacement; a face that stays recognizable is reported as failed (``strict=True`` raises
+:class:`IdentityCheckError`).
 Under-exposed images are enhanced (detection, landmarks, both embeddings, the generator's
 input crop); the output pixels are never enhanced: a generated face is given the original's
 lighting before blending.
@@ -48,6 +52,7 @@ from veilchain.anonymizer.faces import (
     transform_points,
     warp_back,
 )
+from veilchain.anonymizer.metrics import landmark_displacement
 from veilchain.errors import (
     AnonymizationError,
     IdentityCheckError,
@@ -64,6 +69,9 @@ DEFAULT_IDENTITY_RETRIES = 5
 #: attempt is reported as unverifiable (``passed=None``) instead of failed, since dlib's
 #: recognizer also "matches" a non-face patch to itself (e.g. a mission patch scoring 0.10).
 DEFAULT_CHECK_SCORE_FLOOR = 0.25
+#: Generators: an attempt whose landmarks (re-predicted on the output) moved more than this
+#: (mean, in inter-ocular distances) is retried like a recognized one.
+DEFAULT_LANDMARK_TOLERANCE = 0.10
 #: Dilation of the face mask, as a fraction of the inter-ocular distance.
 DEFAULT_DILATION = 0.15
 #: Width of the feathered blend band, as a fraction of the inter-ocular distance.
@@ -130,13 +138,43 @@ class FaceReport:
     passed: bool | None
     key: int | None = None
     low_confidence: bool = False
+    detected: bool | None = None  # generators: HOG finds the new face again
+    landmark_displacement: float | None = None  # generators: mean landmark shift / IOD
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["box"] = [round(v, 1) for v in self.box]
         d["score"] = round(self.score, 4)
-        d["distance"] = None if self.distance is None else round(self.distance, 4)
+        for k in ("distance", "landmark_displacement"):
+            d[k] = None if d[k] is None else round(d[k], 4)
         return d
+
+
+@dataclass(frozen=True)
+class _Check:
+    """What the checks saw in one attempt's output (None: not checked)."""
+
+    distance: float | None
+    passed: bool | None
+    detected: bool | None
+    displacement: float | None
+
+    def acceptable(self, tolerance: float) -> bool:
+        """Not recognized, still a face, pose kept: stop retrying."""
+        return (
+            bool(self.passed)
+            and self.detected is not False
+            and (self.displacement is None or self.displacement <= tolerance)
+        )
+
+    def rank(self, tolerance: float) -> tuple:
+        """Order of preference when no attempt is acceptable: unrecognized faces HOG finds
+        (least landmark shift first), then any face HOG finds, then the rest (both by
+        largest identity distance)."""
+        good = bool(self.passed) and self.detected is not False
+        if good:
+            return (2, -(self.displacement or 0.0))
+        return (int(self.detected is not False), self.distance or 0.0)
 
 
 @dataclass
@@ -182,6 +220,7 @@ class Anonymizer:
         blend_mode: str = "feather",
         crop_size: int = DEFAULT_CROP_SIZE,
         check_score_floor: float = DEFAULT_CHECK_SCORE_FLOOR,
+        landmark_tolerance: float = DEFAULT_LANDMARK_TOLERANCE,
     ) -> None:
         if not isinstance(method, FaceGenerator | RegionMethod):
             raise InputError(f"{method!r} is neither a FaceGenerator nor a RegionMethod")
@@ -199,6 +238,7 @@ class Anonymizer:
         self.blend_mode = blend_mode
         self.crop_size = crop_size
         self.check_score_floor = float(check_score_floor)
+        self.landmark_tolerance = float(landmark_tolerance)
         self.is_generator = isinstance(method, FaceGenerator) and hasattr(method, "generate")
 
     @property
@@ -275,6 +315,28 @@ class Anonymizer:
         timing["blend"] += t2 - t1
         return slice(y0, y1), slice(x0, x1), previous
 
+    def _check(
+        self,
+        out: np.ndarray,
+        low_light: bool,
+        det: FaceDetection,
+        original: np.ndarray,
+        timing: dict[str, float],
+    ) -> _Check:
+        """Embed the new face (as an attacker would: enhanced when dark) and, for a generator,
+        ask whether HOG still finds it and how far its landmarks moved."""
+        t = time.perf_counter()
+        seen = enhance_low_light(out) if low_light else out
+        lm = landmarks_for_box(seen, det.box)
+        new_emb = self.embedder.embed(seen, [lm])
+        distance = float(face_distance(original, new_emb)[0, 0])
+        detected = displacement = None
+        if self.is_generator:
+            detected = self.detector.redetects(seen, det.box)
+            displacement = landmark_displacement(det.landmarks, lm)
+        timing["identity"] += time.perf_counter() - t
+        return _Check(distance, distance >= self.identity_threshold, detected, displacement)
+
     # -- public --------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         return self.detector.detect(image)
@@ -324,7 +386,7 @@ class Anonymizer:
         reports: list[FaceReport] = []
         for i, (det, key) in enumerate(zip(detections, face_keys, strict=True)):
             emb = None if originals is None else originals[i]
-            distance, passed, attempt = None, None, 0
+            best: tuple | None = None  # (rank, attempt, check, pixels)
             undo = None
             for attempt in range(1, max_attempts + 1):
                 if undo is not None:  # restore the face region before the next attempt
@@ -333,16 +395,20 @@ class Anonymizer:
                     out, image, work, det.landmarks, self.rng_for(key, attempt), emb, timing
                 )
                 if self.embedder is None:
+                    best = (None, attempt, _Check(None, None, None, None), None)
                     break
-                t = time.perf_counter()
-                # the recognizer sees the output as an attacker would: enhanced when dark
-                seen = enhance_low_light(out) if low_light else out
-                new_emb = self.embedder.embed(seen, [landmarks_for_box(seen, det.box)])
-                distance = float(face_distance(emb, new_emb)[0, 0])
-                timing["identity"] += time.perf_counter() - t
-                passed = distance >= self.identity_threshold
-                if passed:
+                check = self._check(out, low_light, det, emb, timing)
+                rank = check.rank(self.landmark_tolerance)
+                if best is None or rank > best[0]:
+                    pixels = None if undo is None else out[undo[0], undo[1]].copy()
+                    best = (rank, attempt, check, pixels)
+                if check.acceptable(self.landmark_tolerance):
                     break
+            assert best is not None
+            _, _, check, pixels = best
+            if pixels is not None and best[1] != attempt:  # an earlier attempt was better
+                out[undo[0], undo[1]] = pixels
+            passed = check.passed
             low = det.score < self.check_score_floor
             if low and passed is False:
                 passed = None  # still "matched", but nothing says it is a face: unverifiable
@@ -352,10 +418,12 @@ class Anonymizer:
                     det.box,
                     det.score,
                     attempt,
-                    distance,
+                    check.distance,
                     passed,
                     key=int(key),
                     low_confidence=low,
+                    detected=check.detected,
+                    landmark_displacement=check.displacement,
                 )
             )
 
@@ -379,6 +447,7 @@ class Anonymizer:
             "identity_threshold": self.identity_threshold,
             "check_score_floor": self.check_score_floor,
             "max_attempts": max_attempts,
+            "landmark_tolerance": self.landmark_tolerance if self.is_generator else None,
             "faces": [r.to_dict() for r in reports],
             "timing_s": {k: round(v, 5) for k, v in timing.items()},
         }

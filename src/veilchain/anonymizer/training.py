@@ -446,38 +446,45 @@ def _eval_faces(indices: list[int]) -> list[dict]:
     """Per-face records for the held-out rows ``indices`` (state in ``_EVAL``; fork-safe)."""
     from veilchain.anonymizer import faces as F
     from veilchain.anonymizer import metrics as M
+    from veilchain.anonymizer.pipeline import Anonymizer
 
     torch.set_num_threads(1)
     gen, test, retries, thr, seed = (_EVAL[k] for k in ("gen", "test", "retries", "thr", "seed"))
     embedder, detector = F.FaceEmbedder(), F.FaceDetector(upsample=1, low_light=False)
+    checked = Anonymizer(
+        detector,
+        gen,
+        embedder=embedder,
+        identity_threshold=thr,
+        identity_retries=retries,
+        seed=seed,
+    )
+    unchecked = Anonymizer(detector, gen, seed=seed)  # the first attempt only
     records = []
     for i in indices:
         crop, lm, emb = test.faces[i], test.landmarks[i], test.embeddings[i]
-        lo, hi = lm.min(0), lm.max(0)
-        box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+        b_orig = [b for b, _ in detector.detect_boxes(crop)]
+        lo, hi = lm.min(0), lm.max(0)  # HOG's box as in the pipeline, else the landmarks'
+        box = b_orig[0] if b_orig else (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+        faces = [F.FaceDetection(box, 1.0, lm)]
         lm_orig = F.landmarks_for_box(crop, box)
         rec: dict = {"i": int(i)}
-        for attempt in range(1, retries + 2):
-            rng = np.random.default_rng(np.random.SeedSequence([seed, int(i), attempt]))
-            out = gen.generate(crop, lm, rng, embedding=emb)
-            lm_out = F.landmarks_for_box(out, box)
-            e_out = embedder.embed(out, lm_out)[0]
-            d = float(np.linalg.norm(e_out - emb))
-            if attempt == 1:
-                rec.update(first=e_out, dist_first=d)
-            if d >= thr:
-                break
+        for name, anon in (("first", unchecked), ("checked", checked)):
+            res = anon.anonymize(crop, detections=faces, face_keys=[int(i)])
+            out, lm_out = res.image, F.landmarks_for_box(res.image, box)
+            rec[name] = embedder.embed(out, lm_out)[0]
+            rec["dist_" + name] = float(np.linalg.norm(rec[name] - emb))
         rec.update(
-            checked=e_out,
-            dist=d,
-            attempts=attempt,
+            attempts=res.faces[0].attempts,
             disp=M.landmark_displacement(lm_orig, lm_out),
             psnr=M.psnr(crop, out),
             ssim=M.ssim(crop, out),
         )
-        b_orig = [b for b, _ in detector.detect_boxes(crop)]
         if b_orig:
             rec["ret"] = M.detection_retention(b_orig, [b for b, _ in detector.detect_boxes(out)])
+        h_orig = F.haar_face_boxes(crop)
+        if h_orig:
+            rec["ret_haar"] = M.detection_retention(h_orig, F.haar_face_boxes(out))
         records.append(rec)
     return records
 
@@ -494,10 +501,14 @@ def evaluate_holdout(
 ) -> dict:
     """Privacy and utility of ``generator`` on the held-out faces of ``corpus``.
 
-    Per face: generate with the face's own random stream; re-predict 68 landmarks on the
-    output (box = the source landmarks' bounding box, as the pipeline's identity check does),
-    embed it with dlib and compare with the source embedding; retry with a fresh stream (up
-    to ``retries`` times) while the distance is under ``threshold``. Re-identification is
+    Per face, the pipeline's own path (``Anonymizer`` with the face's landmarks given: align,
+    generate, match lighting, blend; its checks and retries, up to ``retries``) on the 128
+    crop, once without checks (first attempt) and once with them. The output is embedded
+    with dlib (68 landmarks re-predicted in the source landmarks' bounding box) and compared
+    with the source embedding; the face box is HOG's on the original crop (as the pipeline
+    has it), else the landmarks' bounding box. Detection retention counts HOG detections
+    (upsample 1) on the whole crop; it agrees with the pipeline's own re-detection check, so
+    it is also reported for OpenCV's Haar cascade, a detector no check uses. Re-identification is
     rank-1 against the gallery of all held-out originals (metrics.reidentification), for the
     first attempt and for the identity-checked output. Landmark displacement compares
     landmarks predicted with the same box on the original and the output crop. ``workers``
@@ -528,9 +539,10 @@ def evaluate_holdout(
     r1 = M.reidentification(
         gallery, np.stack([r["checked"] for r in recs]), probe_ids=ids, threshold=threshold
     )
-    dist = np.array([r["dist"] for r in recs])
+    dist = np.array([r["dist_checked"] for r in recs])
     disp = np.array([r["disp"] for r in recs])
     ret = [r["ret"] for r in recs if "ret" in r]
+    ret_haar = [r["ret_haar"] for r in recs if "ret_haar" in r]
     return {
         "n": n,
         "gallery": len(gallery),
@@ -546,6 +558,8 @@ def evaluate_holdout(
         "crop_ssim": float(np.mean([r["ssim"] for r in recs])),
         "detection_retention": float(np.mean(ret)) if ret else float("nan"),
         "detection_base": len(ret),
+        "detection_retention_haar": float(np.mean(ret_haar)) if ret_haar else float("nan"),
+        "detection_base_haar": len(ret_haar),
         "threshold": threshold,
         "retries": retries,
         "seconds": round(time.time() - t0, 1),
