@@ -287,3 +287,18 @@ def test_generator_keeps_the_best_attempt_not_the_last(detector, embedder, sampl
     assert np.array_equal(r.image, alone.image)
     rep = r.report["faces"][0]
     assert rep["detected"] is True and rep["landmark_displacement"] > 0
+
+
+def test_dp_generators_retry_for_identity_only(detector, embedder, sample, donor):
+    """A DP attempt spends epsilon again: an unrecognized output is kept even when HOG no
+    longer finds a face in it; the report still says so."""
+
+    class _DPScript(_Script):
+        def privacy_params(self):
+            return {"method": "dp-test", "epsilon": 1.0}
+
+    img = sample("obama.jpg")
+    r = Anonymizer(detector, _DPScript(donor, ["flat", "donor"]), embedder=embedder).anonymize(img)
+    (face,) = r.faces
+    assert face.attempts == 1 and face.passed is True and face.detected is False
+    assert r.report["landmark_tolerance"] is None and r.report["epsilon_spent_max"] == 1.0

@@ -10,9 +10,10 @@ mask. Pixels outside the dilated masks are never touched.
 Identity check: the original and the anonymized face are embedded with dlib's 128-d model; a
 distance under ``identity_threshold`` means a recognizer still matches them, and a stochastic
 method is retried with a fresh random stream (up to ``identity_retries`` more times). For a
-generator an attempt must also still be a face: HOG finds it again and its re-predicted
-landmarks moved at most ``landmark_tolerance`` inter-ocular distances; when no attempt
-satisfies all three, the best one is kept (see ``_Check.rank``). Every face's
+generator without epsilon (CIAGAN) an attempt must also still be a face: HOG finds it again
+and its re-predicted landmarks moved at most ``landmark_tolerance`` inter-ocular distances;
+when no attempt satisfies all three, the best one is kept (see ``_Check.rank``). DP retries
+for identity only, since each attempt spends epsilon again. Every face's
 :class:`FaceReport` carries its distance, attempts, ``passed``, ``detected`` and landmark
 displacement; a face that stays recognizable is reported as failed (``strict=True`` raises
 :class:`IdentityCheckError`).
@@ -159,20 +160,24 @@ class _Check:
     detected: bool | None
     displacement: float | None
 
-    def acceptable(self, tolerance: float) -> bool:
-        """Not recognized, still a face, pose kept: stop retrying."""
+    def acceptable(self, tolerance: float | None) -> bool:
+        """Not recognized and (unless ``tolerance`` is None) still a face with its pose
+        kept: stop retrying."""
+        if tolerance is None:
+            return bool(self.passed)
         return (
             bool(self.passed)
             and self.detected is not False
             and (self.displacement is None or self.displacement <= tolerance)
         )
 
-    def rank(self, tolerance: float) -> tuple:
+    def rank(self, tolerance: float | None) -> tuple:
         """Order of preference when no attempt is acceptable: unrecognized faces HOG finds
         (least landmark shift first), then any face HOG finds, then the rest (both by
-        largest identity distance)."""
-        good = bool(self.passed) and self.detected is not False
-        if good:
+        largest identity distance). ``tolerance`` None: by identity distance only."""
+        if tolerance is None:
+            return (int(bool(self.passed)), self.distance or 0.0)
+        if self.passed and self.detected is not False:
             return (2, -(self.displacement or 0.0))
         return (int(self.detected is not False), self.distance or 0.0)
 
@@ -240,6 +245,9 @@ class Anonymizer:
         self.check_score_floor = float(check_score_floor)
         self.landmark_tolerance = float(landmark_tolerance)
         self.is_generator = isinstance(method, FaceGenerator) and hasattr(method, "generate")
+        # a DP attempt spends epsilon again: DP retries for identity only (faces still reported)
+        dp = "epsilon" in method.privacy_params()
+        self.face_tolerance = self.landmark_tolerance if self.is_generator and not dp else None
 
     @property
     def name(self) -> str:
@@ -398,11 +406,11 @@ class Anonymizer:
                     best = (None, attempt, _Check(None, None, None, None), None)
                     break
                 check = self._check(out, low_light, det, emb, timing)
-                rank = check.rank(self.landmark_tolerance)
+                rank = check.rank(self.face_tolerance)
                 if best is None or rank > best[0]:
                     pixels = None if undo is None else out[undo[0], undo[1]].copy()
                     best = (rank, attempt, check, pixels)
-                if check.acceptable(self.landmark_tolerance):
+                if check.acceptable(self.face_tolerance):
                     break
             assert best is not None
             _, _, check, pixels = best
@@ -447,7 +455,7 @@ class Anonymizer:
             "identity_threshold": self.identity_threshold,
             "check_score_floor": self.check_score_floor,
             "max_attempts": max_attempts,
-            "landmark_tolerance": self.landmark_tolerance if self.is_generator else None,
+            "landmark_tolerance": self.face_tolerance,
             "faces": [r.to_dict() for r in reports],
             "timing_s": {k: round(v, 5) for k, v in timing.items()},
         }
