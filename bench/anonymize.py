@@ -91,7 +91,8 @@ def _worker(conn, threads: int, weights_dir: str | None) -> None:
             rows = []
             for i in msg[1]:
                 r = anon.anonymize(photos[i % len(photos)])
-                rows.append((r.report["timing_s"], len(r.faces), len(r.failed)))
+                attempts = sum(f.attempts for f in r.faces)
+                rows.append((r.report["timing_s"], len(r.faces), len(r.failed), attempts))
             conn.send(("done", rows))
 
 
@@ -125,14 +126,16 @@ class Pool:
             c.send(("go", list(range(j, n, k))))
         rows = [row for c in conns for row in c.recv()[1]]
         wall = time.perf_counter() - t0
-        totals = {s: sum(t[s] for t, _, _ in rows) for s in STAGES}
+        totals = {s: sum(row[0][s] for row in rows) for s in STAGES}
+        faces = sum(row[1] for row in rows)
         return {
             "model_hash": replies[0][1],
             "images_per_s": round(n / wall, 2),
             "ms_per_image": round(1000 * wall / n, 1),
             "breakdown_ms": {s: round(1000 * v / n, 2) for s, v in totals.items()},
-            "faces": sum(f for _, f, _ in rows),
-            "failed_identity_check": sum(x for _, _, x in rows),
+            "faces": faces,
+            "failed_identity_check": sum(row[2] for row in rows),
+            "mean_attempts": round(sum(row[3] for row in rows) / max(faces, 1), 2),
         }
 
     def close(self) -> None:
