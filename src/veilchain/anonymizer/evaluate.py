@@ -201,11 +201,12 @@ def evaluate(
             if f.name in samples:
                 samples[f.name][label] = _face_view(out, ds)
             after = [] if fallback else [b for b, _ in detector.detect_boxes(detector.prepare(out))]
-            if not fallback:
-                per["retention"].append(M.detection_retention([d.box for d in ds], after))
-            haar = haar_face_boxes(img)
-            if haar:
-                per["retention_haar"].append(M.detection_retention(haar, haar_face_boxes(out)))
+            if not fallback:  # per face: each original box found again or not
+                per["retention"] += [M.detection_retention([d.box], after) for d in ds]
+            haar_after = haar_face_boxes(out)
+            per["retention_haar"] += [
+                M.detection_retention([b], haar_after) for b in haar_face_boxes(img)
+            ]
             new_lms = [detector.landmarks(out, d.box) for d in ds]
             probes.append(embedder.embed(out, new_lms))
             for d, nlm in zip(ds, new_lms, strict=True):
