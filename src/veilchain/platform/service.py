@@ -913,7 +913,7 @@ def _anonymize_file(anonymizer, path: Path, allow_recognizable: bool):
             " use another method or --allow-recognizable to publish it with that report"
         )
     report = {
-        **{k: v for k, v in result.report.items() if k != "timing"},
+        **{k: v for k, v in result.report.items() if k != "timing_s"},
         "faces": [f.to_dict() for f in result.faces],
     }
     png = encode_image(result.image, "png")
