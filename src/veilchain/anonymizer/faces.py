@@ -343,9 +343,9 @@ class FaceDetector:
     def redetects(self, image: np.ndarray, box: Sequence[float], *, iou: float = 0.5) -> bool:
         """Whether HOG finds a face overlapping ``box`` (IoU >= ``iou``) in ``image`` again.
 
-        Runs on the region around ``box`` only, at the scale and upsampling levels
-        ``detect_boxes`` uses, so the answer matches a whole-image detection closely at a
-        fraction of its cost."""
+        Runs on the region around ``box`` only, at the scale and upsampling level
+        ``detect_boxes`` finds a face of that size at, so the answer matches a whole-image
+        detection closely at a fraction of its cost."""
         hog, _ = self._models()
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
@@ -363,14 +363,13 @@ class FaceDetector:
         else:
             roi = np.ascontiguousarray(image[ry0:ry1, rx0:rx1])
         target = (x0 - rx0, y0 - ry0, x1 - rx0, y1 - ry0)
-        levels = [self.upsample] if self.upsample is not None else [0, 1, 2]
-        for level in levels:
-            rects, _, _ = hog.run(roi, level, self.min_score)
-            if any(
-                box_iou(target, (r.left(), r.top(), r.right(), r.bottom())) >= iou for r in rects
-            ):
-                return True
-        return False
+        level = self.upsample
+        if level is None:  # the level auto-detection found this face at: HOG's window is 80 px
+            level = 0 if x1 - x0 >= 80 else 1 if x1 - x0 >= 40 else 2
+        rects, _, _ = hog.run(roi, level, self.min_score)
+        return any(
+            box_iou(target, (r.left(), r.top(), r.right(), r.bottom())) >= iou for r in rects
+        )
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """Every face (all of them unless ``max_faces`` is set), best score first."""

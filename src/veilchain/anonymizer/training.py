@@ -469,22 +469,23 @@ def _eval_faces(indices: list[int]) -> list[dict]:
         faces = [F.FaceDetection(box, 1.0, lm)]
         lm_orig = F.landmarks_for_box(crop, box)
         rec: dict = {"i": int(i)}
+        h_orig = F.haar_face_boxes(crop)
         for name, anon in (("first", unchecked), ("checked", checked)):
             res = anon.anonymize(crop, detections=faces, face_keys=[int(i)])
             out, lm_out = res.image, F.landmarks_for_box(res.image, box)
             rec[name] = embedder.embed(out, lm_out)[0]
             rec["dist_" + name] = float(np.linalg.norm(rec[name] - emb))
+            rec["disp_" + name] = M.landmark_displacement(lm_orig, lm_out)
+            if b_orig:
+                after = [b for b, _ in detector.detect_boxes(out)]
+                rec["ret_" + name] = M.detection_retention(b_orig, after)
+            if h_orig:
+                rec["ret_haar_" + name] = M.detection_retention(h_orig, F.haar_face_boxes(out))
         rec.update(
             attempts=res.faces[0].attempts,
-            disp=M.landmark_displacement(lm_orig, lm_out),
             psnr=M.psnr(crop, out),
             ssim=M.ssim(crop, out),
         )
-        if b_orig:
-            rec["ret"] = M.detection_retention(b_orig, [b for b, _ in detector.detect_boxes(out)])
-        h_orig = F.haar_face_boxes(crop)
-        if h_orig:
-            rec["ret_haar"] = M.detection_retention(h_orig, F.haar_face_boxes(out))
         records.append(rec)
     return records
 
@@ -540,9 +541,12 @@ def evaluate_holdout(
         gallery, np.stack([r["checked"] for r in recs]), probe_ids=ids, threshold=threshold
     )
     dist = np.array([r["dist_checked"] for r in recs])
-    disp = np.array([r["disp"] for r in recs])
-    ret = [r["ret"] for r in recs if "ret" in r]
-    ret_haar = [r["ret_haar"] for r in recs if "ret_haar" in r]
+    disp = np.array([r["disp_checked"] for r in recs])
+
+    def share(key: str) -> tuple[float, int]:
+        vals = [r[key] for r in recs if key in r]
+        return (float(np.mean(vals)) if vals else float("nan")), len(vals)
+
     return {
         "n": n,
         "gallery": len(gallery),
@@ -554,12 +558,15 @@ def evaluate_holdout(
         "dist_to_source_checked_mean": float(dist.mean()),
         "landmark_displacement_iod_mean": float(disp.mean()),
         "landmark_displacement_iod_median": float(np.median(disp)),
+        "landmark_displacement_iod_mean_first": float(np.mean([r["disp_first"] for r in recs])),
         "crop_psnr_db": float(np.mean([r["psnr"] for r in recs])),
         "crop_ssim": float(np.mean([r["ssim"] for r in recs])),
-        "detection_retention": float(np.mean(ret)) if ret else float("nan"),
-        "detection_base": len(ret),
-        "detection_retention_haar": float(np.mean(ret_haar)) if ret_haar else float("nan"),
-        "detection_base_haar": len(ret_haar),
+        "detection_retention": share("ret_checked")[0],
+        "detection_retention_first": share("ret_first")[0],
+        "detection_base": share("ret_checked")[1],
+        "detection_retention_haar": share("ret_haar_checked")[0],
+        "detection_retention_haar_first": share("ret_haar_first")[0],
+        "detection_base_haar": share("ret_haar_checked")[1],
         "threshold": threshold,
         "retries": retries,
         "seconds": round(time.time() - t0, 1),
