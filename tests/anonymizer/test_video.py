@@ -84,3 +84,22 @@ def test_bad_video(tmp_path, detector):
         anonymize_video(bad, tmp_path / "o.mp4", anon)
     with pytest.raises(InputError):
         anonymize_video(bad, tmp_path / "o.mkv", anon)
+
+
+def test_a_track_keeps_the_attempt_it_kept(tmp_path, frames, detector, embedder, sample):
+    """Frame 1 needs three attempts (the first two still look like the source); later frames
+    start from attempt 3, so the person keeps that attempt's target identity."""
+    from tests.anonymizer.test_pipeline import _Script
+    from veilchain.anonymizer.faces import align_face
+    from veilchain.anonymizer.pipeline import Anonymizer
+
+    donor_img = sample("biden.jpg")
+    donor = align_face(donor_img, detector.detect(donor_img)[0].landmarks)[0]
+    src = tmp_path / "clip.avi"
+    _write_video(src, frames[:3], "MJPG")
+    gen = _Script(donor, ["source", "source", "donor"])  # by call: 2 misses, then donors
+    anon = Anonymizer(detector, gen, embedder=embedder, landmark_tolerance=1.0)
+    res = anonymize_video(src, tmp_path / "out.avi", anon)
+    faces = [r["faces"][0] for r in res.frame_reports]
+    assert [f["kept_attempt"] for f in faces] == [3, 3, 3]
+    assert [f["attempts"] for f in faces] == [3, 1, 1] and all(f["passed"] for f in faces)

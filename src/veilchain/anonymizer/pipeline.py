@@ -141,6 +141,7 @@ class FaceReport:
     low_confidence: bool = False
     detected: bool | None = None  # generators: HOG finds the new face again
     landmark_displacement: float | None = None  # generators: mean landmark shift / IOD
+    kept_attempt: int = 1  # which attempt's random stream the output comes from
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -355,12 +356,15 @@ class Anonymizer:
         *,
         detections: Sequence[FaceDetection] | None = None,
         face_keys: Sequence[int] | None = None,
+        first_attempts: Sequence[int] | None = None,
     ) -> AnonymizationResult:
         """Anonymize every face of an RGB uint8 image; see :class:`AnonymizationResult`.
 
         ``detections`` skips detection (e.g. from a video tracker); ``face_keys`` fixes each
         face's random stream (the default derives it from the image bytes and face index), so
-        a tracked person keeps one target identity across frames.
+        a tracked person keeps one target identity across frames; ``first_attempts`` names the
+        attempt (random stream) each face tries first, e.g. the one a track kept last frame
+        (its :attr:`FaceReport.kept_attempt`), so retries do not switch identities mid-video.
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise InputError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
@@ -381,6 +385,9 @@ class Anonymizer:
             face_keys = [(base + i) % (1 << 63) for i in range(len(detections))]
         if len(face_keys) != len(detections):
             raise InputError("face_keys must have one key per detection")
+        firsts = list(first_attempts) if first_attempts is not None else [1] * len(detections)
+        if len(firsts) != len(detections):
+            raise InputError("first_attempts must have one attempt per detection")
 
         out = image.copy()
         t = time.perf_counter()
@@ -396,7 +403,11 @@ class Anonymizer:
             emb = None if originals is None else originals[i]
             best: tuple | None = None  # (rank, attempt, check, pixels)
             undo = None
-            for attempt in range(1, max_attempts + 1):
+            first = firsts[i] if 1 <= firsts[i] <= max_attempts else 1
+            order = [first, *(a for a in range(1, max_attempts + 1) if a != first)]
+            tried = 0
+            for attempt in order:
+                tried += 1
                 if undo is not None:  # restore the face region before the next attempt
                     out[undo[0], undo[1]] = undo[2]
                 undo = self._replace(
@@ -413,8 +424,8 @@ class Anonymizer:
                 if check.acceptable(self.face_tolerance):
                     break
             assert best is not None
-            _, _, check, pixels = best
-            if pixels is not None and best[1] != attempt:  # an earlier attempt was better
+            _, kept, check, pixels = best
+            if pixels is not None and kept != attempt:  # an earlier attempt was better
                 out[undo[0], undo[1]] = pixels
             passed = check.passed
             low = det.score < self.check_score_floor
@@ -425,13 +436,14 @@ class Anonymizer:
                     i,
                     det.box,
                     det.score,
-                    attempt,
+                    tried,
                     check.distance,
                     passed,
                     key=int(key),
                     low_confidence=low,
                     detected=check.detected,
                     landmark_displacement=check.displacement,
+                    kept_attempt=kept,
                 )
             )
 

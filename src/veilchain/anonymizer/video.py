@@ -119,6 +119,7 @@ def anonymize_video(
         cap.release()
         raise AnonymizationError(f"{dst}: OpenCV cannot write this video format")
     tracker = FaceTracker()
+    kept: dict[int, int] = {}  # track -> the attempt it kept last: its identity sticks
     base = anonymizer.seed
     frames = n_faces = n_failed = 0
     reports: list[dict[str, Any]] = []
@@ -133,7 +134,10 @@ def anonymize_video(
             dets: list[FaceDetection] = anonymizer.detect(rgb)
             ids = tracker.update([d.box for d in dets])
             keys = [(base * 1_000_003 + t) % (1 << 63) for t in ids]
-            res = anonymizer.anonymize(rgb, detections=dets, face_keys=keys)
+            res = anonymizer.anonymize(
+                rgb, detections=dets, face_keys=keys, first_attempts=[kept.get(t, 1) for t in ids]
+            )
+            kept.update((t, f.kept_attempt) for t, f in zip(ids, res.faces, strict=True))
             writer.write(cv2.cvtColor(res.image, cv2.COLOR_RGB2BGR))
             n_faces += len(res.faces)
             n_failed += len(res.failed)
