@@ -100,6 +100,14 @@ def anonymize(
     fmt: Annotated[str | None, typer.Option("--format", help="Image format (default png).")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="CIAGAN / DP weights.")] = None,
     strict: Annotated[bool, typer.Option(help="Stop if a face stays recognizable.")] = False,
+    upsample: Annotated[
+        int | None,
+        typer.Option(
+            help="HOG upsampling. Default: auto, which stops at the first level that finds a "
+            "face and so misses faces under ~80 px beside larger ones; 1 finds faces down to "
+            "~40 px (group photos; ~4x slower detection)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Anonymize every face. Exit 1 when a face still matches its original (see the table)."""
@@ -121,6 +129,7 @@ def anonymize(
                 fmt=fmt,
                 weights_dir=weights_dir or cfg.weights_dir,
                 strict=strict,
+                upsample=cfg.upsample if upsample is None else upsample,
                 progress=lambda path, done, total: bar.update(task, completed=done, total=total),
             )
     except VeilchainError as err:

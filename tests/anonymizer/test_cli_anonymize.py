@@ -100,3 +100,19 @@ def test_anonymize_astronaut_exits_0(tmp_path, samples_dir):
     assert row["n_faces"] == 2 and row["n_failed"] == 0
     patch = row["report"]["faces"][1]
     assert patch["low_confidence"] is True and patch["score"] < 0.25
+
+
+def test_anonymize_upsample_finds_the_small_face(tmp_path, sample):
+    from PIL import Image
+
+    from tests.anonymizer.test_faces import _large_and_small_face
+
+    src = tmp_path / "two.png"
+    Image.fromarray(_large_and_small_face(sample)).save(src)
+    for flag, faces in (([], 1), (["--upsample", "1"], 2)):
+        res = runner.invoke(
+            app,
+            ["anonymize", str(src), "-o", str(tmp_path / "o"), "--method", "blur", "--json", *flag],
+        )
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)[0]["n_faces"] == faces

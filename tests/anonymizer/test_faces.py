@@ -147,3 +147,28 @@ def test_torch_embedder_matches_dlib(detector, sample):
         assert np.abs(x - y).max(initial=0.0) < 1e-4
     with pytest.raises(ValueError, match="backend"):
         FaceEmbedder(backend="onnx")
+
+
+def _large_and_small_face(sample) -> np.ndarray:
+    """640x480: a ~75 px face and, beside it, a ~50 px one (HOG level 0 finds only the first)."""
+    import cv2
+
+    a, b = sample("obama.jpg"), sample("biden.jpg")
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    half = cv2.resize(a, (a.shape[1] // 2, a.shape[0] // 2))[:480, :320]
+    canvas[: half.shape[0], : half.shape[1]] = half
+    small = cv2.resize(b, (b.shape[1] // 2, b.shape[0] // 2))
+    canvas[100 : 100 + small.shape[0], 450 : 450 + small.shape[1]] = small
+    return canvas
+
+
+def test_auto_upsampling_misses_a_small_face_beside_a_large_one(sample):
+    """The documented trade-off of ``upsample=None``; ``upsample=1`` finds both faces."""
+    from veilchain.anonymizer.faces import FaceDetector
+    from veilchain.errors import InputError
+
+    img = _large_and_small_face(sample)
+    assert len(FaceDetector().detect_boxes(img)) == 1
+    assert len(FaceDetector(upsample=1).detect_boxes(img)) == 2
+    with pytest.raises(InputError, match="upsample must be 0-3"):
+        FaceDetector(upsample=-1)

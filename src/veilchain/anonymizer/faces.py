@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from veilchain.anonymizer.metrics import box_iou
-from veilchain.errors import FaceDetectionError, ModelLoadError
+from veilchain.errors import FaceDetectionError, InputError, ModelLoadError
 
 #: Canonical positions of the 68 landmarks in a 128x128 aligned crop. Built for Veilchain by
 #: generalized Procrustes analysis of dlib landmarks on the sample photos in
@@ -290,6 +290,8 @@ class FaceDetector:
         low_light: bool = True,
         max_faces: int | None = None,
     ) -> None:
+        if upsample is not None and not 0 <= upsample <= 3:
+            raise InputError(f"upsample must be 0-3 (or None for auto), got {upsample}")
         self.upsample = upsample
         self.max_side = max_side
         self.min_score = min_score

@@ -609,6 +609,7 @@ def anonymize_paths(
     fmt: str | None = None,
     weights_dir: Path | None = None,
     strict: bool = False,
+    upsample: int | None = None,
     anonymizer: Anonymizer | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[FileResult]:
@@ -626,7 +627,12 @@ def anonymize_paths(
     files = collect_inputs(inputs)
     outdir = Path(outdir)
     anon = anonymizer or build_anonymizer(
-        method, epsilon=epsilon, seed=seed, weights_dir=weights_dir, strict=strict
+        method,
+        epsilon=epsilon,
+        seed=seed,
+        weights_dir=weights_dir,
+        strict=strict,
+        upsample=upsample,
     )
     ext = "." + (fmt or "png").lower().lstrip(".")
     results: list[FileResult] = []

@@ -1014,6 +1014,7 @@ class AnonymizerFactory:
     weights_dir: Path | None = None
     identity_threshold: float = 0.6
     identity_retries: int = 5
+    upsample: int | None = None
 
     def __call__(self, method: str, *, epsilon: float | None = None, seed: int = 0):
         from veilchain.anonymizer import build_anonymizer
@@ -1025,6 +1026,7 @@ class AnonymizerFactory:
             weights_dir=self.weights_dir,
             identity_threshold=self.identity_threshold,
             identity_retries=self.identity_retries,
+            upsample=self.upsample,
         )
 
 
@@ -1066,6 +1068,7 @@ def build_service(settings) -> VeilchainService:
         weights_dir=a.weights_dir,
         identity_threshold=a.identity_threshold,
         identity_retries=a.identity_retries,
+        upsample=a.upsample,
     )
 
     return VeilchainService(
