@@ -114,22 +114,28 @@ def anonymize(
     from rich.progress import Progress
     from rich.table import Table
 
-    from veilchain.anonymizer.pipeline import anonymize_paths
+    from veilchain.anonymizer.pipeline import anonymize_paths, build_anonymizer
 
     cfg = settings().anonymizer
     try:
+        anonymizer = build_anonymizer(
+            method or cfg.method,
+            epsilon=epsilon,
+            seed=cfg.seed if seed is None else seed,
+            weights_dir=weights_dir or cfg.weights_dir,
+            identity_threshold=cfg.identity_threshold,
+            identity_retries=cfg.identity_retries,
+            strict=strict,
+            upsample=cfg.upsample if upsample is None else upsample,
+        )
         with Progress(console=console, transient=True, disable=as_json) as bar:
             task = bar.add_task("anonymizing", total=None)
             results = anonymize_paths(
                 inputs,
                 outdir,
-                method=method or cfg.method,
-                epsilon=epsilon,
-                seed=cfg.seed if seed is None else seed,
                 fmt=fmt,
-                weights_dir=weights_dir or cfg.weights_dir,
                 strict=strict,
-                upsample=cfg.upsample if upsample is None else upsample,
+                anonymizer=anonymizer,
                 progress=lambda path, done, total: bar.update(task, completed=done, total=total),
             )
     except VeilchainError as err:

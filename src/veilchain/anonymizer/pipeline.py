@@ -609,7 +609,6 @@ def anonymize_paths(
     fmt: str | None = None,
     weights_dir: Path | None = None,
     strict: bool = False,
-    upsample: int | None = None,
     anonymizer: Anonymizer | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[FileResult]:
@@ -632,7 +631,6 @@ def anonymize_paths(
         seed=seed,
         weights_dir=weights_dir,
         strict=strict,
-        upsample=upsample,
     )
     ext = "." + (fmt or "png").lower().lstrip(".")
     results: list[FileResult] = []
