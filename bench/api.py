@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import platform
@@ -43,12 +44,13 @@ sys.path.insert(0, str(ROOT))  # the servers the tests use: tests/servers
 from tests.servers import free_port, stop_process_group  # noqa: E402
 from tests.servers.api import start_api  # noqa: E402
 from tests.servers.ganache import start_ganache  # noqa: E402
+from tests.servers.postgres import start_postgres  # noqa: E402
 
 SAMPLES = ROOT / "src" / "veilchain" / "data" / "samples"
 TARGETS = {"proof": {"req_s": 500, "p99_ms": 50}, "key_release": {"req_s": 200}}
 
 
-def _env(data_dir: Path, port: int, rpc: str | None) -> dict:
+def _env(data_dir: Path, port: int, rpc: str | None, db: str | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEILCHAIN_")}
     env.update(
         VEILCHAIN_ENV="test",
@@ -59,10 +61,12 @@ def _env(data_dir: Path, port: int, rpc: str | None) -> dict:
     )
     if rpc:
         env["VEILCHAIN_CHAIN__RPC_URL"] = rpc
+    if db:
+        env["VEILCHAIN_DB__URL"] = db
     return env
 
 
-def prepare(data_dir: Path, images: int, rpc: str | None) -> tuple[int, Account]:
+def prepare(data_dir: Path, images: int, rpc: str | None, db: str | None) -> tuple[int, Account]:
     """Register ``images`` sample photos and grant a fresh grantee; returns (dataset, grantee)."""
     from veilchain.config import Settings
     from veilchain.platform.service import build_service
@@ -72,7 +76,8 @@ def prepare(data_dir: Path, images: int, rpc: str | None) -> tuple[int, Account]
     names = ("obama.jpg", "biden.jpg", "obama2.jpg")
     for i in range(images):
         shutil.copy(SAMPLES / names[i % len(names)], inputs / f"{i:04d}.jpg")
-    svc = build_service(Settings(env="test", data_dir=data_dir, chain={"rpc_url": rpc}))
+    settings = Settings(env="test", data_dir=data_dir, chain={"rpc_url": rpc}, db={"url": db})
+    svc = build_service(settings)
     reg = svc.register([inputs], name="bench", method="mask")
     grantee = Account.create()
     svc.grant(reg.dataset_id, grantee.address, expires_at=svc.chain.block_timestamp() + 86400)
@@ -176,20 +181,28 @@ def main() -> None:
     ap.add_argument(
         "--ganache", action="store_true", help="chain: ganache from node_modules, not py-evm"
     )
+    ap.add_argument(
+        "--postgres",
+        action="store_true",
+        help="database: a throwaway PostgreSQL (default settings, fsync on), not SQLite",
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="veilchain-bench-api-"))
     data_dir = tmp / "data"
-    proc = node = rpc = None
+    proc = node = rpc = db = None
+    stack = contextlib.ExitStack()
     try:
         if args.ganache:
             node, rpc = start_ganache(tmp / "ganache.log")
+        if args.postgres:
+            db = stack.enter_context(start_postgres(durable=True))
         t0 = time.perf_counter()
-        ds, grantee = prepare(data_dir, args.images, rpc)
+        ds, grantee = prepare(data_dir, args.images, rpc, db)
         setup_s = time.perf_counter() - t0
         port = free_port()
         try:
-            proc = start_api(_env(data_dir, port, rpc), port, tmp / "api.log", timeout_s=120)
+            proc = start_api(_env(data_dir, port, rpc, db), port, tmp / "api.log", timeout_s=120)
         except RuntimeError as exc:
             raise SystemExit(f"server: {exc}") from exc
         token = sign_in(f"http://127.0.0.1:{port}", grantee)
@@ -207,6 +220,7 @@ def main() -> None:
         for server in (proc, node):
             if server is not None:
                 stop_process_group(server)
+        stack.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
     for name, target in TARGETS.items():
@@ -220,7 +234,9 @@ def main() -> None:
     report = {
         "bench": "api",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "server": "veilchain serve: 1 uvicorn worker, block store, SQLite, chain: "
+        "server": "veilchain serve: 1 uvicorn worker, block store, "
+        + ("PostgreSQL" if args.postgres else "SQLite")
+        + ", chain: "
         + ("ganache (JSON-RPC)" if args.ganache else "embedded py-evm"),
         "client": f"{args.connections} keep-alive connections from a second process (asyncio)",
         "images": args.images,
