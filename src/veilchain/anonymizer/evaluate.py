@@ -140,6 +140,7 @@ def evaluate(
         else:
             skipped.append(f"{f}: no face found")
         tick("originals")
+    haar_originals = [haar_face_boxes(img) for _, img, _ in images]  # once, not per method
     gallery = np.concatenate(
         [
             embedder.embed(img, [d.landmarks for d in ds])
@@ -193,7 +194,7 @@ def evaluate(
                 "aldinf",
             )
         }
-        for (f, img, fallback), ds in zip(images, dets, strict=True):
+        for (f, img, fallback), ds, haar in zip(images, dets, haar_originals, strict=True):
             res = anon.anonymize(img, detections=ds)
             out = res.image
             if f.name not in samples and len(samples) < 4:
@@ -203,10 +204,8 @@ def evaluate(
             after = [] if fallback else [b for b, _ in detector.detect_boxes(detector.prepare(out))]
             if not fallback:  # per face: each original box found again or not
                 per["retention"] += [M.detection_retention([d.box], after) for d in ds]
-            haar_after = haar_face_boxes(out)
-            per["retention_haar"] += [
-                M.detection_retention([b], haar_after) for b in haar_face_boxes(img)
-            ]
+            haar_after = haar_face_boxes(out) if haar else []
+            per["retention_haar"] += [M.detection_retention([b], haar_after) for b in haar]
             new_lms = [detector.landmarks(out, d.box) for d in ds]
             probes.append(embedder.embed(out, new_lms))
             for d, nlm in zip(ds, new_lms, strict=True):

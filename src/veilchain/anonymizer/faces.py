@@ -315,11 +315,15 @@ class FaceDetector:
             return enhance_low_light(image)
         return image
 
+    def _detection_scale(self, image: np.ndarray) -> float:
+        """The factor images are downscaled by for detection (1 up to ``max_side``)."""
+        return min(1.0, self.max_side / max(image.shape[:2]))
+
     def detect_boxes(self, image: np.ndarray) -> list[tuple[tuple[float, ...], float]]:
         """Face boxes (full-resolution coordinates) and scores, best first."""
         hog, _ = self._models()
         h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
+        scale = self._detection_scale(image)
         small = image
         if scale < 1.0:
             small = cv2.resize(image, (round(w * scale), round(h * scale)), cv2.INTER_AREA)
@@ -350,7 +354,7 @@ class FaceDetector:
         detection closely at a fraction of its cost."""
         hog, _ = self._models()
         h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
+        scale = self._detection_scale(image)
         x0, y0, x1, y1 = (float(v) * scale for v in box)
         px, py = 0.6 * (x1 - x0), 0.6 * (y1 - y0)
         rx0, ry0 = max(0, int(x0 - px)), max(0, int(y0 - py))
