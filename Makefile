@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	# --index-url https://download.pytorch.org/whl/cpu, as the Dockerfile does, to skip CUDA).
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev,train]"
-	# the training corpus package (its declared deps would pull TensorFlow; we need none)
-	$(PIP) install -q --no-deps face-hunters==0.6.7
+	# the training corpus packages (face-hunters' declared deps would pull TensorFlow,
+	# gan-face-generate's torchvision and a downloader; the corpus builder needs none)
+	$(PIP) install -q --no-deps face-hunters==0.6.7 gan-face-generate==1.1.1
 	touch $(STAMP)
 
 # `npm install` (not `npm ci`) installs exactly the lockfile: `npm ci` refuses it because an

@@ -1,4 +1,5 @@
-"""The face-hunters decoder and corpus building (real package data, small subsets)."""
+"""The face-hunters decoder, the DCGAN sampler and corpus building (real package data,
+small subsets)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ pytest.importorskip("h5py")
 pytest.importorskip("face_hunters")
 
 from veilchain.anonymizer import corpus as K  # noqa: E402
+from veilchain.anonymizer import faces as F  # noqa: E402
 
 
 def test_load_codes_skips_the_corrupt_file():
@@ -50,6 +52,27 @@ def test_build_small_corpus_is_reproducible(tmp_path):
     m2 = K.build_face_hunters_corpus(tmp_path / "b", limit=40, holdout=8, k=4, log=lambda m: None)
     assert [f["sha256"] for f in m1["faces"]] == [f["sha256"] for f in m2["faces"]]
     assert [f["split"] for f in m1["faces"]] == [f["split"] for f in m2["faces"]]
+
+
+def test_dcgan_corpus_is_reproducible_and_aligned(tmp_path):
+    pytest.importorskip("gan_face_generate")
+    m1 = K.build_dcgan_corpus(tmp_path / "a", samples=40, holdout=4, k=2, log=lambda m: None)
+    corpus = K.load_corpus(tmp_path / "a")
+    n = m1["kept"]
+    assert 20 <= n <= 40 and m1["samples"] == 40  # HOG finds a face in most samples
+    assert corpus.faces.shape == (n, 128, 128, 3) and corpus.holdout.sum() == 4
+    # the stored landmarks describe the crop's pixels (padding offset included): the
+    # predictor run again on the crop finds them within a tenth of the eye distance
+    detector, errors = F.FaceDetector(upsample=1), []
+    for crop, lm in zip(corpus.faces[:10], corpus.landmarks[:10], strict=True):
+        found = detector.detect(crop)
+        if found:
+            iod = np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))
+            errors.append(np.linalg.norm(found[0].landmarks - lm, axis=1).mean() / iod)
+    assert len(errors) >= 5 and np.median(errors) < 0.1
+    assert m1["faces"][0]["source"].startswith("dcgan:")
+    m2 = K.build_dcgan_corpus(tmp_path / "b", samples=40, holdout=4, k=2, log=lambda m: None)
+    assert [f["sha256"] for f in m1["faces"]] == [f["sha256"] for f in m2["faces"]]
 
 
 def test_load_corpus_rejects_unknown_layout(tmp_path):

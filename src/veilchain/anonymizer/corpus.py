@@ -139,6 +139,12 @@ LICENCE = (
     "CelebA-derived (face-hunters 0.6.7 codes decoded by its own decoder): "
     "non-commercial research use only, as the CelebA licence requires"
 )
+DCGAN_NZ = 100
+DCGAN_SAMPLES = 10_000
+DCGAN_LICENCE = (
+    "synthetic faces from gan-face-generate 1.1.1 (MIT code), a DCGAN trained on DigiFace-1M: "
+    "non-commercial research use only, as the DigiFace-1M licence requires"
+)
 
 
 @dataclass
@@ -215,6 +221,114 @@ def build_face_hunters_corpus(
         crops[i], matrix = F.align_face(img, lm, IMAGE_SIZE)
         lms[i] = F.transform_points(lm, matrix)
     log(f"landmarks + alignment done ({time.time() - t0:.0f}s); computing dlib embeddings")
+    meta = {
+        "source": "face-hunters==0.6.7 (PyPI), decodeur.h5 re-implemented in torch",
+        "licence": LICENCE,
+        "skipped_files": skipped,
+        "fixed_box": list(FIXED_BOX),
+    }
+    return _finish_corpus(out_dir, crops, lms, labels, meta, seed, holdout, k, log, t0)
+
+
+def dcgan_faces(n: int, seed: int, batch: int = 500) -> np.ndarray:
+    """(n, 64, 64, 3) uint8 synthetic faces from gan-face-generate's DCGAN (z ~ N(0, I))."""
+    import torch
+
+    try:
+        from gan_face_generate.models import Generator
+    except ImportError as exc:
+        raise ModelLoadError(
+            "gan-face-generate is not installed: pip install gan-face-generate==1.1.1 --no-deps"
+        ) from exc
+    import gan_face_generate
+
+    path = Path(gan_face_generate.__file__).parent / "weights.tar"
+    net = Generator(0, 3, DCGAN_NZ, 64)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["netG_state_dict"]
+        net.load_state_dict(state)
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise ModelLoadError(f"cannot load the DCGAN weights {path}: {exc}") from exc
+    net.eval()
+    gen = torch.Generator().manual_seed(seed)
+    outs = []
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            z = torch.randn(min(batch, n - s), DCGAN_NZ, 1, 1, generator=gen)
+            outs.append(((net(z).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1))
+    return torch.cat(outs).numpy()
+
+
+def build_dcgan_corpus(
+    out_dir: Path,
+    *,
+    samples: int = DCGAN_SAMPLES,
+    seed: int = DEFAULT_SEED,
+    holdout: int = DEFAULT_HOLDOUT,
+    k: int = DEFAULT_K,
+    log=print,
+) -> dict:
+    """Draw ``samples`` DCGAN faces, keep those where HOG finds exactly one face, then
+    landmark, align, embed, cluster and split them as for face-hunters.
+
+    Each 64 px face is upscaled to 128 (bicubic) for detection and reflect-padded before
+    alignment, so the crop's surroundings are mirrored image, not smeared border pixels.
+    """
+    import time
+
+    import cv2
+
+    from veilchain.anonymizer import faces as F
+
+    t0 = time.time()
+    log(f"drawing {samples} DCGAN faces (seed {seed})")
+    raw = dcgan_faces(samples, seed)
+    detector = F.FaceDetector(upsample=1)
+    pad = IMAGE_SIZE // 4
+    crops, lms, labels = [], [], []
+    for i, small in enumerate(raw):
+        if i and i % 2000 == 0:
+            log(f"  kept {len(crops)}/{i} ({time.time() - t0:.0f}s)")
+        img = cv2.resize(small, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_CUBIC)
+        found = detector.detect(img)
+        if len(found) != 1:
+            continue
+        padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+        lm = found[0].landmarks + pad
+        crop, matrix = F.align_face(padded, lm, IMAGE_SIZE)
+        crops.append(crop)
+        lms.append(F.transform_points(lm, matrix))
+        labels.append(f"dcgan:{seed}:{i}")
+    if not crops:
+        raise InputError("HOG found no face in the DCGAN samples")
+    log(f"kept {len(crops)}/{samples} faces ({time.time() - t0:.0f}s); computing dlib embeddings")
+    meta = {
+        "source": "gan-face-generate==1.1.1 (PyPI) DCGAN weights.tar, z ~ N(0, I)",
+        "licence": DCGAN_LICENCE,
+        "samples": samples,
+        "kept": len(crops),
+        "detector": "dlib HOG, 1x upsampling, on the 128 px bicubic upscale; exactly one face",
+    }
+    return _finish_corpus(
+        out_dir,
+        np.stack(crops),
+        np.stack(lms).astype(np.float32),
+        labels,
+        meta,
+        seed,
+        holdout,
+        k,
+        log,
+        t0,
+    )
+
+
+def _finish_corpus(out_dir, crops, lms, labels, meta, seed, holdout, k, log, t0) -> dict:
+    """Embed, split (fixed seed), cluster the training faces and write corpus + manifest."""
+    import time
+
+    from veilchain.anonymizer import faces as F
+
     embedder = F.FaceEmbedder()
     emb = np.empty((len(crops), 128), np.float32)
     for s in range(0, len(crops), 64):
@@ -246,11 +360,8 @@ def build_face_hunters_corpus(
     )
     sizes = np.bincount(train_labels, minlength=k)
     manifest = {
-        "source": "face-hunters==0.6.7 (PyPI), decodeur.h5 re-implemented in torch",
-        "licence": LICENCE,
-        "skipped_files": skipped,
+        **meta,
         "seed": seed,
-        "fixed_box": list(FIXED_BOX),
         "alignment": "veilchain.anonymizer.faces.align_face, 128x128 canonical template",
         "k": k,
         "cluster_sizes": {
