@@ -118,15 +118,15 @@ def anonymize(
 
     cfg = settings().anonymizer
     try:
+        options = cfg.builder_options()
+        options["weights_dir"] = weights_dir or cfg.weights_dir
+        options["upsample"] = cfg.upsample if upsample is None else upsample
         anonymizer = build_anonymizer(
             method or cfg.method,
             epsilon=epsilon,
             seed=cfg.seed if seed is None else seed,
-            weights_dir=weights_dir or cfg.weights_dir,
-            identity_threshold=cfg.identity_threshold,
-            identity_retries=cfg.identity_retries,
             strict=strict,
-            upsample=cfg.upsample if upsample is None else upsample,
+            **options,
         )
         with Progress(console=console, transient=True, disable=as_json) as bar:
             task = bar.add_task("anonymizing", total=None)

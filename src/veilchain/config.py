@@ -31,6 +31,16 @@ class AnonymizerSettings(BaseModel):
     # ~80 px beside a larger one is missed; 1 finds faces down to ~40 px (detection ~4x slower)
     upsample: int | None = None
 
+    def builder_options(self) -> dict:
+        """The ``build_anonymizer`` keywords these settings fix (method, epsilon and seed are
+        per call)."""
+        return {
+            "weights_dir": self.weights_dir,
+            "identity_threshold": self.identity_threshold,
+            "identity_retries": self.identity_retries,
+            "upsample": self.upsample,
+        }
+
 
 class ChainSettings(BaseModel):
     rpc_url: str | None = None  # None: the embedded py-evm chain in the data directory

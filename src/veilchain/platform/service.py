@@ -1064,12 +1064,7 @@ def build_service(settings) -> VeilchainService:
     _ensure_roles(chain, accounts)
     a = settings.anonymizer
 
-    anonymizer_factory = AnonymizerFactory(
-        weights_dir=a.weights_dir,
-        identity_threshold=a.identity_threshold,
-        identity_retries=a.identity_retries,
-        upsample=a.upsample,
-    )
+    anonymizer_factory = AnonymizerFactory(**a.builder_options())
 
     return VeilchainService(
         chain=chain,
