@@ -108,6 +108,13 @@ def anonymize(
             "~40 px (group photos; ~4x slower detection)."
         ),
     ] = None,
+    gallery: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Photos (file or folder; repeatable) of known people: every output face must "
+            "also be at least the identity threshold from each face in them."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Anonymize every face. Exit 1 when a face still matches its original (see the table)."""
@@ -126,6 +133,7 @@ def anonymize(
             epsilon=epsilon,
             seed=cfg.seed if seed is None else seed,
             strict=strict,
+            gallery=gallery or (),
             **options,
         )
         with Progress(console=console, transient=True, disable=as_json) as bar:

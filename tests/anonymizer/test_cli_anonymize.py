@@ -30,6 +30,23 @@ def test_anonymize_json(tmp_path, samples_dir):
     assert row["report"]["privacy_params"]["method"] == "mask"
 
 
+def test_anonymize_gallery_checks_against_other_photos(tmp_path, samples_dir):
+    base = ["anonymize", str(samples_dir / "obama.jpg"), "-o", str(tmp_path), "--method", "blur"]
+    plain = runner.invoke(app, [*base, "--json"])
+    assert plain.exit_code == 0, plain.output
+    (alone,) = json.loads(plain.stdout)[0]["report"]["faces"]
+    gallery = [a for n in ("obama2.jpg", "obama3.jpg") for a in ("--gallery", str(samples_dir / n))]
+    res = runner.invoke(app, [*base, *gallery, "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)[0]["report"]
+    (face,) = report["faces"]
+    assert report["gallery_faces"] == 2
+    # the blurred face is nearer to Obama's other photos than to its own source
+    assert 0.6 <= face["distance"] < alone["distance"]
+    res = runner.invoke(app, [*base, "--gallery", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "no such file" in res.output
+
+
 def test_anonymize_errors(tmp_path, samples_dir):
     res = runner.invoke(app, ["anonymize", str(tmp_path / "none.jpg"), "-o", str(tmp_path)])
     assert res.exit_code == 2 and "no such file" in res.output

@@ -134,6 +134,41 @@ def test_generator_that_never_anonymizes_is_reported_failed(detector, embedder, 
     assert r.report["n_failed"] == 1
 
 
+def test_gallery_fails_an_output_that_matches_a_known_person(
+    detector, embedder, sample, samples_dir, tmp_path, donor
+):
+    """The swap generator pastes Biden over Obama: far from its own source, so it passes the
+    plain check; with a gallery of Biden photos the same output is a match and fails."""
+    from veilchain.anonymizer.pipeline import gallery_embeddings
+
+    img = sample("obama.jpg")
+    plain = Anonymizer(detector, _Swap(donor), embedder=embedder, identity_retries=1)
+    (face,) = plain.anonymize(img).faces
+    assert face.passed is True and plain.anonymize(img).report["gallery_faces"] == 0
+    known = gallery_embeddings([samples_dir / "biden.jpg"], detector, embedder)
+    assert known.shape == (1, 128)
+    checked = Anonymizer(
+        detector, _Swap(donor), embedder=embedder, identity_retries=1, gallery=known
+    )
+    r = checked.anonymize(img)
+    (face,) = r.faces
+    assert face.passed is False and face.distance < 0.6 and face.attempts == 2
+    assert r.report["gallery_faces"] == 1 and r.report["n_failed"] == 1
+    # a folder: every face in every photo (group.jpg has several)
+    everyone = gallery_embeddings([samples_dir], detector, embedder)
+    n = sum(len(detector.detect(load_image(p))) for p in sorted(samples_dir.glob("*.jpg")))
+    assert everyone.shape == (n, 128) and n >= 8
+    blank = tmp_path / "nobody"
+    blank.mkdir()
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(blank / "wall.png")
+    with pytest.raises(InputError, match="no face found in the gallery"):
+        gallery_embeddings([blank], detector, embedder)
+    with pytest.raises(InputError, match="needs the identity check"):
+        Anonymizer(detector, _Swap(donor), gallery=known)
+    with pytest.raises(InputError, match="needs the identity check"):
+        build_anonymizer("blur", identity_check=False, gallery=[samples_dir / "biden.jpg"])
+
+
 def test_low_light_face_keeps_dark_lighting(detector, sample, donor):
     img = (sample("obama.jpg").astype(np.float32) * 0.15).astype(np.uint8)
     r = Anonymizer(detector, _Swap(donor)).anonymize(img)

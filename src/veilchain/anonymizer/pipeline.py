@@ -9,7 +9,9 @@ mask. Pixels outside the dilated masks are never touched.
 
 Identity check: the original and the anonymized face are embedded with dlib's 128-d model; a
 distance under ``identity_threshold`` means a recognizer still matches them, and a stochastic
-method is retried with a fresh random stream (up to ``identity_retries`` more times). For a
+method is retried with a fresh random stream (up to ``identity_retries`` more times). With a
+``gallery`` (embeddings of other photos of known people) the distance is to the nearest of the
+original and every gallery face, so an output matching another photo of the person fails. For a
 generator without epsilon (CIAGAN) an attempt must also still be a face: HOG finds it again
 and its re-predicted landmarks moved at most ``landmark_tolerance`` inter-ocular distances;
 when no attempt satisfies all three, the best one is kept (see ``_Check.rank``). DP retries
@@ -135,7 +137,7 @@ class FaceReport:
     box: tuple[float, float, float, float]
     score: float
     attempts: int
-    distance: float | None
+    distance: float | None  # dlib distance to the original (or the nearest gallery face)
     passed: bool | None
     key: int | None = None
     low_confidence: bool = False
@@ -227,6 +229,7 @@ class Anonymizer:
         crop_size: int = DEFAULT_CROP_SIZE,
         check_score_floor: float = DEFAULT_CHECK_SCORE_FLOOR,
         landmark_tolerance: float = DEFAULT_LANDMARK_TOLERANCE,
+        gallery: np.ndarray | None = None,
     ) -> None:
         if not isinstance(method, FaceGenerator | RegionMethod):
             raise InputError(f"{method!r} is neither a FaceGenerator nor a RegionMethod")
@@ -245,6 +248,11 @@ class Anonymizer:
         self.crop_size = crop_size
         self.check_score_floor = float(check_score_floor)
         self.landmark_tolerance = float(landmark_tolerance)
+        # known faces (dlib embeddings) every output must also stay away from, e.g. other
+        # photos of the same people: the check then covers more than the face's own source
+        self.gallery = None if gallery is None else np.asarray(gallery, np.float32).reshape(-1, 128)
+        if self.gallery is not None and embedder is None:
+            raise InputError("a gallery needs the identity check (an embedder)")
         self.is_generator = isinstance(method, FaceGenerator) and hasattr(method, "generate")
         # a DP attempt spends epsilon again: DP retries for identity only (faces still reported)
         dp = "epsilon" in method.privacy_params()
@@ -338,7 +346,8 @@ class Anonymizer:
         seen = enhance_low_light(out) if low_light else out
         lm = landmarks_for_box(seen, det.box)
         new_emb = self.embedder.embed(seen, [lm])
-        distance = float(face_distance(original, new_emb)[0, 0])
+        known = original if self.gallery is None else np.vstack([original, self.gallery])
+        distance = float(face_distance(new_emb, known).min())  # to the nearest known face
         detected = displacement = None
         if self.is_generator:
             detected = self.detector.redetects(seen, det.box)
@@ -465,6 +474,7 @@ class Anonymizer:
             "low_light": low_light,
             "identity_check": self.embedder is not None,
             "identity_threshold": self.identity_threshold,
+            "gallery_faces": 0 if self.gallery is None else len(self.gallery),
             "check_score_floor": self.check_score_floor,
             "max_attempts": max_attempts,
             "landmark_tolerance": self.face_tolerance,
@@ -549,18 +559,48 @@ def build_anonymizer(
     upsample: int | None = None,
     detector: FaceDetector | None = None,
     embedder: FaceEmbedder | None = None,
+    gallery: Sequence[str | Path] = (),
 ) -> Anonymizer:
-    """Wire a detector, the method and (unless ``identity_check=False``) a dlib embedder."""
+    """Wire a detector, the method and (unless ``identity_check=False``) a dlib embedder.
+
+    ``gallery``: photos (files or folders) of known people; every output face must also be
+    at least ``identity_threshold`` from each face in them (see :func:`gallery_embeddings`)."""
     m = build_method(method, epsilon=epsilon, seed=seed, weights_dir=weights_dir)
+    detector = detector or FaceDetector(upsample=upsample)
+    embedder = (embedder or FaceEmbedder()) if identity_check else None
+    if gallery and embedder is None:
+        raise InputError("--gallery needs the identity check")
     return Anonymizer(
-        detector or FaceDetector(upsample=upsample),
+        detector,
         m,
-        embedder=(embedder or FaceEmbedder()) if identity_check else None,
+        embedder=embedder,
         identity_threshold=identity_threshold,
         identity_retries=identity_retries,
         seed=seed,
         strict=strict,
+        gallery=gallery_embeddings(gallery, detector, embedder) if gallery else None,
     )
+
+
+def gallery_embeddings(
+    inputs: Iterable[str | Path], detector: FaceDetector, embedder: FaceEmbedder
+) -> np.ndarray:
+    """dlib embeddings (N, 128) of every face in these photos (files or folders; videos are
+    skipped). An unreadable photo or a gallery without a face is a one-line error."""
+    from veilchain.anonymizer.image_io import load_image
+    from veilchain.anonymizer.video import is_video_path
+
+    found = []
+    for path, _ in collect_inputs(inputs):
+        if is_video_path(path):
+            continue
+        img = load_image(path)
+        lms = [d.landmarks for d in detector.detect(img)]
+        if lms:
+            found.append(embedder.embed(img, lms))
+    if not found:
+        raise InputError("no face found in the gallery photos")
+    return np.concatenate(found).astype(np.float32)
 
 
 # --- files and folders ------------------------------------------------------
