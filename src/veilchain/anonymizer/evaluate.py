@@ -3,8 +3,8 @@
 Every method anonymizes the same detected faces (detected once on the originals). By default
 the pipeline's checks and retries are OFF: the identity check uses the same dlib model as the
 re-identification metric, so the figures describe the method itself. ``check=True`` measures
-what the pipeline publishes (checks on). Writes ``evaluation.json``, ``privacy_utility.png`` (re-identification and face
-SSIM over epsilon for dp / dppix) and ``before_after.png``.
+what the pipeline publishes (checks on). Writes ``evaluation.json``, ``privacy_utility.png``
+(re-identification and face SSIM over epsilon for dp / dppix) and ``before_after.png``.
 """
 
 from __future__ import annotations
