@@ -146,3 +146,17 @@ def test_holdout_evaluation_runs_the_pipeline_path(tiny_corpus):
     for key in ("detection_retention", "detection_retention_first", "crop_psnr_db"):
         assert key in r
     assert 0 <= r["landmark_displacement_iod_mean"] < 1
+
+
+def test_cli_train_exports_with_the_given_identity_weight(tmp_path):
+    from typer.testing import CliRunner
+
+    from veilchain.anonymizer.corpus import build_face_hunters_corpus
+    from veilchain.cli import app
+
+    build_face_hunters_corpus(tmp_path / "c", limit=24, holdout=4, k=2, log=lambda m: None)
+    args = ["train", "ciagan", "--data", str(tmp_path / "c"), "--out", str(tmp_path / "r")]
+    res = CliRunner().invoke(app, [*args, "--steps", "1", "--lambda-id", "3"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "r" / "ciagan" / "weights" / "ciagan.json").read_text())
+    assert meta["lambda_id"] == 3.0 and meta["steps"] == 1 and meta["train_faces"] == 20
