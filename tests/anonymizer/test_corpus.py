@@ -94,8 +94,11 @@ def test_merged_corpus_keeps_every_sources_holdout(tmp_path):
     sources = [f["source"] for f in m["faces"]]
     assert sources[0].startswith("img_") and sources[-1].startswith("dcgan:")
     assert "CelebA" in m["licence"] and "DigiFace-1M" in m["licence"]
-    with pytest.raises(InputError, match="not a built corpus"):
-        K.merge_corpora([tmp_path / "fh", tmp_path / "nope"], tmp_path / "bad", **quiet)
+    (tmp_path / "half").mkdir()  # the faces without their manifest
+    (tmp_path / "half" / K.CORPUS_FILE).write_bytes((tmp_path / "fh" / K.CORPUS_FILE).read_bytes())
+    for bad in ("nope", "half"):
+        with pytest.raises(InputError, match="not a built corpus"):
+            K.merge_corpora([tmp_path / "fh", tmp_path / bad], tmp_path / "bad", **quiet)
 
 
 def test_load_corpus_rejects_unknown_layout(tmp_path):

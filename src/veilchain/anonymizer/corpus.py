@@ -357,8 +357,8 @@ def merge_corpora(
     parts, metas = [], []
     for src in sources:
         path = Path(src) / CORPUS_FILE
-        if not path.is_file():
-            raise InputError(f"{src} is not a built corpus (no {CORPUS_FILE})")
+        if not path.is_file() or not (Path(src) / MANIFEST_FILE).is_file():
+            raise InputError(f"{src} is not a built corpus (no {CORPUS_FILE} + {MANIFEST_FILE})")
         with np.load(path) as z:
             parts.append({key: z[key] for key in ("faces", "landmarks", "embeddings", "holdout")})
             parts[-1]["source"] = [str(x) for x in z["source"]]
