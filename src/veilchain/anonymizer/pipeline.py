@@ -250,7 +250,7 @@ class Anonymizer:
         self.landmark_tolerance = float(landmark_tolerance)
         # known faces (dlib embeddings) every output must also stay away from, e.g. other
         # photos of the same people: the check then covers more than the face's own source
-        self.gallery = None if gallery is None else np.asarray(gallery, np.float32).reshape(-1, 128)
+        self.gallery = None if gallery is None else np.asarray(gallery, np.float64).reshape(-1, 128)
         if self.gallery is not None and embedder is None:
             raise InputError("a gallery needs the identity check (an embedder)")
         self.is_generator = isinstance(method, FaceGenerator) and hasattr(method, "generate")
@@ -346,8 +346,9 @@ class Anonymizer:
         seen = enhance_low_light(out) if low_light else out
         lm = landmarks_for_box(seen, det.box)
         new_emb = self.embedder.embed(seen, [lm])
-        known = original if self.gallery is None else np.vstack([original, self.gallery])
-        distance = float(face_distance(new_emb, known).min())  # to the nearest known face
+        distance = float(face_distance(new_emb, original)[0, 0])
+        if self.gallery is not None:  # the nearest known face counts
+            distance = min(distance, float(face_distance(new_emb, self.gallery).min()))
         detected = displacement = None
         if self.is_generator:
             detected = self.detector.redetects(seen, det.box)
