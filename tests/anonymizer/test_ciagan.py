@@ -28,6 +28,8 @@ def test_target_never_the_source_identity():
         emb = rng.normal(size=128).astype(np.float32) * 0.1
         t = ids.choose_target(emb, rng)
         assert t != ids.assign(emb)
+        # drawn among the farthest half: at least 10 of the 20 centroids are no farther
+        assert (ids.distances(emb) <= ids.distances(emb)[t]).sum() > 10
     # all but one cluster within the exclusion radius: still never the nearest
     close = PseudoIdentities(np.vstack([np.zeros((5, 128)), np.ones((1, 128))]).astype(np.float32))
     for _ in range(50):

@@ -146,6 +146,9 @@ def test_holdout_evaluation_runs_the_pipeline_path(tiny_corpus):
     for key in ("detection_retention", "detection_retention_first", "crop_psnr_db"):
         assert key in r
     assert 0 <= r["landmark_displacement_iod_mean"] < 1
+    hog = r["landmark_displacement_iod_mean_hog"]  # over the faces HOG finds, if any
+    assert (hog is None) == (r["detection_base"] == 0)
+    assert hog is None or 0 <= hog < 1
 
 
 def test_cli_train_exports_with_the_given_identity_weight(tmp_path):

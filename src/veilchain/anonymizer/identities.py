@@ -2,7 +2,7 @@
 
 No package ships identity labels, so CIAGAN's identity classes are clusters of the training
 faces' 128-d dlib embeddings (see ``corpus.build_face_hunters_corpus``). A target is always
-drawn among the clusters other than the source face's nearest one.
+drawn among the half of the clusters farthest from the source face, never its nearest one.
 """
 
 from __future__ import annotations
@@ -40,19 +40,19 @@ class PseudoIdentities:
     def candidates(
         self, embedding: np.ndarray | None, *, radius: float = DEFAULT_EXCLUDE_RADIUS
     ) -> np.ndarray:
-        """Allowed targets: every cluster except the nearest and those within ``radius``.
+        """Allowed targets: the farthest half of the clusters from ``embedding``, less any
+        within ``radius`` (unless that leaves none); never the nearest. With no embedding
+        every cluster is allowed.
 
-        With no embedding every cluster is allowed. When ``radius`` would exclude all but
-        the nearest, the farthest half of the clusters is used.
+        Why the farthest half: a look-alike target pulls the new face towards the source's
+        appearance (docs/MODEL_CARD.md measures both rules on the sample photos).
         """
         if embedding is None:
             return np.arange(self.k)
         d = self.distances(embedding)
-        nearest = int(d.argmin())
-        ok = np.flatnonzero((d >= radius) & (np.arange(self.k) != nearest))
-        if len(ok) == 0:
-            ok = np.argsort(d)[self.k // 2 :]
-        return ok
+        far = np.argsort(d, kind="stable")[self.k // 2 :]  # the nearest sorts first
+        ok = far[d[far] >= radius]
+        return ok if len(ok) else far
 
     def choose_target(self, embedding: np.ndarray | None, rng: np.random.Generator) -> int:
         """A target pseudo-identity drawn uniformly among :meth:`candidates`."""
