@@ -23,7 +23,7 @@ class AnonymizerSettings(BaseModel):
     method: Literal["ciagan", "dp", "dppix", "blur", "pixelate", "mask"] = "pixelate"
     epsilon: float = 1.0
     identity_threshold: float = 0.6
-    identity_retries: int = 5
+    identity_retries: int | None = None  # None: the pipeline's default for the method
     seed: int = 0
     weights_dir: Path | None = None  # None: the weights shipped in the package
     workers: int = 0  # processes anonymizing a registration; 0: one per CPU

@@ -11,6 +11,8 @@ from veilchain.anonymizer.faces import align_face, face_distance, face_mask
 from veilchain.anonymizer.image_io import load_image
 from veilchain.anonymizer.pipeline import (
     DEFAULT_DILATION,
+    DEFAULT_FACE_RETRIES,
+    DEFAULT_IDENTITY_RETRIES,
     Anonymizer,
     anonymize_paths,
     build_anonymizer,
@@ -324,6 +326,21 @@ def test_generator_keeps_the_best_attempt_not_the_last(detector, embedder, sampl
     assert rep["detected"] is True and rep["landmark_displacement"] > 0
 
 
+def test_generator_prefers_an_unrecognized_attempt_to_a_recognized_face(
+    detector, embedder, sample, donor
+):
+    """No attempt passes every check: the unrecognized one that HOG no longer finds is kept
+    over the recognized ones HOG does find; privacy before utility."""
+    img = sample("obama.jpg")
+    gen = _Script(donor, ["source", "flat", "source"])
+    r = Anonymizer(detector, gen, embedder=embedder, identity_retries=2).anonymize(img)
+    (face,) = r.faces
+    assert face.attempts == 3 and face.kept_attempt == 2
+    assert face.passed is True and face.detected is False
+    alone = Anonymizer(detector, _Script(donor, ["flat"])).anonymize(img)
+    assert np.array_equal(r.image, alone.image)
+
+
 def test_dp_generators_retry_for_identity_only(detector, embedder, sample, donor):
     """A DP attempt spends epsilon again: an unrecognized output is kept even when HOG no
     longer finds a face in it; the report still says so."""
@@ -337,3 +354,8 @@ def test_dp_generators_retry_for_identity_only(detector, embedder, sample, donor
     (face,) = r.faces
     assert face.attempts == 1 and face.passed is True and face.detected is False
     assert r.report["landmark_tolerance"] is None and r.report["epsilon_spent_max"] == 1.0
+    # default retries: 5 for DP (each spends epsilon), 9 for a generator held to the face checks
+    assert r.report["max_attempts"] == 1 + DEFAULT_IDENTITY_RETRIES == 6
+    face_checked = Anonymizer(detector, _Script(donor, ["donor"]), embedder=embedder)
+    assert face_checked.identity_retries == DEFAULT_FACE_RETRIES == 9
+    assert Anonymizer(detector, _Script(donor, []), identity_retries=0).identity_retries == 0

@@ -9,7 +9,8 @@ mask. Pixels outside the dilated masks are never touched.
 
 Identity check: the original and the anonymized face are embedded with dlib's 128-d model; a
 distance under ``identity_threshold`` means a recognizer still matches them, and a stochastic
-method is retried with a fresh random stream (up to ``identity_retries`` more times). With a
+method is retried with a fresh random stream (up to ``identity_retries`` more times; by
+default 9 for a generator held to the face checks below, else 5). With a
 ``gallery`` (embeddings of other photos of known people) the distance is to the nearest of the
 original and every gallery face, so an output matching another photo of the person fails. For a
 generator without epsilon (CIAGAN) an attempt must also still be a face: HOG finds it again
@@ -67,6 +68,9 @@ from veilchain.errors import (
 METHODS = ("ciagan", "dp", "dppix", "blur", "pixelate", "mask")
 DEFAULT_IDENTITY_THRESHOLD = 0.6
 DEFAULT_IDENTITY_RETRIES = 5
+#: Generators held to the face checks (CIAGAN) must pass three checks at once and spend no
+#: privacy budget per attempt, so they get more retries by default.
+DEFAULT_FACE_RETRIES = 9
 #: Detections scoring below this (dlib HOG score; real faces in the samples score 0.7-2.2) are
 #: "low confidence": anonymized and checked like any face, but a match that survives every
 #: attempt is reported as unverifiable (``passed=None``) instead of failed, since dlib's
@@ -175,14 +179,16 @@ class _Check:
         )
 
     def rank(self, tolerance: float | None) -> tuple:
-        """Order of preference when no attempt is acceptable: unrecognized faces HOG finds
-        (least landmark shift first), then any face HOG finds, then the rest (both by
-        largest identity distance). ``tolerance`` None: by identity distance only."""
+        """Order of preference when no attempt is acceptable: unrecognized faces first (HOG
+        finds before HOG misses, each by least landmark shift), then recognized ones (HOG
+        finds first, each by largest identity distance). ``tolerance`` None: by identity
+        distance only."""
         if tolerance is None:
             return (int(bool(self.passed)), self.distance or 0.0)
-        if self.passed and self.detected is not False:
-            return (2, -(self.displacement or 0.0))
-        return (int(self.detected is not False), self.distance or 0.0)
+        found = int(self.detected is not False)
+        if self.passed:
+            return (1, found, -(self.displacement or 0.0))
+        return (0, found, self.distance or 0.0)
 
 
 @dataclass
@@ -220,7 +226,7 @@ class Anonymizer:
         *,
         embedder: FaceEmbedder | None = None,
         identity_threshold: float = DEFAULT_IDENTITY_THRESHOLD,
-        identity_retries: int = DEFAULT_IDENTITY_RETRIES,
+        identity_retries: int | None = None,
         seed: int = 0,
         strict: bool = False,
         dilation: float = DEFAULT_DILATION,
@@ -233,13 +239,12 @@ class Anonymizer:
     ) -> None:
         if not isinstance(method, FaceGenerator | RegionMethod):
             raise InputError(f"{method!r} is neither a FaceGenerator nor a RegionMethod")
-        if identity_retries < 0:
+        if identity_retries is not None and identity_retries < 0:
             raise InputError("identity_retries must be >= 0")
         self.detector = detector
         self.method = method
         self.embedder = embedder
         self.identity_threshold = float(identity_threshold)
-        self.identity_retries = int(identity_retries)
         self.seed = int(seed)
         self.strict = strict
         self.dilation = dilation
@@ -257,6 +262,10 @@ class Anonymizer:
         # a DP attempt spends epsilon again: DP retries for identity only (faces still reported)
         dp = "epsilon" in method.privacy_params()
         self.face_tolerance = self.landmark_tolerance if self.is_generator and not dp else None
+        if identity_retries is None:  # None: the default for this kind of method
+            face_checked = self.face_tolerance is not None
+            identity_retries = DEFAULT_FACE_RETRIES if face_checked else DEFAULT_IDENTITY_RETRIES
+        self.identity_retries = int(identity_retries)
 
     @property
     def name(self) -> str:
@@ -555,7 +564,7 @@ def build_anonymizer(
     weights_dir: Path | None = None,
     identity_check: bool = True,
     identity_threshold: float = DEFAULT_IDENTITY_THRESHOLD,
-    identity_retries: int = DEFAULT_IDENTITY_RETRIES,
+    identity_retries: int | None = None,
     strict: bool = False,
     upsample: int | None = None,
     detector: FaceDetector | None = None,

@@ -468,7 +468,7 @@ def _eval_faces(indices: list[int]) -> list[dict]:
         box = b_orig[0] if b_orig else (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
         faces = [F.FaceDetection(box, 1.0, lm)]
         lm_orig = F.landmarks_for_box(crop, box)
-        rec: dict = {"i": int(i)}
+        rec: dict = {"i": int(i), "retries": checked.identity_retries}
         h_orig = F.haar_face_boxes(crop)
         for name, anon in (("first", unchecked), ("checked", checked)):
             res = anon.anonymize(crop, detections=faces, face_keys=[int(i)])
@@ -494,7 +494,7 @@ def evaluate_holdout(
     generator,
     corpus: Corpus,
     *,
-    retries: int = 5,
+    retries: int | None = None,
     threshold: float = 0.6,
     seed: int = 0,
     limit: int | None = None,
@@ -503,8 +503,9 @@ def evaluate_holdout(
     """Privacy and utility of ``generator`` on the held-out faces of ``corpus``.
 
     Per face, the pipeline's own path (``Anonymizer`` with the face's landmarks given: align,
-    generate, match lighting, blend; its checks and retries, up to ``retries``) on the 128
-    crop, once without checks (first attempt) and once with them. The output is embedded
+    generate, match lighting, blend; its checks and up to ``retries`` retries, by default the
+    pipeline's) on the 128 crop, once without checks (first attempt) and once with them.
+    The output is embedded
     with dlib (68 landmarks re-predicted in the source landmarks' bounding box) and compared
     with the source embedding; the face box is HOG's on the original crop (as the pipeline
     has it), else the landmarks' bounding box. Detection retention counts HOG detections
@@ -572,7 +573,7 @@ def evaluate_holdout(
         "detection_retention_haar_first": share("ret_haar_first")[0],
         "detection_base_haar": share("ret_haar_checked")[1],
         "threshold": threshold,
-        "retries": retries,
+        "retries": recs[0]["retries"] if recs else retries,
         "seconds": round(time.time() - t0, 1),
     }
 
@@ -588,7 +589,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--epsilons", default="0.1,0.5,1,2,5,10")
     p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--retries", type=int, default=5)
+    p.add_argument("--retries", type=int, default=None, help="default: the pipeline's")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="evaluation processes")
     p.add_argument(

@@ -1013,7 +1013,7 @@ class AnonymizerFactory:
 
     weights_dir: Path | None = None
     identity_threshold: float = 0.6
-    identity_retries: int = 5
+    identity_retries: int | None = None
     upsample: int | None = None
 
     def __call__(self, method: str, *, epsilon: float | None = None, seed: int = 0):
