@@ -505,8 +505,7 @@ def evaluate_holdout(
     Per face, the pipeline's own path (``Anonymizer`` with the face's landmarks given: align,
     generate, match lighting, blend; its checks and up to ``retries`` retries, by default the
     pipeline's) on the 128 crop, once without checks (first attempt) and once with them.
-    The output is embedded
-    with dlib (68 landmarks re-predicted in the source landmarks' bounding box) and compared
+    The output is embedded with dlib (68 landmarks re-predicted in the face box) and compared
     with the source embedding; the face box is HOG's on the original crop (as the pipeline
     has it), else the landmarks' bounding box. Detection retention counts HOG detections
     (upsample 1) on the whole crop; it agrees with the pipeline's own re-detection check, so
@@ -561,8 +560,7 @@ def evaluate_holdout(
         "landmark_displacement_iod_mean": float(disp.mean()),
         "landmark_displacement_iod_median": float(np.median(disp)),
         "landmark_displacement_iod_mean_first": float(np.mean([r["disp_first"] for r in recs])),
-        # the faces HOG finds on the original (the pipeline's own inputs, boxed by HOG);
-        # the rest are boxed by their landmarks, where dlib's predictor is less stable
+        # over the faces HOG finds on the original: the pipeline's own inputs, boxed by HOG
         "landmark_displacement_iod_mean_hog": float(disp[hog].mean()) if hog.any() else None,
         "crop_psnr_db": float(np.mean([r["psnr"] for r in recs])),
         "crop_ssim": float(np.mean([r["ssim"] for r in recs])),
