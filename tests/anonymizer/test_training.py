@@ -164,3 +164,10 @@ def test_cli_train_exports_with_the_given_identity_weight(tmp_path):
     assert res.exit_code == 0, res.output
     meta = json.loads((tmp_path / "r" / "ciagan" / "weights" / "ciagan.json").read_text())
     assert meta["lambda_id"] == 3.0 and meta["steps"] == 1 and meta["train_faces"] == 20
+    # a later export from the run's checkpoint writes the same file and metadata
+    from veilchain.anonymizer.training import main
+
+    threads = str(torch.get_num_threads())
+    run = ["--data", str(tmp_path / "c"), "--out", str(tmp_path / "r" / "ciagan")]
+    main(["export", "ciagan", *run, "--weights", str(tmp_path / "w2"), "--threads", threads])
+    assert json.loads((tmp_path / "w2" / "ciagan.json").read_text()) == meta

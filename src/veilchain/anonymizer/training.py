@@ -235,6 +235,8 @@ class Trainer:
             "gen_state": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "init_from": self.init_meta,
+            "train_faces": self.n,
+            "torch_threads": torch.get_num_threads(),
         }
 
     def save_checkpoint(self, path: Path | None = None) -> Path:
@@ -321,7 +323,7 @@ class Trainer:
             self.state_dict(),
             weights_dir,
             centroids=self.centroids,
-            extra={"train_faces": self.n, **(extra or {})},
+            extra=extra,
         )
 
 
@@ -347,8 +349,9 @@ def export_weights(
         "train_seconds": round(checkpoint["elapsed"], 1),
         "resolution": C.RES,
         "dtype": "float16",
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": checkpoint.get("torch_threads"),  # None in older checkpoints
         "init_from": checkpoint.get("init_from"),
+        "train_faces": checkpoint.get("train_faces"),
         **(extra or {}),
     }
     if cfg["model"] == "ciagan":
@@ -614,9 +617,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     if a.command == "export":  # checkpoint in --out's folder -> weights into --weights
         ckpt = torch.load(a.out / CHECKPOINT, map_location="cpu", weights_only=False)
-        corpus = load_corpus(a.data) if a.model == "ciagan" else None
-        cents = corpus_centroids(a.data, corpus) if corpus is not None else None
-        path = export_weights(ckpt, a.weights, centroids=cents, extra={"data": str(a.data)})
+        corpus = load_corpus(a.data)
+        cents = corpus_centroids(a.data, corpus) if a.model == "ciagan" else None
+        extra = {"data": str(a.data), "train_faces": len(corpus.train().faces)}
+        path = export_weights(ckpt, a.weights, centroids=cents, extra=extra)
         print(path)
         return
     corpus = load_corpus(a.data)
