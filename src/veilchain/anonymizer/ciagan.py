@@ -196,6 +196,16 @@ def to_uint8_image(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def warm_up(generate) -> None:
+    """Run ``generate(crop, landmarks)`` once on a blank crop and throw the result away.
+
+    On these CPUs a network's first forward pass at a shape can differ from every later one in
+    the last float bits (measured: ~1 fresh process in 4 under load gave the first face 1 grey
+    level off on some pixels, both generators), so without this a seeded output would depend on
+    whether it was the process's first."""
+    generate(np.zeros((CROP, CROP, 3), np.uint8), F.canonical_template(CROP))
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -295,4 +305,6 @@ def build_ciagan_generator(weights_dir: Path | None = None, *, seed: int = 0) ->
         raise ModelLoadError(
             f"incompatible CIAGAN weights in {path}: {exc}".splitlines()[0]
         ) from exc
-    return CiaganGenerator(net, ids, file_sha256(path), meta)
+    gen = CiaganGenerator(net, ids, file_sha256(path), meta)
+    warm_up(lambda crop, lms: gen.generate_target(crop, lms, 0))
+    return gen

@@ -35,6 +35,7 @@ from veilchain.anonymizer.ciagan import (
     paste,
     prepare,
     to_uint8_image,
+    warm_up,
 )
 from veilchain.errors import ModelLoadError, PrivacyBudgetError
 
@@ -207,9 +208,11 @@ def build_dp_generator(
     if clip != float(meta.get("clip", DEFAULT_CLIP)):
         # a different radius is a rescaling of the latent space: encode, scale by C / C_train
         enc = _ScaledEncoder(enc, clip / float(meta.get("clip", DEFAULT_CLIP)))
-    return DpLatentGenerator(
+    gen = DpLatentGenerator(
         enc, dec, epsilon=epsilon, clip=clip, weights_sha256=file_sha256(path), meta=meta
     )
+    warm_up(lambda crop, lms: gen.generate(crop, lms, np.random.default_rng(0)))
+    return gen
 
 
 class _ScaledEncoder(nn.Module):
