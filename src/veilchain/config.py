@@ -27,18 +27,24 @@ class AnonymizerSettings(BaseModel):
     seed: int = 0
     weights_dir: Path | None = None  # None: the weights shipped in the package
     workers: int = 0  # processes anonymizing a registration; 0: one per CPU
-    # HOG upsampling: None (auto) stops at the first level that finds a face, so a face under
-    # ~80 px beside a larger one is missed; 1 finds faces down to ~40 px (detection ~4x slower)
+    detector: Literal["centerface", "hog"] = "centerface"
+    detector_threshold: float | None = None  # None: the detector's default
+    # HOG only: upsampling; None (auto) stops at the first level that finds a face
     upsample: int | None = None
+    # sweep every output for faces detection missed, and cover them (fail closed)
+    second_look: bool = True
 
     def builder_options(self) -> dict:
-        """The ``build_anonymizer`` keywords these settings fix (method, epsilon and seed are
-        per call)."""
+        """The ``build_anonymizer`` keywords these settings fix (method, epsilon, seed and the
+        installation's secret are per call)."""
         return {
             "weights_dir": self.weights_dir,
             "identity_threshold": self.identity_threshold,
             "identity_retries": self.identity_retries,
+            "detector_name": self.detector,
+            "detector_threshold": self.detector_threshold,
             "upsample": self.upsample,
+            "second_look": self.second_look,
         }
 
 

@@ -8,7 +8,8 @@
     │   ├── FaceDetectionError
     │   ├── ModelLoadError              missing or incompatible weights
     │   ├── PrivacyBudgetError          epsilon / clipping parameters out of range
-    │   └── IdentityCheckError          a face stayed recognizable after every retry
+    │   ├── IdentityCheckError          a face stayed recognizable after every retry
+    │   └── UncoveredFaceError          --strict: the second look found a face detection missed
     ├── ChainError
     │   ├── ChainUnavailableError       node down or unreachable
     │   ├── ContractRevertedError       a revert, decoded to the contract's custom error name
@@ -76,6 +77,10 @@ class PrivacyBudgetError(AnonymizationError):
 
 
 class IdentityCheckError(AnonymizationError):
+    pass
+
+
+class UncoveredFaceError(AnonymizationError):
     pass
 
 

@@ -8,10 +8,16 @@ import numpy as np
 import pytest
 
 import veilchain
-from veilchain.anonymizer.faces import FaceDetector, FaceEmbedder
+from veilchain.anonymizer.faces import FaceEmbedder, HogDetector
 from veilchain.anonymizer.image_io import load_image
 
 SAMPLES = Path(veilchain.__file__).parent / "data" / "samples"
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    """CLI commands keep their data directory (the anonymizer's secret) in the test's tmp."""
+    monkeypatch.setenv("VEILCHAIN_DATA_DIR", str(tmp_path / "veilchain-data"))
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +26,8 @@ def samples_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def detector() -> FaceDetector:
-    return FaceDetector()
+def detector() -> HogDetector:
+    return HogDetector()
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from veilchain.anonymizer.baselines import DPPix, GaussianBlur, Pixelate, SolidMask
-from veilchain.anonymizer.faces import CANONICAL_TEMPLATE_128
+from veilchain.anonymizer.faces import CANONICAL_TEMPLATE_128, inter_ocular_distance
 from veilchain.errors import PrivacyBudgetError
 
-LM = CANONICAL_TEMPLATE_128
+IOD = inter_ocular_distance(CANONICAL_TEMPLATE_128)  # 30.74 px
 
 
 def _region():
@@ -27,7 +27,7 @@ def test_dppix_scale_formula(eps):
 def test_dppix_noise_matches_laplace_scale():
     m = DPPix(epsilon=1.0, b=8, m=1)
     flat = np.full((512, 512, 3), 128, np.uint8)
-    out = m.apply(flat, np.ones((512, 512), bool), LM, np.random.default_rng(0))
+    out = m.apply(flat, np.ones((512, 512), bool), IOD, np.random.default_rng(0))
     cells = out[::8, ::8].astype(float) - 128  # one value per cell and channel
     # Laplace(b) has mean |x| = b; clipping and rounding change little at this scale
     assert np.abs(cells).mean() == pytest.approx(m.noise_scale, rel=0.1)
@@ -43,8 +43,8 @@ def test_outputs_and_determinism():
     region = _region()
     mask = np.ones(region.shape[:2], bool)
     for method in (GaussianBlur(), Pixelate(), SolidMask(), DPPix()):
-        a = method.apply(region.copy(), mask, LM, np.random.default_rng(5))
-        b = method.apply(region.copy(), mask, LM, np.random.default_rng(5))
+        a = method.apply(region.copy(), mask, IOD, np.random.default_rng(5))
+        b = method.apply(region.copy(), mask, IOD, np.random.default_rng(5))
         assert a.shape == region.shape and a.dtype == np.uint8
         assert np.array_equal(a, b)
         assert not np.array_equal(a, region)
@@ -53,7 +53,7 @@ def test_outputs_and_determinism():
 
 
 def test_pixelate_is_blockwise_constant():
-    out = Pixelate(cell_iod=0.5).apply(_region(), np.ones((128, 128), bool), LM, None)
+    out = Pixelate(cell_iod=0.5).apply(_region(), np.ones((128, 128), bool), IOD, None)
     cell = round(0.5 * 30.74)
     assert (out[:cell, :cell] == out[0, 0]).all()
 

@@ -63,7 +63,7 @@ def test_dcgan_corpus_is_reproducible_and_aligned(tmp_path):
     assert corpus.faces.shape == (n, 128, 128, 3) and corpus.holdout.sum() == 4
     # the stored landmarks describe the crop's pixels (padding offset included): the
     # predictor run again on the crop finds them within a tenth of the eye distance
-    detector, errors = F.FaceDetector(upsample=1), []
+    detector, errors = F.HogDetector(upsample=1), []
     for crop, lm in zip(corpus.faces[:10], corpus.landmarks[:10], strict=True):
         found = detector.detect(crop)
         if found:

@@ -164,11 +164,11 @@ def _large_and_small_face(sample) -> np.ndarray:
 
 def test_auto_upsampling_misses_a_small_face_beside_a_large_one(sample):
     """The documented trade-off of ``upsample=None``; ``upsample=1`` finds both faces."""
-    from veilchain.anonymizer.faces import FaceDetector
+    from veilchain.anonymizer.faces import HogDetector
     from veilchain.errors import InputError
 
     img = _large_and_small_face(sample)
-    assert len(FaceDetector().detect_boxes(img)) == 1
-    assert len(FaceDetector(upsample=1).detect_boxes(img)) == 2
+    assert len(HogDetector().detect_boxes(img)) == 1
+    assert len(HogDetector(upsample=1).detect_boxes(img)) == 2
     with pytest.raises(InputError, match="upsample must be 0-3"):
-        FaceDetector(upsample=-1)
+        HogDetector(upsample=-1)

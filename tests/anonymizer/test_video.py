@@ -57,8 +57,11 @@ def test_round_trip_keeps_frames_and_size(tmp_path, frames, suffix, fourcc, dete
     assert _count(tmp_path / f"out{suffix}") == (5, (320, 352))
     assert res.tracks == 1 and res.n_faces == 5 and res.n_failed == 0
     assert {tuple(r["tracks"]) for r in res.frame_reports} == {(0,)}
-    keys = {r["faces"][0]["key"] for r in res.frame_reports}
-    assert len(keys) == 1  # one random stream (one target identity) for the whole track
+    # one random stream (one target identity) for the whole track, keyed by the secret
+    assert {r["faces"][0]["kept_attempt"] for r in res.frame_reports} == {1}
+    assert anon.track_key(0) == anon.track_key(0) != anon.track_key(1)
+    other = build_anonymizer("pixelate", detector=detector, embedder=None, identity_check=False)
+    assert other.track_key(0) != anon.track_key(0)  # fresh secret, unlinkable streams
 
 
 def test_anonymize_paths_handles_video(tmp_path, frames, detector, embedder):

@@ -4,7 +4,7 @@ Generators (CIAGAN, DP latent) load lazily through :func:`build_anonymizer`, so 
 package needs no weights and no torch.
 """
 
-from veilchain.anonymizer.faces import FaceDetection, FaceDetector, FaceEmbedder, align_face
+from veilchain.anonymizer.faces import FaceDetection, FaceEmbedder, HogDetector, align_face
 from veilchain.anonymizer.image_io import load_image, save_image
 from veilchain.anonymizer.pipeline import (
     METHODS,
@@ -22,7 +22,7 @@ __all__ = [
     "AnonymizationResult",
     "Anonymizer",
     "FaceDetection",
-    "FaceDetector",
+    "HogDetector",
     "FaceEmbedder",
     "FaceGenerator",
     "FaceReport",

@@ -1,9 +1,9 @@
 """Classical face obfuscation baselines: Gaussian blur, pixelation, solid mask and DP-Pix.
 
-Each works on a region of interest around one face: ``apply(region, mask, landmarks, rng)``
-returns new pixels for the region, and the caller copies them in only where ``mask`` is True.
-Strengths scale with the face (inter-ocular distance, IOD), so a face far from the camera is
-hidden as well as a close one. All four share the interface of
+Each works on a region of interest around one face: ``apply(region, mask, iod, rng)`` returns
+new pixels for the region, and the caller copies them in only where ``mask`` is True.
+Strengths scale with the face's inter-ocular distance ``iod`` (pixels), so a face far from the
+camera is hidden as well as a close one. All four share the interface of
 :class:`veilchain.anonymizer.pipeline.RegionMethod`, so ``Anonymizer(detector, method)`` runs
 them exactly like the generators.
 """
@@ -17,7 +17,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veilchain.anonymizer.faces import inter_ocular_distance
 from veilchain.errors import PrivacyBudgetError
 
 
@@ -49,8 +48,8 @@ class GaussianBlur(_Baseline):
     def privacy_params(self) -> dict[str, Any]:
         return {"method": "blur", "sigma_iod": self.sigma_iod, "formal_privacy": None}
 
-    def apply(self, region, mask, landmarks, rng) -> np.ndarray:
-        sigma = max(0.5, self.sigma_iod * inter_ocular_distance(landmarks))
+    def apply(self, region, mask, iod, rng) -> np.ndarray:
+        sigma = max(0.5, self.sigma_iod * float(iod))
         h, w = region.shape[:2]
         f = int(sigma // 4)  # wide kernels: blur a downscaled copy (same result, ~f² faster)
         if f < 2 or min(h, w) // f < 8:
@@ -71,8 +70,8 @@ class Pixelate(_Baseline):
     def privacy_params(self) -> dict[str, Any]:
         return {"method": "pixelate", "cell_iod": self.cell_iod, "formal_privacy": None}
 
-    def apply(self, region, mask, landmarks, rng) -> np.ndarray:
-        cell = max(2, int(round(self.cell_iod * inter_ocular_distance(landmarks))))
+    def apply(self, region, mask, iod, rng) -> np.ndarray:
+        cell = max(2, int(round(self.cell_iod * float(iod))))
         return _cell_means(region, cell, np.asarray(mask, bool))[0]
 
 
@@ -87,7 +86,7 @@ class SolidMask(_Baseline):
     def privacy_params(self) -> dict[str, Any]:
         return {"method": "mask", "color": list(self.color), "formal_privacy": None}
 
-    def apply(self, region, mask, landmarks, rng) -> np.ndarray:
+    def apply(self, region, mask, iod, rng) -> np.ndarray:
         out = np.empty_like(region)
         out[...] = np.asarray(self.color, np.uint8)
         return out
@@ -131,7 +130,7 @@ class DPPix(_Baseline):
             "formal_privacy": "epsilon-DP per face region (Fan 2018)",
         }
 
-    def apply(self, region, mask, landmarks, rng) -> np.ndarray:
+    def apply(self, region, mask, iod, rng) -> np.ndarray:
         means, shape = _cell_means(region, self.b, None, return_means=True)
         noisy = means + rng.laplace(0.0, self.noise_scale, size=means.shape)
         noisy = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)

@@ -285,7 +285,7 @@ def build_dcgan_corpus(
     t0 = time.time()
     log(f"drawing {samples} DCGAN faces (seed {seed})")
     raw = dcgan_faces(samples, seed)
-    detector = F.FaceDetector(upsample=1)
+    detector = F.HogDetector(upsample=1)
     pad = IMAGE_SIZE // 4
     crops, lms, labels = [], [], []
     for i, small in enumerate(raw):
@@ -469,7 +469,7 @@ def _load_celeba(root: Path, *, seed: int = DEFAULT_SEED, holdout: int = DEFAULT
     names = sorted(n for n in ids if (img_dir / n).is_file())
     if not names:
         raise InputError(f"no images listed in identity_CelebA.txt found under {img_dir}")
-    detector = F.FaceDetector(upsample=1)
+    detector = F.HogDetector(upsample=1)
     crops, lms, idents = [], [], []
     for name in names:
         bgr = cv2.imread(str(img_dir / name), cv2.IMREAD_COLOR)

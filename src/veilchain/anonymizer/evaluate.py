@@ -20,8 +20,8 @@ import numpy as np
 from veilchain.anonymizer import metrics as M
 from veilchain.anonymizer.faces import (
     FaceDetection,
-    FaceDetector,
     FaceEmbedder,
+    HogDetector,
     align_face,
     canonical_template,
     haar_face_boxes,
@@ -49,7 +49,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _fallback_detection(detector: FaceDetector, image: np.ndarray) -> FaceDetection | None:
+def _fallback_detection(detector: HogDetector, image: np.ndarray) -> FaceDetection | None:
     """For small aligned crops HOG often finds nothing: use the canonical face box."""
     h, w = image.shape[:2]
     if max(h, w) > 256:
@@ -86,7 +86,7 @@ def evaluate(
     seed: int = 0,
     limit: int | None = None,
     weights_dir: Path | None = None,
-    detector: FaceDetector | None = None,
+    detector: HogDetector | None = None,
     embedder: FaceEmbedder | None = None,
     check: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
@@ -109,7 +109,7 @@ def evaluate(
     files = files[:limit] if limit else files
     if not files:
         raise InputError(f"{data_dir}: no images found")
-    detector = detector or FaceDetector()
+    detector = detector or HogDetector()
     embedder = embedder or FaceEmbedder()
     step = [0]
     configs = [(m, e) for m in methods for e in (epsilons if m in EPSILON_METHODS else [None])]

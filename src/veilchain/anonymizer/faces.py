@@ -12,6 +12,7 @@ lazily loaded, read-only shape predictor per process.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from veilchain.anonymizer.detectors import DetectedFace
 from veilchain.anonymizer.metrics import box_iou
 from veilchain.errors import FaceDetectionError, InputError, ModelLoadError
 
@@ -113,11 +115,17 @@ LOW_LIGHT_P95 = 120.0
 
 @dataclass(frozen=True, eq=False)
 class FaceDetection:
-    """One detected face: box ``(x0, y0, x1, y1)``, detector score, (68, 2) landmarks."""
+    """One detected face: box ``(x0, y0, x1, y1)``, detector score, (68, 2) landmarks.
+
+    ``keypoints``: the detector's own five points when it has them (CenterFace). ``fallback``
+    names why the 68 landmarks cannot be trusted for this face (e.g. ``"profile"``); such a
+    face is covered by a region method over the whole head instead of a generator."""
 
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray = field(repr=False)
+    keypoints: np.ndarray | None = field(default=None, repr=False)
+    fallback: str | None = None
 
     def __post_init__(self) -> None:
         lm = np.asarray(self.landmarks, dtype=np.float32).reshape(68, 2)
@@ -125,6 +133,10 @@ class FaceDetection:
         object.__setattr__(self, "landmarks", lm)
         object.__setattr__(self, "box", tuple(float(v) for v in self.box))
         object.__setattr__(self, "score", float(self.score))
+        if self.keypoints is not None:
+            kp = np.asarray(self.keypoints, dtype=np.float32).reshape(5, 2)
+            kp.setflags(write=False)
+            object.__setattr__(self, "keypoints", kp)
 
     @property
     def width(self) -> float:
@@ -139,11 +151,19 @@ class FaceDetection:
             "box": [round(v, 2) for v in self.box],
             "score": round(self.score, 4),
             "landmarks": np.round(self.landmarks, 2).tolist(),
+            "keypoints": None if self.keypoints is None else np.round(self.keypoints, 2).tolist(),
+            "fallback": self.fallback,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaceDetection:
-        return cls(box=tuple(data["box"]), score=data["score"], landmarks=data["landmarks"])
+        return cls(
+            box=tuple(data["box"]),
+            score=data["score"],
+            landmarks=data["landmarks"],
+            keypoints=data.get("keypoints"),
+            fallback=data.get("fallback"),
+        )
 
 
 # --- models -----------------------------------------------------------------
@@ -270,8 +290,10 @@ def match_lighting(generated: np.ndarray, original: np.ndarray, mask: np.ndarray
 
 
 # --- detection --------------------------------------------------------------
-class FaceDetector:
-    """dlib HOG face detector plus the 68-point landmark predictor.
+class HogDetector:
+    """dlib HOG face detector plus the 68-point landmark predictor (frontal faces only: it
+    misses profiles and bowed heads; :class:`~veilchain.anonymizer.detectors.CenterFaceDetector`
+    is the default).
 
     ``upsample=None`` (auto) runs at the detection scale first and, only when nothing is found,
     again with 1 (and for images under 400 px, 2) upsampling steps, so small faces are found
@@ -280,6 +302,10 @@ class FaceDetector:
     detection; landmarks are always predicted at full resolution. Under-exposed images are
     enhanced (:func:`enhance_low_light`) for detection and landmarks when ``low_light``.
     """
+
+    name = "hog"
+    #: real faces in the samples score 0.7-2.2; a mission patch scored 0.10
+    low_confidence_below = 0.25
 
     def __init__(
         self,
@@ -346,6 +372,18 @@ class FaceDetector:
                 out.append((box, float(s)))
         return out
 
+    def detect_faces(self, image: np.ndarray, **_: Any) -> list[DetectedFace]:
+        """Face boxes and scores as :class:`DetectedFace` (no keypoints), best first."""
+        return [DetectedFace(box, score) for box, score in self.detect_boxes(image)]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model_sha256": _hog_model_sha256(),
+            "threshold": self.min_score,
+            "upsample": self.upsample,
+        }
+
     def redetects(self, image: np.ndarray, box: Sequence[float], *, iou: float = 0.5) -> bool:
         """Whether HOG finds a face overlapping ``box`` (IoU >= ``iou``) in ``image`` again.
 
@@ -390,6 +428,20 @@ class FaceDetector:
         """68 landmarks for a known box (with the same low-light handling as ``detect``)."""
         _, predictor = self._models()
         return _shape_to_array(predictor(self.prepare(image), _rect(box)))
+
+
+@functools.cache
+def _hog_model_sha256() -> str:
+    """sha256 of dlib's built-in frontal HOG detector, serialized by dlib itself."""
+    import tempfile
+
+    import dlib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/hog.svm"
+        dlib.get_frontal_face_detector().save(path)
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
 
 
 @functools.cache
@@ -537,6 +589,49 @@ def face_mask(
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         mask = cv2.dilate(mask, kernel)
     return mask.astype(bool)
+
+
+#: The head region a face falls back to: an ellipse over the detector's box, grown by this
+#: fraction on each side (covers hair line, ears and chin of a box drawn around the face).
+HEAD_GROWTH = 0.3
+
+
+def head_box_iod(box: Sequence[float]) -> float:
+    """An inter-ocular distance for a face known only by its box (0.45 of its larger side,
+    as for frontal CenterFace boxes), to scale region methods."""
+    return 0.45 * max(box[2] - box[0], 0.8 * (box[3] - box[1]), 2.0)
+
+
+def head_mask(
+    box: Sequence[float],
+    shape: tuple[int, ...],
+    *,
+    growth: float = HEAD_GROWTH,
+    offset: tuple[int, int] = (0, 0),
+) -> np.ndarray:
+    """Boolean (H, W) ellipse covering the whole head around a face box ``(x0, y0, x1, y1)``
+    (used when the 68 landmarks cannot be trusted: profiles, bowed heads, tiny faces)."""
+    h, w = shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    cx, cy = (x0 + x1) / 2 - offset[0], (y0 + y1) / 2 - offset[1]
+    ax = max((x1 - x0) / 2 * (1 + 2 * growth), 1.0)
+    ay = max((y1 - y0) / 2 * (1 + 2 * growth), 1.0)
+    mask = np.zeros((h, w), np.uint8)
+    centre = (round(cx * 16), round(cy * 16))
+    axes = (round(ax * 16), round(ay * 16))
+    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1, cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+def head_roi(box: Sequence[float], shape: tuple[int, ...], *, growth: float = HEAD_GROWTH):
+    """The integer region ``(x0, y0, x1, y1)`` that :func:`head_mask` can touch."""
+    h, w = shape[:2]
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    x0 = max(0, int(np.floor(box[0] - growth * bw)) - 1)
+    y0 = max(0, int(np.floor(box[1] - growth * bh)) - 1)
+    x1 = min(w, int(np.ceil(box[2] + growth * bw)) + 2)
+    y1 = min(h, int(np.ceil(box[3] + growth * bh)) + 2)
+    return x0, y0, x1, y1
 
 
 # --- embeddings -------------------------------------------------------------

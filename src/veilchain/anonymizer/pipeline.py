@@ -29,6 +29,8 @@ Output is a pure function of (input pixels, method, seed): same input and seed, 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,16 +41,26 @@ import numpy as np
 
 from veilchain.anonymizer.baselines import DPPix, GaussianBlur, Pixelate, SolidMask
 from veilchain.anonymizer.blending import blend
+from veilchain.anonymizer.detectors import (
+    DEFAULT_SWEEP_THRESHOLD,
+    CenterFaceDetector,
+    build_detector,
+    locate_face,
+    predictor_box,
+)
 from veilchain.anonymizer.faces import (
     DEFAULT_CROP_SIZE,
     FaceDetection,
-    FaceDetector,
     FaceEmbedder,
+    HogDetector,
     align_face,
     enhance_low_light,
     face_distance,
     face_hull,
     face_mask,
+    head_box_iod,
+    head_mask,
+    head_roi,
     inter_ocular_distance,
     is_low_light,
     landmarks_for_box,
@@ -57,12 +69,14 @@ from veilchain.anonymizer.faces import (
     warp_back,
 )
 from veilchain.anonymizer.metrics import landmark_displacement
+from veilchain.anonymizer.second_look import DEFAULT_SWEEP_ANGLES, uncovered_faces
 from veilchain.errors import (
     AnonymizationError,
     IdentityCheckError,
     InputError,
     ModelLoadError,
     PrivacyBudgetError,
+    UncoveredFaceError,
 )
 
 METHODS = ("ciagan", "dp", "dppix", "blur", "pixelate", "mask")
@@ -125,17 +139,22 @@ class RegionMethod(Protocol):
         self,
         region: np.ndarray,
         mask: np.ndarray,
-        landmarks: np.ndarray,
+        iod: float,
         rng: np.random.Generator,
     ) -> np.ndarray:
-        """region: (h, w, 3) uint8 around one face; mask: (h, w) bool; landmarks in region
-        coordinates. Returns new (h, w, 3) uint8 pixels; only those inside mask are used."""
+        """region: (h, w, 3) uint8 around one face; mask: (h, w) bool; iod: the face's
+        inter-ocular distance in pixels (strengths scale with it). Returns new (h, w, 3) uint8
+        pixels; only those inside mask are used."""
         ...
 
 
 @dataclass
 class FaceReport:
-    """What happened to one face. ``passed`` is None when no identity check ran."""
+    """What happened to one face. ``passed`` is None when no identity check ran.
+
+    ``box``, ``score`` and ``key`` stay local: :meth:`to_dict`, the published form, leaves
+    them out, since each is a function of the original pixels that a holder of a candidate
+    photo could recompute and match (see docs/anonymizer.md, "What the report publishes")."""
 
     index: int
     box: tuple[float, float, float, float]
@@ -148,11 +167,14 @@ class FaceReport:
     detected: bool | None = None  # generators: HOG finds the new face again
     landmark_displacement: float | None = None  # generators: mean landmark shift / IOD
     kept_attempt: int = 1  # which attempt's random stream the output comes from
+    #: why the whole head was covered by the fallback region method instead (None: it was not)
+    fallback: str | None = None
+    found_by: str = "detector"  # or "second_look": missed by detection, caught in the output
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["box"] = [round(v, 1) for v in self.box]
-        d["score"] = round(self.score, 4)
+        for private in ("box", "score", "key"):
+            del d[private]
         for k in ("distance", "landmark_displacement"):
             d[k] = None if d[k] is None else round(d[k], 4)
         return d
@@ -203,11 +225,20 @@ class AnonymizationResult:
         return [f for f in self.faces if f.passed is False]
 
 
-def _digest_key(image: np.ndarray) -> int:
-    h = hashlib.sha256()
-    h.update(str(image.shape).encode())
-    h.update(np.ascontiguousarray(image).tobytes())
+def _face_key_base(secret: bytes, image: np.ndarray) -> int:
+    """A per-image random-stream key: HMAC-SHA256 of the pixels under a secret that is never
+    published, so nobody can recompute it from a candidate photo."""
+    h = hmac.new(secret, str(image.shape).encode(), hashlib.sha256)
+    h.update(np.ascontiguousarray(image).data)
     return int.from_bytes(h.digest()[:8], "big")
+
+
+_STAGES = ("detect", "landmarks", "generate", "blend", "identity", "fallback", "second_look")
+
+
+def _hog_box(det: FaceDetection) -> tuple[float, float, float, float]:
+    """The box dlib's HOG would draw around this face (its landmark predictor's input)."""
+    return det.box if det.keypoints is None else predictor_box(det.keypoints)
 
 
 def _roi(mask_box: tuple[int, int, int, int], shape, pad: int) -> tuple[int, int, int, int]:
@@ -221,7 +252,7 @@ class Anonymizer:
 
     def __init__(
         self,
-        detector: FaceDetector,
+        detector: HogDetector,
         method: FaceGenerator | RegionMethod,
         *,
         embedder: FaceEmbedder | None = None,
@@ -233,12 +264,19 @@ class Anonymizer:
         feather: float = DEFAULT_FEATHER,
         blend_mode: str = "feather",
         crop_size: int = DEFAULT_CROP_SIZE,
-        check_score_floor: float = DEFAULT_CHECK_SCORE_FLOOR,
+        check_score_floor: float | None = None,
         landmark_tolerance: float = DEFAULT_LANDMARK_TOLERANCE,
         gallery: np.ndarray | None = None,
+        fallback: RegionMethod | None = None,
+        second_look: bool = True,
+        sweep_threshold: float = DEFAULT_SWEEP_THRESHOLD,
+        sweep_angles: Sequence[float] = DEFAULT_SWEEP_ANGLES,
+        secret: bytes | None = None,
     ) -> None:
         if not isinstance(method, FaceGenerator | RegionMethod):
             raise InputError(f"{method!r} is neither a FaceGenerator nor a RegionMethod")
+        if fallback is not None and not isinstance(fallback, RegionMethod):
+            raise InputError(f"the fallback {fallback!r} must be a region method")
         if identity_retries is not None and identity_retries < 0:
             raise InputError("identity_retries must be >= 0")
         self.detector = detector
@@ -251,7 +289,8 @@ class Anonymizer:
         self.feather = feather
         self.blend_mode = blend_mode
         self.crop_size = crop_size
-        self.check_score_floor = float(check_score_floor)
+        # None: the detector's own floor (its scores have their own scale)
+        self.check_score_floor = None if check_score_floor is None else float(check_score_floor)
         self.landmark_tolerance = float(landmark_tolerance)
         # known faces (dlib embeddings) every output must also stay away from, e.g. other
         # photos of the same people: the check then covers more than the face's own source
@@ -266,6 +305,17 @@ class Anonymizer:
             face_checked = self.face_tolerance is not None
             identity_retries = DEFAULT_FACE_RETRIES if face_checked else DEFAULT_IDENTITY_RETRIES
         self.identity_retries = int(identity_retries)
+        # faces the generator cannot take (and those the second look finds) are covered over
+        # the whole head by a region method: the method itself, or for a generator this one
+        self.fallback = fallback or (GaussianBlur() if self.is_generator else method)
+        self.second_look = bool(second_look)
+        self.sweep_threshold = float(sweep_threshold)
+        self.sweep_angles = tuple(float(a) for a in sweep_angles)
+        # random streams are keyed by this secret (never published); None: fresh entropy
+        self.secret = os.urandom(32) if secret is None else bytes(secret)
+        self._face_checker = HogDetector() if self.is_generator else None
+        # the second look always uses the CNN, whatever detected the faces first
+        self._sweeper = detector if isinstance(detector, CenterFaceDetector) else None
 
     @property
     def name(self) -> str:
@@ -280,8 +330,25 @@ class Anonymizer:
     def _stochastic(self) -> bool:
         return self.is_generator or bool(getattr(self.method, "stochastic", False))
 
+    def describe_detection(self) -> dict[str, Any]:
+        """What the privacy report records about detection and the second look."""
+        describe = getattr(self.detector, "describe", None)
+        return {
+            **(describe() if describe else {"name": type(self.detector).__name__}),
+            "second_look": self.second_look,
+            "sweep_threshold": self.sweep_threshold if self.second_look else None,
+            "sweep_angles": list(self.sweep_angles) if self.second_look else [],
+        }
+
+    def track_key(self, track: int) -> int:
+        """The random-stream key of a tracked face in a video (secret-keyed, like
+        :meth:`anonymize`'s per-image keys), so a person keeps one target identity."""
+        digest = hmac.new(self.secret, f"track:{int(track)}".encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") % (1 << 63)
+
     def rng_for(self, key: int, attempt: int) -> np.random.Generator:
-        """The random stream for one face (``key``) and attempt; a pure function of the seed."""
+        """The random stream for one face (``key``) and attempt: a pure function of the seed
+        and the key (itself keyed by the secret)."""
         return np.random.default_rng(np.random.SeedSequence([self.seed, key, attempt]))
 
     # -- the per-face step ---------------------------------------------------
@@ -309,7 +376,6 @@ class Anonymizer:
         if not mask.any():
             return None
         region = out[y0:y1, x0:x1]
-        lm_roi = lm - np.array([x0, y0], np.float32)
         t0 = time.perf_counter()
         if self.is_generator:
             crop, matrix = align_face(work, lm, self.crop_size)
@@ -331,7 +397,7 @@ class Anonymizer:
             mask = mask & cover
             blended = blend(region, new, mask, feather_px=self.feather * iod, mode=self.blend_mode)
         else:
-            new = self.method.apply(region.copy(), mask, lm_roi, rng)
+            new = self.method.apply(region.copy(), mask, iod, rng)
             t1 = time.perf_counter()
             blended = blend(region, new, mask, mode="hard")
         previous = region.copy()
@@ -339,7 +405,27 @@ class Anonymizer:
         t2 = time.perf_counter()
         timing["generate"] += t1 - t0
         timing["blend"] += t2 - t1
-        return slice(y0, y1), slice(x0, x1), previous
+        return slice(y0, y1), slice(x0, x1), previous, mask
+
+    def _cover_head(
+        self,
+        out: np.ndarray,
+        covered: np.ndarray,
+        box: Sequence[float],
+        rng: np.random.Generator,
+        timing: dict[str, float],
+    ) -> None:
+        """Rewrite the whole head around ``box`` with the fallback region method."""
+        t = time.perf_counter()
+        x0, y0, x1, y1 = head_roi(box, out.shape)
+        if x1 <= x0 or y1 <= y0:
+            return
+        mask = head_mask(box, (y1 - y0, x1 - x0), offset=(x0, y0))
+        region = out[y0:y1, x0:x1]
+        new = self.fallback.apply(region.copy(), mask, head_box_iod(box), rng)
+        out[y0:y1, x0:x1] = blend(region, new, mask, mode="hard")
+        covered[y0:y1, x0:x1] |= mask
+        timing["fallback"] += time.perf_counter() - t
 
     def _check(
         self,
@@ -353,21 +439,29 @@ class Anonymizer:
         ask whether HOG still finds it and how far its landmarks moved."""
         t = time.perf_counter()
         seen = enhance_low_light(out) if low_light else out
-        lm = landmarks_for_box(seen, det.box)
+        lm = landmarks_for_box(seen, _hog_box(det))
         new_emb = self.embedder.embed(seen, [lm])
         distance = float(face_distance(new_emb, original)[0, 0])
         if self.gallery is not None:  # the nearest known face counts
             distance = min(distance, float(face_distance(new_emb, self.gallery).min()))
         detected = displacement = None
         if self.is_generator:
-            detected = self.detector.redetects(seen, det.box)
+            detected = self._face_checker.redetects(seen, _hog_box(det))
             displacement = landmark_displacement(det.landmarks, lm)
         timing["identity"] += time.perf_counter() - t
         return _Check(distance, distance >= self.identity_threshold, detected, displacement)
 
     # -- public --------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
-        return self.detector.detect(image)
+        """Every face in an RGB image, with 68 landmarks and, where they cannot be trusted,
+        the reason the face will fall back to a head region (low light handled as in
+        :meth:`anonymize`)."""
+        low_light = self._low_light(image)
+        work = enhance_low_light(image) if low_light else image
+        return [locate_face(work, f) for f in self.detector.detect_faces(work)]
+
+    def _low_light(self, image: np.ndarray) -> bool:
+        return bool(getattr(self.detector, "low_light", True)) and is_low_light(image)
 
     def anonymize(
         self,
@@ -380,27 +474,26 @@ class Anonymizer:
         """Anonymize every face of an RGB uint8 image; see :class:`AnonymizationResult`.
 
         ``detections`` skips detection (e.g. from a video tracker); ``face_keys`` fixes each
-        face's random stream (the default derives it from the image bytes and face index), so
+        face's random stream (the default derives it from the image under the secret), so
         a tracked person keeps one target identity across frames; ``first_attempts`` names the
         attempt (random stream) each face tries first, e.g. the one a track kept last frame
         (its :attr:`FaceReport.kept_attempt`), so retries do not switch identities mid-video.
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise InputError(f"expected an RGB uint8 image, got {image.dtype} {image.shape}")
-        timing = dict.fromkeys(("detect", "landmarks", "generate", "blend", "identity"), 0.0)
-        low_light = bool(getattr(self.detector, "low_light", True)) and is_low_light(image)
+        timing = dict.fromkeys(_STAGES, 0.0)
+        low_light = self._low_light(image)
         work = enhance_low_light(image) if low_light else image
-        t = time.perf_counter()
         if detections is None:
-            boxes = self.detector.detect_boxes(work)
+            t = time.perf_counter()
+            found = self.detector.detect_faces(work)
             timing["detect"] = time.perf_counter() - t
             t = time.perf_counter()
-            lms = [landmarks_for_box(work, b) for b, _ in boxes]
-            detections = [FaceDetection(b, s, lm) for (b, s), lm in zip(boxes, lms, strict=True)]
+            detections = [locate_face(work, f) for f in found]
             timing["landmarks"] = time.perf_counter() - t
         detections = list(detections)
+        base = _face_key_base(self.secret, image)
         if face_keys is None:
-            base = _digest_key(image)
             face_keys = [(base + i) % (1 << 63) for i in range(len(detections))]
         if len(face_keys) != len(detections):
             raise InputError("face_keys must have one key per detection")
@@ -409,84 +502,168 @@ class Anonymizer:
             raise InputError("first_attempts must have one attempt per detection")
 
         out = image.copy()
+        covered = np.zeros(image.shape[:2], bool)
+        checked = [d for d in detections if d.fallback is None]
         t = time.perf_counter()
-        originals = (
-            self.embedder.embed(work, [d.landmarks for d in detections])
-            if self.embedder is not None and detections
+        embeddings = (
+            self.embedder.embed(work, [d.landmarks for d in checked])
+            if self.embedder is not None and checked
             else None
         )
+        originals = {id(d): (None if embeddings is None else embeddings[n])
+                     for n, d in enumerate(checked)}  # fmt: skip
         timing["identity"] += time.perf_counter() - t
-        max_attempts = 1 + (self.identity_retries if self._stochastic() else 0)
         reports: list[FaceReport] = []
         for i, (det, key) in enumerate(zip(detections, face_keys, strict=True)):
-            emb = None if originals is None else originals[i]
-            best: tuple | None = None  # (rank, attempt, check, pixels)
-            undo = None
-            first = firsts[i] if 1 <= firsts[i] <= max_attempts else 1
-            order = [first, *(a for a in range(1, max_attempts + 1) if a != first)]
-            tried = 0
-            for attempt in order:
-                tried += 1
-                if undo is not None:  # restore the face region before the next attempt
-                    out[undo[0], undo[1]] = undo[2]
-                undo = self._replace(
-                    out, image, work, det.landmarks, self.rng_for(key, attempt), emb, timing
+            if det.fallback is not None:
+                self._cover_head(out, covered, det.box, self.rng_for(key, 1), timing)
+                reports.append(
+                    FaceReport(
+                        i, det.box, det.score, 1, None, None, key=int(key), fallback=det.fallback
+                    )  # fmt: skip
                 )
-                if self.embedder is None:
-                    best = (None, attempt, _Check(None, None, None, None), None)
-                    break
-                check = self._check(out, low_light, det, emb, timing)
-                rank = check.rank(self.face_tolerance)
-                if best is None or rank > best[0]:
-                    pixels = None if undo is None else out[undo[0], undo[1]].copy()
-                    best = (rank, attempt, check, pixels)
-                if check.acceptable(self.face_tolerance):
-                    break
-            assert best is not None
-            _, kept, check, pixels = best
-            if pixels is not None and kept != attempt:  # an earlier attempt was better
-                out[undo[0], undo[1]] = pixels
-            passed = check.passed
-            low = det.score < self.check_score_floor
-            if low and passed is False:
-                passed = None  # still "matched", but nothing says it is a face: unverifiable
-            reports.append(
-                FaceReport(
-                    i,
-                    det.box,
-                    det.score,
-                    tried,
-                    check.distance,
-                    passed,
-                    key=int(key),
-                    low_confidence=low,
-                    detected=check.detected,
-                    landmark_displacement=check.displacement,
-                    kept_attempt=kept,
-                )
-            )
+                continue
+            report = self._anonymize_face(
+                out, covered, image, work, low_light, det, i, key, firsts[i],
+                originals[id(det)], timing,
+            )  # fmt: skip
+            reports.append(report)
 
+        sweep = {"found": 0, "uncovered": 0}
+        if self.second_look:
+            t = time.perf_counter()
+            seen = enhance_low_light(out) if low_light else out
+            if self._sweeper is None:
+                self._sweeper = CenterFaceDetector()
+            missed, sweep["found"] = uncovered_faces(
+                self._sweeper, seen, covered,
+                threshold=self.sweep_threshold, angles=self.sweep_angles,
+            )  # fmt: skip
+            sweep["uncovered"] = len(missed)
+            timing["second_look"] += time.perf_counter() - t
+            for face in missed:
+                i = len(reports)
+                key = (base + i) % (1 << 63)
+                self._cover_head(out, covered, face.box, self.rng_for(key, 1), timing)
+                reports.append(
+                    FaceReport(
+                        i,
+                        face.box,
+                        face.score,
+                        1,
+                        None,
+                        None,
+                        key=int(key),
+                        fallback="second_look",
+                        found_by="second_look",
+                    )  # fmt: skip
+                )
+        report = self._report(image, reports, low_light, sweep, timing)
+        failed = [r.index for r in reports if r.passed is False]
+        if failed and self.strict:
+            raise IdentityCheckError(
+                f"{len(failed)} face(s) still matched the original (distance < "
+                f"{self.identity_threshold}) after {report['max_attempts']} attempt(s); "
+                "try another method"
+            )
+        if sweep["uncovered"] and self.strict:
+            raise UncoveredFaceError(
+                f"the second look found {sweep['uncovered']} face(s) that detection missed; "
+                "they were covered by the fallback, but --strict refuses such an image"
+            )
+        return AnonymizationResult(out, reports, report, detections)
+
+    def _anonymize_face(
+        self, out, covered, image, work, low_light, det, index, key, first, emb, timing
+    ) -> FaceReport:
+        """Replace one face (retrying while a check fails) and say what happened."""
+        max_attempts = self._max_attempts()
+        best: tuple | None = None  # (rank, attempt, check, pixels)
+        undo = None
+        first = first if 1 <= first <= max_attempts else 1
+        order = [first, *(a for a in range(1, max_attempts + 1) if a != first)]
+        tried = 0
+        attempt = first
+        for attempt in order:
+            tried += 1
+            if undo is not None:  # restore the face region before the next attempt
+                out[undo[0], undo[1]] = undo[2]
+            undo = self._replace(
+                out, image, work, det.landmarks, self.rng_for(key, attempt), emb, timing
+            )
+            if self.embedder is None:
+                best = (None, attempt, _Check(None, None, None, None), None)
+                break
+            check = self._check(out, low_light, det, emb, timing)
+            rank = check.rank(self.face_tolerance)
+            if best is None or rank > best[0]:
+                pixels = None if undo is None else out[undo[0], undo[1]].copy()
+                best = (rank, attempt, check, pixels)
+            if check.acceptable(self.face_tolerance):
+                break
+        assert best is not None
+        _, kept, check, pixels = best
+        if pixels is not None and kept != attempt:  # an earlier attempt was better
+            out[undo[0], undo[1]] = pixels
+        if undo is None:  # the landmarks gave no region to write: cover the head instead
+            self._cover_head(out, covered, det.box, self.rng_for(key, 1), timing)
+            return FaceReport(index, det.box, det.score, tried, None, None, key=int(key),
+                              fallback="no_face_region")  # fmt: skip
+        covered[undo[0], undo[1]] |= undo[3]
+        passed = check.passed
+        low = det.score < self._score_floor()
+        if low and passed is False:
+            passed = None  # still "matched", but nothing says it is a face: unverifiable
+        return FaceReport(
+            index,
+            det.box,
+            det.score,
+            tried,
+            check.distance,
+            passed,
+            key=int(key),
+            low_confidence=low,
+            detected=check.detected,
+            landmark_displacement=check.displacement,
+            kept_attempt=kept,
+        )
+
+    def _max_attempts(self) -> int:
+        return 1 + (self.identity_retries if self._stochastic() else 0)
+
+    def _score_floor(self) -> float:
+        if self.check_score_floor is not None:
+            return self.check_score_floor
+        return getattr(self.detector, "low_confidence_below", DEFAULT_CHECK_SCORE_FLOOR)
+
+    def _report(self, image, reports, low_light, sweep, timing) -> dict[str, Any]:
+        """The published privacy report: nothing in it is derived from the original pixels
+        beyond the measured figures (distances, counts); see :class:`FaceReport`."""
         failed = [r.index for r in reports if r.passed is False]
         unverified = [
             r.index
             for r in reports
             if r.low_confidence and r.passed is None and r.distance is not None
         ]
+        fell_back = [r for r in reports if r.fallback is not None]
         report = {
             "method": self.method.name,
             "model_hash": self.model_hash(),
             "privacy_params": self.privacy_params(),
             "seed": self.seed,
-            "size": [int(image.shape[1]), int(image.shape[0])],
+            "detector": self.describe_detection(),
+            "fallback_method": self.fallback.name,
             "n_faces": len(reports),
             "n_failed": len(failed),
             "n_unverified": len(unverified),
+            "n_fallback": len(fell_back),
+            "second_look": sweep,
             "low_light": low_light,
             "identity_check": self.embedder is not None,
             "identity_threshold": self.identity_threshold,
             "gallery_faces": 0 if self.gallery is None else len(self.gallery),
-            "check_score_floor": self.check_score_floor,
-            "max_attempts": max_attempts,
+            "check_score_floor": self._score_floor(),
+            "max_attempts": self._max_attempts(),
             "landmark_tolerance": self.face_tolerance,
             "faces": [r.to_dict() for r in reports],
             "timing_s": {k: round(v, 5) for k, v in timing.items()},
@@ -499,20 +676,24 @@ class Anonymizer:
                 "each attempt releases a fresh eps-DP output; k attempts compose to k*eps "
                 "(basic composition), and the identity check reads the original face"
             )
+        warnings = []
         if not reports:
-            report["warning"] = "no face found; image returned unchanged"
-        elif unverified:
-            report["warning"] = (
+            warnings.append("no face found; image returned unchanged")
+        if unverified:
+            warnings.append(
                 f"{len(unverified)} low-confidence detection(s) (score < "
-                f"{self.check_score_floor}) were anonymized but still embed close to their "
+                f"{self._score_floor()}) were anonymized but still embed close to their "
                 "original; likely not faces, so they are not counted as failed"
             )
-        if failed and self.strict:
-            raise IdentityCheckError(
-                f"{len(failed)} face(s) still matched the original (distance < "
-                f"{self.identity_threshold}) after {max_attempts} attempt(s); try another method"
+        if fell_back:
+            reasons = sorted({r.fallback for r in fell_back})
+            warnings.append(
+                f"{len(fell_back)} face(s) covered over the whole head with "
+                f"{self.fallback.name} ({', '.join(reasons)}); no identity check on those"
             )
-        return AnonymizationResult(out, reports, report, detections)
+        if warnings:
+            report["warning"] = "; ".join(warnings)
+        return report
 
 
 # --- factory ----------------------------------------------------------------
@@ -556,6 +737,19 @@ def build_method(
         ) from exc
 
 
+def build_fallback(method: str, epsilon: float | None = None) -> RegionMethod:
+    """The region method a face falls back to: DP-Pix at the same epsilon for the DP latent
+    generator (so the report's epsilon still holds), blur for CIAGAN, the method itself for
+    the region methods."""
+    if method == "dp":
+        return DPPix(epsilon=1.0 if epsilon is None else epsilon)
+    if method == "ciagan":
+        return GaussianBlur()
+    built = build_method(method, epsilon=epsilon)
+    assert isinstance(built, RegionMethod)
+    return built
+
+
 def build_anonymizer(
     method: str,
     *,
@@ -566,21 +760,31 @@ def build_anonymizer(
     identity_threshold: float = DEFAULT_IDENTITY_THRESHOLD,
     identity_retries: int | None = None,
     strict: bool = False,
+    detector_name: str = "centerface",
+    detector_threshold: float | None = None,
     upsample: int | None = None,
-    detector: FaceDetector | None = None,
+    second_look: bool = True,
+    secret: bytes | None = None,
+    detector=None,
     embedder: FaceEmbedder | None = None,
     gallery: Sequence[str | Path] = (),
 ) -> Anonymizer:
     """Wire a detector, the method and (unless ``identity_check=False``) a dlib embedder.
 
+    ``detector_name``: "centerface" (default) or "hog" (``upsample`` is HOG's).
+    ``second_look``: sweep each output for faces detection missed (on by default).
+    ``secret``: keys the per-face random streams (None: fresh entropy, so two anonymizers
+    differ; pass the installation's secret for reproducible output).
     ``gallery``: photos (files or folders) of known people; every output face must also be
     at least ``identity_threshold`` from each face in them (see :func:`gallery_embeddings`)."""
     m = build_method(method, epsilon=epsilon, seed=seed, weights_dir=weights_dir)
-    detector = detector or FaceDetector(upsample=upsample)
+    detector = detector or build_detector(
+        detector_name, threshold=detector_threshold, upsample=upsample
+    )
     embedder = (embedder or FaceEmbedder()) if identity_check else None
     if gallery and embedder is None:
         raise InputError("--gallery needs the identity check")
-    return Anonymizer(
+    anonymizer = Anonymizer(
         detector,
         m,
         embedder=embedder,
@@ -588,15 +792,22 @@ def build_anonymizer(
         identity_retries=identity_retries,
         seed=seed,
         strict=strict,
-        gallery=gallery_embeddings(gallery, detector, embedder) if gallery else None,
+        fallback=build_fallback(method, epsilon),
+        second_look=second_look,
+        secret=secret,
     )
+    if gallery:
+        assert embedder is not None
+        anonymizer.gallery = gallery_embeddings(gallery, anonymizer, embedder)
+    return anonymizer
 
 
 def gallery_embeddings(
-    inputs: Iterable[str | Path], detector: FaceDetector, embedder: FaceEmbedder
+    inputs: Iterable[str | Path], anonymizer: Anonymizer, embedder: FaceEmbedder
 ) -> np.ndarray:
     """dlib embeddings (N, 128) of every face in these photos (files or folders; videos are
-    skipped). An unreadable photo or a gallery without a face is a one-line error."""
+    skipped) whose landmarks can be trusted. An unreadable photo or a gallery without a face
+    is a one-line error."""
     from veilchain.anonymizer.image_io import load_image
     from veilchain.anonymizer.video import is_video_path
 
@@ -605,7 +816,7 @@ def gallery_embeddings(
         if is_video_path(path):
             continue
         img = load_image(path)
-        lms = [d.landmarks for d in detector.detect(img)]
+        lms = [d.landmarks for d in anonymizer.detect(img) if d.fallback is None]
         if lms:
             found.append(embedder.embed(img, lms))
     if not found:

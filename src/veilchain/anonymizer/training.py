@@ -453,7 +453,7 @@ def _eval_faces(indices: list[int]) -> list[dict]:
 
     torch.set_num_threads(1)
     gen, test, retries, thr, seed = (_EVAL[k] for k in ("gen", "test", "retries", "thr", "seed"))
-    embedder, detector = F.FaceEmbedder(), F.FaceDetector(upsample=1, low_light=False)
+    embedder, detector = F.FaceEmbedder(), F.HogDetector(upsample=1, low_light=False)
     checked = Anonymizer(
         detector,
         gen,

@@ -120,7 +120,6 @@ def anonymize_video(
         raise AnonymizationError(f"{dst}: OpenCV cannot write this video format")
     tracker = FaceTracker()
     kept: dict[int, int] = {}  # track -> the attempt it kept last: its identity sticks
-    base = anonymizer.seed
     frames = n_faces = n_failed = 0
     reports: list[dict[str, Any]] = []
     try:
@@ -133,7 +132,7 @@ def anonymize_video(
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             dets: list[FaceDetection] = anonymizer.detect(rgb)
             ids = tracker.update([d.box for d in dets])
-            keys = [(base * 1_000_003 + t) % (1 << 63) for t in ids]
+            keys = [anonymizer.track_key(t) for t in ids]
             res = anonymizer.anonymize(
                 rgb, detections=dets, face_keys=keys, first_attempts=[kept.get(t, 1) for t in ids]
             )

@@ -69,6 +69,7 @@ from veilchain.platform.registrations import (
     UsedNonceRow,
 )
 from veilchain.platform.storage import IpfsStorage
+from veilchain.secrets import ANONYMIZER_SECRET_FILE, secret_file
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
 RELEASE_ACTION = "veilchain-key-release"
@@ -1008,26 +1009,16 @@ def _ensure_roles(chain, accounts: RoleAccounts) -> None:
 
 @dataclass(frozen=True)
 class AnonymizerFactory:
-    """Builds an anonymizer for (method, epsilon, seed); picklable, so worker processes can
-    build their own."""
+    """Builds an anonymizer for (method, epsilon, seed) from fixed ``build_anonymizer``
+    keywords (the settings' and the installation's secret); picklable, so worker processes
+    can build their own."""
 
-    weights_dir: Path | None = None
-    identity_threshold: float = 0.6
-    identity_retries: int | None = None
-    upsample: int | None = None
+    options: dict = field(default_factory=dict)
 
     def __call__(self, method: str, *, epsilon: float | None = None, seed: int = 0):
         from veilchain.anonymizer import build_anonymizer
 
-        return build_anonymizer(
-            method,
-            epsilon=epsilon,
-            seed=seed,
-            weights_dir=self.weights_dir,
-            identity_threshold=self.identity_threshold,
-            identity_retries=self.identity_retries,
-            upsample=self.upsample,
-        )
+        return build_anonymizer(method, epsilon=epsilon, seed=seed, **self.options)
 
 
 def build_service(settings) -> VeilchainService:
@@ -1064,7 +1055,8 @@ def build_service(settings) -> VeilchainService:
     _ensure_roles(chain, accounts)
     a = settings.anonymizer
 
-    anonymizer_factory = AnonymizerFactory(**a.builder_options())
+    secret = secret_file(data_dir / ANONYMIZER_SECRET_FILE)
+    anonymizer_factory = AnonymizerFactory({**a.builder_options(), "secret": secret})
 
     return VeilchainService(
         chain=chain,

