@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from veilchain.anonymizer.faces import align_face, face_distance, face_mask
+from veilchain.anonymizer.faces import align_face, face_distance, face_mask, head_mask
 from veilchain.anonymizer.image_io import load_image
 from veilchain.anonymizer.pipeline import (
     DEFAULT_DILATION,
@@ -25,9 +25,13 @@ SECRET = b"a test installation's secret"
 
 
 def _outside(result, shape):
+    """Pixels no face mask (nor a fallback's head region) may touch."""
     keep = np.ones(shape[:2], bool)
     for d in result.detections:
         keep &= ~face_mask(d.landmarks, shape, dilation=DEFAULT_DILATION)
+    for f in result.faces:
+        if f.fallback is not None:
+            keep &= ~head_mask(f.box, shape)
     return keep
 
 
@@ -43,11 +47,14 @@ def test_baselines_end_to_end(method, detector, embedder, sample):
     assert keep.mean() > 0.8
     assert np.array_equal(r1.image[keep], img[keep])  # background bit-exact
     assert not np.array_equal(r1.image, img)
-    (face,) = r1.faces
+    # DP-Pix's random colour cells can look face-like to the second look at its low
+    # threshold: it then covers that head too (fail closed), and reports it
+    face, *extra = r1.faces
+    assert all(f.found_by == "second_look" for f in extra) and (method == "dppix" or not extra)
     # measured: dlib distance 0.70-0.75 on this photo for every baseline at default strength
     assert face.passed is True and face.distance >= 0.6 and face.attempts == 1
     rep = r1.report
-    assert rep["method"] == method and rep["n_faces"] == 1 and rep["n_failed"] == 0
+    assert rep["method"] == method and rep["n_faces"] == 1 + len(extra) and rep["n_failed"] == 0
     assert len(rep["model_hash"]) == 64 and rep["privacy_params"]["method"] == method
     assert set(rep["timing_s"]) == {
         "detect",

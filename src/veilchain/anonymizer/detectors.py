@@ -32,6 +32,8 @@ DEFAULT_CENTERFACE_THRESHOLD = 0.4
 DEFAULT_SWEEP_THRESHOLD = 0.25
 #: Images are downscaled so that their longer side is at most this for detection.
 DEFAULT_DETECT_MAX_SIDE = 1280
+#: Images longer than this many times their height (or width) are read in tiles.
+PANORAMA_ASPECT = 3.0
 _NMS_IOU = 0.3
 
 
@@ -163,43 +165,68 @@ class CenterFaceDetector:
     def detect_faces(
         self, image: np.ndarray, *, threshold: float | None = None, scale: float = 1.0
     ) -> list[DetectedFace]:
-        """Faces in an RGB uint8 image, best score first. ``scale`` > 1 looks at a finer
-        scale (the image enlarged, still bounded by twice ``max_side``)."""
+        """Faces in an RGB uint8 image, best score first. The image is shrunk so that its
+        longer side fits ``max_side`` (times ``scale``); a panorama (longer side over
+        :data:`PANORAMA_ASPECT` times the shorter) is instead shrunk by its shorter side and
+        read in overlapping tiles, so its faces keep their size."""
         thr = self.threshold if threshold is None else float(threshold)
         h, w = image.shape[:2]
-        s = min(1.0, self.max_side / max(h, w)) * scale
+        long_side = max(h, w) if max(h, w) <= PANORAMA_ASPECT * min(h, w) else min(h, w)
+        s = min(1.0, self.max_side / long_side) * scale
         s = max(s, 32.0 / min(h, w))  # the network needs 32 px at least
         sw, sh = max(32, round(w * s)), max(32, round(h * s))
-        pw, ph = -(-sw // 32) * 32, -(-sh // 32) * 32
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
         small = image if (sw, sh) == (w, h) else cv2.resize(image, (sw, sh), interpolation=interp)
+        tile = max(self.max_side, 64)
+        step = tile * 3 // 4
+        raw = []
+        for ty in range(0, max(sh - tile, 0) + step, step):
+            for tx in range(0, max(sw - tile, 0) + step, step):
+                part = small[ty : ty + tile, tx : tx + tile]
+                raw += [
+                    (b + [tx, ty, tx, ty], sc, k + [tx, ty]) for b, sc, k in self._decode(part, thr)
+                ]
+                if tx + tile >= sw:
+                    break
+            if ty + tile >= sh:
+                break
+        if not raw:
+            return []
+        boxes = np.array([r[0] for r in raw])
+        keep = _nms(boxes, np.array([r[1] for r in raw]), _NMS_IOU)
+        fx, fy = w / sw, h / sh
+        out = []
+        for i in keep:
+            b = raw[i][0] * [fx, fy, fx, fy]
+            b = (max(b[0], 0.0), max(b[1], 0.0), min(b[2], w - 1.0), min(b[3], h - 1.0))
+            if b[2] - b[0] < 2 or b[3] - b[1] < 2:
+                continue
+            kp = (raw[i][2] * [fx, fy]).astype(np.float32)
+            out.append(DetectedFace(b, float(raw[i][1]), kp))
+        return out
+
+    def _decode(self, part: np.ndarray, thr: float):
+        """(box, score, (5, 2) keypoints) above ``thr`` in one image part, in its pixels."""
+        sh, sw = part.shape[:2]
+        ph, pw = -(-sh // 32) * 32, -(-sw // 32) * 32
         canvas = np.zeros((ph, pw, 3), np.float32)
-        canvas[:sh, :sw] = small[..., ::-1]  # the network was trained on BGR
+        canvas[:sh, :sw] = part[..., ::-1]  # the network was trained on BGR
         blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
         heat, size, offset, marks = self._run(blob)
         ys, xs = np.nonzero(heat[0, 0] > thr)
-        if ys.size == 0:
-            return []
         scores = heat[0, 0, ys, xs]
         bh, bw = np.exp(size[0, 0, ys, xs]) * 4, np.exp(size[0, 1, ys, xs]) * 4
         cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
         cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
         x0, y0 = cx - bw / 2, cy - bh / 2
-        boxes = np.stack([x0, y0, x0 + bw, y0 + bh], axis=1)
         # keypoints are offsets from the box corner in units of the box size
         kx = marks[0, 1::2, ys, xs] * bw[:, None] + x0[:, None]
         ky = marks[0, 0::2, ys, xs] * bh[:, None] + y0[:, None]
-        keep = _nms(boxes, scores, _NMS_IOU)
-        fx, fy = w / sw, h / sh
-        out = []
-        for i in keep:
-            b = boxes[i] * [fx, fy, fx, fy]
-            b = (max(b[0], 0.0), max(b[1], 0.0), min(b[2], w - 1.0), min(b[3], h - 1.0))
-            if b[2] - b[0] < 2 or b[3] - b[1] < 2:
-                continue
-            kp = np.stack([kx[i] * fx, ky[i] * fy], axis=1).astype(np.float32)
-            out.append(DetectedFace(b, float(scores[i]), kp))
-        return out
+        return [
+            (np.array([x0[n], y0[n], x0[n] + bw[n], y0[n] + bh[n]]), float(scores[n]),
+             np.stack([kx[n], ky[n]], axis=1))
+            for n in range(len(scores))
+        ]  # fmt: skip
 
 
 def build_detector(
@@ -280,10 +307,15 @@ def landmarks_from_keypoints(image: np.ndarray, kp: np.ndarray) -> np.ndarray:
     if abs(roll) < _ROLL_UPRIGHT_DEG:
         return landmarks_for_box(image, box)
     size = int(np.ceil(4 * half))
-    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, 1.0)
-    m[:, 2] += size / 2 - centre  # the face's centre lands in the middle of the window
-    window = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
+    h, w = image.shape[:2]  # warp a region around the face only (OpenCV warps < 32767 px)
+    ox, oy = max(0, int(centre[0]) - size), max(0, int(centre[1]) - size)
+    roi = image[oy : min(h, int(centre[1]) + size), ox : min(w, int(centre[0]) + size)]
+    local = (float(centre[0] - ox), float(centre[1] - oy))
+    m = cv2.getRotationMatrix2D(local, roll, 1.0)
+    m[:, 2] += (size / 2 - local[0], size / 2 - local[1])  # the face's centre in the middle
+    window = cv2.warpAffine(roi, m, (size, size), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    m[:, 2] -= m[:, :2] @ np.array([ox, oy])  # from image (not region) coordinates
     c = size / 2
     lm = landmarks_for_box(window, (c - half, c - half, c + half, c + half))
     inv = cv2.invertAffineTransform(m)

@@ -30,18 +30,26 @@ _CORE = 0.5
 def detect_turned(
     detector, image: np.ndarray, angle: float, threshold: float, scale: float = TURNED_SCALE
 ):
-    """Faces found on a copy of ``image`` turned by ``angle`` degrees, with boxes (the upright
-    bounding boxes of the turned boxes) and keypoints mapped back to ``image``."""
+    """Faces found on a copy of ``image`` turned by ``angle`` degrees (at ``scale`` of the
+    detector's resolution), with boxes (the upright bounding boxes of the turned boxes) and
+    keypoints mapped back to ``image``."""
     h, w = image.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    f = min(1.0, getattr(detector, "max_side", max(h, w)) / max(h, w)) * scale
+    small = image
+    if f < 1.0:  # shrink before turning: cheaper, and OpenCV warps at most 32767 px
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape[:2]
+    m = cv2.getRotationMatrix2D((sw / 2, sh / 2), angle, 1.0)
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
-    nw, nh = int(np.ceil(h * sin + w * cos)), int(np.ceil(h * cos + w * sin))
-    m[:, 2] += (nw / 2 - w / 2, nh / 2 - h / 2)
-    turned = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR,
+    nw, nh = int(np.ceil(sh * sin + sw * cos)), int(np.ceil(sh * cos + sw * sin))
+    m[:, 2] += (nw / 2 - sw / 2, nh / 2 - sh / 2)
+    turned = cv2.warpAffine(small, m, (nw, nh), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
     inv = cv2.invertAffineTransform(m)
+    inv *= np.array([[w / sw], [h / sh]])  # back to the full-resolution image
     out = []
-    for face in detector.detect_faces(turned, threshold=threshold, scale=scale):
+    for face in detector.detect_faces(turned, threshold=threshold):
         x0, y0, x1, y1 = face.box
         corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) @ inv[:, :2].T + inv[:, 2]
         bx0, by0 = np.maximum(corners.min(0), 0)
