@@ -54,6 +54,14 @@ def test_register_records_one_dataset_with_every_image(svc, registered):
         assert svc.storage.has(rec.cid)
         assert rec.report["faces"], "each sample photo has at least one face"
         assert "timing_s" not in rec.report  # run-dependent; published reports are not
+        # nothing a holder of the original photo could recompute and match
+        assert all(not {"box", "score", "key"} & set(f) for f in rec.report["faces"])
+        assert rec.report["detector"]["name"] == "centerface"
+        assert rec.report["detector"]["second_look"] is True
+    # the detector is recorded on chain with the privacy parameters
+    on_chain = json.loads(ver.params)["detector"]
+    assert on_chain["name"] == "centerface" and len(on_chain["model_sha256"]) == 64
+    assert on_chain == manifest.records[0].report["detector"]
     assert svc.keys.images_with_keys(manifest.dataset_uid) == {"000000", "000001", "000002"}
 
 

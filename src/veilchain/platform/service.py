@@ -345,7 +345,9 @@ class VeilchainService:
         seed = self.seed if seed is None else seed
         if params is None or model_hash is None:
             anonymizer = self.anonymizer_factory(method, epsilon=epsilon, seed=seed)
-            params = {**anonymizer.privacy_params(), "seed": seed}
+            # the detector (name, model sha256, thresholds, second look) goes on chain too
+            detection = anonymizer.describe_detection()
+            params = {**anonymizer.privacy_params(), "seed": seed, "detector": detection}
             model_hash = anonymizer.model_hash()
         uid = uuid.uuid4().hex
         with self.session_factory() as s, s.begin():
