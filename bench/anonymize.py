@@ -134,7 +134,8 @@ def _worker(conn, threads: int, weights_dir: str | None, detector_name: str) -> 
 
     from veilchain.anonymizer.detectors import build_detector
     from veilchain.anonymizer.faces import FaceEmbedder
-    from veilchain.anonymizer.pipeline import Anonymizer, build_fallback, build_method
+    from veilchain.anonymizer.methods import build_fallback, build_method
+    from veilchain.anonymizer.pipeline import Anonymizer
     from veilchain.errors import ModelLoadError
 
     cv2.setNumThreads(threads)
@@ -255,7 +256,7 @@ def _method_entry(pool: Pool, name: str, args, photo_set: str) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     from veilchain.anonymizer.detectors import DETECTORS
-    from veilchain.anonymizer.pipeline import METHODS
+    from veilchain.anonymizer.methods import METHODS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true")

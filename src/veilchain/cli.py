@@ -143,7 +143,8 @@ def anonymize(
     from rich.progress import Progress
     from rich.table import Table
 
-    from veilchain.anonymizer.pipeline import anonymize_paths, build_anonymizer
+    from veilchain.anonymizer.files import anonymize_paths
+    from veilchain.anonymizer.pipeline import build_anonymizer
     from veilchain.secrets import ANONYMIZER_SECRET_FILE, secret_file
 
     config = settings()

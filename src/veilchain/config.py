@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from veilchain.errors import ConfigError
@@ -20,7 +20,7 @@ _PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "dev", "secret", "password"
 
 
 class AnonymizerSettings(BaseModel):
-    method: Literal["ciagan", "dp", "dppix", "blur", "pixelate", "mask"] = "pixelate"
+    method: str = "pixelate"  # a name in veilchain.anonymizer.methods.METHODS
     epsilon: float = 1.0
     identity_threshold: float = 0.6
     identity_retries: int | None = None  # None: the pipeline's default for the method
@@ -33,6 +33,14 @@ class AnonymizerSettings(BaseModel):
     upsample: int | None = None
     # sweep every output for faces detection missed, and cover them (fail closed)
     second_look: bool = True
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        from veilchain.anonymizer.methods import validate_method  # the one method registry
+
+        validate_method(method)
+        return method
 
     def builder_options(self) -> dict:
         """The ``build_anonymizer`` keywords these settings fix (method, epsilon, seed and the

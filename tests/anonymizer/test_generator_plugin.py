@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from veilchain.anonymizer.faces import face_mask
-from veilchain.anonymizer.pipeline import DEFAULT_DILATION, Anonymizer, FaceGenerator
+from veilchain.anonymizer.methods import FaceGenerator
+from veilchain.anonymizer.pipeline import DEFAULT_DILATION, Anonymizer
 
 torch = pytest.importorskip("torch")
 C = pytest.importorskip("veilchain.anonymizer.ciagan")

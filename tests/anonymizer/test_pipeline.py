@@ -8,15 +8,15 @@ import pytest
 from PIL import Image
 
 from veilchain.anonymizer.faces import align_face, face_distance, face_mask, head_mask
+from veilchain.anonymizer.files import anonymize_paths
 from veilchain.anonymizer.image_io import load_image
+from veilchain.anonymizer.methods import build_method
 from veilchain.anonymizer.pipeline import (
     DEFAULT_DILATION,
     DEFAULT_FACE_RETRIES,
     DEFAULT_IDENTITY_RETRIES,
     Anonymizer,
-    anonymize_paths,
     build_anonymizer,
-    build_method,
 )
 from veilchain.errors import IdentityCheckError, InputError, ModelLoadError, PrivacyBudgetError
 
@@ -164,7 +164,7 @@ def test_gallery_fails_an_output_that_matches_a_known_person(
 ):
     """The swap generator pastes Biden over Obama: far from its own source, so it passes the
     plain check; with a gallery of Biden photos the same output is a match and fails."""
-    from veilchain.anonymizer.pipeline import gallery_embeddings
+    from veilchain.anonymizer.files import gallery_embeddings
 
     img = sample("obama.jpg")
     plain = Anonymizer(detector, _Swap(donor), embedder=embedder, identity_retries=1)

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from veilchain.anonymizer.pipeline import anonymize_paths, build_anonymizer
+from veilchain.anonymizer.files import anonymize_paths
+from veilchain.anonymizer.pipeline import build_anonymizer
 from veilchain.anonymizer.video import FaceTracker, anonymize_video
 from veilchain.errors import ImageDecodeError, InputError
 

@@ -5,17 +5,17 @@ package needs no weights and no torch.
 """
 
 from veilchain.anonymizer.faces import FaceDetection, FaceEmbedder, HogDetector, align_face
+from veilchain.anonymizer.files import anonymize_paths, collect_inputs
 from veilchain.anonymizer.image_io import load_image, save_image
-from veilchain.anonymizer.pipeline import (
+from veilchain.anonymizer.methods import (
     METHODS,
-    AnonymizationResult,
-    Anonymizer,
     FaceGenerator,
-    FaceReport,
     RegionMethod,
-    anonymize_paths,
-    build_anonymizer,
+    build_method,
+    validate_method,
 )
+from veilchain.anonymizer.pipeline import Anonymizer, build_anonymizer
+from veilchain.anonymizer.report import AnonymizationResult, FaceReport
 
 __all__ = [
     "METHODS",
@@ -30,6 +30,9 @@ __all__ = [
     "align_face",
     "anonymize_paths",
     "build_anonymizer",
+    "build_method",
+    "collect_inputs",
+    "validate_method",
     "load_image",
     "save_image",
 ]

@@ -27,7 +27,8 @@ from veilchain.anonymizer.faces import (
     haar_face_boxes,
 )
 from veilchain.anonymizer.image_io import is_image_path, load_image
-from veilchain.anonymizer.pipeline import METHODS, Anonymizer, build_method
+from veilchain.anonymizer.methods import METHODS, build_method
+from veilchain.anonymizer.pipeline import Anonymizer
 from veilchain.errors import InputError, ModelLoadError, VeilchainError
 
 DEFAULT_EPSILONS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)

@@ -15,7 +15,7 @@ default 9 for a generator held to the face checks below, else 5). With a
 original and every gallery face, so an output matching another photo of the person fails. For a
 generator without epsilon (CIAGAN) an attempt must also still be a face: HOG finds it again
 and its re-predicted landmarks moved at most ``landmark_tolerance`` inter-ocular distances;
-when no attempt satisfies all three, the best one is kept (see ``_Check.rank``). DP retries
+when no attempt satisfies all three, the best one is kept (see ``AttemptCheck.rank``). DP retries
 for identity only, since each attempt spends epsilon again. Every face's
 :class:`FaceReport` carries its distance, attempts, ``passed``, ``detected`` and landmark
 displacement; a face that stays recognizable is reported as failed (``strict=True`` raises
@@ -32,14 +32,13 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
-from veilchain.anonymizer.baselines import DPPix, GaussianBlur, Pixelate, SolidMask
+from veilchain.anonymizer.baselines import GaussianBlur
 from veilchain.anonymizer.blending import blend
 from veilchain.anonymizer.detectors import (
     DEFAULT_SWEEP_THRESHOLD,
@@ -69,18 +68,23 @@ from veilchain.anonymizer.faces import (
     transform_points,
     warp_back,
 )
+from veilchain.anonymizer.files import gallery_embeddings
+from veilchain.anonymizer.methods import (
+    FaceGenerator,
+    RegionMethod,
+    build_fallback,
+    build_method,
+)
 from veilchain.anonymizer.metrics import landmark_displacement
+from veilchain.anonymizer.report import AnonymizationResult, AttemptCheck, FaceReport, build_report
 from veilchain.anonymizer.second_look import DEFAULT_SWEEP_ANGLES, uncovered_faces
 from veilchain.errors import (
     AnonymizationError,
     IdentityCheckError,
     InputError,
-    ModelLoadError,
-    PrivacyBudgetError,
     UncoveredFaceError,
 )
 
-METHODS = ("ciagan", "dp", "dppix", "blur", "pixelate", "mask")
 DEFAULT_IDENTITY_THRESHOLD = 0.6
 DEFAULT_IDENTITY_RETRIES = 5
 #: Generators held to the face checks (CIAGAN) must pass three checks at once and spend no
@@ -98,132 +102,6 @@ DEFAULT_LANDMARK_TOLERANCE = 0.10
 DEFAULT_DILATION = 0.15
 #: Width of the feathered blend band, as a fraction of the inter-ocular distance.
 DEFAULT_FEATHER = 0.25
-
-
-@runtime_checkable
-class FaceGenerator(Protocol):
-    """A model that replaces the face in an aligned crop (implemented by CIAGAN and DP)."""
-
-    name: str  # "ciagan" | "dp"
-
-    def model_hash(self) -> str: ...  # sha256 hex of the weights
-
-    def privacy_params(self) -> dict: ...  # e.g. {"method": "dp", "epsilon": 1.0, "clip": 20.0}
-
-    def generate(
-        self,
-        crop: np.ndarray,
-        landmarks: np.ndarray,
-        rng: np.random.Generator,
-        *,
-        embedding: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """crop: 128x128x3 uint8 RGB aligned by faces.align_face; landmarks: 68x2 float32 in
-        crop coordinates; embedding: the source face's 128-d dlib embedding (CIAGAN uses it to
-        pick a target identity other than the source's). Returns a 128x128x3 uint8 RGB face in
-        the same alignment."""
-        ...
-
-
-@runtime_checkable
-class RegionMethod(Protocol):
-    """A method that rewrites the face region in place (the baselines)."""
-
-    name: str
-    stochastic: bool
-
-    def model_hash(self) -> str: ...
-
-    def privacy_params(self) -> dict: ...
-
-    def apply(
-        self,
-        region: np.ndarray,
-        mask: np.ndarray,
-        iod: float,
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """region: (h, w, 3) uint8 around one face; mask: (h, w) bool; iod: the face's
-        inter-ocular distance in pixels (strengths scale with it). Returns new (h, w, 3) uint8
-        pixels; only those inside mask are used."""
-        ...
-
-
-@dataclass
-class FaceReport:
-    """What happened to one face. ``passed`` is None when no identity check ran.
-
-    ``box``, ``score`` and ``key`` stay local: :meth:`to_dict`, the published form, leaves
-    them out, since each is a function of the original pixels that a holder of a candidate
-    photo could recompute and match (see docs/anonymizer.md, "What the report publishes")."""
-
-    index: int
-    box: tuple[float, float, float, float]
-    score: float
-    attempts: int
-    distance: float | None  # dlib distance to the original (or the nearest gallery face)
-    passed: bool | None
-    key: int | None = None
-    low_confidence: bool = False
-    detected: bool | None = None  # generators: HOG finds the new face again
-    landmark_displacement: float | None = None  # generators: mean landmark shift / IOD
-    kept_attempt: int = 1  # which attempt's random stream the output comes from
-    #: why the whole head was covered by the fallback region method instead (None: it was not)
-    fallback: str | None = None
-    found_by: str = "detector"  # or "second_look": missed by detection, caught in the output
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for private in ("box", "score", "key"):
-            del d[private]
-        for k in ("distance", "landmark_displacement"):
-            d[k] = None if d[k] is None else round(d[k], 4)
-        return d
-
-
-@dataclass(frozen=True)
-class _Check:
-    """What the checks saw in one attempt's output (None: not checked)."""
-
-    distance: float | None
-    passed: bool | None
-    detected: bool | None
-    displacement: float | None
-
-    def acceptable(self, tolerance: float | None) -> bool:
-        """Not recognized and (unless ``tolerance`` is None) still a face with its pose
-        kept: stop retrying."""
-        if tolerance is None:
-            return bool(self.passed)
-        return (
-            bool(self.passed)
-            and self.detected is not False
-            and (self.displacement is None or self.displacement <= tolerance)
-        )
-
-    def rank(self, tolerance: float | None) -> tuple:
-        """Order of preference when no attempt is acceptable: unrecognized faces first (HOG
-        finds before HOG misses, each by least landmark shift), then recognized ones (HOG
-        finds first, each by largest identity distance). ``tolerance`` None: by identity
-        distance only."""
-        if tolerance is None:
-            return (int(bool(self.passed)), self.distance or 0.0)
-        found = int(self.detected is not False)
-        if self.passed:
-            return (1, found, -(self.displacement or 0.0))
-        return (0, found, self.distance or 0.0)
-
-
-@dataclass
-class AnonymizationResult:
-    image: np.ndarray
-    faces: list[FaceReport]
-    report: dict[str, Any]
-    detections: list[FaceDetection] = field(default_factory=list, repr=False)
-
-    @property
-    def failed(self) -> list[FaceReport]:
-        return [f for f in self.faces if f.passed is False]
 
 
 def _face_key_base(secret: bytes, image: np.ndarray) -> int:
@@ -435,7 +313,7 @@ class Anonymizer:
         det: FaceDetection,
         original: np.ndarray,
         timing: dict[str, float],
-    ) -> _Check:
+    ) -> AttemptCheck:
         """Embed the new face (as an attacker would: enhanced when dark) and, for a generator,
         ask whether HOG still finds it and how far its landmarks moved."""
         t = time.perf_counter()
@@ -450,7 +328,7 @@ class Anonymizer:
             detected = self._face_checker.redetects(seen, _hog_box(det))
             displacement = landmark_displacement(det.landmarks, lm)
         timing["identity"] += time.perf_counter() - t
-        return _Check(distance, distance >= self.identity_threshold, detected, displacement)
+        return AttemptCheck(distance, distance >= self.identity_threshold, detected, displacement)
 
     # -- public --------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
@@ -579,7 +457,7 @@ class Anonymizer:
                         found_by="second_look",
                     )  # fmt: skip
                 )
-        report = self._report(image, reports, low_light, sweep, timing)
+        report = build_report(self, reports, low_light, sweep, timing)
         failed = [r.index for r in reports if r.passed is False]
         if failed and self.strict:
             raise IdentityCheckError(
@@ -598,7 +476,7 @@ class Anonymizer:
         self, out, covered, image, work, low_light, det, index, key, first, emb, timing
     ) -> FaceReport:
         """Replace one face (retrying while a check fails) and say what happened."""
-        max_attempts = self._max_attempts()
+        max_attempts = self.max_attempts()
         best: tuple | None = None  # (rank, attempt, check, pixels)
         undo = None
         first = first if 1 <= first <= max_attempts else 1
@@ -613,7 +491,7 @@ class Anonymizer:
                 out, image, work, det.landmarks, self.rng_for(key, attempt), emb, timing
             )
             if self.embedder is None:
-                best = (None, attempt, _Check(None, None, None, None), None)
+                best = (None, attempt, AttemptCheck(None, None, None, None), None)
                 break
             check = self._check(out, low_light, det, emb, timing)
             rank = check.rank(self.face_tolerance)
@@ -632,7 +510,7 @@ class Anonymizer:
                               fallback="no_face_region")  # fmt: skip
         covered[undo[0], undo[1]] |= undo[3]
         passed = check.passed
-        low = det.score < self._score_floor()
+        low = det.score < self.score_floor()
         if low and passed is False:
             passed = None  # still "matched", but nothing says it is a face: unverifiable
         return FaceReport(
@@ -649,126 +527,13 @@ class Anonymizer:
             kept_attempt=kept,
         )
 
-    def _max_attempts(self) -> int:
+    def max_attempts(self) -> int:
         return 1 + (self.identity_retries if self._stochastic() else 0)
 
-    def _score_floor(self) -> float:
+    def score_floor(self) -> float:
         if self.check_score_floor is not None:
             return self.check_score_floor
         return getattr(self.detector, "low_confidence_below", DEFAULT_CHECK_SCORE_FLOOR)
-
-    def _report(self, image, reports, low_light, sweep, timing) -> dict[str, Any]:
-        """The published privacy report: nothing in it is derived from the original pixels
-        beyond the measured figures (distances, counts); see :class:`FaceReport`."""
-        failed = [r.index for r in reports if r.passed is False]
-        unverified = [
-            r.index
-            for r in reports
-            if r.low_confidence and r.passed is None and r.distance is not None
-        ]
-        fell_back = [r for r in reports if r.fallback is not None]
-        report = {
-            "method": self.method.name,
-            "model_hash": self.model_hash(),
-            "privacy_params": self.privacy_params(),
-            "seed": self.seed,
-            "detector": self.describe_detection(),
-            "fallback_method": self.fallback.name,
-            "n_faces": len(reports),
-            "n_failed": len(failed),
-            "n_unverified": len(unverified),
-            "n_fallback": len(fell_back),
-            "second_look": sweep,
-            "low_light": low_light,
-            "identity_check": self.embedder is not None,
-            "identity_threshold": self.identity_threshold,
-            "gallery_faces": 0 if self.gallery is None else len(self.gallery),
-            "check_score_floor": self._score_floor(),
-            "max_attempts": self._max_attempts(),
-            "landmark_tolerance": self.face_tolerance,
-            "faces": [r.to_dict() for r in reports],
-            "timing_s": {k: round(v, 5) for k, v in timing.items()},
-        }
-        eps = report["privacy_params"].get("epsilon")
-        if eps is not None and reports:
-            spent = max(r.attempts for r in reports) * float(eps)
-            report["epsilon_spent_max"] = spent
-            report["privacy_note"] = (
-                "each attempt releases a fresh eps-DP output; k attempts compose to k*eps "
-                "(basic composition), and the identity check reads the original face"
-            )
-        warnings = []
-        if not reports:
-            warnings.append("no face found; image returned unchanged")
-        if unverified:
-            warnings.append(
-                f"{len(unverified)} low-confidence detection(s) (score < "
-                f"{self._score_floor()}) were anonymized but still embed close to their "
-                "original; likely not faces, so they are not counted as failed"
-            )
-        if fell_back:
-            reasons = sorted({r.fallback for r in fell_back})
-            warnings.append(
-                f"{len(fell_back)} face(s) covered over the whole head with "
-                f"{self.fallback.name} ({', '.join(reasons)}); no identity check on those"
-            )
-        if warnings:
-            report["warning"] = "; ".join(warnings)
-        return report
-
-
-# --- factory ----------------------------------------------------------------
-def build_method(
-    method: str, *, epsilon: float | None = None, seed: int = 0, weights_dir: Path | None = None
-) -> FaceGenerator | RegionMethod:
-    """The method object for a name in :data:`METHODS` (generators are imported lazily)."""
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    if epsilon is not None and method not in ("dp", "dppix"):
-        raise InputError(f"--epsilon applies to dp and dppix only, not {method}")
-    if epsilon is not None and not (epsilon > 0 and np.isfinite(epsilon)):
-        raise PrivacyBudgetError(f"epsilon must be a positive number, got {epsilon}")
-    if method == "blur":
-        return GaussianBlur()
-    if method == "pixelate":
-        return Pixelate()
-    if method == "mask":
-        return SolidMask()
-    if method == "dppix":
-        return DPPix(epsilon=1.0 if epsilon is None else epsilon)
-    try:
-        if method == "ciagan":
-            from veilchain.anonymizer.ciagan import build_ciagan_generator
-
-            return build_ciagan_generator(weights_dir=weights_dir, seed=seed)
-        from veilchain.anonymizer.dp_latent import build_dp_generator
-
-        return build_dp_generator(
-            epsilon=1.0 if epsilon is None else epsilon, weights_dir=weights_dir
-        )
-    except ImportError as exc:
-        raise ModelLoadError(
-            f"the {method} generator is not installed ({exc}); use a baseline method "
-            "(blur, pixelate, mask, dppix) or update veilchain"
-        ) from exc
-    except (FileNotFoundError, OSError) as exc:
-        raise ModelLoadError(
-            f"{method} weights not found ({exc}); train them (veilchain train {method}) or "
-            "pass --weights-dir"
-        ) from exc
-
-
-def build_fallback(method: str, epsilon: float | None = None) -> RegionMethod:
-    """The region method a face falls back to: DP-Pix at the same epsilon for the DP latent
-    generator (so the report's epsilon still holds), blur for CIAGAN, the method itself for
-    the region methods."""
-    if method == "dp":
-        return DPPix(epsilon=1.0 if epsilon is None else epsilon)
-    if method == "ciagan":
-        return GaussianBlur()
-    built = build_method(method, epsilon=epsilon)
-    assert isinstance(built, RegionMethod)
-    return built
 
 
 def build_anonymizer(
@@ -821,121 +586,3 @@ def build_anonymizer(
         assert embedder is not None
         anonymizer.gallery = gallery_embeddings(gallery, anonymizer, embedder)
     return anonymizer
-
-
-def gallery_embeddings(
-    inputs: Iterable[str | Path], anonymizer: Anonymizer, embedder: FaceEmbedder
-) -> np.ndarray:
-    """dlib embeddings (N, 128) of every face in these photos (files or folders; videos are
-    skipped) whose landmarks can be trusted. An unreadable photo or a gallery without a face
-    is a one-line error."""
-    from veilchain.anonymizer.image_io import load_image
-    from veilchain.anonymizer.video import is_video_path
-
-    found = []
-    for path, _ in collect_inputs(inputs):
-        if is_video_path(path):
-            continue
-        img = load_image(path)
-        lms = [d.landmarks for d in anonymizer.detect(img) if d.fallback is None]
-        if lms:
-            found.append(embedder.embed(img, lms))
-    if not found:
-        raise InputError("no face found in the gallery photos")
-    return np.concatenate(found).astype(np.float32)
-
-
-# --- files and folders ------------------------------------------------------
-@dataclass
-class FileResult:
-    """Outcome for one input file (an image or a video)."""
-
-    input: str
-    output: str | None
-    kind: str  # "image" | "video"
-    n_faces: int = 0
-    n_failed: int = 0
-    error: str | None = None
-    report: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def collect_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """Expand files and folders into (file, relative output stem) pairs, sorted per folder."""
-    from veilchain.anonymizer.image_io import is_image_path
-    from veilchain.anonymizer.video import is_video_path
-
-    found: list[tuple[Path, Path]] = []
-    for raw in inputs:
-        p = Path(raw)
-        if p.is_dir():
-            for f in sorted(q for q in p.rglob("*") if q.is_file()):
-                if (is_image_path(f) or is_video_path(f)) and not f.name.startswith("."):
-                    found.append((f, f.relative_to(p).with_suffix("")))
-        elif p.is_file():
-            found.append((p, Path(p.stem)))
-        else:
-            raise InputError(f"{p}: no such file or folder")
-    return found
-
-
-def anonymize_paths(
-    inputs: Iterable[str | Path],
-    outdir: str | Path,
-    *,
-    method: str = "pixelate",
-    epsilon: float | None = None,
-    seed: int = 0,
-    fmt: str | None = None,
-    weights_dir: Path | None = None,
-    strict: bool = False,
-    anonymizer: Anonymizer | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> list[FileResult]:
-    """Anonymize image files, folders and videos into ``outdir``; one :class:`FileResult` each.
-
-    Images keep their stem and pixel size and are written as PNG (or ``fmt``) with no
-    metadata; videos keep their container (.mp4 or .avi), frame count and size. A file that
-    cannot be read is reported with its one-line error and the others still run.
-    ``progress(path, done, total)`` is called after each file.
-    """
-    from veilchain.anonymizer.image_io import load_image, save_image
-    from veilchain.anonymizer.video import anonymize_video, is_video_path
-    from veilchain.errors import VeilchainError
-
-    files = collect_inputs(inputs)
-    outdir = Path(outdir)
-    anon = anonymizer or build_anonymizer(
-        method,
-        epsilon=epsilon,
-        seed=seed,
-        weights_dir=weights_dir,
-        strict=strict,
-    )
-    ext = "." + (fmt or "png").lower().lstrip(".")
-    results: list[FileResult] = []
-    for n, (path, rel) in enumerate(files, start=1):
-        is_video = is_video_path(path)
-        target = outdir / (rel.as_posix() + (path.suffix.lower() if is_video else ext))
-        res = FileResult(str(path), str(target), "video" if is_video else "image")
-        try:
-            if target.resolve() == path.resolve():
-                raise InputError(f"{path}: output would overwrite the input; choose another -o")
-            if is_video:
-                vr = anonymize_video(path, target, anon)
-                res.n_faces, res.n_failed, res.report = vr.n_faces, vr.n_failed, vr.to_dict()
-            else:
-                img = load_image(path)  # an explicit file with an odd suffix: the decoder decides
-                r = anon.anonymize(img)
-                save_image(r.image, target)
-                res.n_faces, res.n_failed, res.report = len(r.faces), len(r.failed), r.report
-        except VeilchainError as exc:
-            if strict or not isinstance(exc, AnonymizationError | InputError):
-                raise
-            res.output, res.error = None, str(exc)
-        results.append(res)
-        if progress is not None:
-            progress(str(path), n, len(files))
-    return results
