@@ -86,6 +86,15 @@ def test_evaluate_json(tmp_path, samples_dir):
         ("dppix", 1.0),
         ("dppix", 10.0),
     ]
+    # realism figures (their meaning is tested in test_metrics.py)
+    pix = report["results"][0]
+    assert 0 <= pix["detail_ratio_median"] < 1 and pix["seam_score_median"] > 0
+    assert 0 <= pix["detection_retention_cnn"] <= 1
+    # the contact sheet: a header, then one row per face (2), columns original + 2 methods
+    from PIL import Image
+
+    sheet = Image.open(tmp_path / "ev" / "contact_sheet.png")
+    assert sheet.size == (3 * 132, 24 + 2 * 132)
     for r in report["results"]:
         assert r["faces"] == 2 and 0 <= r["reid_rate"] <= 1 and r["ssim"] > 0.5
     for key in ("json", "curve", "grid"):

@@ -62,3 +62,23 @@ def test_fd_over_dlib_embeddings():
     b = a + 0.1
     assert M.dlib_embedding_fd(a, b) == pytest.approx(128 * 0.01, rel=1e-3)
     assert np.isnan(M.dlib_embedding_fd(a[:1], b))
+
+
+def test_detail_ratio_and_seam_score_on_known_edits():
+    """Blurring the inner face keeps a few percent of its detail; a bright band drawn along
+    the replaced region's border raises the seam score well above 1."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    face = cv2.GaussianBlur(rng.integers(0, 256, (128, 128, 3)).astype(np.uint8), (0, 0), 1.0)
+    inner = np.zeros((128, 128), bool)
+    inner[40:100, 30:98] = True
+    assert M.detail_ratio(face, face, inner) == pytest.approx(1.0)
+    blurred = cv2.GaussianBlur(face, (0, 0), 4.0)
+    assert M.detail_ratio(face, blurred, inner) < 0.1
+    mask = np.zeros((128, 128), np.uint8)
+    cv2.circle(mask, (64, 64), 40, 1, -1)
+    assert M.seam_score(face, face, mask.astype(bool)) == pytest.approx(1.0)
+    banded = face.copy()
+    cv2.circle(banded, (64, 64), 40, (255, 255, 255), 2)
+    assert M.seam_score(face, banded, mask.astype(bool)) > 1.5

@@ -4,7 +4,8 @@ Every method anonymizes the same detected faces (detected once on the originals)
 the pipeline's checks and retries are OFF: the identity check uses the same dlib model as the
 re-identification metric, so the figures describe the method itself. ``check=True`` measures
 what the pipeline publishes (checks on). Writes ``evaluation.json``, ``privacy_utility.png``
-(re-identification and face SSIM over epsilon for dp / dppix) and ``before_after.png``.
+(re-identification and face SSIM over epsilon for dp / dppix), ``before_after.png`` and
+``contact_sheet.png`` (one row per face: the original crop, then each method's).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,9 @@ from veilchain.anonymizer.faces import (
     HogDetector,
     align_face,
     canonical_template,
+    face_mask,
     haar_face_boxes,
+    transform_points,
 )
 from veilchain.anonymizer.image_io import is_image_path, load_image
 from veilchain.anonymizer.methods import METHODS, build_method
@@ -41,7 +45,10 @@ SUMMARY_COLUMNS = (
     ("reid_rate", "re-id"),
     ("detection_retention", "det"),
     ("detection_retention_haar", "detHaar"),
+    ("detection_retention_cnn", "detCNN"),
     ("landmark_nme", "lm/iod"),
+    ("detail_ratio_median", "detail"),
+    ("seam_score_median", "seam"),
     ("psnr", "PSNR"),
     ("ssim", "SSIM"),
     ("psnr_face", "PSNRf"),
@@ -78,6 +85,24 @@ def _mean(values) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+@dataclass
+class _Originals:
+    """The photos' faces, detected and embedded once for every method."""
+
+    images: list[tuple[Path, np.ndarray, bool]]  # (file, pixels, canonical-box fallback)
+    dets: list[list[FaceDetection]]
+    skipped: list[str]
+    gallery: np.ndarray  # (faces, 128) dlib embeddings
+    labels: list[str]  # one identity per gallery face
+    haar: list[list[tuple[float, ...]]]  # OpenCV Haar boxes per image
+    cnn: list[list[tuple[float, ...]]]  # CenterFace boxes per image
+
+
+_PER_FACE = ("retention", "retention_haar", "retention_cnn", "nme", "psnr_face", "ssim_face",
+             "dhash_face", "detail", "seam")  # fmt: skip
+_PER_IMAGE = ("psnr", "ssim", "l0", "l2", "ald0", "ald2", "aldinf")
+
+
 def evaluate(
     data_dir: str | Path,
     methods: Sequence[str] | None,
@@ -97,7 +122,8 @@ def evaluate(
     By default each method's first output is measured (no checks); ``check=True`` measures
     what the pipeline publishes: identity and (for generators) re-detection and landmark
     checks, with retries. Detection retention is given for dlib's HOG (the detector the
-    pipeline and its checks use) and for OpenCV's Haar cascade (used by no check)."""
+    generator's still-a-face check uses), for OpenCV's Haar cascade (used by no check) and
+    for CenterFace (the pipeline's detector, which no generator check uses)."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not data_dir.is_dir():
         raise InputError(f"{data_dir}: not a folder")
@@ -112,16 +138,50 @@ def evaluate(
         raise InputError(f"{data_dir}: no images found")
     detector = detector or HogDetector()
     embedder = embedder or FaceEmbedder()
-    step = [0]
     configs = [(m, e) for m in methods for e in (epsilons if m in EPSILON_METHODS else [None])]
-    total = len(files) * (1 + len(configs))
+    step = [0]
 
     def tick(msg: str) -> None:
         step[0] += 1
         if progress is not None:
-            progress(msg, step[0], total)
+            progress(msg, step[0], len(files) * (1 + len(configs)))
 
-    # originals: detect once, embed once (the gallery)
+    originals = _originals(files, data_dir, detector, embedder, tick)
+    results, unavailable, samples = [], [], {}
+    crops: dict[str, list[np.ndarray]] = {"original": _face_crops(originals, None)}
+    for method, eps in configs:
+        label = method if eps is None else f"{method} eps={eps:g}"
+        try:
+            anon = Anonymizer(
+                detector,
+                build_method(method, epsilon=eps, seed=seed, weights_dir=weights_dir),
+                embedder=embedder if check else None,
+                seed=seed,
+                secret=f"evaluate seed {seed}".encode(),
+            )
+        except (ModelLoadError, ImportError) as exc:
+            unavailable.append(f"{label}: {exc}")
+            step[0] += len(originals.images)
+            continue
+        row, outputs = _evaluate_method(anon, originals, detector, embedder, samples, label, tick)
+        row.update(method=method, epsilon=eps, identity_check=check)
+        results.append(row)
+        if eps is None or eps == 1.0:
+            crops[label] = _face_crops(originals, outputs)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = _report(data_dir, out_dir, originals, results, unavailable, seed, check)
+    _plot_curve(results, out_dir / "privacy_utility.png")
+    _plot_grid(samples, out_dir / "before_after.png")
+    write_contact_sheet(crops, out_dir / "contact_sheet.png")
+    (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    return json.loads(json.dumps(report, default=_json_default))
+
+
+def _originals(files, data_dir: Path, detector, embedder, tick) -> _Originals:
+    """Detect (once) and embed the faces of every readable photo."""
+    from veilchain.anonymizer.detectors import CenterFaceDetector
+
     images, dets, skipped = [], [], []
     for f in files:
         try:
@@ -141,7 +201,6 @@ def evaluate(
         else:
             skipped.append(f"{f}: no face found")
         tick("originals")
-    haar_originals = [haar_face_boxes(img) for _, img, _ in images]  # once, not per method
     gallery = np.concatenate(
         [
             embedder.embed(img, [d.landmarks for d in ds])
@@ -149,116 +208,150 @@ def evaluate(
         ]
         or [np.zeros((0, 128), np.float32)]
     )
-    n_faces = len(gallery)
     # identity labels: from labels.csv when given (several photos of one person count as one
     # identity), else every face is its own identity
     names = _read_labels(data_dir)
-    gallery_labels = [
+    labels = [
         names.get(f"{f.name}#{i}", names.get(f.name, f"{f.name}#{i}"))
         if len(ds) > 1
         else names.get(f.name, f"{f.name}#{i}")
         for (f, _, _), ds in zip(images, dets, strict=True)
         for i in range(len(ds))
     ]
+    cnn = CenterFaceDetector()
+    return _Originals(
+        images, dets, skipped, gallery, labels,
+        haar=[haar_face_boxes(img) for _, img, _ in images],  # once, not per method
+        cnn=[[f.box for f in cnn.detect_faces(img)] for _, img, _ in images],
+    )  # fmt: skip
 
-    results, unavailable, samples = [], [], {}
-    for method, eps in configs:
-        label = method if eps is None else f"{method} eps={eps:g}"
-        try:
-            anon = Anonymizer(
-                detector,
-                build_method(method, epsilon=eps, seed=seed, weights_dir=weights_dir),
-                embedder=embedder if check else None,
-                seed=seed,
-            )
-        except (ModelLoadError, ImportError) as exc:
-            unavailable.append(f"{label}: {exc}")
-            step[0] += len(images)
-            continue
-        t0 = time.perf_counter()
-        probes, row = [], {"method": method, "epsilon": eps}
-        per: dict[str, list] = {
-            k: []
-            for k in (
-                "retention",
-                "retention_haar",
-                "nme",
-                "psnr",
-                "ssim",
-                "psnr_face",
-                "ssim_face",
-                "dhash_face",
-                "l0",
-                "l2",
-                "ald0",
-                "ald2",
-                "aldinf",
-            )
-        }
-        for (f, img, fallback), ds, haar in zip(images, dets, haar_originals, strict=True):
-            res = anon.anonymize(img, detections=ds)
-            out = res.image
-            if f.name not in samples and len(samples) < 4:
-                samples[f.name] = {"original": _face_view(img, ds)}
-            if f.name in samples:
-                samples[f.name][label] = _face_view(out, ds)
-            after = [] if fallback else [b for b, _ in detector.detect_boxes(detector.prepare(out))]
-            if not fallback:  # per face: each original box found again or not
-                per["retention"] += [M.detection_retention([d.box], after) for d in ds]
-            haar_after = haar_face_boxes(out) if haar else []
-            per["retention_haar"] += [M.detection_retention([b], haar_after) for b in haar]
-            new_lms = [detector.landmarks(out, d.box) for d in ds]
-            probes.append(embedder.embed(out, new_lms))
-            for d, nlm in zip(ds, new_lms, strict=True):
-                per["nme"].append(M.landmark_displacement(d.landmarks, nlm))
-                a, _ = align_face(img, d.landmarks)
-                b, _ = align_face(out, d.landmarks)
-                per["psnr_face"].append(M.psnr(a, b))
-                per["ssim_face"].append(M.ssim(a, b))
-                per["dhash_face"].append(M.dhash_distance(a, b))
-            per["psnr"].append(M.psnr(img, out))
-            per["ssim"].append(M.ssim(img, out))
-            per["l0"].append(M.l0_distance(img, out))
-            per["l2"].append(M.l2_distance(img, out))
-            per["ald0"].append(M.ald_p(img, out, 0))
-            per["ald2"].append(M.ald_p(img, out, 2))
-            per["aldinf"].append(M.ald_p(img, out, np.inf))
-            tick(label)
-        probes = np.concatenate(probes) if probes else np.zeros((0, 128))
-        reid = M.reidentification(gallery, probes, gallery_labels=gallery_labels)
-        row.update(
-            faces=n_faces,
-            reid_rate=reid["rate"],
-            own_match_rate=_mean([float(d < M.DLIB_THRESHOLD) for d in reid["distances"]]),
-            mean_identity_distance=_mean(reid["distances"]),
-            detection_retention=_mean(per["retention"]),
-            detection_retention_haar=_mean(per["retention_haar"]),
-            identity_check=check,
-            landmark_nme=_mean(per["nme"]),
-            psnr=_mean(per["psnr"]),
-            ssim=_mean(per["ssim"]),
-            psnr_face=_mean(per["psnr_face"]),
-            ssim_face=_mean(per["ssim_face"]),
-            dhash_face=_mean(per["dhash_face"]),
-            l0=_mean(per["l0"]),
-            l2=_mean(per["l2"]),
-            ald_0=_mean(per["ald0"]),
-            ald_2=_mean(per["ald2"]),
-            ald_inf=_mean(per["aldinf"]),
-            fd_dlib=M.dlib_embedding_fd(gallery, probes),
-            model_hash=anon.model_hash(),
-            privacy_params=anon.privacy_params(),
-            seconds=round(time.perf_counter() - t0, 3),
-        )
-        results.append(row)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {
+def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, label, tick):
+    """One method over every photo: the summary row and the outputs."""
+    from veilchain.anonymizer.detectors import CenterFaceDetector
+
+    cnn = CenterFaceDetector()
+    t0 = time.perf_counter()
+    per: dict[str, list] = {k: [] for k in (*_PER_FACE, *_PER_IMAGE)}
+    probes, outputs = [], []
+    for (f, img, fallback), ds, haar, cnn_boxes in zip(
+        originals.images, originals.dets, originals.haar, originals.cnn, strict=True
+    ):
+        out = anon.anonymize(img, detections=ds).image
+        outputs.append(out)
+        if f.name not in samples and len(samples) < 4:
+            samples[f.name] = {"original": _face_view(img, ds)}
+        if f.name in samples:
+            samples[f.name][label] = _face_view(out, ds)
+        if not fallback:  # per face: each original box found again or not
+            after = [b for b, _ in detector.detect_boxes(detector.prepare(out))]
+            per["retention"] += [M.detection_retention([d.box], after) for d in ds]
+        haar_after = haar_face_boxes(out) if haar else []
+        per["retention_haar"] += [M.detection_retention([b], haar_after) for b in haar]
+        cnn_after = [g.box for g in cnn.detect_faces(out)] if cnn_boxes else []
+        per["retention_cnn"] += [M.detection_retention([b], cnn_after) for b in cnn_boxes]
+        new_lms = [detector.landmarks(out, d.box) for d in ds]
+        probes.append(embedder.embed(out, new_lms))
+        for d, nlm in zip(ds, new_lms, strict=True):
+            _measure_face(per, img, out, d, nlm, anon.dilation)
+        for key, fn in (("psnr", M.psnr), ("ssim", M.ssim), ("l0", M.l0_distance),
+                        ("l2", M.l2_distance)):  # fmt: skip
+            per[key].append(fn(img, out))
+        for key, p in (("ald0", 0), ("ald2", 2), ("aldinf", np.inf)):
+            per[key].append(M.ald_p(img, out, p))
+        tick(label)
+    probes = np.concatenate(probes) if probes else np.zeros((0, 128))
+    reid = M.reidentification(originals.gallery, probes, gallery_labels=originals.labels)
+    row = {
+        "faces": len(originals.gallery),
+        "reid_rate": reid["rate"],
+        "own_match_rate": _mean([float(d < M.DLIB_THRESHOLD) for d in reid["distances"]]),
+        "mean_identity_distance": _mean(reid["distances"]),
+        "detection_retention": _mean(per["retention"]),
+        "detection_retention_haar": _mean(per["retention_haar"]),
+        "detection_retention_cnn": _mean(per["retention_cnn"]),
+        "landmark_nme": _mean(per["nme"]),
+        "detail_ratio_median": _median(per["detail"]),
+        "seam_score_median": _median(per["seam"]),
+        "psnr": _mean(per["psnr"]),
+        "ssim": _mean(per["ssim"]),
+        "psnr_face": _mean(per["psnr_face"]),
+        "ssim_face": _mean(per["ssim_face"]),
+        "dhash_face": _mean(per["dhash_face"]),
+        "l0": _mean(per["l0"]),
+        "l2": _mean(per["l2"]),
+        "ald_0": _mean(per["ald0"]),
+        "ald_2": _mean(per["ald2"]),
+        "ald_inf": _mean(per["aldinf"]),
+        "fd_dlib": M.dlib_embedding_fd(originals.gallery, probes),
+        "model_hash": anon.model_hash(),
+        "privacy_params": anon.privacy_params(),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return row, outputs
+
+
+def _measure_face(per, img, out, det: FaceDetection, new_lm, dilation: float) -> None:
+    """Per-face figures on 128x128 crops aligned with the original landmarks."""
+    a, matrix = align_face(img, det.landmarks)
+    b, _ = align_face(out, det.landmarks)
+    per["nme"].append(M.landmark_displacement(det.landmarks, new_lm))
+    per["psnr_face"].append(M.psnr(a, b))
+    per["ssim_face"].append(M.ssim(a, b))
+    per["dhash_face"].append(M.dhash_distance(a, b))
+    crop_lm = transform_points(det.landmarks, matrix)
+    per["detail"].append(M.detail_ratio(a, b, _inner_face(crop_lm, a.shape)))
+    per["seam"].append(M.seam_score(a, b, face_mask(crop_lm, a.shape, dilation=dilation)))
+
+
+def _inner_face(landmarks: np.ndarray, shape) -> np.ndarray:
+    """The inner face (convex hull of brows, eyes, nose and mouth: landmarks 17-67)."""
+    import cv2
+
+    mask = np.zeros(shape[:2], np.uint8)
+    hull = cv2.convexHull(np.round(landmarks[17:]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1)
+    return mask.astype(bool)
+
+
+def _face_crops(originals: _Originals, outputs: list[np.ndarray] | None) -> list[np.ndarray]:
+    """Every face as a 128x128 crop aligned with its original landmarks."""
+    images = [img for _, img, _ in originals.images] if outputs is None else outputs
+    return [
+        align_face(img, d.landmarks)[0]
+        for img, ds in zip(images, originals.dets, strict=True)
+        for d in ds
+    ]
+
+
+def write_contact_sheet(crops: dict[str, list[np.ndarray]], path: Path, size: int = 128) -> None:
+    """A PNG with one row per face: the original crop, then one crop per method."""
+    import cv2
+
+    from veilchain.anonymizer.image_io import save_image
+
+    labels = list(crops)
+    if not labels or not crops[labels[0]]:
+        return
+    pad, head = 4, 24
+    rows = len(crops[labels[0]])
+    sheet = np.full((head + rows * (size + pad), len(labels) * (size + pad), 3), 255, np.uint8)
+    for c, label in enumerate(labels):
+        x = c * (size + pad)
+        cv2.putText(sheet, label[:18], (x + 2, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+        for r, crop in enumerate(crops[label]):
+            y = head + r * (size + pad)
+            sheet[y : y + size, x : x + size] = cv2.resize(crop, (size, size))
+    save_image(sheet, path)
+
+
+def _report(data_dir, out_dir, originals: _Originals, results, unavailable, seed, check):
+    return {
         "data_dir": str(data_dir),
-        "images": len(images),
-        "faces": n_faces,
-        "labelled": bool(names),
-        "skipped": skipped,
+        "images": len(originals.images),
+        "faces": len(originals.gallery),
+        "labelled": bool(_read_labels(data_dir)),
+        "skipped": originals.skipped,
         "seed": seed,
         "identity_check": check,
         "notes": [
@@ -267,6 +360,12 @@ def evaluate(
             "own_match_rate: share of anonymized faces within 0.6 of their own original",
             "PSNR/SSIM full image over the whole frame; face variants on 128x128 crops aligned "
             "with the original landmarks",
+            "detail_ratio: Laplacian variance inside the inner face, output over original "
+            "(median over faces); noise raises it as well as real detail",
+            "seam_score: gradient energy in a 3 px band each side of the replaced region's "
+            "border, output over original (median); about 1 = no visible seam",
+            "detection_retention_cnn: CenterFace (the pipeline's detector, not used by the "
+            "generators' own checks) finds the face again",
             "fd_dlib is a Frechet distance over dlib embeddings, not FID",
             (
                 "checks on: outputs passed the identity check, which uses the same dlib model "
@@ -281,12 +380,14 @@ def evaluate(
             "json": str(out_dir / "evaluation.json"),
             "curve": str(out_dir / "privacy_utility.png"),
             "grid": str(out_dir / "before_after.png"),
+            "contact_sheet": str(out_dir / "contact_sheet.png"),
         },
     }
-    _plot_curve(results, out_dir / "privacy_utility.png")
-    _plot_grid(samples, out_dir / "before_after.png")
-    (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2, default=_json_default))
-    return json.loads(json.dumps(report, default=_json_default))
+
+
+def _median(values) -> float | None:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.median(vals)) if vals else None
 
 
 def _face_view(image: np.ndarray, dets: Sequence[FaceDetection]) -> np.ndarray:

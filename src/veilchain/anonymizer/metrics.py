@@ -18,6 +18,9 @@ Definitions (x: original, y: anonymized, uint8 RGB, values taken in [0, 1] where
 - ALD_p (average L_p distortion) as defined in DEEPSEC (Ling et al., IEEE S&P 2019) for
   adversarial examples: ||y - x||_p / ||x||_p, averaged over images, p in {0, 2, inf}. We
   apply it to anonymized faces; the face-anonymization papers that quote it use the same form.
+- detail ratio: variance of the Laplacian inside the inner face, output over original.
+- seam score: gradient energy in a band around the replaced region's border, output over
+  original (about 1: no seam).
 - FD over dlib embeddings: the Frechet distance between Gaussians fitted to two sets of dlib
   128-d embeddings. Same formula as FID but NOT FID (no Inception network): values are not
   comparable with published FID figures.
@@ -183,3 +186,44 @@ def dlib_embedding_fd(a: np.ndarray, b: np.ndarray) -> float:
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
     covmean = np.real(covmean)
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+# --- realism of a replaced face (on aligned crops of the original and the output) ----------
+def _grey(image: np.ndarray) -> np.ndarray:
+    g = np.asarray(image, np.float64)
+    return g @ np.array([0.299, 0.587, 0.114]) if g.ndim == 3 else g
+
+
+def detail_ratio(original: np.ndarray, output: np.ndarray, inner: np.ndarray) -> float | None:
+    """Fine detail kept: variance of the Laplacian of the output over the original's, inside
+    ``inner`` (a bool mask of the inner face: brows, eyes, nose, mouth). 1 = as much detail
+    as the original; a blur gives a few percent. Noise raises it too, so read it beside a
+    detector's retention of the faces."""
+    m = np.asarray(inner, bool)
+    if m.sum() < 16:
+        return None
+    lap_o = cv2.Laplacian(_grey(original), cv2.CV_64F, ksize=3)[m]
+    lap_y = cv2.Laplacian(_grey(output), cv2.CV_64F, ksize=3)[m]
+    base = float(lap_o.var())
+    return None if base <= 1e-9 else float(lap_y.var()) / base
+
+
+def seam_score(
+    original: np.ndarray, output: np.ndarray, mask: np.ndarray, width: int = 3
+) -> float | None:
+    """Gradient energy on the border of the replaced region, output over original: a band of
+    ``width`` px on each side of ``mask``'s edge. About 1 = no visible seam; above, an edge
+    the original did not have (a band, a halo)."""
+    m = np.asarray(mask, np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    band = (cv2.dilate(m, kernel) - cv2.erode(m, kernel)).astype(bool)
+    if band.sum() < 16:
+        return None
+
+    def energy(image: np.ndarray) -> float:
+        g = _grey(image)
+        gx, gy = cv2.Sobel(g, cv2.CV_64F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_64F, 0, 1, ksize=3)
+        return float((gx**2 + gy**2)[band].mean())
+
+    base = energy(original)
+    return None if base <= 1e-9 else energy(output) / base
