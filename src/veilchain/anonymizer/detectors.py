@@ -295,6 +295,13 @@ def predictor_box(kp: np.ndarray) -> tuple[float, float, float, float]:
     return (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
 
 
+def landmark_box(face) -> tuple[float, float, float, float]:
+    """The box HOG (and so the 68-point predictor) would draw around a detected face: its
+    own box for HOG's detections, :func:`predictor_box` of the keypoints for CenterFace's."""
+    kp = getattr(face, "keypoints", None)
+    return tuple(face.box) if kp is None else predictor_box(kp)
+
+
 def landmarks_from_keypoints(image: np.ndarray, kp: np.ndarray) -> np.ndarray:
     """68 landmarks predicted in the box the keypoints imply; a rolled face is turned upright
     first (dlib's predictor was trained on upright faces) and its landmarks turned back."""

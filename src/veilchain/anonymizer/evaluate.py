@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from veilchain.anonymizer import metrics as M
+from veilchain.anonymizer.detectors import CenterFaceDetector, landmark_box, locate_face
 from veilchain.anonymizer.faces import (
     FaceDetection,
     FaceEmbedder,
@@ -180,8 +181,7 @@ def evaluate(
 
 def _originals(files, data_dir: Path, detector, embedder, tick) -> _Originals:
     """Detect (once) and embed the faces of every readable photo."""
-    from veilchain.anonymizer.detectors import CenterFaceDetector
-
+    cnn = CenterFaceDetector()
     images, dets, skipped = [], [], []
     for f in files:
         try:
@@ -190,7 +190,9 @@ def _originals(files, data_dir: Path, detector, embedder, tick) -> _Originals:
             skipped.append(str(exc))
             tick("originals")
             continue
-        found = detector.detect(img)
+        # the pipeline's own detection; faces whose landmarks cannot be trusted (profiles,
+        # tiny faces) fall back to a head region and have no identity to measure
+        found = [d for d in (locate_face(img, f) for f in cnn.detect_faces(img)) if not d.fallback]
         fallback = False
         if not found:
             fb = _fallback_detection(detector, img)
@@ -218,7 +220,6 @@ def _originals(files, data_dir: Path, detector, embedder, tick) -> _Originals:
         for (f, _, _), ds in zip(images, dets, strict=True)
         for i in range(len(ds))
     ]
-    cnn = CenterFaceDetector()
     return _Originals(
         images, dets, skipped, gallery, labels,
         haar=[haar_face_boxes(img) for _, img, _ in images],  # once, not per method
@@ -228,8 +229,6 @@ def _originals(files, data_dir: Path, detector, embedder, tick) -> _Originals:
 
 def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, label, tick):
     """One method over every photo: the summary row and the outputs."""
-    from veilchain.anonymizer.detectors import CenterFaceDetector
-
     cnn = CenterFaceDetector()
     t0 = time.perf_counter()
     per: dict[str, list] = {k: [] for k in (*_PER_FACE, *_PER_IMAGE)}
@@ -243,14 +242,14 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
             samples[f.name] = {"original": _face_view(img, ds)}
         if f.name in samples:
             samples[f.name][label] = _face_view(out, ds)
-        if not fallback:  # per face: each original box found again or not
+        if not fallback:  # per face: each original (HOG-style) box found again or not
             after = [b for b, _ in detector.detect_boxes(detector.prepare(out))]
-            per["retention"] += [M.detection_retention([d.box], after) for d in ds]
+            per["retention"] += [M.detection_retention([landmark_box(d)], after) for d in ds]
         haar_after = haar_face_boxes(out) if haar else []
         per["retention_haar"] += [M.detection_retention([b], haar_after) for b in haar]
         cnn_after = [g.box for g in cnn.detect_faces(out)] if cnn_boxes else []
         per["retention_cnn"] += [M.detection_retention([b], cnn_after) for b in cnn_boxes]
-        new_lms = [detector.landmarks(out, d.box) for d in ds]
+        new_lms = [detector.landmarks(out, landmark_box(d)) for d in ds]
         probes.append(embedder.embed(out, new_lms))
         for d, nlm in zip(ds, new_lms, strict=True):
             _measure_face(per, img, out, d, nlm, anon.dilation)

@@ -45,8 +45,8 @@ from veilchain.anonymizer.detectors import (
     CenterFaceDetector,
     DetectedFace,
     build_detector,
+    landmark_box,
     locate_face,
-    predictor_box,
 )
 from veilchain.anonymizer.faces import (
     DEFAULT_CROP_SIZE,
@@ -113,11 +113,6 @@ def _face_key_base(secret: bytes, image: np.ndarray) -> int:
 
 
 _STAGES = ("detect", "landmarks", "generate", "blend", "identity", "fallback", "second_look")
-
-
-def _hog_box(det: FaceDetection) -> tuple[float, float, float, float]:
-    """The box dlib's HOG would draw around this face (its landmark predictor's input)."""
-    return det.box if det.keypoints is None else predictor_box(det.keypoints)
 
 
 def _roi(mask_box: tuple[int, int, int, int], shape, pad: int) -> tuple[int, int, int, int]:
@@ -318,14 +313,14 @@ class Anonymizer:
         ask whether HOG still finds it and how far its landmarks moved."""
         t = time.perf_counter()
         seen = enhance_low_light(out) if low_light else out
-        lm = landmarks_for_box(seen, _hog_box(det))
+        lm = landmarks_for_box(seen, landmark_box(det))
         new_emb = self.embedder.embed(seen, [lm])
         distance = float(face_distance(new_emb, original)[0, 0])
         if self.gallery is not None:  # the nearest known face counts
             distance = min(distance, float(face_distance(new_emb, self.gallery).min()))
         detected = displacement = None
         if self.is_generator:
-            detected = self._face_checker.redetects(seen, _hog_box(det))
+            detected = self._face_checker.redetects(seen, landmark_box(det))
             displacement = landmark_displacement(det.landmarks, lm)
         timing["identity"] += time.perf_counter() - t
         return AttemptCheck(distance, distance >= self.identity_threshold, detected, displacement)
