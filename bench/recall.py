@@ -532,7 +532,7 @@ def run_pipeline(method: str, gt: dict, data: Path, limit: int | None) -> dict:
     rep["build_anonymizer_kwargs"] = {
         k: (v if not isinstance(v, bytes) else "<bytes>") for k, v in kwargs.items()
     }
-    rep["unchanged_faces"] = unchanged[:50]
+    rep["unchanged_faces"] = unchanged[:300]
     rep["unchanged_count"] = len(unchanged)
     return rep
 
