@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import rfc8785
 from eth_abi import encode
 from eth_utils import keccak
