@@ -529,6 +529,19 @@ def chain_deploy(as_json: JsonOpt = False) -> None:
     emit(data, True) if as_json else _kv_table("VeilRegistry", data)
 
 
+@chain_app.command("info")
+def chain_info(as_json: JsonOpt = False) -> None:
+    """The deployment record an auditor pins: chain, contract, code hash, admin, institutions."""
+    from veilchain.platform.trust import deployment_record
+
+    try:
+        svc = _service()
+        data = deployment_record(svc.chain, svc.accounts)
+    except VeilchainError as err:
+        fail(err)
+    emit(data, True) if as_json else _kv_table("VeilRegistry deployment", data)
+
+
 @audit_app.command("verify")
 def audit_verify(as_json: JsonOpt = False) -> None:
     """Check the audit log's hash chain. Exit 1 if broken."""
