@@ -53,25 +53,28 @@ class DataSet:
         book = json.loads((data_dir / "addressbook.json").read_text())
         self.contract = book["chains"]["1337"]["address"]
 
-    def python_verdict(self, version: int | None = None) -> tuple[int, dict]:
+    def python_verdict(self, version: int | None = None, institution=None) -> tuple[int, dict]:
         extra = ["--version", str(version)] if version else []
+        extra += ["--institution", institution] if institution else []
         ds = str(self.result["dataset_id"])
         r = veilchain(*self.globals, "verify", ds, *extra, "--json")
         assert r.returncode in (0, 1), r.stderr
         return r.returncode, json.loads(r.stdout)
 
-    def js_verdict(self, version: int | None = None) -> tuple[int, dict]:
+    def js_verdict(self, version: int | None = None, institution=None) -> tuple[int, dict]:
         cmd = ["node", str(JS / "verify.js"), "--rpc", self.rpc, "--contract", self.contract,
                "--dataset", str(self.result["dataset_id"])]  # fmt: skip
         cmd += ["--version", str(version)] if version else []
+        cmd += ["--institution", institution] if institution else []
         cmd += ["--ipfs", self.ipfs] if self.ipfs else ["--blocks", str(self.data_dir / "ipfs")]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert r.returncode in (0, 1), r.stderr
         return r.returncode, json.loads(r.stdout)
 
-    def both(self, version: int | None = None) -> tuple[dict, dict]:
+    def both(self, version: int | None = None, institution=None) -> tuple[dict, dict]:
         """Both verdicts, asserted to agree on everything but the wording and the time."""
-        (pc, py), (jc, js) = self.python_verdict(version), self.js_verdict(version)
+        pc, py = self.python_verdict(version, institution)
+        jc, js = self.js_verdict(version, institution)
         assert pc == jc and py["ok"] == js["ok"], (py, js)
         for key in ("dataset_id", "version", "manifest_cid", "chain_root", "computed_root",
                     "record_count"):  # fmt: skip
@@ -127,6 +130,19 @@ def test_register_json_reports_gas_and_tx_on_ganache(on_jsipfs):
 def test_honest_data_passes_both(on_jsipfs):
     py, js = on_jsipfs.both()
     assert py["ok"] and js["ok"] and py["computed_root"] == py["chain_root"]
+
+
+def test_trusted_institution_is_checked_by_both(on_jsipfs):
+    r = veilchain(*on_jsipfs.globals, "chain", "info", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["contract"] == on_jsipfs.contract
+    assert info["institution"] in [i["address"] for i in info["institutions"]]
+    py, js = on_jsipfs.both(institution=info["institution"].lower())
+    assert py["ok"] and js["ok"]
+    py, js = on_jsipfs.both(institution=info["admin"])
+    assert not js["ok"] and not js["failing"]
+    assert all(v["problems"][0].startswith("registrant ") for v in (py, js))
 
 
 def test_flipped_ciphertext_byte_is_named_by_both(on_jsipfs, ipfs_daemon):

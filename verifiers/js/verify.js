@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // veilchain-verify-js: verify a Veilchain data set version without Veilchain and without keys.
-//   node verify.js --rpc URL --contract ADDR --dataset ID [--version V] (--ipfs API | --blocks DIR)
+//   node verify.js --rpc URL --contract ADDR --dataset ID [--version V] [--institution ADDR]
+//                  (--ipfs API | --blocks DIR)
 // Prints the verdict as JSON (the shape of `veilchain verify --json`); exit 0 pass, 1 fail,
 // 2 bad input, 3 chain unreachable or data set unknown, 4 storage unreachable.
 import { parseArgs } from 'node:util'
@@ -15,7 +16,7 @@ try {
   args = parseArgs({
     options: {
       rpc: { type: 'string' }, contract: { type: 'string' }, dataset: { type: 'string' },
-      version: { type: 'string' }, ipfs: { type: 'string' }, blocks: { type: 'string' },
+      version: { type: 'string' }, institution: { type: 'string' }, ipfs: { type: 'string' }, blocks: { type: 'string' },
       timeout: { type: 'string', default: '30' }
     }
   }).values
@@ -27,6 +28,7 @@ if (!args.rpc) die(2, '--rpc URL of a JSON-RPC node is required')
 if (!args.contract || !isAddress(args.contract)) die(2, '--contract must be the VeilRegistry address (0x + 40 hex)')
 if (!positive(args.dataset)) die(2, '--dataset must be a data set id (1, 2, ...)')
 if (args.version !== undefined && !positive(args.version)) die(2, '--version must be 1, 2, ...')
+if (args.institution !== undefined && !isAddress(args.institution)) die(2, '--institution must be an address (0x + 40 hex)')
 if (!!args.ipfs === !!args.blocks) die(2, 'give exactly one of --ipfs API (multiaddr or http URL) and --blocks DIR')
 
 const source = args.ipfs ? ipfsApiSource(args.ipfs, Number(args.timeout)) : blockFolderSource(args.blocks)
@@ -34,7 +36,7 @@ try {
   const chain = await openChain(args.rpc, getAddress(args.contract))
   const datasetId = Number(args.dataset)
   const version = args.version ? Number(args.version) : await latestVersion(chain, datasetId)
-  const verdict = await verifyVersion(chain, source, datasetId, version)
+  const verdict = await verifyVersion(chain, source, datasetId, version, args.institution ?? null)
   process.stdout.write(JSON.stringify(verdict, null, 2) + '\n')
   process.exit(verdict.ok ? 0 : 1)
 } catch (err) {

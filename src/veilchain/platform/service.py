@@ -620,10 +620,14 @@ class VeilchainService:
         version: int | None = None,
         *,
         progress: Progress = _no_progress,
+        institution: str | None = None,
     ) -> VerificationReport:
-        """Check a data set version against the chain without any key; names every failure."""
+        """Check a data set version against the chain without any key; names every failure.
+        ``institution``: the registrant the auditor trusts (None: not checked)."""
         version, ver = self._version(dataset_id, version)
-        return verify_version(self.chain, self.storage, dataset_id, version, ver, progress)
+        return verify_version(
+            self.chain, self.storage, dataset_id, version, ver, progress, institution
+        )
 
     def attest(self, report: VerificationReport) -> dict:
         """Auditor: pin the verification report and record the verdict on chain."""

@@ -68,7 +68,7 @@ def _same_address(a: object, b: str) -> bool:
 
 
 def manifest_problems(chain, dataset_id: int, version: int, ver, manifest: Manifest, raw: dict):
-    """Checks 3-9 of docs/manifest.md: every manifest field the chain also records."""
+    """Checks C5-C10 of docs/manifest.md: every manifest field the chain also records."""
     problems: list[str] = []
     chain_root = "0x" + bytes(ver.merkle_root).hex()
     if manifest.merkle_root != chain_root:
@@ -122,9 +122,16 @@ def manifest_problems(chain, dataset_id: int, version: int, ver, manifest: Manif
 
 
 def verify_version(
-    chain, storage, dataset_id: int, version: int, ver, progress: Progress
+    chain,
+    storage,
+    dataset_id: int,
+    version: int,
+    ver,
+    progress: Progress,
+    institution: str | None = None,
 ) -> VerificationReport:
-    """The full verdict for one version; ``ver`` is ``chain.get_version(dataset_id, version)``."""
+    """The full verdict for one version; ``ver`` is ``chain.get_version(dataset_id, version)``.
+    ``institution``: the address the auditor trusts (C2); None skips that check."""
     t0 = time.perf_counter()
     chain_root = "0x" + bytes(ver.merkle_root).hex()
 
@@ -134,13 +141,16 @@ def verify_version(
             ok, problems, checks, time.perf_counter() - t0,
         )  # fmt: skip
 
+    trusted: list[str] = []
+    if institution is not None and not _same_address(institution, ver.registrant):
+        trusted.append(f"registrant {ver.registrant} is not the trusted institution {institution}")
     try:
         data = storage.cat(ver.manifest_cid)
         manifest = Manifest.from_bytes(data)
         raw = json.loads(data)
     except (StorageError, InputError) as exc:
-        return report(None, False, [f"manifest {ver.manifest_cid}: {exc}"], [])
-    problems = manifest_problems(chain, dataset_id, version, ver, manifest, raw)
+        return report(None, False, [*trusted, f"manifest {ver.manifest_cid}: {exc}"], [])
+    problems = trusted + manifest_problems(chain, dataset_id, version, ver, manifest, raw)
     checks, leaves = [], []
     root_bytes = bytes(ver.merkle_root)
     total = len(manifest.records)

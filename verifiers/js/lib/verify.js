@@ -32,7 +32,7 @@ export async function openChain (rpcUrl, address) {
   return { provider, chainId, address, contract: new Contract(address, ABI, provider), iface: new Interface(ABI) }
 }
 
-// Section 1: getVersion, then the VersionAdded event of that block.
+// Check C1: getVersion, then the VersionAdded event of that block.
 export async function readVersion (chain, datasetId, version) {
   const { contract, iface, provider, address } = chain
   let root, count, registrant, block
@@ -87,7 +87,7 @@ function unsafeNumber (value, path = '$') {
   return null
 }
 
-// Check 2: the manifest bytes themselves.
+// Check C4: the manifest bytes themselves.
 function parseManifest (bytes) {
   let m
   try {
@@ -114,7 +114,7 @@ function parseManifest (bytes) {
 
 const sameAddress = (a, b) => typeof a === 'string' && a.toLowerCase() === b.toLowerCase()
 
-// Checks 3-9: every manifest field the chain also records.
+// Checks C5-C10: every manifest field the chain also records.
 async function manifestProblems (chain, datasetId, version, ver, m) {
   const p = []
   const { merkle, anonymization: an, dataset: ds } = m
@@ -156,9 +156,13 @@ async function recordProblems (source, n, r) {
 }
 
 // The verdict, in the shape of `veilchain verify --json`.
-export async function verifyVersion (chain, source, datasetId, version) {
+// institution: the address the auditor trusts (check C2); null skips it.
+export async function verifyVersion (chain, source, datasetId, version, institution = null) {
   const t0 = performance.now()
   const ver = await readVersion(chain, datasetId, version)
+  const trusted = institution !== null && !sameAddress(institution, ver.registrant)
+    ? [`registrant ${ver.registrant} is not the trusted institution ${institution}`]
+    : []
   const verdict = (computed, problems, images) => {
     const failing = images.filter(i => !i.ok)
     return {
@@ -169,11 +173,11 @@ export async function verifyVersion (chain, source, datasetId, version) {
     }
   }
   const got = await fetchChecked(source, ver.manifestCid)
-  if (!got.bytes) return verdict(null, [`manifest ${ver.manifestCid}: ${got.problem}`], [])
+  if (!got.bytes) return verdict(null, [...trusted, `manifest ${ver.manifestCid}: ${got.problem}`], [])
   const parsed = parseManifest(got.bytes)
-  if (!parsed.manifest) return verdict(null, [`manifest ${ver.manifestCid}: ${parsed.problem}`], [])
+  if (!parsed.manifest) return verdict(null, [...trusted, `manifest ${ver.manifestCid}: ${parsed.problem}`], [])
   const m = parsed.manifest
-  const problems = await manifestProblems(chain, datasetId, version, ver, m)
+  const problems = [...trusted, ...await manifestProblems(chain, datasetId, version, ver, m)]
   const images = []
   const leaves = []
   for (const [n, r] of m.records.entries()) {
