@@ -87,6 +87,54 @@ def derive_cids() -> dict:
     }
 
 
+def derive_malformed(manifest_bytes: bytes) -> dict:
+    """Broken variants of the example manifest and the one-line problem both verifiers give."""
+    from veilchain.errors import InputError
+
+    def edited(edit) -> str:
+        d = json.loads(manifest_bytes)
+        edit(d)
+        return rfc8785.dumps(d).decode("utf-8")
+
+    def put(path, value):
+        def edit(d):
+            *head, last = path
+            for k in head:
+                d = d[k]
+            d[last] = value
+
+        return edit
+
+    text = manifest_bytes.decode("utf-8")
+    variants = {
+        "not canonical: indented": json.dumps(json.loads(text), indent=1),
+        "not canonical: 512.0 for 512": text.replace('"height":512,', '"height":512.0,', 1),
+        "a float": text.replace('"size":332044,', '"size":332044.5,', 1),
+        "2^53 + 1, not a double": text.replace('"count":3,', '"count":9007199254740993,'),
+        "2^53, a double": text.replace('"count":3,', '"count":9007199254740992,'),
+        "0.50 for 0.5": text.replace('"size":332044,', '"size":0.50,', 1),
+        "index as a string": edited(put(["records", 0, "index"], "0")),
+        "chain_id as a number": edited(put(["dataset", "chain_id"], 1337)),
+        "upper-case proof hex": edited(
+            lambda d: d["records"][1]["proof"].__setitem__(0, d["records"][1]["proof"][0].upper())
+        ),
+        "sha256 with 0x": edited(put(["records", 2, "ciphertext_sha256"], "0x" + "ab" * 32)),
+        "report not an object": edited(put(["records", 0, "report"], [])),
+        "no epsilon_milli": edited(lambda d: d["anonymization"].pop("epsilon_milli")),
+        "unknown format": edited(put(["format"], "veilchain-manifest/3")),
+    }
+    out = []
+    for name, body in variants.items():
+        try:
+            Manifest.from_bytes(body.encode("utf-8"))
+            problem = None
+        except InputError as exc:
+            problem = str(exc)
+        out.append({"name": name, "manifest": body, "problem": problem})
+    return {"about": "each manifest must be refused (check C4) with exactly this problem",
+            "vectors": out}  # fmt: skip
+
+
 def _json_file(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -123,6 +171,13 @@ def test_jcs_vectors():
         assert hashlib.sha256(out).hexdigest() == v["sha256"], v["name"]
 
 
+def test_malformed_manifests_are_refused_with_the_shipped_problem():
+    example = (VECTORS / "example" / "manifest.json").read_bytes()
+    shipped = json.loads((VECTORS / "malformed.json").read_text())
+    assert shipped == derive_malformed(example)
+    assert all(v["problem"] for v in shipped["vectors"])
+
+
 def test_cid_vectors():
     assert json.loads((VECTORS / "cid.json").read_text()) == derive_cids()
 
@@ -143,3 +198,4 @@ if __name__ == "__main__" and "--write" in sys.argv:
     _json_file(VECTORS / "cid.json", derive_cids())
     example = (VECTORS / "example" / "manifest.json").read_bytes()
     _json_file(VECTORS / "example" / "expected.json", derive_example(example))
+    _json_file(VECTORS / "malformed.json", derive_malformed(example))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -69,7 +70,7 @@ def publishable(value: Any) -> Any:
 
 
 def unsafe_number(value: Any, path: str = "$") -> str | None:
-    """The JSON path of the first number that is not a safe integer, or None."""
+    """The JSON path of the first number that is not a safe integer (``$.a[0].b``), or None."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return None
     if isinstance(value, int):
@@ -77,16 +78,33 @@ def unsafe_number(value: Any, path: str = "$") -> str | None:
     if isinstance(value, float):
         return path
     if isinstance(value, dict):
-        items = value.items()
+        items = [(f"{path}.{k}", v) for k, v in value.items()]
     elif isinstance(value, list):
-        items = ((str(i), v) for i, v in enumerate(value))
+        items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
     else:
         return path
-    for k, v in items:
-        found = unsafe_number(v, f"{path}.{k}" if not k.isdigit() else f"{path}[{k}]")
+    for sub, v in items:
+        found = unsafe_number(v, sub)
         if found:
             return found
     return None
+
+
+def _as_javascript_reads_it(value: Any) -> Any:
+    """Integers beyond 2^53 - 1 as the nearest double, as JSON.parse gives them; so the
+    canonical-form check (C4) refuses exactly what a JavaScript verifier refuses."""
+    if isinstance(value, bool) or not isinstance(value, (int, dict, list)):
+        return value
+    if isinstance(value, int):
+        if abs(value) <= MAX_SAFE_INTEGER:
+            return value
+        try:
+            return float(value)
+        except OverflowError as exc:
+            raise InputError("manifest bytes are not in RFC 8785 canonical form") from exc
+    if isinstance(value, dict):
+        return {k: _as_javascript_reads_it(v) for k, v in value.items()}
+    return [_as_javascript_reads_it(v) for v in value]
 
 
 def epsilon_milli_of(params: dict) -> int:
@@ -180,6 +198,59 @@ class ImageRecord:
             raise InputError(f"manifest record is malformed: {exc}") from exc
 
 
+_SHA = re.compile(r"[0-9a-f]{64}")
+_HEX32 = re.compile(r"0x[0-9a-f]{64}")
+_STR, _INT, _OBJ, _NULLSTR = "a string", "an integer", "an object", "a string or null"
+_SHAPE_V2 = {
+    "dataset": {"uid": _STR, "name": _STR, "institution": _STR, "chain_id": "decimal digits",
+                "contract": _STR, "previous_manifest_cid": _NULLSTR, "created_at": _STR},
+    "anonymization": {"method": _STR, "model_hash": _STR, "params": _OBJ, "epsilon_milli": _INT},
+    "merkle": {"root": _STR, "count": _INT},
+}  # fmt: skip
+_RECORD_V2 = {"index": _INT, "image_id": _STR, "cid": _STR, "ciphertext_sha256": "64 hex",
+              "anonymized_sha256": "64 hex", "size": _INT, "width": _INT, "height": _INT,
+              "report": _OBJ, "proof": "a list of 0x + 64 hex"}  # fmt: skip
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == _NULLSTR:
+        return value is None or isinstance(value, str)
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _OBJ:
+        return isinstance(value, dict)
+    if kind == "decimal digits":
+        return isinstance(value, str) and value.isascii() and value.isdigit()
+    if kind == "64 hex":
+        return isinstance(value, str) and _SHA.fullmatch(value) is not None
+    return isinstance(value, list) and all(
+        isinstance(p, str) and _HEX32.fullmatch(p) for p in value
+    )
+
+
+def shape_problem(d: dict) -> str | None:
+    """The first field of a format-2 manifest whose JSON type is wrong (docs/manifest.md
+    section 3), as ``"records[2].size must be an integer"``; None when all fit."""
+    for section, fields in _SHAPE_V2.items():
+        part = d.get(section)
+        if not isinstance(part, dict):
+            return f"{section} must be an object"
+        for name, kind in fields.items():
+            if not _fits(part.get(name), kind):
+                return f"{section}.{name} must be {kind}"
+    if not isinstance(d.get("records"), list):
+        return "records must be a list"
+    for i, rec in enumerate(d["records"]):
+        if not isinstance(rec, dict):
+            return f"records[{i}] must be an object"
+        for name, kind in _RECORD_V2.items():
+            if not _fits(rec.get(name), kind):
+                return f"records[{i}].{name} must be {kind}"
+    return None
+
+
 def format_version_of(d: dict) -> int:
     """The format number of a parsed manifest; InputError for an unknown one."""
     fmt = d.get("format") if isinstance(d, dict) else None
@@ -260,11 +331,14 @@ class Manifest:
             raise InputError(f"manifest is not JSON: {exc}") from exc
         fmt = format_version_of(d)
         if fmt >= 2:
+            if jcs(_as_javascript_reads_it(d)) != data:
+                raise InputError("manifest bytes are not in RFC 8785 canonical form")
             where = unsafe_number(d)
             if where:
                 raise InputError(f"manifest holds a number that is not a safe integer at {where}")
-            if jcs(d) != data:
-                raise InputError("manifest bytes are not in RFC 8785 canonical form")
+            problem = shape_problem(d)
+            if problem:
+                raise InputError(f"manifest is not valid {MANIFEST_FORMAT} JSON: {problem}")
         try:
             ds, an, mk = d["dataset"], d["anonymization"], d["merkle"]
             records = [ImageRecord.from_dict(r, fmt) for r in d["records"]]

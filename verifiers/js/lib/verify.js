@@ -87,8 +87,47 @@ function unsafeNumber (value, path = '$') {
   return null
 }
 
+// Field types of docs/manifest.md section 3 (same wording as the Python verifier).
+const STR = 'a string'
+const INT = 'an integer'
+const OBJ = 'an object'
+const NULLSTR = 'a string or null'
+const SHAPE = {
+  dataset: { uid: STR, name: STR, institution: STR, chain_id: 'decimal digits', contract: STR, previous_manifest_cid: NULLSTR, created_at: STR },
+  anonymization: { method: STR, model_hash: STR, params: OBJ, epsilon_milli: INT },
+  merkle: { root: STR, count: INT }
+}
+const RECORD = {
+  index: INT, image_id: STR, cid: STR, ciphertext_sha256: '64 hex', anonymized_sha256: '64 hex',
+  size: INT, width: INT, height: INT, report: OBJ, proof: 'a list of 0x + 64 hex'
+}
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
+function fits (v, kind) {
+  switch (kind) {
+    case STR: return typeof v === 'string'
+    case NULLSTR: return v === null || typeof v === 'string'
+    case INT: return Number.isSafeInteger(v)
+    case OBJ: return isObject(v)
+    case 'decimal digits': return typeof v === 'string' && /^[0-9]+$/.test(v)
+    case '64 hex': return typeof v === 'string' && SHA.test(v)
+    default: return Array.isArray(v) && v.every(p => typeof p === 'string' && HEX32.test(p))
+  }
+}
+function shapeProblem (m) {
+  for (const [section, fields] of Object.entries(SHAPE)) {
+    if (!isObject(m[section])) return `${section} must be an object`
+    for (const [name, kind] of Object.entries(fields)) if (!fits(m[section][name], kind)) return `${section}.${name} must be ${kind}`
+  }
+  if (!Array.isArray(m.records)) return 'records must be a list'
+  for (const [i, r] of m.records.entries()) {
+    if (!isObject(r)) return `records[${i}] must be an object`
+    for (const [name, kind] of Object.entries(RECORD)) if (!fits(r[name], kind)) return `records[${i}].${name} must be ${kind}`
+  }
+  return null
+}
+
 // Check C4: the manifest bytes themselves.
-function parseManifest (bytes) {
+export function parseManifest (bytes) {
   let m
   try {
     m = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
@@ -96,19 +135,18 @@ function parseManifest (bytes) {
     return { problem: `manifest is not JSON: ${err.message}` }
   }
   if (m?.format !== FORMAT) {
-    return { problem: `unknown manifest format ${JSON.stringify(m?.format)}; this verifier reads format 2 only (format 1 hashes reports with Python's json.dumps)` }
+    const shown = typeof m?.format === 'string' ? `'${m.format}'` : String(m?.format)
+    return { problem: `unknown manifest format ${shown}; this verifier reads format 2 only (format 1 hashes reports with Python's json.dumps)` }
+  }
+  let canonical = null
+  try { canonical = canonicalize(m) } catch { /* Infinity and the like: no canonical form */ }
+  if (canonical === null || !Buffer.from(canonical, 'utf8').equals(Buffer.from(bytes))) {
+    return { problem: 'manifest bytes are not in RFC 8785 canonical form' }
   }
   const where = unsafeNumber(m)
   if (where) return { problem: `manifest holds a number that is not a safe integer at ${where}` }
-  if (!Buffer.from(canonicalize(m), 'utf8').equals(Buffer.from(bytes))) {
-    return { problem: 'manifest bytes are not in RFC 8785 canonical form' }
-  }
-  const ok = m.dataset && m.anonymization && m.merkle && Array.isArray(m.records) &&
-    m.records.every(r => r && typeof r.report === 'object' && r.report !== null && !Array.isArray(r.report) &&
-      Number.isSafeInteger(r.index) && typeof r.image_id === 'string' && typeof r.cid === 'string' &&
-      SHA.test(r.ciphertext_sha256) && SHA.test(r.anonymized_sha256) && Number.isSafeInteger(r.size) &&
-      Array.isArray(r.proof) && r.proof.every(p => HEX32.test(p)))
-  if (!ok) return { problem: `manifest is not valid ${FORMAT} JSON` }
+  const problem = shapeProblem(m)
+  if (problem) return { problem: `manifest is not valid ${FORMAT} JSON: ${problem}` }
   return { manifest: m }
 }
 
@@ -125,7 +163,7 @@ async function manifestProblems (chain, datasetId, version, ver, m) {
   if (an.method !== ver.method) p.push(`manifest method ${an.method} differs from the chain's ${ver.method}`)
   if (canonicalize(an.params) !== ver.params) p.push("manifest anonymization.params differ from the chain's params")
   if (an.epsilon_milli !== ver.epsilonMilli) p.push(`manifest epsilon_milli ${an.epsilon_milli} differs from the chain's ${ver.epsilonMilli}`)
-  if (!(typeof ds.chain_id === 'string' && /^[0-9]+$/.test(ds.chain_id) && BigInt(ds.chain_id) === chain.chainId)) {
+  if (BigInt(ds.chain_id) !== chain.chainId) {
     p.push(`manifest chain_id ${ds.chain_id} is not this chain's ${chain.chainId}`)
   }
   if (!sameAddress(ds.contract, chain.address)) p.push(`manifest contract ${ds.contract} is not ${chain.address}`)

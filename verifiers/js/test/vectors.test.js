@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import canonicalize from 'canonicalize'
 import { AbiCoder, keccak256 } from 'ethers'
 import { computeCid } from '../lib/cid.js'
+import { parseManifest } from '../lib/verify.js'
 import { hashPair, leafOf, merkleRoot, reportSha256, verifyProof } from '../lib/leaf.js'
 
 const VECTORS = new URL('../../../docs/vectors/', import.meta.url)
@@ -71,4 +72,21 @@ test('worked example: manifest bytes, CID, reports, leaves, tree', async () => {
   }
   assert.equal(merkleRoot(leaves), expected.root)
   assert.equal(expected.root, chain.merkleRoot)
+})
+
+test('malformed manifests are refused with the same problem as the Python verifier', () => {
+  for (const v of json('malformed.json').vectors) {
+    const got = parseManifest(Buffer.from(v.manifest, 'utf8'))
+    assert.ok(got.problem, v.name)
+    // The text after ';' names which formats each verifier reads; the rest is identical.
+    assert.equal(got.problem.split(';')[0], v.problem.split(';')[0], v.name)
+  }
+  const example = parseManifest(read('example/manifest.json'))
+  assert.ok(example.manifest && !example.problem)
+})
+
+test('a format-1 manifest is refused in one line, not misread', () => {
+  const v1 = readFileSync(new URL('../../../tests/data/manifest_v1/manifest.json', import.meta.url))
+  const got = parseManifest(v1)
+  assert.match(got.problem, /^unknown manifest format 'veilchain-manifest\/1'; this verifier reads format 2 only/)
 })
