@@ -167,24 +167,46 @@ def test_edited_manifest_fails_both(on_jsipfs, ipfs_daemon):
     assert not py["ok"] and js["problems"][0].startswith("manifest ")
 
 
-def test_forged_root_fails_both(on_jsipfs):
-    """A version whose on-chain root is not the manifest's: every record fails its proof."""
+def _add_version(ds: DataSet, **change) -> int:
+    """A new on-chain version of the data set, the same as v1 except for ``change``."""
     from veilchain.config import Settings
     from veilchain.platform.service import build_service
 
-    chain, ipfs = {"rpc_url": on_jsipfs.rpc}, {"api_url": on_jsipfs.ipfs}
-    settings = Settings(data_dir=on_jsipfs.data_dir, env="test", chain=chain, ipfs=ipfs)
+    chain, ipfs = {"rpc_url": ds.rpc}, {"api_url": ds.ipfs}
+    settings = Settings(data_dir=ds.data_dir, env="test", chain=chain, ipfs=ipfs)
     svc = build_service(settings)
-    ds = on_jsipfs.result["dataset_id"]
-    ver = svc.chain.get_version(ds, 1)
-    ref = svc.as_role("institution").add_version(
-        ds, merkle_root=b"\x11" * 32, record_count=ver.record_count,
+    dataset_id = ds.result["dataset_id"]
+    ver = svc.chain.get_version(dataset_id, 1)
+    fields = dict(
+        merkle_root=ver.merkle_root, record_count=ver.record_count,
         manifest_cid=ver.manifest_cid, model_hash=ver.model_hash, method=ver.method,
         params=ver.params, epsilon_milli=ver.epsilon_milli,
     )  # fmt: skip
-    py, js = on_jsipfs.both(ref.version)
+    fields.update(change)
+    return svc.as_role("institution").add_version(dataset_id, **fields).version
+
+
+def test_forged_root_fails_both(on_jsipfs):
+    """A version whose on-chain root is not the manifest's: every record fails its proof."""
+    version = _add_version(on_jsipfs, merkle_root=b"\x11" * 32)
+    py, js = on_jsipfs.both(version)
     assert not js["ok"] and len(js["failing"]) == 3
     assert all("Merkle root" in f["problems"][-1] for f in js["failing"])
+
+
+def test_chain_params_and_epsilon_differing_from_the_manifest_fail_both(on_jsipfs):
+    version = _add_version(on_jsipfs, params='{"sigma_iod":"9"}', epsilon_milli=7)
+    py, js = on_jsipfs.both(version)
+    assert not js["ok"] and not js["failing"] and len(js["problems"]) == len(py["problems"]) == 2
+
+
+def test_unknown_data_set_is_exit_3_for_both(on_jsipfs):
+    r = veilchain(*on_jsipfs.globals, "verify", "99", "--json")
+    cmd = ["node", str(JS / "verify.js"), "--rpc", on_jsipfs.rpc, "--contract",
+           on_jsipfs.contract, "--dataset", "99", "--ipfs", on_jsipfs.ipfs]  # fmt: skip
+    js = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == js.returncode == 3, (r.stderr, js.stderr)
+    assert js.stderr.startswith("error: ") and js.stderr.count("\n") == 1
 
 
 def _cat(ds: DataSet, cid: str) -> bytes:
