@@ -117,3 +117,26 @@ def test_format1_flipped_byte_is_still_named(v1_service):
     finally:
         path.write_bytes(original)
     assert not report.ok and [i.image_id for i in report.failing] == ["000001"]
+
+
+def test_format1_registration_resumed_after_the_upgrade_still_verifies(v1_service):
+    """A format-1 manifest pinned before the upgrade, submitted by the new code (JCS params)."""
+    svc, ds = v1_service
+    ver = svc.chain.get_version(ds, 1)
+    params = json.loads(ver.params)
+    ref = svc.as_role("institution").add_version(
+        ds, merkle_root=ver.merkle_root, record_count=ver.record_count,
+        manifest_cid=ver.manifest_cid, model_hash=ver.model_hash, method=ver.method,
+        params=chain_params_text(params), epsilon_milli=ver.epsilon_milli,
+    )  # fmt: skip
+    assert chain_params_text(params) != ver.params
+    assert svc.verify(ds, ref.version).ok
+    bad = svc.as_role("institution").add_version(
+        ds, merkle_root=ver.merkle_root, record_count=ver.record_count,
+        manifest_cid=ver.manifest_cid, model_hash=ver.model_hash, method=ver.method,
+        params='{"sigma_iod":0.6}', epsilon_milli=ver.epsilon_milli,
+    )  # fmt: skip
+    report = svc.verify(ds, bad.version)
+    assert not report.ok and report.problems == [
+        "manifest anonymization.params differ from the chain's params"
+    ]

@@ -89,11 +89,12 @@ def manifest_problems(chain, dataset_id: int, version: int, ver, manifest: Manif
     if manifest.format_version >= 2:
         params_ok = chain_params_text(manifest.params) == ver.params
         eps = raw.get("anonymization", {}).get("epsilon_milli")
-    else:
+    else:  # format 1: json.dumps text; a v1 registration resumed by newer code wrote JCS
         try:
             params_ok = json.loads(ver.params) == manifest.params
         except ValueError:
             params_ok = False
+        params_ok = params_ok or chain_params_text(manifest.params) == ver.params
         eps = epsilon_milli_of(manifest.params)
     if not params_ok:
         problems.append("manifest anonymization.params differ from the chain's params")
