@@ -23,11 +23,12 @@ try {
 } catch (err) {
   die(2, err.message)
 }
-const positive = (s) => /^[1-9][0-9]*$/.test(s ?? '')
+const number = (s) => /^[0-9]+$/.test(s ?? '') && Number.isSafeInteger(Number(s))
 if (!args.rpc) die(2, '--rpc URL of a JSON-RPC node is required')
 if (!args.contract || !isAddress(args.contract)) die(2, '--contract must be the VeilRegistry address (0x + 40 hex)')
-if (!positive(args.dataset)) die(2, '--dataset must be a data set id (1, 2, ...)')
-if (args.version !== undefined && !positive(args.version)) die(2, '--version must be 1, 2, ...')
+if (!number(args.dataset)) die(2, '--dataset must be a data set id (1, 2, ...)')
+if (args.version !== undefined && !number(args.version)) die(2, '--version must be 1, 2, ...')
+if (!number(args.timeout) || Number(args.timeout) === 0) die(2, '--timeout must be a number of seconds')
 if (args.institution !== undefined && !isAddress(args.institution)) die(2, '--institution must be an address (0x + 40 hex)')
 if (!!args.ipfs === !!args.blocks) die(2, 'give exactly one of --ipfs API (multiaddr or http URL) and --blocks DIR')
 
