@@ -3,7 +3,8 @@
 //   node verify.js --rpc URL --contract ADDR --dataset ID [--version V] [--institution ADDR]
 //                  (--ipfs API | --blocks DIR)
 // Prints the verdict as JSON (the shape of `veilchain verify --json`); exit 0 pass, 1 fail,
-// 2 bad input, 3 chain unreachable or data set unknown, 4 storage unreachable.
+// 2 bad input, 3 chain unreachable or data set unknown. Unreadable content is a problem in
+// the verdict (exit 1), as in the Python verifier.
 import { parseArgs } from 'node:util'
 import { isAddress, getAddress } from 'ethers'
 import { blockFolderSource, ipfsApiSource } from './lib/sources.js'
@@ -42,6 +43,5 @@ try {
   process.exit(verdict.ok ? 0 : 1)
 } catch (err) {
   if (err instanceof ChainError) die(3, err.message)
-  if (/IPFS API .* unreachable/.test(err.message)) die(4, err.message)
   die(10, err.stack ?? err.message)
 }
