@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+JS_VERIFIER_STAMP := verifiers/js/node_modules/.installed
 
 .PHONY: install demo test test-fast lint bench clean-data
 
@@ -28,7 +29,12 @@ $(NODE_STAMP): package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-install: $(STAMP) $(NODE_STAMP)
+# The independent JavaScript verifier has its own lockfile (no GitHub tarballs: `npm ci`).
+$(JS_VERIFIER_STAMP): verifiers/js/package.json verifiers/js/package-lock.json
+	npm --prefix verifiers/js ci --no-audit --no-fund --loglevel=error
+	touch $(JS_VERIFIER_STAMP)
+
+install: $(STAMP) $(NODE_STAMP) $(JS_VERIFIER_STAMP)
 
 demo: install
 	$(VENV)/bin/veilchain --data-dir .veilchain/demo demo

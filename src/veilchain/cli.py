@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -399,14 +400,19 @@ def verify(
     dataset_id: Annotated[int, typer.Argument(help="On-chain data set id.")],
     version: Annotated[int | None, typer.Option(help="Version (default latest).")] = None,
     attest: Annotated[bool, typer.Option(help="Record the verdict on chain (auditor).")] = False,
+    institution: Annotated[
+        str | None, typer.Option(help="Fail unless this address registered the version.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a data set against the chain without any key. Exit 1 if anything fails."""
     try:
+        if institution is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", institution):
+            raise InputError("--institution must be an address (0x + 40 hex)")
         svc = _service()
         bar, update = _progress_bar(as_json)
         with bar:
-            report = svc.verify(dataset_id, version, progress=update)
+            report = svc.verify(dataset_id, version, progress=update, institution=institution)
         attestation = svc.attest(report) if attest else None
     except VeilchainError as err:
         fail(err)
@@ -558,6 +564,19 @@ def chain_deploy(as_json: JsonOpt = False) -> None:
     except VeilchainError as err:
         fail(err)
     emit(data, True) if as_json else _kv_table("VeilRegistry", data)
+
+
+@chain_app.command("info")
+def chain_info(as_json: JsonOpt = False) -> None:
+    """The deployment record an auditor pins: chain, contract, code hash, admin, institutions."""
+    from veilchain.platform.trust import deployment_record
+
+    try:
+        svc = _service()
+        data = deployment_record(svc.chain, svc.accounts)
+    except VeilchainError as err:
+        fail(err)
+    emit(data, True) if as_json else _kv_table("VeilRegistry deployment", data)
 
 
 @audit_app.command("verify")

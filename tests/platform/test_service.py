@@ -42,6 +42,7 @@ def _refusals(svc) -> list:
 
 def test_register_records_one_dataset_with_every_image(svc, registered):
     assert registered.records == 3
+    assert registered.gas_used > 50_000 and registered.tx_hash.startswith("0x")
     ver = svc.chain.get_version(registered.dataset_id, 1)
     assert "0x" + ver.merkle_root.hex() == registered.merkle_root
     assert ver.manifest_cid == registered.manifest_cid

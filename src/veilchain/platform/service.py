@@ -36,11 +36,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from veilchain.chain.merkle import build_merkle_tree, verify_proof
+from veilchain.chain.merkle import build_merkle_tree
 from veilchain.errors import (
     AccessDeniedError,
     AuthenticationError,
-    CidMismatchError,
     ContentNotFoundError,
     DatasetNotFoundError,
     IdentityCheckError,
@@ -56,7 +55,12 @@ from veilchain.platform.keys import (
     generate_keypair,
     open_sealed_key,
 )
-from veilchain.platform.manifest import ImageRecord, Manifest
+from veilchain.platform.manifest import (
+    ImageRecord,
+    Manifest,
+    chain_params_text,
+    epsilon_milli_of,
+)
 from veilchain.platform.registrations import (
     ABORTED,
     DONE,
@@ -69,6 +73,7 @@ from veilchain.platform.registrations import (
     UsedNonceRow,
 )
 from veilchain.platform.storage import IpfsStorage
+from veilchain.platform.verification import VerificationReport, verify_version
 from veilchain.secrets import ANONYMIZER_SECRET_FILE, secret_file
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
@@ -115,38 +120,6 @@ class RegistrationResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class ImageCheck:
-    index: int
-    image_id: str
-    cid: str
-    ok: bool
-    problems: list[str] = field(default_factory=list)
-
-
-@dataclass
-class VerificationReport:
-    dataset_id: int
-    version: int
-    manifest_cid: str
-    chain_root: str
-    computed_root: str | None
-    record_count: int
-    ok: bool
-    problems: list[str]
-    images: list[ImageCheck]
-    seconds: float
-
-    @property
-    def failing(self) -> list[ImageCheck]:
-        return [i for i in self.images if not i.ok]
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["failing"] = [asdict(i) for i in self.failing]
-        return d
 
 
 @dataclass(frozen=True)
@@ -507,8 +480,8 @@ class VeilchainService:
                 manifest_cid=reg.manifest_cid,
                 model_hash=bytes.fromhex(reg.model_hash[2:]),
                 method=reg.method,
-                params=canonical_json(params).decode(),
-                epsilon_milli=int(round(float(params.get("epsilon") or 0) * 1000)),
+                params=chain_params_text(params),
+                epsilon_milli=epsilon_milli_of(params),
             )
             inst = self.as_role("institution")
             if reg.dataset_id is None:
@@ -539,6 +512,7 @@ class VeilchainService:
         rows = self._image_rows(reg.uid)
         reports = [json.loads(r.report_json) for r in rows]
         faces = [f for rep in reports for f in rep.get("faces", [])]
+        tx_hash, gas_used = self._tx_cost(reg)
         return RegistrationResult(
             uid=reg.uid,
             dataset_id=reg.dataset_id,
@@ -546,8 +520,8 @@ class VeilchainService:
             records=len(rows),
             manifest_cid=reg.manifest_cid,
             merkle_root=reg.merkle_root,
-            tx_hash=reg.tx_hash,
-            gas_used=None,
+            tx_hash=tx_hash,
+            gas_used=gas_used,
             method=reg.method,
             model_hash=reg.model_hash,
             params=json.loads(reg.params_json),
@@ -555,6 +529,14 @@ class VeilchainService:
             faces_failed=sum(1 for f in faces if f.get("passed") is False),
             images_without_faces=sum(1 for rep in reports if not rep.get("faces")),
         )
+
+    def _tx_cost(self, reg: RegistrationRow) -> tuple[str, int]:
+        """The registering transaction's hash and gas used, read back from its receipt."""
+        tx_hash = reg.tx_hash or self.chain.get_version(reg.dataset_id, reg.version).tx_hash
+        backend = self.chain.backend
+        with backend.translating(f"reading the receipt of {tx_hash}"):
+            receipt = backend.w3.eth.get_transaction_receipt(tx_hash)
+        return tx_hash, int(receipt["gasUsed"])
 
     def _image_rows(self, uid: str) -> list[RegistrationImageRow]:
         with self.session_factory() as s:
@@ -641,66 +623,14 @@ class VeilchainService:
         version: int | None = None,
         *,
         progress: Progress = _no_progress,
+        institution: str | None = None,
     ) -> VerificationReport:
-        """Check a data set version against the chain without any key; names every failure."""
-        t0 = time.perf_counter()
+        """Check a data set version against the chain without any key; names every failure.
+        ``institution``: the registrant the auditor trusts (None: not checked)."""
         version, ver = self._version(dataset_id, version)
-        chain_root = "0x" + ver.merkle_root.hex()
-        problems: list[str] = []
-        try:
-            raw = self.storage.cat(ver.manifest_cid)
-            manifest = Manifest.from_bytes(raw)
-        except (StorageError, InputError) as exc:
-            return VerificationReport(
-                dataset_id, version, ver.manifest_cid, chain_root, None, ver.record_count,
-                False, [f"manifest {ver.manifest_cid}: {exc}"], [], time.perf_counter() - t0,
-            )  # fmt: skip
-        if manifest.merkle_root != chain_root:
-            problems.append(
-                f"manifest root {manifest.merkle_root} differs from the chain's {chain_root}"
-            )
-        if len(manifest.records) != ver.record_count:
-            problems.append(
-                f"manifest lists {len(manifest.records)} records, the chain {ver.record_count}"
-            )
-        if manifest.model_hash != "0x" + ver.model_hash.hex():
-            problems.append("manifest model hash differs from the chain's")
-        if manifest.method != ver.method:
-            problems.append(f"manifest method {manifest.method} differs from the chain's")
-        checks, leaves = [], []
-        root_bytes = bytes(ver.merkle_root)
-        total = len(manifest.records)
-        for n, (rec, proof) in enumerate(zip(manifest.records, manifest.proofs, strict=True)):
-            bad: list[str] = []
-            if rec.index != n:
-                bad.append(f"record {n} carries index {rec.index}")
-            data = None
-            try:
-                data = self.storage.cat(rec.cid)
-            except CidMismatchError:
-                bad.append("ciphertext bytes do not hash to the recorded CID (tampered)")
-            except ContentNotFoundError:
-                bad.append(f"ciphertext {rec.cid} is not available")
-            except StorageError as exc:
-                bad.append(f"ciphertext {rec.cid} unreadable: {exc}")
-            if data is not None and hashlib.sha256(data).hexdigest() != rec.ciphertext_sha256:
-                bad.append("ciphertext sha256 differs from the manifest")
-            leaf = rec.leaf()
-            leaves.append(leaf)
-            proof_bytes = [bytes.fromhex(p[2:]) for p in proof]
-            if not verify_proof(leaf, proof_bytes, root_bytes):
-                bad.append("record does not prove into the on-chain Merkle root")
-            checks.append(ImageCheck(n, rec.image_id, rec.cid, not bad, bad))
-            if n % 50 == 0 or n + 1 == total:
-                progress(n + 1, total, "verify")
-        computed = "0x" + build_merkle_tree(leaves).root.hex() if leaves else None
-        if computed != chain_root:
-            problems.append(f"records hash to root {computed}, the chain holds {chain_root}")
-        ok = not problems and all(c.ok for c in checks)
-        return VerificationReport(
-            dataset_id, version, ver.manifest_cid, chain_root, computed, ver.record_count,
-            ok, problems, checks, time.perf_counter() - t0,
-        )  # fmt: skip
+        return verify_version(
+            self.chain, self.storage, dataset_id, version, ver, progress, institution
+        )
 
     def attest(self, report: VerificationReport) -> dict:
         """Auditor: pin the verification report and record the verdict on chain."""

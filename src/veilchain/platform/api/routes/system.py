@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from veilchain.platform.api.deps import CtxDep
+from veilchain.platform.api.deps import CtxDep, ServiceDep
+from veilchain.platform.trust import deployment_record
 
 router = APIRouter(tags=["system"])
 
@@ -20,3 +21,10 @@ class HealthPublic(BaseModel):
 def health(ctx: CtxDep) -> HealthPublic:
     """Liveness: the API answers and knows its chain."""
     return HealthPublic(status="ok", chain_id=ctx.chain_id, version="1.0.0")
+
+
+@router.get("/.well-known/veilchain.json")
+def well_known(service: ServiceDep) -> dict:
+    """The deployment record an auditor pins (docs/contract.md): chain id, genesis hash,
+    contract address and code hash, admin, key service, current institutions and auditors."""
+    return deployment_record(service.chain, service.accounts)
