@@ -484,20 +484,24 @@ def changed(before: np.ndarray, after: np.ndarray, box) -> bool:
     return float(diff.mean()) >= CHANGED_FRACTION
 
 
-def _build_anonymizer(method: str):
+def _build_anonymizer(method: str, sweep_threshold: float | None = None):
     from veilchain.anonymizer import build_anonymizer
 
     params = inspect.signature(build_anonymizer).parameters
     wanted = {"identity_check": False, "secret": b"veilchain-recall-bench", "seed": 0}
+    if sweep_threshold is not None:
+        wanted["sweep_threshold"] = sweep_threshold
     kwargs = {k: v for k, v in wanted.items() if k in params}
     return build_anonymizer(method, **kwargs), kwargs
 
 
-def run_pipeline(method: str, gt: dict, data: Path, limit: int | None) -> dict:
+def run_pipeline(
+    method: str, gt: dict, data: Path, limit: int | None, sweep_threshold: float | None = None
+) -> dict:
     t0 = time.perf_counter()
     try:
         sys.path.insert(0, str(ROOT / "src"))
-        anon, kwargs = _build_anonymizer(method)
+        anon, kwargs = _build_anonymizer(method, sweep_threshold)
     except Exception as exc:  # noqa: BLE001 - the lead's code may be mid-change
         return {"skipped": f"cannot build the anonymizer: {type(exc).__name__}: {exc}"[:400]}
     load_s = time.perf_counter() - t0
@@ -548,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="alias of --detectors")
     ap.add_argument("--pipeline", default="", help="METHOD[,METHOD...] through build_anonymizer")
     ap.add_argument("--limit", type=int, help="first N images only (a quick look)")
+    ap.add_argument(
+        "--sweep-threshold", type=float, help="pipeline: cover candidates down to this score"
+    )
     ap.add_argument("--rebuild", action="store_true", help="rebuild generated/ first")
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args(argv)
@@ -576,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         out["pipeline"] = {}
         for m in args.pipeline.split(","):
             print(f"pipeline {m} ...", file=sys.stderr)
-            out["pipeline"][m] = run_pipeline(m, gt, args.data, args.limit)
+            out["pipeline"][m] = run_pipeline(m, gt, args.data, args.limit, args.sweep_threshold)
             _brief(f"pipeline {m}", out["pipeline"][m])
     out["loadavg_start"] = [round(v, 2) for v in load0]
     out["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]

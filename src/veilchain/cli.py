@@ -124,6 +124,13 @@ def anonymize(
             help="Sweep each output for faces detection missed and cover them (default on).",
         ),
     ] = None,
+    sweep_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Second look: cover candidates down to this CenterFace score (default 0.15; "
+            "lower finds more faces and blurs more non-faces)."
+        ),
+    ] = None,
     upsample: Annotated[
         int | None,
         typer.Option(
@@ -156,6 +163,7 @@ def anonymize(
             "detector_name": detector,
             "detector_threshold": detector_threshold,
             "second_look": second_look,
+            "sweep_threshold": sweep_threshold,
             "upsample": upsample,
         }
         options = {**cfg.builder_options(), **{k: v for k, v in given.items() if v is not None}}

@@ -33,6 +33,9 @@ class AnonymizerSettings(BaseModel):
     upsample: int | None = None
     # sweep every output for faces detection missed, and cover them (fail closed)
     second_look: bool = True
+    # CenterFace score down to which candidates are covered (recall vs false positives:
+    # docs/anonymizer.md, "Face recall"); None: the pipeline's default
+    sweep_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
 
     @field_validator("method")
     @classmethod
@@ -53,6 +56,7 @@ class AnonymizerSettings(BaseModel):
             "detector_threshold": self.detector_threshold,
             "upsample": self.upsample,
             "second_look": self.second_look,
+            "sweep_threshold": self.sweep_threshold,
         }
 
 

@@ -72,9 +72,11 @@ def test_a_profile_is_anonymized_by_every_method(method, anonymizers, cameraman)
     assert HogDetector().detect_boxes(cameraman) == []
     r = anonymizers(method).anonymize(cameraman)
     assert _changed(r.image, cameraman, CAMERAMAN_FACE) >= 0.7, r.report
-    (face,) = r.faces
+    face, *extra = r.faces  # DP-Pix's random cells can look face-like to the second look
     assert face.fallback == "profile" and face.passed is None
-    assert r.report["n_fallback"] == 1 and "covered over the whole head" in r.report["warning"]
+    assert all(f.found_by == "second_look" for f in extra)
+    assert r.report["n_fallback"] == 1 + len(extra)
+    assert "covered over the whole head" in r.report["warning"]
 
 
 @pytest.mark.parametrize("method", ["ciagan", "blur"])
@@ -141,7 +143,7 @@ def test_the_report_records_the_detector(anonymizers, sample):
     det = anonymizers("blur").anonymize(sample("biden.jpg")).report["detector"]
     assert det["name"] == "centerface" and len(det["model_sha256"]) == 64
     assert det["threshold"] == 0.4 and det["second_look"] is True
-    assert det["sweep_threshold"] == 0.25 and det["sweep_angles"] == [-40.0, 40.0]
+    assert det["sweep_threshold"] == 0.15 and det["sweep_angles"] == [-40.0, 40.0]
 
 
 # --- the linking attack ---------------------------------------------------------------------

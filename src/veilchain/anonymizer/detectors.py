@@ -29,7 +29,7 @@ DEFAULT_DETECTOR = "centerface"
 #: CenterFace's heatmap threshold for detection. The second look sweeps the output at the
 #: lower :data:`DEFAULT_SWEEP_THRESHOLD`.
 DEFAULT_CENTERFACE_THRESHOLD = 0.4
-DEFAULT_SWEEP_THRESHOLD = 0.25
+DEFAULT_SWEEP_THRESHOLD = 0.15
 #: Images are downscaled so that their longer side is at most this for detection.
 DEFAULT_DETECT_MAX_SIDE = 1280
 #: Images longer than this many times their height (or width) are read in tiles.

@@ -545,6 +545,7 @@ def build_anonymizer(
     detector_threshold: float | None = None,
     upsample: int | None = None,
     second_look: bool = True,
+    sweep_threshold: float | None = None,
     secret: bytes | None = None,
     detector=None,
     embedder: FaceEmbedder | None = None,
@@ -553,7 +554,8 @@ def build_anonymizer(
     """Wire a detector, the method and (unless ``identity_check=False``) a dlib embedder.
 
     ``detector_name``: "centerface" (default) or "hog" (``upsample`` is HOG's).
-    ``second_look``: sweep each output for faces detection missed (on by default).
+    ``second_look``: sweep each output for faces detection missed (on by default), and
+    cover candidates down to ``sweep_threshold`` (None: :data:`DEFAULT_SWEEP_THRESHOLD`).
     ``secret``: keys the per-face random streams (None: fresh entropy, so two anonymizers
     differ; pass the installation's secret for reproducible output).
     ``gallery``: photos (files or folders) of known people; every output face must also be
@@ -575,6 +577,7 @@ def build_anonymizer(
         strict=strict,
         fallback=build_fallback(method, epsilon),
         second_look=second_look,
+        sweep_threshold=DEFAULT_SWEEP_THRESHOLD if sweep_threshold is None else sweep_threshold,
         secret=secret,
     )
     if gallery:

@@ -136,7 +136,10 @@ def anonymize_video(
             res = anonymizer.anonymize(
                 rgb, detections=dets, face_keys=keys, first_attempts=[kept.get(t, 1) for t in ids]
             )
-            kept.update((t, f.kept_attempt) for t, f in zip(ids, res.faces, strict=True))
+            # the tracked detections come first; faces the second look added follow them
+            kept.update(
+                (t, f.kept_attempt) for t, f in zip(ids, res.faces[: len(ids)], strict=True)
+            )
             writer.write(cv2.cvtColor(res.image, cv2.COLOR_RGB2BGR))
             n_faces += len(res.faces)
             n_failed += len(res.failed)
