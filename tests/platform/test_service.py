@@ -298,7 +298,7 @@ def test_missing_input_is_a_one_line_error(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert [line for line in out.stderr.splitlines() if line.strip()] == [
-        f"error: {tmp_path / 'nope'} does not exist"
+        f"error: {tmp_path / 'nope'}: no such file or folder"
     ]
 
 

@@ -57,8 +57,12 @@ class FileResult:
         return asdict(self)
 
 
-def collect_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """Expand files and folders into (file, relative output stem) pairs, sorted per folder."""
+def collect_inputs(inputs: Iterable[str | Path], *, videos: bool = True) -> list[tuple[Path, Path]]:
+    """Expand files and folders into (file, relative output stem) pairs, sorted per folder.
+
+    Folders contribute their images (and videos unless ``videos=False``), hidden files left
+    out; a file named explicitly is always taken (its decoder decides). The one collector
+    for ``anonymize``, ``register`` and the gallery."""
     from veilchain.anonymizer.image_io import is_image_path
     from veilchain.anonymizer.video import is_video_path
 
@@ -67,7 +71,8 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
         p = Path(raw)
         if p.is_dir():
             for f in sorted(q for q in p.rglob("*") if q.is_file()):
-                if (is_image_path(f) or is_video_path(f)) and not f.name.startswith("."):
+                wanted = is_image_path(f) or (videos and is_video_path(f))
+                if wanted and not f.name.startswith("."):
                     found.append((f, f.relative_to(p).with_suffix("")))
         elif p.is_file():
             found.append((p, Path(p.stem)))

@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from veilchain.anonymizer.files import collect_inputs
 from veilchain.chain.merkle import build_merkle_tree
 from veilchain.errors import (
     AccessDeniedError,
@@ -227,7 +228,7 @@ class VeilchainService:
         progress: Progress = _no_progress,
     ) -> RegistrationResult:
         """Register image files (or folders of them) as a new data set."""
-        files = _collect_images(inputs)
+        files = [f.resolve() for f, _ in collect_inputs(inputs, videos=False)]
         uid = self._start(name, method, epsilon, seed, [str(f) for f in files])
         return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
 
@@ -797,22 +798,6 @@ class VeilchainService:
 
 
 # --- helpers -----------------------------------------------------------------------------
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def _collect_images(inputs: Iterable[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"{p} does not exist")
-    return [f.resolve() for f in files]
-
-
 _WORKER_ANONYMIZER = None
 
 
