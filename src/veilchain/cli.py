@@ -26,6 +26,7 @@ from veilchain.errors import (
     StorageError,
     VeilchainError,
 )
+from veilchain.platform.limits import grant_expiry_from_ttl
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
 console = Console(stderr=True)
@@ -410,7 +411,7 @@ def grant(
     """Grant an address access to a data set until now + DAYS (on chain)."""
     try:
         svc = _service()
-        expires = svc.chain.block_timestamp() + int(days * 86400)
+        expires = grant_expiry_from_ttl(int(days * 86400), chain_now=svc.chain.block_timestamp())
         result = svc.grant(dataset_id, to, expires_at=expires)
     except VeilchainError as err:
         fail(err)

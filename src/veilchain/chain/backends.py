@@ -248,6 +248,13 @@ class ChainBackend:
             )
             return dict(receipt)
 
+    # -- clock ----------------------------------------------------------------------------
+    def sync_clock(self, max_lag_s: float) -> bool:
+        """Bring the head block's timestamp within ``max_lag_s`` of wall time, where this
+        backend can (the embedded chain mines an empty block); True if a block was mined.
+        A node of its own (ganache, anvil, a testnet) mines on its own clock: nothing here."""
+        return False
+
     # -- dev chains -----------------------------------------------------------------------
     def advance_time(self, seconds: int) -> int:
         """Move the chain clock forward and mine a block; returns the new block timestamp."""

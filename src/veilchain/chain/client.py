@@ -44,6 +44,10 @@ _GAS_MARGIN = 1.2
 _GAS_EXTRA = 10_000
 
 
+# How stale the head block's timestamp may be when an access check reads it (seconds).
+CLOCK_MAX_LAG_S = 1.0
+
+
 @cache
 def load_artifact(name: str = "VeilRegistry") -> dict:
     """The compiled contract (abi, bytecode, compiler) shipped with the package."""
@@ -218,7 +222,7 @@ class ChainClient:
         backend.register_errors(self._abi)
         self._contract = backend.w3.eth.contract(address=self.address, abi=self._abi)
         self._events = {e["name"]: e for e in self._abi if e["type"] == "event"}
-        self._access: BlockCache[bool] = BlockCache(backend.block_number)
+        self._access: BlockCache[int | None] = BlockCache(backend.block_number)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -488,14 +492,27 @@ class ChainClient:
         )
 
     def has_access(self, dataset_id: int, address: str) -> bool:
-        """``hasAccess`` at the latest block. Answers are cached for that block only: a
-        grant changes only in a new block, and the call is pinned to the block it is keyed
-        on, so a cached answer is the chain's answer at that block (expiry included)."""
+        """``hasAccess`` at the latest block (see :meth:`access_until`)."""
+        return self.access_until(dataset_id, address) is not None
+
+    def access_until(self, dataset_id: int, address: str) -> int | None:
+        """The grant's ``expires_at`` if ``hasAccess`` holds at the latest block, else None.
+
+        Answers are cached for that block only: a grant changes only in a new block, and the
+        calls are pinned to the block they are keyed on, so a cached answer is the chain's
+        answer at that block. Expiry is judged on that block's timestamp, so the head is first
+        brought within ``CLOCK_MAX_LAG_S`` of wall time where the backend can (the embedded
+        chain mines an empty block when idle); a node of its own mines on its own clock, and
+        callers must also compare the returned expiry with their own clock."""
         dataset_id, address = _uint(dataset_id, 256, "dataset_id"), _address(address)
-        return self._access.get(
-            (dataset_id, address),
-            lambda block: bool(self._call("hasAccess", dataset_id, address, block=block)),
-        )
+        self.backend.sync_clock(CLOCK_MAX_LAG_S)
+
+        def read(block: int) -> int | None:
+            if not self._call("hasAccess", dataset_id, address, block=block):
+                return None
+            return int(self._call("getGrant", dataset_id, address, block=block)[0])
+
+        return self._access.get((dataset_id, address), read)
 
     def get_grant(self, dataset_id: int, grantee: str) -> Grant | None:
         """The grant to ``grantee``, or None if there never was one."""
@@ -505,6 +522,7 @@ class ChainClient:
         )
         if not expires:
             return None
+        self.backend.sync_clock(CLOCK_MAX_LAG_S)
         now = self.block_timestamp()
         return Grant(
             dataset_id,

@@ -49,6 +49,7 @@ from veilchain.errors import (
     StorageError,
     VeilchainError,
 )
+from veilchain.platform.access import live_grant_until
 from veilchain.platform.audit import AuditEvent, AuditLog, canonical_json
 from veilchain.platform.keys import (
     KeyManager,
@@ -56,6 +57,7 @@ from veilchain.platform.keys import (
     generate_keypair,
     open_sealed_key,
 )
+from veilchain.platform.limits import check_grant_expiry
 from veilchain.platform.manifest import ImageRecord, Manifest
 from veilchain.platform.registrations import (
     ABORTED,
@@ -709,6 +711,7 @@ class VeilchainService:
 
     # --- grants ------------------------------------------------------------------------
     def grant(self, dataset_id: int, grantee: str, *, expires_at: int) -> dict:
+        check_grant_expiry(expires_at, chain_now=self.chain.block_timestamp())
         ref = self.as_role("institution").grant_access(dataset_id, grantee, expires_at)
         self.audit.append(
             AuditEvent.GRANT,
@@ -784,7 +787,7 @@ class VeilchainService:
     ) -> bytes:
         """Release to an already-authenticated address (the API's signed-in user)."""
         subject = f"dataset:{dataset_id}/v{version}/{image_id}"
-        if not self.chain.has_access(dataset_id, address):
+        if live_grant_until(self.chain, dataset_id, address) is None:  # chain AND host clock
             err = AccessDeniedError(
                 f"{address} holds no live grant on data set {dataset_id} (none, expired or revoked)"
             )

@@ -34,6 +34,7 @@ from veilchain.errors import (
 from veilchain.platform import jobs
 from veilchain.platform.api import schemas as S
 from veilchain.platform.auth import Principal
+from veilchain.platform.limits import grant_expiry_from_ttl
 
 log = logging.getLogger(__name__)
 
@@ -485,7 +486,7 @@ def grant(service, session: Session, dataset_id: int, user: Principal, body) -> 
     if body.expires_at is not None:
         expires = int(body.expires_at.timestamp())
     else:
-        expires = service.chain.block_timestamp() + body.ttl_s
+        expires = grant_expiry_from_ttl(body.ttl_s, chain_now=service.chain.block_timestamp())
     from eth_utils import to_checksum_address
 
     grantee = to_checksum_address(body.grantee)

@@ -1,0 +1,42 @@
+"""Bounds on what callers may ask for, checked before any work or transaction.
+
+A grant's lifetime, and (with the anonymizer's parameters) the numbers a caller can pass,
+are bounded here so that an absurd value is refused with a one-line error instead of failing
+deep inside as an internal error, or being recorded on chain in a form nobody can read back.
+"""
+
+from __future__ import annotations
+
+import time
+
+from veilchain.errors import InputError
+
+__all__ = ["MAX_GRANT_S", "check_grant_expiry", "grant_expiry_from_ttl", "now_s"]
+
+# The longest grant one transaction may create (the API's ttl_s bound): 10 years.
+MAX_GRANT_S = 10 * 365 * 24 * 3600
+
+
+def now_s(chain_now: int | None = None) -> int:
+    """The later of this host's clock and the chain's head timestamp: a lifetime counted
+    from here is never shortened by an idle chain whose head block is old, and never starts
+    in the chain's past where a dev chain's clock was moved ahead."""
+    wall = int(time.time())
+    return wall if chain_now is None else max(wall, int(chain_now))
+
+
+def grant_expiry_from_ttl(ttl_s: int, *, chain_now: int | None = None) -> int:
+    """``expires_at`` for a grant lasting ``ttl_s`` seconds from now."""
+    if not 60 <= int(ttl_s) <= MAX_GRANT_S:
+        raise InputError(f"grant lifetime must be between 60 s and {MAX_GRANT_S} s (10 years)")
+    return now_s(chain_now) + int(ttl_s)
+
+
+def check_grant_expiry(expires_at: int, *, chain_now: int | None = None) -> int:
+    """``expires_at`` if it is in the future and at most 10 years ahead, else InputError."""
+    now = now_s(chain_now)
+    if int(expires_at) <= now:
+        raise InputError(f"grant expiry {int(expires_at)} is not in the future; pick a later time")
+    if int(expires_at) > now + MAX_GRANT_S:
+        raise InputError("grant expiry is more than 10 years ahead; grant for less and renew")
+    return int(expires_at)
