@@ -27,6 +27,7 @@ from veilchain.errors import (
     VeilchainError,
 )
 from veilchain.platform.limits import grant_expiry_from_ttl
+from veilchain.platform.local_secrets import resolve_local_secrets
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
 console = Console(stderr=True)
@@ -451,7 +452,7 @@ def account(
     from veilchain.chain import Keystore
     from veilchain.platform.service import x25519_keypair_for
 
-    cfg = settings()
+    cfg = resolve_local_secrets(settings())
     try:
         acct = Keystore(cfg.data_dir / "keystore", cfg.chain.keystore_passphrase).get_or_create(
             name
@@ -473,7 +474,7 @@ def fetch(
     """As a grantee: get the data key under your on-chain grant, fetch, decrypt, check."""
     from veilchain.chain import Keystore
 
-    cfg = settings()
+    cfg = resolve_local_secrets(settings())
     try:
         acct = Keystore(cfg.data_dir / "keystore", cfg.chain.keystore_passphrase).load(as_account)
         data = _service().fetch(acct, dataset_id, image, version=version)

@@ -1038,8 +1038,10 @@ def build_service(settings) -> VeilchainService:
     from veilchain.chain import Keystore, build_chain_client
     from veilchain.platform.db import init_db, make_engine, make_session_factory
     from veilchain.platform.keys import build_key_manager
+    from veilchain.platform.local_secrets import resolve_local_secrets
     from veilchain.platform.storage import build_storage
 
+    settings = resolve_local_secrets(settings)  # unset secrets: generated per data dir
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)

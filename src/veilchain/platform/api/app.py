@@ -21,6 +21,7 @@ from veilchain.platform.api.problems import (
 )
 from veilchain.platform.api.routes import api_router
 from veilchain.platform.jobs import JobWorker
+from veilchain.platform.local_secrets import resolve_local_secrets
 from veilchain.platform.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 
 def build_context(settings: Settings, service=None) -> ApiContext:
     """Build the service (unless given), the DB schema and the shared per-app objects."""
+    settings = resolve_local_secrets(settings)  # unset secrets: generated per data dir
     if service is None:
         service = adapter.build_service(settings)
     session_factory = adapter.session_factory(service, settings)
