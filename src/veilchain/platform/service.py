@@ -308,6 +308,15 @@ class VeilchainService:
             for r in pending
         ]
 
+    def registration_result(self, uid: str) -> RegistrationResult:
+        """The result of a registration that already reached the chain (for a job resumed
+        after its registration was recorded but before the job was)."""
+        with self.session_factory() as s:
+            reg = s.get(RegistrationRow, uid)
+        if reg is None or reg.status != REGISTERED:
+            raise RegistrationStateError(f"registration {uid} is not registered")
+        return self._result(reg)
+
     def abort(self, uid: str) -> None:
         """Give up an unsubmitted registration: delete its data keys and unpin what it pinned."""
         with self.session_factory() as s:

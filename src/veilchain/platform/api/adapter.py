@@ -30,6 +30,7 @@ from veilchain.errors import (
     ConfigError,
     DatasetNotFoundError,
     InputError,
+    RegistrationStateError,
 )
 from veilchain.platform import jobs
 from veilchain.platform.api import schemas as S
@@ -375,9 +376,16 @@ def _run_registration(ctx, job: jobs.Job, progress: jobs.Progress) -> dict:
     allow = bool(p.get("allow_recognizable"))
     tmp, paths = _materialize(ctx, job)
     try:
+        # A resumed job first looks for its own registration (by the spool path of its
+        # images): finished -> its result; interrupted -> resume it (which looks on chain for
+        # its transaction before sending one); aborted -> fail; none -> register now.
         found = _registration_of(service, tmp) if p.get("resume") else None
-        if found and found[1] in ("processing", "submitting"):
+        if found and found[1] == "registered":
+            result = service.registration_result(found[0])
+        elif found and found[1] in ("processing", "submitting"):
             result = service.resume(found[0], allow_recognizable=allow, progress=progress)[0]
+        elif found:
+            raise RegistrationStateError(f"registration {found[0]} of this job was aborted")
         else:
             result = service.register(
                 paths,
