@@ -23,9 +23,11 @@ from veilchain.errors import (
     ConfigError,
     InputError,
     KeyManagementError,
+    RegistrationStateError,
     StorageError,
     VeilchainError,
 )
+from veilchain.platform.cleanup import local_pending
 from veilchain.platform.limits import grant_expiry_from_ttl
 from veilchain.platform.local_secrets import resolve_local_secrets
 
@@ -333,17 +335,41 @@ def register(
         bool, typer.Option(help="Publish faces that failed the identity check (reported).")
     ] = False,
     resume: Annotated[bool, typer.Option(help="Finish interrupted registrations.")] = False,
+    abort: Annotated[
+        bool, typer.Option(help="Give up interrupted registrations: shred their keys, unpin.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Anonymize, encrypt, pin and register images as a data set (one transaction)."""
     try:
-        if not resume and (not inputs or not name):
-            raise InputError("give image files or folders and --name (or --resume)")
+        if resume and abort:
+            raise InputError("--resume and --abort exclude each other; pick one")
+        if not (resume or abort) and (not inputs or not name):
+            raise InputError("give image files or folders and --name (or --resume / --abort)")
         svc = _service()
+        if abort:
+            aborted = [r.uid for r in local_pending(svc)]
+            if not aborted:
+                raise RegistrationStateError("no interrupted registration to abort")
+            for uid in aborted:
+                svc.abort(uid)
+            emit({"aborted": aborted}, True) if as_json else out.print(
+                f"aborted {len(aborted)} registration(s): data keys deleted, pins removed"
+            )
+            return
         bar, update = _progress_bar(as_json)
         with bar:
-            if resume:
-                results = svc.resume(allow_recognizable=allow_recognizable, progress=update)
+            if resume:  # the CLI's own: an API job's leftovers are the server's to resume
+                pending = local_pending(svc)
+                if not pending:
+                    raise RegistrationStateError("no interrupted registration")
+                results = [
+                    r
+                    for reg in pending
+                    for r in svc.resume(
+                        reg.uid, allow_recognizable=allow_recognizable, progress=update
+                    )
+                ]
             else:
                 results = [
                     svc.register(

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.platform.api.conftest import Stack, make_settings, upload, wait_job
+from tests.platform.conftest import sample_inputs  # noqa: F401 (a fixture)
 from veilchain.platform.api import create_app
 
 
