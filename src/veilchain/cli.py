@@ -615,15 +615,22 @@ def serve(
     from veilchain.platform.api import create_app
 
     try:
-        api = create_app(settings(), worker=not workers_off)
+        cfg = settings()
+        api = create_app(cfg, worker=not workers_off)
     except VeilchainError as err:
         fail(err)
+    proxies = cfg.auth.trusted_proxies.strip()
     # What exists now (modules, the app, the chain, ~200k objects) lives as long as the
     # process. Frozen, it is left out of the collector's full passes, each of which paused
     # every request for 100-300 ms (docs/api.md, "Load").
     gc.collect()
     gc.freeze()
-    uvicorn.run(api, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(
+        api, host=host, port=port, log_level="info", access_log=False,
+        # X-Forwarded-For is believed only from the proxies the operator names (uvicorn
+        # otherwise trusts it from 127.0.0.1, so a local client could pick its own address).
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -82,6 +82,11 @@ class AuthSettings(BaseModel):
     domain: str = "localhost"
     uri: str = "http://localhost:8000"
     login_rate_per_minute: int = 30
+    # Refused key requests (no live grant) one account may make per minute before 429.
+    refusal_rate_per_minute: int = 20
+    # Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (rate
+    # limits key on the client address). Empty: none, the peer address is the client.
+    trusted_proxies: str = ""
 
 
 class Settings(BaseSettings):

@@ -9,10 +9,25 @@ from __future__ import annotations
 
 import time
 
-from veilchain.errors import InputError
+from veilchain.errors import OutOfRangeError
 
-__all__ = ["MAX_GRANT_S", "check_grant_expiry", "grant_expiry_from_ttl", "now_s"]
+__all__ = [
+    "MAX_EPSILON",
+    "MAX_GRANT_S",
+    "MAX_SEED",
+    "MIN_EPSILON",
+    "check_epsilon",
+    "check_grant_expiry",
+    "check_seed",
+    "grant_expiry_from_ttl",
+    "now_s",
+]
 
+# epsilon is recorded on chain in thousandths (a uint32 of milli-epsilon): below 0.001 it would
+# read back as "none", and beyond 10^6 it stops meaning anything (and overflows).
+MIN_EPSILON, MAX_EPSILON = 0.001, 1_000_000.0
+# The seed is stored as a 32-bit signed integer (PostgreSQL INTEGER).
+MAX_SEED = 2**31 - 1
 # The longest grant one transaction may create (the API's ttl_s bound): 10 years.
 MAX_GRANT_S = 10 * 365 * 24 * 3600
 
@@ -28,7 +43,7 @@ def now_s(chain_now: int | None = None) -> int:
 def grant_expiry_from_ttl(ttl_s: int, *, chain_now: int | None = None) -> int:
     """``expires_at`` for a grant lasting ``ttl_s`` seconds from now."""
     if not 60 <= int(ttl_s) <= MAX_GRANT_S:
-        raise InputError(f"grant lifetime must be between 60 s and {MAX_GRANT_S} s (10 years)")
+        raise OutOfRangeError(f"grant lifetime must be between 60 s and {MAX_GRANT_S} s (10 years)")
     return now_s(chain_now) + int(ttl_s)
 
 
@@ -36,7 +51,31 @@ def check_grant_expiry(expires_at: int, *, chain_now: int | None = None) -> int:
     """``expires_at`` if it is in the future and at most 10 years ahead, else InputError."""
     now = now_s(chain_now)
     if int(expires_at) <= now:
-        raise InputError(f"grant expiry {int(expires_at)} is not in the future; pick a later time")
+        raise OutOfRangeError(
+            f"grant expiry {int(expires_at)} is not in the future; pick a later time"
+        )
     if int(expires_at) > now + MAX_GRANT_S:
-        raise InputError("grant expiry is more than 10 years ahead; grant for less and renew")
+        raise OutOfRangeError("grant expiry is more than 10 years ahead; grant for less and renew")
     return int(expires_at)
+
+
+def check_epsilon(epsilon) -> float | None:
+    """``epsilon`` as a float if it is a number in [0.001, 10^6], None if None."""
+    if epsilon is None:
+        return None
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
+        raise OutOfRangeError(f"epsilon must be a number, got {epsilon!r}")
+    if not MIN_EPSILON <= float(epsilon) <= MAX_EPSILON:  # NaN fails too
+        raise OutOfRangeError(
+            f"epsilon must be between {MIN_EPSILON} and {MAX_EPSILON:.0f}, got {epsilon!r}"
+        )
+    return float(epsilon)
+
+
+def check_seed(seed) -> int | None:
+    """``seed`` if it is an integer in [0, 2^31 - 1], None if None."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise OutOfRangeError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    return seed

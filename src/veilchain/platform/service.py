@@ -57,7 +57,7 @@ from veilchain.platform.keys import (
     generate_keypair,
     open_sealed_key,
 )
-from veilchain.platform.limits import check_grant_expiry
+from veilchain.platform.limits import check_epsilon, check_grant_expiry, check_seed
 from veilchain.platform.manifest import ImageRecord, Manifest
 from veilchain.platform.registrations import (
     ABORTED,
@@ -352,6 +352,8 @@ class VeilchainService:
             raise InputError("a data set needs a name of 1 to 200 characters (--name)")
         if not sources:
             raise InputError("no images to register: the input holds no image files")
+        check_epsilon(epsilon)  # bounds before any work (OutOfRangeError)
+        check_seed(seed)
         seed = self.seed if seed is None else seed
         if params is None or model_hash is None:
             anonymizer = self.anonymizer_factory(method, epsilon=epsilon, seed=seed)

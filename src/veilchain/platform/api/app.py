@@ -15,6 +15,7 @@ from veilchain.platform import auth
 from veilchain.platform.api import adapter
 from veilchain.platform.api.deps import ApiContext
 from veilchain.platform.api.guard import BodyGuard
+from veilchain.platform.api.headers import SecurityHeaders
 from veilchain.platform.api.problems import (
     PROBLEM_MEDIA_TYPE,
     install_problem_handlers,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, service=None, worker: bool =
     )
     app.state.ctx = ctx
     app.add_middleware(BodyGuard, ctx=ctx, upload_limit=adapter.MAX_UPLOAD_BYTES)
+    app.add_middleware(SecurityHeaders)  # outermost: on the guard's refusals too
     install_problem_handlers(app)
     app.include_router(api_router)
     if WEB_DIR.is_dir():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -25,6 +24,7 @@ from veilchain.platform.api.schemas import (
     JobPublic,
     VersionPublic,
 )
+from veilchain.platform.limits import check_epsilon, check_seed
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -85,11 +85,8 @@ def _method_params(method: str, params: str) -> dict:
     if eps is not None:
         if method not in ("dp", "dppix"):
             raise InputError(f"epsilon applies to dp and dppix only, not {method}")
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps < math.inf:
-            raise InputError(f"epsilon must be a positive number, got {eps!r}")
-    seed = out.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+        check_epsilon(eps)
+    check_seed(out.get("seed"))
     return out
 
 
