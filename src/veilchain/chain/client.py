@@ -322,11 +322,20 @@ class ChainClient:
     def set_key_service(self, address: str) -> TxRef:
         return _txref(self._transact("setKeyService", _address(address)))
 
-    def set_admin(self, address: str) -> TxRef:
-        return _txref(self._transact("setAdmin", _address(address)))
+    def propose_admin(self, address: str) -> TxRef:
+        """Step 1 of an admin hand-over (admin only); address(0) cancels a proposal."""
+        return _txref(self._transact("proposeAdmin", _address(address)))
+
+    def accept_admin(self) -> TxRef:
+        """Step 2: the proposed account (this client's sender) takes the admin role."""
+        return _txref(self._transact("acceptAdmin"))
 
     def admin(self) -> str:
         return self._call("admin")
+
+    def pending_admin(self) -> str | None:
+        pending = self._call("pendingAdmin")
+        return None if int(pending, 16) == 0 else pending
 
     def key_service(self) -> str:
         return self._call("keyService")

@@ -61,7 +61,9 @@ STATUS_MAP: list[tuple[type[E.VeilchainError], int]] = [
     (E.VeilchainError, 500),
 ]
 # Contract errors that mean "you may not" rather than "not in this state".
-_FORBIDDEN_REVERTS = re.compile(r"^(Not[A-Z]\w*|Unauthorized\w*|AccessDenied\w*)$")
+_FORBIDDEN_REVERTS = re.compile(
+    r"^(Not[A-Z]\w*|Unauthorized\w*|AccessDenied\w*|OwnerNotInstitution)$"
+)
 _REVERT_STATUS = {
     "UnknownDataset": 404,
     "UnknownVersion": 404,
