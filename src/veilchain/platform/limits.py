@@ -7,9 +7,10 @@ deep inside as an internal error, or being recorded on chain in a form nobody ca
 
 from __future__ import annotations
 
+import math
 import time
 
-from veilchain.errors import OutOfRangeError
+from veilchain.errors import InputError, OutOfRangeError
 
 __all__ = [
     "MAX_EPSILON",
@@ -60,12 +61,17 @@ def check_grant_expiry(expires_at: int, *, chain_now: int | None = None) -> int:
 
 
 def check_epsilon(epsilon) -> float | None:
-    """``epsilon`` as a float if it is a number in [0.001, 10^6], None if None."""
+    """``epsilon`` as a float if it is a number in [0.001, 10^6], None if None. Not a
+    positive finite number: InputError; positive but out of bounds: OutOfRangeError."""
     if epsilon is None:
         return None
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
-        raise OutOfRangeError(f"epsilon must be a number, got {epsilon!r}")
-    if not MIN_EPSILON <= float(epsilon) <= MAX_EPSILON:  # NaN fails too
+    if (
+        isinstance(epsilon, bool)
+        or not isinstance(epsilon, int | float)
+        or not 0 < float(epsilon) < math.inf
+    ):
+        raise InputError(f"epsilon must be a positive number, got {epsilon!r}")
+    if not MIN_EPSILON <= float(epsilon) <= MAX_EPSILON:
         raise OutOfRangeError(
             f"epsilon must be between {MIN_EPSILON} and {MAX_EPSILON:.0f}, got {epsilon!r}"
         )
@@ -76,6 +82,8 @@ def check_seed(seed) -> int | None:
     """``seed`` if it is an integer in [0, 2^31 - 1], None if None."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    if seed > MAX_SEED:
         raise OutOfRangeError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
     return seed
