@@ -266,6 +266,19 @@ class ChainBackend:
             )
             return dict(receipt)
 
+    def transaction_known(self, tx_hash: bytes) -> bool:
+        """Whether the node knows the transaction (pending or mined); False once dropped."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            with self.translating("looking up a transaction"):
+                self.w3.eth.get_transaction(tx_hash)
+        except ChainError as exc:
+            if isinstance(exc.__cause__, TransactionNotFound) or "not found" in str(exc).lower():
+                return False
+            raise
+        return True
+
     # -- clock ----------------------------------------------------------------------------
     def sync_clock(self, max_lag_s: float) -> bool:
         """Bring the head block's timestamp within ``max_lag_s`` of wall time, where this

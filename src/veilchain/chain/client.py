@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
@@ -282,13 +283,14 @@ class ChainClient:
         with self.backend.translating(f"calling {fn}"):
             return self._contract.functions[fn](*args).call(block_identifier=block)
 
-    def _transact(self, fn: str, *args: Any, gas: int | None = None) -> dict:
+    def _transact(self, fn: str, *args: Any, gas: int | None = None, on_sent=None) -> dict:
         action = f"{fn} from {self.sender}"
         data = self._contract.encode_abi(fn, args=list(args))
         tx = {"from": self.sender, "to": self.address, "data": data, "value": 0}
         return send_transaction(
-            self.backend, self.account, tx, action=action, gas=gas, timeout=self.receipt_timeout_s
-        )
+            self.backend, self.account, tx, action=action, gas=gas,
+            timeout=self.receipt_timeout_s, on_sent=on_sent,
+        )  # fmt: skip
 
     def _logs(
         self, event: str, *indexed: Any, from_block: int | None = None, to_block: int | None = None
@@ -404,12 +406,30 @@ class ChainClient:
         method: str,
         params: str,
         epsilon_milli: int,
+        on_sent: Callable[[str], None] | None = None,
     ) -> VersionRef:
-        """Create a data set owned by this account with version 1 (institutions only)."""
+        """Create a data set owned by this account with version 1 (institutions only).
+        ``on_sent(tx_hash)`` runs once the transaction is signed, before the node sees it
+        (record it to find the registration again after a crash: :meth:`version_of_tx`)."""
         args = self._version_args(
             merkle_root, record_count, manifest_cid, model_hash, method, params, epsilon_milli
         )
-        return self._version_ref(self._transact("registerDataset", *args))
+        return self._version_ref(self._transact("registerDataset", *args, on_sent=on_sent))
+
+    def version_of_tx(self, tx_hash: str) -> VersionRef | None:
+        """The version a registerDataset/addVersion transaction created, waiting for it to be
+        mined; None if the node does not know it (dropped) or it failed. A transaction still
+        pending after the receipt timeout is a ChainError: resume again later."""
+        raw = bytes.fromhex(tx_hash.removeprefix("0x"))
+        if not self.backend.transaction_known(raw):
+            return None
+        receipt = self.backend.wait_for_receipt(
+            raw, action=f"waiting for registration transaction {tx_hash}",
+            timeout=self.receipt_timeout_s,
+        )  # fmt: skip
+        if int(receipt["status"]) != 1:
+            return None
+        return self._version_ref(receipt)
 
     def add_version(
         self,
@@ -422,12 +442,16 @@ class ChainClient:
         method: str,
         params: str,
         epsilon_milli: int,
+        on_sent: Callable[[str], None] | None = None,
     ) -> VersionRef:
-        """Append a version to a data set this account owns; earlier versions stay."""
+        """Append a version to a data set this account owns; earlier versions stay.
+        ``on_sent`` as in :meth:`register_dataset`."""
         args = self._version_args(
             merkle_root, record_count, manifest_cid, model_hash, method, params, epsilon_milli
         )
-        receipt = self._transact("addVersion", _uint(dataset_id, 256, "dataset_id"), *args)
+        receipt = self._transact(
+            "addVersion", _uint(dataset_id, 256, "dataset_id"), *args, on_sent=on_sent
+        )
         return self._version_ref(receipt)
 
     def dataset_count(self) -> int:
@@ -621,6 +645,7 @@ def send_transaction(
     action: str,
     gas: int | None = None,
     timeout: float = DEFAULT_RECEIPT_TIMEOUT_S,
+    on_sent: Callable[[str], None] | None = None,
 ) -> dict:
     """Sign ``tx`` locally, send it, wait for the receipt; reverts and status 0 raise.
 
@@ -638,6 +663,8 @@ def send_transaction(
         with backend.lock:
             full["nonce"] = backend.next_nonce(account.address)
             signed = account.sign_transaction(full)
+            if on_sent is not None:  # recorded before the node sees it: no crash window
+                on_sent(_hex(signed.hash))
             try:
                 tx_hash = backend.send_raw_transaction(signed.raw_transaction, action=action)
                 break

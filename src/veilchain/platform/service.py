@@ -509,6 +509,9 @@ class VeilchainService:
     def _submit(self, reg: RegistrationRow) -> RegistrationRow:
         found = self._find_submitted(reg)
         tx_hash = reg.tx_hash
+        if found is None and tx_hash:  # sent before a crash: pending or dropped, not mined
+            ref = self.as_role("institution").version_of_tx(tx_hash)
+            found = None if ref is None else (ref.dataset_id, ref.version)
         if found is None:
             params = json.loads(reg.params_json)
             fields = dict(
@@ -521,6 +524,7 @@ class VeilchainService:
                 epsilon_milli=int(round(float(params.get("epsilon") or 0) * 1000)),
             )
             inst = self.as_role("institution")
+            fields["on_sent"] = partial(self._record_tx, reg.uid)  # before the wait to be mined
             if reg.dataset_id is None:
                 ref = inst.register_dataset(**fields)
             else:
@@ -544,6 +548,10 @@ class VeilchainService:
                 session=s,
             )
         return row
+
+    def _record_tx(self, uid: str, tx_hash: str) -> None:
+        with self.session_factory() as s, s.begin():
+            s.get(RegistrationRow, uid).tx_hash = tx_hash
 
     def _result(self, reg: RegistrationRow) -> RegistrationResult:
         rows = self._image_rows(reg.uid)
