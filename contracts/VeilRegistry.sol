@@ -11,11 +11,15 @@ pragma solidity 0.8.37;
 /// pairs: parent = keccak256(min(a, b) ++ max(a, b)); an odd node is promoted unchanged.
 contract VeilRegistry {
     // ------------------------------------------------------------------ errors
-    error NotAdmin();
-    error NotInstitution();
-    error NotAuditor();
-    error NotKeyService();
-    error NotDatasetOwner();
+    /// @dev Each refusal names the account refused; the role it lacks is the error's name.
+    error NotAdmin(address account);
+    error NotPendingAdmin(address account, address pendingAdmin);
+    error NotInstitution(address account);
+    error NotAuditor(address account);
+    error NotKeyService(address account);
+    error NotDatasetOwner(uint256 datasetId, address account, address owner);
+    /// @dev The data set's owner no longer holds the institution role: its writes are frozen.
+    error OwnerNotInstitution(uint256 datasetId, address owner);
     error UnknownDataset(uint256 datasetId);
     error UnknownVersion(uint256 datasetId, uint256 version);
     error ExpiryInPast(uint64 expiresAt, uint256 nowTs);
@@ -30,6 +34,7 @@ contract VeilRegistry {
 
     // ------------------------------------------------------------------ events
     event AdminChanged(address indexed previousAdmin, address indexed newAdmin);
+    event AdminProposed(address indexed admin, address indexed pendingAdmin);
     event InstitutionAdded(address indexed account);
     event InstitutionRemoved(address indexed account);
     event AuditorAdded(address indexed account);
@@ -81,11 +86,17 @@ contract VeilRegistry {
         uint64 blockNumber;
     }
 
+    /// @notice The account that appoints and removes roles and hands over the contract.
     address public admin;
+    /// @notice The admin proposed by `proposeAdmin`, until it accepts; address(0) if none.
+    address public pendingAdmin;
+    /// @notice The key service's account (anchors the audit log); address(0) if none.
     address public keyService;
     /// @dev Starts at 1 so that registering a data set updates a non-zero slot (cheaper).
     uint256 private _nextDatasetId = 1;
+    /// @notice Whether an account holds the institution role.
     mapping(address => bool) public isInstitution;
+    /// @notice Whether an account holds the auditor role.
     mapping(address => bool) public isAuditor;
     mapping(uint256 => mapping(uint256 => Version)) private _versions;
     /// @dev Versions beyond the first; written only by addVersion, so registration stays cheap.
@@ -94,6 +105,7 @@ contract VeilRegistry {
     /// @dev datasetId => version => auditor => 0 none, 1 passed, 2 failed.
     mapping(uint256 => mapping(uint256 => mapping(address => uint8))) private _verdicts;
     AuditAnchor private _latestAnchor;
+    /// @notice How many audit anchors were recorded.
     uint256 public auditAnchorCount;
 
     constructor() {
@@ -103,37 +115,64 @@ contract VeilRegistry {
 
     // ------------------------------------------------------------------ modifiers
     modifier onlyAdmin() {
-        if (msg.sender != admin) revert NotAdmin();
+        if (msg.sender != admin) revert NotAdmin(msg.sender);
         _;
     }
 
     modifier onlyInstitution() {
-        if (!isInstitution[msg.sender]) revert NotInstitution();
+        if (!isInstitution[msg.sender]) revert NotInstitution(msg.sender);
         _;
     }
 
     modifier onlyAuditor() {
-        if (!isAuditor[msg.sender]) revert NotAuditor();
+        if (!isAuditor[msg.sender]) revert NotAuditor(msg.sender);
         _;
     }
 
     modifier onlyKeyService() {
-        if (msg.sender != keyService) revert NotKeyService();
+        if (msg.sender != keyService) revert NotKeyService(msg.sender);
         _;
     }
 
+    /// @dev Writes that widen access or add content: only the owner, and only while it is
+    /// still an institution (an admin freezes a data set by removing its owner's role).
+    modifier onlyActiveDatasetOwner(uint256 datasetId) {
+        address owner = _owner(datasetId);
+        if (owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender, owner);
+        if (!isInstitution[owner]) revert OwnerNotInstitution(datasetId, owner);
+        _;
+    }
+
+    /// @dev Revoking narrows access, so a frozen owner may still do it.
     modifier onlyDatasetOwner(uint256 datasetId) {
-        if (_owner(datasetId) != msg.sender) revert NotDatasetOwner();
+        address owner = _owner(datasetId);
+        if (owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender, owner);
         _;
     }
 
     // ------------------------------------------------------------------ roles
-    function setAdmin(address newAdmin) external onlyAdmin {
-        if (newAdmin == address(0)) revert ZeroAddress();
-        emit AdminChanged(admin, newAdmin);
-        admin = newAdmin;
+    /// @notice Step 1 of handing over the contract: name the next admin. Nothing changes
+    /// until that account calls `acceptAdmin`, so a mistyped address loses nothing; a new
+    /// proposal replaces the previous one, and address(0) cancels it.
+    /// @param newAdmin The account that may accept the admin role.
+    function proposeAdmin(address newAdmin) external onlyAdmin {
+        pendingAdmin = newAdmin;
+        emit AdminProposed(admin, newAdmin);
     }
 
+    /// @notice Step 2: the proposed account takes the admin role.
+    function acceptAdmin() external {
+        address pending = pendingAdmin;
+        if (msg.sender != pending || pending == address(0)) {
+            revert NotPendingAdmin(msg.sender, pending);
+        }
+        emit AdminChanged(admin, pending);
+        admin = pending;
+        pendingAdmin = address(0);
+    }
+
+    /// @notice Appoint an institution: it may register data sets and write to its own.
+    /// @param account The institution's account.
     function addInstitution(address account) external onlyAdmin {
         if (account == address(0)) revert ZeroAddress();
         if (isInstitution[account]) revert AlreadyInRole(account);
@@ -141,12 +180,18 @@ contract VeilRegistry {
         emit InstitutionAdded(account);
     }
 
+    /// @notice Remove an institution. It can no longer register data sets, and its data sets
+    /// are frozen: no new version, no new grant (reads, verification and live grants go on;
+    /// it may still revoke). Adding the role back unfreezes them.
+    /// @param account The institution's account.
     function removeInstitution(address account) external onlyAdmin {
         if (!isInstitution[account]) revert NotInRole(account);
         isInstitution[account] = false;
         emit InstitutionRemoved(account);
     }
 
+    /// @notice Appoint an auditor: it may attest verification verdicts.
+    /// @param account The auditor's account.
     function addAuditor(address account) external onlyAdmin {
         if (account == address(0)) revert ZeroAddress();
         if (isAuditor[account]) revert AlreadyInRole(account);
@@ -154,19 +199,31 @@ contract VeilRegistry {
         emit AuditorAdded(account);
     }
 
+    /// @notice Remove an auditor; its past attestations stay in the events.
+    /// @param account The auditor's account.
     function removeAuditor(address account) external onlyAdmin {
         if (!isAuditor[account]) revert NotInRole(account);
         isAuditor[account] = false;
         emit AuditorRemoved(account);
     }
 
-    /// @notice Appoint the key service; address(0) removes it.
+    /// @notice Appoint the key service (it anchors the audit log); address(0) removes it.
+    /// @param account The key service's account.
     function setKeyService(address account) external onlyAdmin {
         emit KeyServiceChanged(keyService, account);
         keyService = account;
     }
 
     // ------------------------------------------------------------------ data sets
+    /// @notice Register a new data set with its first version (institutions only).
+    /// @param merkleRoot Root over the version's record leaves (sorted-pair keccak tree).
+    /// @param recordCount Number of records (images), 1 to 2^48 - 1.
+    /// @param manifestCid IPFS CID of the public manifest (in the event only).
+    /// @param modelHash Hash of the anonymization model (in the event only).
+    /// @param method Anonymization method name (in the event only).
+    /// @param params Method parameters, canonical JSON (in the event only).
+    /// @param epsilonMilli Privacy budget in thousandths, 0 if none (in the event only).
+    /// @return datasetId The new data set's id (from 1).
     function registerDataset(
         bytes32 merkleRoot,
         uint64 recordCount,
@@ -194,6 +251,16 @@ contract VeilRegistry {
     }
 
     /// @notice Append a version (re-encryption, additions); earlier versions stay untouched.
+    /// Only the owner, while it holds the institution role.
+    /// @param datasetId The data set.
+    /// @param merkleRoot Root over the new version's record leaves.
+    /// @param recordCount Number of records, 1 to 2^48 - 1.
+    /// @param manifestCid IPFS CID of the version's manifest (in the event only).
+    /// @param modelHash Hash of the anonymization model (in the event only).
+    /// @param method Anonymization method name (in the event only).
+    /// @param params Method parameters, canonical JSON (in the event only).
+    /// @param epsilonMilli Privacy budget in thousandths, 0 if none (in the event only).
+    /// @return version The new version's number (from 2).
     function addVersion(
         uint256 datasetId,
         bytes32 merkleRoot,
@@ -203,7 +270,7 @@ contract VeilRegistry {
         string calldata method,
         string calldata params,
         uint32 epsilonMilli
-    ) external onlyDatasetOwner(datasetId) returns (uint256 version) {
+    ) external onlyActiveDatasetOwner(datasetId) returns (uint256 version) {
         uint256 extra = _extraVersions[datasetId] + 1;
         _extraVersions[datasetId] = extra;
         version = extra + 1;
@@ -222,10 +289,16 @@ contract VeilRegistry {
         );
     }
 
+    /// @notice How many data sets exist (ids run from 1 to this).
+    /// @return The number of data sets.
     function datasetCount() external view returns (uint256) {
         return _nextDatasetId - 1;
     }
 
+    /// @notice A data set's owner and number of versions; reverts UnknownDataset.
+    /// @param datasetId The data set.
+    /// @return owner The registering institution.
+    /// @return versionCount Versions so far (from 1).
     function getDataset(uint256 datasetId)
         external
         view
@@ -237,6 +310,12 @@ contract VeilRegistry {
 
     /// @notice Stored fields of one version; the rest is in the VersionAdded event of
     /// `blockNumber` (topics: datasetId, version).
+    /// @param datasetId The data set.
+    /// @param version The version (from 1).
+    /// @return merkleRoot Root over the version's records.
+    /// @return recordCount Number of records.
+    /// @return registrant Who added the version.
+    /// @return blockNumber The block of its VersionAdded event.
     function getVersion(uint256 datasetId, uint256 version)
         external
         view
@@ -247,6 +326,12 @@ contract VeilRegistry {
     }
 
     /// @notice True when `proof` links `leaf` (already hashed) to the version's Merkle root.
+    /// Works for every data set, frozen or not.
+    /// @param datasetId The data set.
+    /// @param version The version.
+    /// @param leaf The record's leaf hash.
+    /// @param proof Sibling hashes from the leaf up.
+    /// @return Whether the proof reaches the stored root.
     function verifyRecord(uint256 datasetId, uint256 version, bytes32 leaf, bytes32[] calldata proof)
         external
         view
@@ -261,9 +346,14 @@ contract VeilRegistry {
     }
 
     // ------------------------------------------------------------------ access grants
+    /// @notice Let `grantee` obtain the data set's keys until `expiresAt` (replaces an earlier
+    /// grant). Only the owner, while it holds the institution role.
+    /// @param datasetId The data set.
+    /// @param grantee The account granted access.
+    /// @param expiresAt Unix time the grant ends; must be in the future.
     function grantAccess(uint256 datasetId, address grantee, uint64 expiresAt)
         external
-        onlyDatasetOwner(datasetId)
+        onlyActiveDatasetOwner(datasetId)
     {
         if (grantee == address(0)) revert ZeroAddress();
         if (expiresAt <= block.timestamp) revert ExpiryInPast(expiresAt, block.timestamp);
@@ -272,6 +362,9 @@ contract VeilRegistry {
         emit AccessGranted(datasetId, grantee, expiresAt);
     }
 
+    /// @notice End a grant now (the owner, even a frozen one).
+    /// @param datasetId The data set.
+    /// @param grantee The account whose grant ends.
     function revokeAccess(uint256 datasetId, address grantee) external onlyDatasetOwner(datasetId) {
         Grant storage g = _grants[datasetId][grantee];
         if (g.expiresAt == 0 || g.revoked) revert NoGrant(datasetId, grantee);
@@ -279,11 +372,22 @@ contract VeilRegistry {
         emit AccessRevoked(datasetId, grantee);
     }
 
+    /// @notice Whether `account` holds a live grant: not revoked, and `block.timestamp` before
+    /// its expiry (callers should also check expiry against their own clock).
+    /// @param datasetId The data set.
+    /// @param account The account asking.
+    /// @return True while the grant is live.
     function hasAccess(uint256 datasetId, address account) external view returns (bool) {
         Grant storage g = _grants[datasetId][account];
         return !g.revoked && block.timestamp < g.expiresAt;
     }
 
+    /// @notice The stored grant of `grantee` (all zero if none); reverts UnknownDataset.
+    /// @param datasetId The data set.
+    /// @param grantee The grantee.
+    /// @return expiresAt Unix time the grant ends.
+    /// @return grantedAt Unix time of the latest grant.
+    /// @return revoked Whether it was revoked.
     function getGrant(uint256 datasetId, address grantee)
         external
         view
@@ -295,6 +399,11 @@ contract VeilRegistry {
     }
 
     // ------------------------------------------------------------------ audits
+    /// @notice Record an auditor's verdict on a version (the report is on IPFS).
+    /// @param datasetId The data set.
+    /// @param version The version verified.
+    /// @param passed The verdict.
+    /// @param reportCid IPFS CID of the verification report (in the event only).
     function attest(uint256 datasetId, uint256 version, bool passed, string calldata reportCid)
         external
         onlyAuditor
@@ -305,6 +414,10 @@ contract VeilRegistry {
     }
 
     /// @notice 0: no attestation by `auditor`, 1: passed, 2: failed (the latest verdict).
+    /// @param datasetId The data set.
+    /// @param version The version.
+    /// @param auditor The auditor.
+    /// @return The verdict code.
     function getAttestation(uint256 datasetId, uint256 version, address auditor)
         external
         view
@@ -314,6 +427,8 @@ contract VeilRegistry {
     }
 
     /// @notice The key service anchors the root of its append-only audit log.
+    /// @param root Root over the log's entries.
+    /// @param entryCount Entries covered; never less than the previous anchor's.
     function anchorAudit(bytes32 root, uint64 entryCount) external onlyKeyService {
         uint64 previous = _latestAnchor.entryCount;
         if (entryCount < previous) revert StaleAuditAnchor(entryCount, previous);
@@ -327,6 +442,11 @@ contract VeilRegistry {
         emit AuditAnchored(index, root, entryCount);
     }
 
+    /// @notice The latest audit anchor (all zero if none).
+    /// @return root Root over the log's entries.
+    /// @return entryCount Entries covered.
+    /// @return anchoredAt Unix time of the anchor.
+    /// @return blockNumber Block of the anchor.
     function latestAuditAnchor()
         external
         view

@@ -24,9 +24,13 @@ from veilchain.errors import (
     ConfigError,
     InputError,
     KeyManagementError,
+    RegistrationStateError,
     StorageError,
     VeilchainError,
 )
+from veilchain.platform.cleanup import local_pending
+from veilchain.platform.limits import grant_expiry_from_ttl
+from veilchain.platform.local_secrets import resolve_local_secrets
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
 console = Console(stderr=True)
@@ -153,7 +157,7 @@ def anonymize(
 
     from veilchain.anonymizer.files import anonymize_paths
     from veilchain.anonymizer.pipeline import build_anonymizer
-    from veilchain.secrets import ANONYMIZER_SECRET_FILE, secret_file
+    from veilchain.platform.local_secrets import anonymizer_secret
 
     config = settings()
     cfg = config.anonymizer
@@ -167,7 +171,7 @@ def anonymize(
             "upsample": upsample,
         }
         options = {**cfg.builder_options(), **{k: v for k, v in given.items() if v is not None}}
-        options["secret"] = secret_file(config.data_dir / ANONYMIZER_SECRET_FILE)
+        options["secret"] = anonymizer_secret(config.data_dir)
         anonymizer = build_anonymizer(
             method or cfg.method,
             epsilon=epsilon,
@@ -371,17 +375,41 @@ def register(
         bool, typer.Option(help="Publish faces that failed the identity check (reported).")
     ] = False,
     resume: Annotated[bool, typer.Option(help="Finish interrupted registrations.")] = False,
+    abort: Annotated[
+        bool, typer.Option(help="Give up interrupted registrations: shred their keys, unpin.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Anonymize, encrypt, pin and register images as a data set (one transaction)."""
     try:
-        if not resume and (not inputs or not name):
-            raise InputError("give image files or folders and --name (or --resume)")
+        if resume and abort:
+            raise InputError("--resume and --abort exclude each other; pick one")
+        if not (resume or abort) and (not inputs or not name):
+            raise InputError("give image files or folders and --name (or --resume / --abort)")
         svc = _service()
+        if abort:
+            aborted = [r.uid for r in local_pending(svc)]
+            if not aborted:
+                raise RegistrationStateError("no interrupted registration to abort")
+            for uid in aborted:
+                svc.abort(uid)
+            emit({"aborted": aborted}, True) if as_json else out.print(
+                f"aborted {len(aborted)} registration(s): data keys deleted, pins removed"
+            )
+            return
         bar, update = _progress_bar(as_json)
         with bar:
-            if resume:
-                results = svc.resume(allow_recognizable=allow_recognizable, progress=update)
+            if resume:  # the CLI's own: an API job's leftovers are the server's to resume
+                pending = local_pending(svc)
+                if not pending:
+                    raise RegistrationStateError("no interrupted registration")
+                results = [
+                    r
+                    for reg in pending
+                    for r in svc.resume(
+                        reg.uid, allow_recognizable=allow_recognizable, progress=update
+                    )
+                ]
             else:
                 results = [
                     svc.register(
@@ -455,7 +483,7 @@ def grant(
     """Grant an address access to a data set until now + DAYS (on chain)."""
     try:
         svc = _service()
-        expires = svc.chain.block_timestamp() + int(days * 86400)
+        expires = grant_expiry_from_ttl(int(days * 86400), chain_now=svc.chain.block_timestamp())
         result = svc.grant(dataset_id, to, expires_at=expires)
     except VeilchainError as err:
         fail(err)
@@ -495,7 +523,7 @@ def account(
     from veilchain.chain import Keystore
     from veilchain.platform.service import x25519_keypair_for
 
-    cfg = settings()
+    cfg = resolve_local_secrets(settings())
     try:
         acct = Keystore(cfg.data_dir / "keystore", cfg.chain.keystore_passphrase).get_or_create(
             name
@@ -517,7 +545,7 @@ def fetch(
     """As a grantee: get the data key under your on-chain grant, fetch, decrypt, check."""
     from veilchain.chain import Keystore
 
-    cfg = settings()
+    cfg = resolve_local_secrets(settings())
     try:
         acct = Keystore(cfg.data_dir / "keystore", cfg.chain.keystore_passphrase).load(as_account)
         data = _service().fetch(acct, dataset_id, image, version=version)
@@ -645,15 +673,22 @@ def serve(
     from veilchain.platform.api import create_app
 
     try:
-        api = create_app(settings(), worker=not workers_off)
+        cfg = settings()
+        api = create_app(cfg, worker=not workers_off)
     except VeilchainError as err:
         fail(err)
+    proxies = cfg.auth.trusted_proxies.strip()
     # What exists now (modules, the app, the chain, ~200k objects) lives as long as the
     # process. Frozen, it is left out of the collector's full passes, each of which paused
     # every request for 100-300 ms (docs/api.md, "Load").
     gc.collect()
     gc.freeze()
-    uvicorn.run(api, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(
+        api, host=host, port=port, log_level="info", access_log=False,
+        # X-Forwarded-For is believed only from the proxies the operator names (uvicorn
+        # otherwise trusts it from 127.0.0.1, so a local client could pick its own address).
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,13 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from veilchain.errors import ConfigError
+from veilchain.secret_policy import (
+    jwt_secret_problem,
+    master_key_problem,
+    passphrase_problem,
+    private_key_problem,
+)
 
 DEFAULT_DATA_DIR = Path(".veilchain")
-_PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "dev", "secret", "password"}
 
 
 class AnonymizerSettings(BaseModel):
@@ -64,7 +69,8 @@ class ChainSettings(BaseModel):
     rpc_url: str | None = None  # None: the embedded py-evm chain in the data directory
     # Hex private key of the signing account; None: an account in the encrypted keystore.
     private_key: str | None = None
-    keystore_passphrase: str = "veilchain-dev"
+    # None: a random passphrase generated in the data directory on first use (not in prod).
+    keystore_passphrase: str | None = None
     contract_address: str | None = None  # None: look up the address book, deploy if absent
     confirmations: int = 0
     log_block_range: int = 2_000
@@ -76,8 +82,9 @@ class IpfsSettings(BaseModel):
 
 class KmsSettings(BaseModel):
     # The master key wrapping key is derived from this passphrase (scrypt) unless a raw
-    # 32-byte key is given in hex via master_key_hex.
-    passphrase: str = "veilchain-dev"
+    # 32-byte key is given in hex via master_key_hex. None: a random passphrase generated in
+    # the data directory on first use (not in prod).
+    passphrase: str | None = None
     master_key_hex: str | None = None
 
 
@@ -86,12 +93,18 @@ class DbSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    jwt_secret: str = "veilchain-dev-jwt-secret-not-for-production"
+    # None: a random secret generated in the data directory on first use (not in prod).
+    jwt_secret: str | None = None
     token_ttl_s: int = 900
     nonce_ttl_s: int = 300
     domain: str = "localhost"
     uri: str = "http://localhost:8000"
     login_rate_per_minute: int = 30
+    # Refused key requests (no live grant) one account may make per minute before 429.
+    refusal_rate_per_minute: int = 20
+    # Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (rate
+    # limits key on the client address). Empty: none, the peer address is the client.
+    trusted_proxies: str = ""
 
 
 class Settings(BaseSettings):
@@ -109,20 +122,24 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets_outside_dev(self) -> Settings:
+    def _no_weak_or_public_secrets_in_prod(self) -> Settings:
         if self.env != "prod":
             return self
-        checks = {
-            "VEILCHAIN_KMS__PASSPHRASE": self.kms.master_key_hex or self.kms.passphrase,
-            "VEILCHAIN_AUTH__JWT_SECRET": self.auth.jwt_secret,
-            "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE": self.chain.private_key
-            or self.chain.keystore_passphrase,
-        }
-        for var, value in checks.items():
-            if value.lower() in _PLACEHOLDER_SECRETS or value.startswith("veilchain-dev"):
-                raise ValueError(f"{var} is a development placeholder; set a real secret for prod")
-        if len(self.auth.jwt_secret.encode()) < 32:  # RFC 7518 3.2: HS256 keys >= 256 bits
-            raise ValueError("VEILCHAIN_AUTH__JWT_SECRET is shorter than 32 bytes (use 64 hex)")
+        k, c = self.kms, self.chain
+        problems = [
+            jwt_secret_problem("VEILCHAIN_AUTH__JWT_SECRET", self.auth.jwt_secret),
+            master_key_problem("VEILCHAIN_KMS__MASTER_KEY_HEX", k.master_key_hex)
+            if k.master_key_hex
+            else passphrase_problem("VEILCHAIN_KMS__PASSPHRASE", k.passphrase),
+            # Always checked: the keystore holds the role accounts even when a key is given.
+            passphrase_problem("VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE", c.keystore_passphrase),
+            private_key_problem("VEILCHAIN_CHAIN__PRIVATE_KEY", c.private_key)
+            if c.private_key
+            else None,
+        ]
+        for problem in problems:
+            if problem:
+                raise ValueError(problem)
         return self
 
     @property
@@ -134,5 +151,18 @@ def get_settings(**overrides) -> Settings:
     """Build settings from the environment, then apply explicit overrides (CLI flags)."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from exc
     except ValueError as exc:
-        raise ConfigError(str(exc).splitlines()[-1].strip() or str(exc)) from exc
+        raise ConfigError(str(exc).splitlines()[0].strip()) from exc
+
+
+def _one_line(exc: ValidationError) -> str:
+    """The first error as one sentence naming the variable (not pydantic's URL footer)."""
+    err = exc.errors()[0]
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    loc = [str(p) for p in err.get("loc", ())]
+    if not loc or msg.startswith("VEILCHAIN_"):
+        return msg
+    var = "VEILCHAIN_" + "__".join(loc).upper()
+    return f"{var}: {msg}"

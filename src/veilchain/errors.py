@@ -3,6 +3,7 @@
     VeilchainError
     ├── ConfigError
     ├── InputError                      bad user input (paths, names, arguments)
+    │   └── OutOfRangeError             epsilon, seed or expiry out of bounds (422, exit 2)
     ├── AnonymizationError
     │   ├── ImageDecodeError            corrupt, non-image, unsupported or decompression-bomb input
     │   ├── FaceDetectionError
@@ -53,6 +54,10 @@ class ConfigError(VeilchainError):
 
 class InputError(VeilchainError):
     pass
+
+
+class OutOfRangeError(InputError):
+    """A number outside what the system can honour (epsilon, seed, grant expiry): 422."""
 
 
 # --- anonymizer -------------------------------------------------------------

@@ -77,9 +77,19 @@ def api(tmp_path_factory, ganache_url, ipfs_api_addr, pg_url):
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     data_dir = tmp_path_factory.mktemp("stack")
     port = free_port()
+    # The operator's own key, funded from ganache's (published) account 0: prod refuses that.
+    deployer = Account.create()
+    from veilchain.chain import JsonRpcBackend
+
+    funder = JsonRpcBackend(ganache_url)
+    funder.fund(deployer.address, 100 * 10**18)
+    funder.close()
+    keystore_passphrase = secrets.token_hex(24)
     env = compose_env(
         {
             "POSTGRES_PASSWORD": "unused",
+            "VEILCHAIN_CHAIN__PRIVATE_KEY": "0x" + bytes(deployer.key).hex(),
+            "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE": keystore_passphrase,
             "VEILCHAIN_KMS__MASTER_KEY_HEX": secrets.token_hex(32),
             "VEILCHAIN_AUTH__JWT_SECRET": secrets.token_hex(32),
             "VEILCHAIN_AUTH__DOMAIN": f"127.0.0.1:{port}",
@@ -97,7 +107,7 @@ def api(tmp_path_factory, ganache_url, ipfs_api_addr, pg_url):
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("VEILCHAIN_")}
     server = Api({**base_env, **env}, port, data_dir / "api.log")
     server.start()
-    yield server, data_dir
+    yield server, data_dir, keystore_passphrase
     server.kill(signal.SIGTERM)
 
 
@@ -115,10 +125,10 @@ def _upload(api: Api, headers: dict, names: list[str], name: str) -> dict:
 
 
 def test_end_to_end_over_http(api):
-    server, data_dir = api
+    server, data_dir, passphrase = api
     from veilchain.chain import Keystore
 
-    keystore = Keystore(data_dir / "keystore", "veilchain-dev")
+    keystore = Keystore(data_dir / "keystore", passphrase)
     institution, auditor = keystore.load("institution"), keystore.load("auditor")
     grantee = Account.create()
     hi, ha, hg = server.login(institution), server.login(auditor), server.login(grantee)
@@ -145,10 +155,10 @@ def test_end_to_end_over_http(api):
 
 
 def test_registration_survives_sigkill_of_the_api(api):
-    server, data_dir = api
+    server, data_dir, passphrase = api
     from veilchain.chain import Keystore
 
-    institution = Keystore(data_dir / "keystore", "veilchain-dev").load("institution")
+    institution = Keystore(data_dir / "keystore", passphrase).load("institution")
     hi = server.login(institution)
     names = ["obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg", "group.jpg", "astronaut.jpg"]
     job = _upload(server, hi, names, "killed")

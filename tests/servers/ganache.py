@@ -37,8 +37,9 @@ def _rpc_ready(url: str) -> bool:
         return False
 
 
-def start_ganache(log: Path) -> tuple[subprocess.Popen, str]:
-    """Start ganache on a free 127.0.0.1 port; returns (process, http url) once it answers."""
+def start_ganache(log: Path, *extra_args: str) -> tuple[subprocess.Popen, str]:
+    """Start ganache on a free 127.0.0.1 port; returns (process, http url) once it answers.
+    ``extra_args`` go to ganache's command line (e.g. ``--miner.blockTime=3``)."""
     port = free_port()
     cmd = [
         "node",
@@ -51,6 +52,7 @@ def start_ganache(log: Path) -> tuple[subprocess.Popen, str]:
         "--logging.quiet",
         "--chain.chainId",
         "1337",
+        *extra_args,
     ]
     url = f"http://127.0.0.1:{port}"
     proc = start_server("ganache", cmd, log, lambda: _rpc_ready(url), START_TIMEOUT_S)

@@ -22,9 +22,10 @@ from veilchain.errors import InputError, ModelLoadError, PrivacyBudgetError
 
 #: The privacy budget a method that takes one uses when none is given.
 DEFAULT_EPSILON = 1.0
-#: Budgets outside this range are refused: below it the noise swamps any image (and its
-#: millis round to 0 on chain), above it the guarantee means nothing.
-MIN_EPSILON, MAX_EPSILON = 0.001, 1000.0
+#: Budgets outside this range are refused: epsilon is recorded on chain in thousandths (a
+#: uint32 of milli-epsilon), so below 0.001 it would read back as "none", and beyond 10^6 it
+#: stops meaning anything (and overflows).
+MIN_EPSILON, MAX_EPSILON = 0.001, 1_000_000.0
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,20 @@ _ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
 _PANIC = function_signature_to_4byte_selector("Panic(uint256)")
 
 
+# Plain sentences for the refusals a user meets (appended to the decoded error).
+_SENTENCES = {
+    "NotAdmin": "{account} is not the contract's admin",
+    "NotPendingAdmin": "{account} was not proposed as admin (pending: {pendingAdmin}); "
+    "the admin must propose it first",
+    "NotInstitution": "{account} does not hold the institution role; ask the admin to add it",
+    "NotAuditor": "{account} does not hold the auditor role; ask the admin to add it",
+    "NotKeyService": "{account} is not the key service",
+    "NotDatasetOwner": "{account} does not own data set {datasetId} (its owner is {owner})",
+    "OwnerNotInstitution": "data set {datasetId} is frozen: its owner {owner} no longer holds "
+    "the institution role (reads and verification still work)",
+}
+
+
 def _abi_type(param: dict) -> str:
     if param["type"].startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in param["components"])
@@ -113,7 +127,11 @@ class ChainBackend:
             for t, v in zip(types, abi_decode(types, body) if types else (), strict=True)
         )
         shown = ", ".join(f"{n}={_fmt_arg(v)}" for n, v in zip(names, values, strict=True))
-        return ContractRevertedError(f"{action} reverted: {name}({shown})", name=name, args=values)
+        sentence = _SENTENCES.get(name)
+        said = f": {sentence.format(**dict(zip(names, values, strict=True)))}" if sentence else ""
+        return ContractRevertedError(
+            f"{action} reverted: {name}({shown}){said}", name=name, args=values
+        )
 
     def _translate(self, exc: BaseException, action: str) -> ChainError:
         """Map one third-party exception to a ChainError (override to add backend shapes)."""
@@ -247,6 +265,26 @@ class ChainBackend:
                 tx_hash, timeout=timeout, poll_latency=0.05
             )
             return dict(receipt)
+
+    def transaction_known(self, tx_hash: bytes) -> bool:
+        """Whether the node knows the transaction (pending or mined); False once dropped."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            with self.translating("looking up a transaction"):
+                self.w3.eth.get_transaction(tx_hash)
+        except ChainError as exc:
+            if isinstance(exc.__cause__, TransactionNotFound) or "not found" in str(exc).lower():
+                return False
+            raise
+        return True
+
+    # -- clock ----------------------------------------------------------------------------
+    def sync_clock(self, max_lag_s: float) -> bool:
+        """Bring the head block's timestamp within ``max_lag_s`` of wall time, where this
+        backend can (the embedded chain mines an empty block); True if a block was mined.
+        A node of its own (ganache, anvil, a testnet) mines on its own clock: nothing here."""
+        return False
 
     # -- dev chains -----------------------------------------------------------------------
     def advance_time(self, seconds: int) -> int:

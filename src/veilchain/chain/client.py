@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
@@ -42,6 +44,10 @@ __all__ = [
 ROLES = ("admin", "institution", "auditor", "keyservice")
 _GAS_MARGIN = 1.2
 _GAS_EXTRA = 10_000
+
+
+# How stale the head block's timestamp may be when an access check reads it (seconds).
+CLOCK_MAX_LAG_S = 1.0
 
 
 @cache
@@ -218,7 +224,7 @@ class ChainClient:
         backend.register_errors(self._abi)
         self._contract = backend.w3.eth.contract(address=self.address, abi=self._abi)
         self._events = {e["name"]: e for e in self._abi if e["type"] == "event"}
-        self._access: BlockCache[bool] = BlockCache(backend.block_number)
+        self._access: BlockCache[int | None] = BlockCache(backend.block_number)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -277,13 +283,14 @@ class ChainClient:
         with self.backend.translating(f"calling {fn}"):
             return self._contract.functions[fn](*args).call(block_identifier=block)
 
-    def _transact(self, fn: str, *args: Any, gas: int | None = None) -> dict:
+    def _transact(self, fn: str, *args: Any, gas: int | None = None, on_sent=None) -> dict:
         action = f"{fn} from {self.sender}"
         data = self._contract.encode_abi(fn, args=list(args))
         tx = {"from": self.sender, "to": self.address, "data": data, "value": 0}
         return send_transaction(
-            self.backend, self.account, tx, action=action, gas=gas, timeout=self.receipt_timeout_s
-        )
+            self.backend, self.account, tx, action=action, gas=gas,
+            timeout=self.receipt_timeout_s, on_sent=on_sent,
+        )  # fmt: skip
 
     def _logs(
         self, event: str, *indexed: Any, from_block: int | None = None, to_block: int | None = None
@@ -318,11 +325,20 @@ class ChainClient:
     def set_key_service(self, address: str) -> TxRef:
         return _txref(self._transact("setKeyService", _address(address)))
 
-    def set_admin(self, address: str) -> TxRef:
-        return _txref(self._transact("setAdmin", _address(address)))
+    def propose_admin(self, address: str) -> TxRef:
+        """Step 1 of an admin hand-over (admin only); address(0) cancels a proposal."""
+        return _txref(self._transact("proposeAdmin", _address(address)))
+
+    def accept_admin(self) -> TxRef:
+        """Step 2: the proposed account (this client's sender) takes the admin role."""
+        return _txref(self._transact("acceptAdmin"))
 
     def admin(self) -> str:
         return self._call("admin")
+
+    def pending_admin(self) -> str | None:
+        pending = self._call("pendingAdmin")
+        return None if int(pending, 16) == 0 else pending
 
     def key_service(self) -> str:
         return self._call("keyService")
@@ -390,12 +406,30 @@ class ChainClient:
         method: str,
         params: str,
         epsilon_milli: int,
+        on_sent: Callable[[str], None] | None = None,
     ) -> VersionRef:
-        """Create a data set owned by this account with version 1 (institutions only)."""
+        """Create a data set owned by this account with version 1 (institutions only).
+        ``on_sent(tx_hash)`` runs once the transaction is signed, before the node sees it
+        (record it to find the registration again after a crash: :meth:`version_of_tx`)."""
         args = self._version_args(
             merkle_root, record_count, manifest_cid, model_hash, method, params, epsilon_milli
         )
-        return self._version_ref(self._transact("registerDataset", *args))
+        return self._version_ref(self._transact("registerDataset", *args, on_sent=on_sent))
+
+    def version_of_tx(self, tx_hash: str) -> VersionRef | None:
+        """The version a registerDataset/addVersion transaction created, waiting for it to be
+        mined; None if the node does not know it (dropped) or it failed. A transaction still
+        pending after the receipt timeout is a ChainError: resume again later."""
+        raw = bytes.fromhex(tx_hash.removeprefix("0x"))
+        if not self.backend.transaction_known(raw):
+            return None
+        receipt = self.backend.wait_for_receipt(
+            raw, action=f"waiting for registration transaction {tx_hash}",
+            timeout=self.receipt_timeout_s,
+        )  # fmt: skip
+        if int(receipt["status"]) != 1:
+            return None
+        return self._version_ref(receipt)
 
     def add_version(
         self,
@@ -408,12 +442,16 @@ class ChainClient:
         method: str,
         params: str,
         epsilon_milli: int,
+        on_sent: Callable[[str], None] | None = None,
     ) -> VersionRef:
-        """Append a version to a data set this account owns; earlier versions stay."""
+        """Append a version to a data set this account owns; earlier versions stay.
+        ``on_sent`` as in :meth:`register_dataset`."""
         args = self._version_args(
             merkle_root, record_count, manifest_cid, model_hash, method, params, epsilon_milli
         )
-        receipt = self._transact("addVersion", _uint(dataset_id, 256, "dataset_id"), *args)
+        receipt = self._transact(
+            "addVersion", _uint(dataset_id, 256, "dataset_id"), *args, on_sent=on_sent
+        )
         return self._version_ref(receipt)
 
     def dataset_count(self) -> int:
@@ -488,14 +526,32 @@ class ChainClient:
         )
 
     def has_access(self, dataset_id: int, address: str) -> bool:
-        """``hasAccess`` at the latest block. Answers are cached for that block only: a
-        grant changes only in a new block, and the call is pinned to the block it is keyed
-        on, so a cached answer is the chain's answer at that block (expiry included)."""
+        """``hasAccess`` at the latest block (see :meth:`access_until`)."""
+        return self.access_until(dataset_id, address) is not None
+
+    def access_until(self, dataset_id: int, address: str) -> int | None:
+        """The grant's ``expires_at`` if ``hasAccess`` holds at the latest block, else None.
+
+        Answers are cached for that block only: a grant changes only in a new block, and the
+        calls are pinned to the block they are keyed on, so a cached answer is the chain's
+        answer at that block. Expiry is judged on that block's timestamp, which goes stale on
+        an idle chain: when the answer is "live" but the grant ends within ``CLOCK_MAX_LAG_S``
+        of wall time, the head is first brought within that bound where the backend can (the
+        embedded chain mines one empty block) and the answer read again, so an idle chain
+        grows by a block per expiring grant, not per second. A node of its own mines on its
+        own clock: callers must also compare the returned expiry with their own clock."""
         dataset_id, address = _uint(dataset_id, 256, "dataset_id"), _address(address)
-        return self._access.get(
-            (dataset_id, address),
-            lambda block: bool(self._call("hasAccess", dataset_id, address, block=block)),
-        )
+
+        def read(block: int) -> int | None:
+            if not self._call("hasAccess", dataset_id, address, block=block):
+                return None
+            return int(self._call("getGrant", dataset_id, address, block=block)[0])
+
+        until = self._access.get((dataset_id, address), read)
+        near_expiry = until is not None and until <= time.time() + CLOCK_MAX_LAG_S
+        if near_expiry and self.backend.sync_clock(CLOCK_MAX_LAG_S):
+            until = self._access.get((dataset_id, address), read)
+        return until
 
     def get_grant(self, dataset_id: int, grantee: str) -> Grant | None:
         """The grant to ``grantee``, or None if there never was one."""
@@ -505,7 +561,7 @@ class ChainClient:
         )
         if not expires:
             return None
-        now = self.block_timestamp()
+        now = max(self.block_timestamp(), int(time.time()))  # expired if either clock says so
         return Grant(
             dataset_id,
             grantee,
@@ -589,6 +645,7 @@ def send_transaction(
     action: str,
     gas: int | None = None,
     timeout: float = DEFAULT_RECEIPT_TIMEOUT_S,
+    on_sent: Callable[[str], None] | None = None,
 ) -> dict:
     """Sign ``tx`` locally, send it, wait for the receipt; reverts and status 0 raise.
 
@@ -606,6 +663,8 @@ def send_transaction(
         with backend.lock:
             full["nonce"] = backend.next_nonce(account.address)
             signed = account.sign_transaction(full)
+            if on_sent is not None:  # recorded before the node sees it: no crash window
+                on_sent(_hex(signed.hash))
             try:
                 tx_hash = backend.send_raw_transaction(signed.raw_transaction, action=action)
                 break

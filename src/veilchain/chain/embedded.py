@@ -376,6 +376,33 @@ class EthTesterBackend(ChainBackend):
         with self.lock, super().translating(action):
             yield
 
+    # -- clock ----------------------------------------------------------------------------
+    def _stamp_pending(self) -> None:
+        """Give the pending block the wall-clock time (never less than its parent's + 1):
+        py-evm stamps a pending block when the previous one is mined, so on an idle chain a
+        transaction or call would otherwise run at a stale ``block.timestamp``."""
+        chain = self._pyevm.chain
+        parent = int(chain.get_canonical_head().timestamp)
+        now = max(int(time.time()), parent + 1, int(chain.header.timestamp))
+        if now != chain.header.timestamp:
+            chain.header = chain.header.copy(timestamp=now)
+
+    def sync_clock(self, max_lag_s: float) -> bool:
+        with self.lock:
+            head = int(self._pyevm.chain.get_canonical_head().timestamp)
+            if time.time() - head <= max_lag_s:
+                return False
+            with self.translating("mining a block to bring the chain clock to now"):
+                self._stamp_pending()
+                self.tester.mine_blocks(1)
+            return True
+
+    def send_raw_transaction(self, raw: bytes, *, action: str) -> bytes:
+        with self.lock:
+            with self.translating(action):
+                self._stamp_pending()
+            return super().send_raw_transaction(raw, action=action)
+
     # -- dev chains -----------------------------------------------------------------------
     def advance_time(self, seconds: int) -> int:
         if seconds < 0:

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from eth_utils import is_address, to_checksum_address
 from siwe import SiweMessage
-from siwe.siwe import VerificationError
 from sqlalchemy import DateTime, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -120,6 +119,9 @@ def issue_nonce(*, session: Session, ttl_s: int) -> AuthNonce:
     return row
 
 
+ISSUED_AT_SKEW_S = 60  # how far ahead of this host's clock a SIWE Issued-At may be
+
+
 def login(
     *,
     session: Session,
@@ -129,8 +131,12 @@ def login(
     chain_id: int,
     jwt_secret: str,
     token_ttl_s: int,
+    uri: str | None = None,
+    max_age_s: int = 600,
 ) -> str:
-    """Verify a signed SIWE message and consume its nonce; return a JWT for the signer."""
+    """Verify a signed SIWE message and consume its nonce; return a JWT for the signer.
+    ``uri`` (when given) must be the message's URI; its Issued-At must lie within the last
+    ``max_age_s`` and at most ``ISSUED_AT_SKEW_S`` ahead of this host's clock."""
     try:
         msg = SiweMessage.from_message(message)
     except Exception as exc:  # siwe raises ValueError, pydantic errors and abnf errors
@@ -139,13 +145,25 @@ def login(
         raise AuthenticationError(f"SIWE message is for domain {msg.domain!r}, expected {domain!r}")
     if int(msg.chain_id) != int(chain_id):
         raise AuthenticationError(f"SIWE message is for chain {msg.chain_id}, expected {chain_id}")
+    if uri is not None and msg.uri != uri:
+        raise AuthenticationError(f"SIWE message is for URI {msg.uri!r}, expected {uri!r}")
+    now = _now()
+    try:
+        issued = datetime.fromisoformat(str(msg.issued_at).replace("Z", "+00:00"))
+        if issued.tzinfo is None:
+            raise ValueError
+    except ValueError as exc:
+        raise AuthenticationError("SIWE Issued-At is not an RFC 3339 time with a zone") from exc
+    if issued > now + timedelta(seconds=ISSUED_AT_SKEW_S):
+        raise AuthenticationError("SIWE message is issued in the future; check your clock")
+    if issued < now - timedelta(seconds=max_age_s):
+        raise AuthenticationError("SIWE message is too old; sign a fresh one")
     try:
         msg.verify(signature, domain=domain)
-    except VerificationError as exc:
+    except Exception as exc:  # VerificationError, and a signature that recovers no key
         raise AuthenticationError(
             f"SIWE verification failed ({type(exc).__name__}); sign the message again"
         ) from exc
-    now = _now()
     consumed = session.execute(
         update(AuthNonce)
         .where(AuthNonce.nonce == msg.nonce, AuthNonce.used_at.is_(None))

@@ -8,6 +8,7 @@ their module is imported; :func:`init_db` creates whatever is registered at that
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event
@@ -68,6 +69,19 @@ def _install_sqlite_pragmas(engine: Engine, *, in_memory: bool, busy_timeout_s: 
             cur.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 (SQLite gives its -wal/-shm files the same mode), or
+    tighten an existing one: it holds wrapped keys, sessions and the audit log."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if p.exists() and p.stat().st_mode & 0o077:
+                p.chmod(0o600)
+    except OSError:
+        pass  # read-only or mode-less filesystem: SQLite reports what matters
+
+
 def make_engine(
     url: str | URL, *, echo: bool = False, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
 ) -> Engine:
@@ -78,7 +92,7 @@ def make_engine(
             database = parsed.database or ""
             in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
             if not in_memory:
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(database).expanduser())
             engine = create_engine(
                 parsed,
                 echo=echo,

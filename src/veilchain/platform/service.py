@@ -49,6 +49,7 @@ from veilchain.errors import (
     StorageError,
     VeilchainError,
 )
+from veilchain.platform.access import live_grant_until
 from veilchain.platform.audit import AuditEvent, AuditLog, canonical_json
 from veilchain.platform.keys import (
     KeyManager,
@@ -56,6 +57,8 @@ from veilchain.platform.keys import (
     generate_keypair,
     open_sealed_key,
 )
+from veilchain.platform.limits import check_epsilon, check_grant_expiry, check_seed
+from veilchain.platform.local_secrets import anonymizer_secret
 from veilchain.platform.manifest import (
     ImageRecord,
     Manifest,
@@ -75,7 +78,6 @@ from veilchain.platform.registrations import (
 )
 from veilchain.platform.storage import IpfsStorage
 from veilchain.platform.verification import VerificationReport, verify_version
-from veilchain.secrets import ANONYMIZER_SECRET_FILE, secret_file
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
 RELEASE_ACTION = "veilchain-key-release"
@@ -281,6 +283,15 @@ class VeilchainService:
             for r in pending
         ]
 
+    def registration_result(self, uid: str) -> RegistrationResult:
+        """The result of a registration that already reached the chain (for a job resumed
+        after its registration was recorded but before the job was)."""
+        with self.session_factory() as s:
+            reg = s.get(RegistrationRow, uid)
+        if reg is None or reg.status != REGISTERED:
+            raise RegistrationStateError(f"registration {uid} is not registered")
+        return self._result(reg)
+
     def abort(self, uid: str) -> None:
         """Give up an unsubmitted registration: delete its data keys and unpin what it pinned."""
         with self.session_factory() as s:
@@ -316,6 +327,8 @@ class VeilchainService:
             raise InputError("a data set needs a name of 1 to 200 characters (--name)")
         if not sources:
             raise InputError("no images to register: the input holds no image files")
+        check_epsilon(epsilon)  # bounds before any work (OutOfRangeError)
+        check_seed(seed)
         seed = self.seed if seed is None else seed
         if params is None or model_hash is None:
             anonymizer = self.anonymizer_factory(method, epsilon=epsilon, seed=seed)
@@ -473,6 +486,9 @@ class VeilchainService:
     def _submit(self, reg: RegistrationRow) -> RegistrationRow:
         found = self._find_submitted(reg)
         tx_hash = reg.tx_hash
+        if found is None and tx_hash:  # sent before a crash: pending or dropped, not mined
+            ref = self.as_role("institution").version_of_tx(tx_hash)
+            found = None if ref is None else (ref.dataset_id, ref.version)
         if found is None:
             params = json.loads(reg.params_json)
             fields = dict(
@@ -485,6 +501,7 @@ class VeilchainService:
                 epsilon_milli=epsilon_milli_of(params),
             )
             inst = self.as_role("institution")
+            fields["on_sent"] = partial(self._record_tx, reg.uid)  # before the wait to be mined
             if reg.dataset_id is None:
                 ref = inst.register_dataset(**fields)
             else:
@@ -508,6 +525,10 @@ class VeilchainService:
                 session=s,
             )
         return row
+
+    def _record_tx(self, uid: str, tx_hash: str) -> None:
+        with self.session_factory() as s, s.begin():
+            s.get(RegistrationRow, uid).tx_hash = tx_hash
 
     def _result(self, reg: RegistrationRow) -> RegistrationResult:
         rows = self._image_rows(reg.uid)
@@ -643,6 +664,7 @@ class VeilchainService:
 
     # --- grants ------------------------------------------------------------------------
     def grant(self, dataset_id: int, grantee: str, *, expires_at: int) -> dict:
+        check_grant_expiry(expires_at, chain_now=self.chain.block_timestamp())
         ref = self.as_role("institution").grant_access(dataset_id, grantee, expires_at)
         self.audit.append(
             AuditEvent.GRANT,
@@ -718,7 +740,7 @@ class VeilchainService:
     ) -> bytes:
         """Release to an already-authenticated address (the API's signed-in user)."""
         subject = f"dataset:{dataset_id}/v{version}/{image_id}"
-        if not self.chain.has_access(dataset_id, address):
+        if live_grant_until(self.chain, dataset_id, address) is None:  # chain AND host clock
             err = AccessDeniedError(
                 f"{address} holds no live grant on data set {dataset_id} (none, expired or revoked)"
             )
@@ -943,8 +965,10 @@ def build_service(settings) -> VeilchainService:
     from veilchain.chain import Keystore, build_chain_client
     from veilchain.platform.db import init_db, make_engine, make_session_factory
     from veilchain.platform.keys import build_key_manager
+    from veilchain.platform.local_secrets import resolve_local_secrets
     from veilchain.platform.storage import build_storage
 
+    settings = resolve_local_secrets(settings)  # unset secrets: generated per data dir
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
@@ -972,7 +996,7 @@ def build_service(settings) -> VeilchainService:
     _ensure_roles(chain, accounts)
     a = settings.anonymizer
 
-    secret = secret_file(data_dir / ANONYMIZER_SECRET_FILE)
+    secret = anonymizer_secret(data_dir)
     anonymizer_factory = AnonymizerFactory({**a.builder_options(), "secret": secret})
 
     return VeilchainService(

@@ -53,6 +53,8 @@ MATRIX = [
     ("jobs", "GET", "/jobs", {}, {"anon": 401, "*": 200}),
     ("job of the institution", "GET", "/jobs/{job}", {},
      {"anon": 401, "institution": 200, "admin": 200, "*": 404}),
+    ("abort the institution's finished job", "DELETE", "/jobs/{job}", {},
+     {"anon": 401, "institution": 409, "admin": 409, "*": 404}),
     ("audit", "GET", "/audit", {}, {"anon": 401, "auditor": 200, "admin": 200, "*": 403}),
     ("audit verify", "GET", "/audit/verify", {},
      {"anon": 401, "auditor": 200, "admin": 200, "*": 403}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from secrets import token_hex
 
 import pytest
 import yaml
@@ -25,6 +26,7 @@ REQUIRED = {
     "VEILCHAIN_AUTH__DOMAIN",
     "VEILCHAIN_AUTH__URI",
 }
+MASTER_KEY_HEX = token_hex(32)
 _SUBST = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
 
 
@@ -98,8 +100,10 @@ def test_every_variable_names_a_real_setting(compose):
 def test_compose_environment_builds_valid_prod_settings(compose, monkeypatch):
     secrets = {
         "POSTGRES_PASSWORD": "pw-" + "x" * 20,
-        "VEILCHAIN_KMS__MASTER_KEY_HEX": "ab" * 32,
-        "VEILCHAIN_AUTH__JWT_SECRET": "jwt-" + "y" * 40,
+        "VEILCHAIN_KMS__MASTER_KEY_HEX": MASTER_KEY_HEX,
+        "VEILCHAIN_AUTH__JWT_SECRET": token_hex(32),
+        "VEILCHAIN_CHAIN__PRIVATE_KEY": "0x" + token_hex(32),
+        "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE": token_hex(24),
     }
     for key in list(__import__("os").environ):
         if key.startswith("VEILCHAIN_"):
@@ -110,13 +114,19 @@ def test_compose_environment_builds_valid_prod_settings(compose, monkeypatch):
     assert s.env == "prod"
     assert s.chain.rpc_url == "http://ganache:8545"
     assert s.db_url.startswith("postgresql+psycopg://veilchain:pw-")
-    assert s.kms.master_key_hex == "ab" * 32
+    assert s.kms.master_key_hex == MASTER_KEY_HEX
 
 
 def test_required_secrets_have_no_default(compose):
     env = _env(compose)
-    for var in ("VEILCHAIN_KMS__MASTER_KEY_HEX", "VEILCHAIN_AUTH__JWT_SECRET"):
+    for var in (
+        "VEILCHAIN_KMS__MASTER_KEY_HEX",
+        "VEILCHAIN_AUTH__JWT_SECRET",
+        "VEILCHAIN_CHAIN__PRIVATE_KEY",
+        "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE",
+    ):
         assert ":?" in env[var], f"{var} must be required from the environment"
+        assert ":-" not in env[var], f"{var} must not ship a default"
 
 
 @pytest.mark.parametrize(

@@ -30,10 +30,14 @@ from veilchain.errors import (
     ConfigError,
     DatasetNotFoundError,
     InputError,
+    JobNotFoundError,
+    RegistrationStateError,
+    VeilchainError,
 )
-from veilchain.platform import jobs
+from veilchain.platform import cleanup, jobs
 from veilchain.platform.api import schemas as S
 from veilchain.platform.auth import Principal
+from veilchain.platform.limits import grant_expiry_from_ttl
 
 log = logging.getLogger(__name__)
 
@@ -370,13 +374,35 @@ def _registration_of(service, tmp: Path) -> tuple[str, str] | None:
 
 
 def _run_registration(ctx, job: jobs.Job, progress: jobs.Progress) -> dict:
+    try:
+        return _registration_job(ctx, job, progress)
+    except Exception as exc:  # failed or aborted: shred the originals (then record the failure)
+        reason = str(exc) if isinstance(exc, VeilchainError) else type(exc).__name__
+        cleanup.shred_job(ctx.service, ctx.settings.data_dir, job.id, reason=reason, actor="api")
+        raise
+
+
+def _registration_job(ctx, job: jobs.Job, outer: jobs.Progress) -> dict:
     service, p = ctx.service, job.params
     allow = bool(p.get("allow_recognizable"))
+
+    def progress(done: int, total: int, stage: str = "") -> None:
+        if cleanup.abort_requested(job.id):
+            raise cleanup.JobAbortedError(f"job {job.id} was aborted")
+        outer(done, total, stage)
+
     tmp, paths = _materialize(ctx, job)
     try:
+        # A resumed job first looks for its own registration (by the spool path of its
+        # images): finished -> its result; interrupted -> resume it (which looks on chain for
+        # its transaction before sending one); aborted -> fail; none -> register now.
         found = _registration_of(service, tmp) if p.get("resume") else None
-        if found and found[1] in ("processing", "submitting"):
+        if found and found[1] == "registered":
+            result = service.registration_result(found[0])
+        elif found and found[1] in ("processing", "submitting"):
             result = service.resume(found[0], allow_recognizable=allow, progress=progress)[0]
+        elif found:
+            raise RegistrationStateError(f"registration {found[0]} of this job was aborted")
         else:
             result = service.register(
                 paths,
@@ -429,6 +455,34 @@ def _run_verification(ctx, job: jobs.Job, progress: jobs.Progress) -> dict:
         att = ctx.service.attest(report)
         out.report_cid, out.attest_tx = att["report_cid"], att["tx_hash"]
     return out.model_dump()
+
+
+def abort_job(ctx, session: Session, job_id: str, user: Principal) -> S.JobPublic:
+    """DELETE /jobs/{id}: stop a job and shred its uploads. A queued or failed job is shredded
+    now; a running one stops at its next step, then is shredded; a succeeded job is 409."""
+    from sqlalchemy import update
+
+    job = jobs.get_job(session=session, job_id=job_id)
+    if job.owner != user.address and not user.has("admin"):
+        raise JobNotFoundError(f"no job {job_id!r}; list jobs with GET /jobs")
+    if job.status == "succeeded":
+        raise RegistrationStateError(f"job {job_id} already succeeded; nothing to abort")
+    reason = f"aborted by {user.address}"
+    if job.status == "running":
+        cleanup.request_abort(job_id)
+    else:
+        if job.status == "queued":
+            session.execute(
+                update(jobs.Job)
+                .where(jobs.Job.id == job_id, jobs.Job.status == "queued")
+                .values(status="failed", error=reason, stage="failed")
+            )
+            session.commit()
+        if job.kind == "register":
+            cleanup.shred_job(ctx.service, ctx.settings.data_dir, job_id, reason=reason,
+                              actor=user.address)  # fmt: skip
+    session.refresh(job)
+    return S.JobPublic.model_validate(job)
 
 
 def job_handlers(ctx) -> dict:
@@ -485,7 +539,7 @@ def grant(service, session: Session, dataset_id: int, user: Principal, body) -> 
     if body.expires_at is not None:
         expires = int(body.expires_at.timestamp())
     else:
-        expires = service.chain.block_timestamp() + body.ttl_s
+        expires = grant_expiry_from_ttl(body.ttl_s, chain_now=service.chain.block_timestamp())
     from eth_utils import to_checksum_address
 
     grantee = to_checksum_address(body.grantee)

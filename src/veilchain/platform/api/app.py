@@ -14,6 +14,8 @@ from veilchain.config import Settings, get_settings
 from veilchain.platform import auth
 from veilchain.platform.api import adapter
 from veilchain.platform.api.deps import ApiContext
+from veilchain.platform.api.guard import BodyGuard
+from veilchain.platform.api.headers import SecurityHeaders
 from veilchain.platform.api.problems import (
     PROBLEM_MEDIA_TYPE,
     install_problem_handlers,
@@ -21,6 +23,7 @@ from veilchain.platform.api.problems import (
 )
 from veilchain.platform.api.routes import api_router
 from veilchain.platform.jobs import JobWorker
+from veilchain.platform.local_secrets import resolve_local_secrets
 from veilchain.platform.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 
 def build_context(settings: Settings, service=None) -> ApiContext:
     """Build the service (unless given), the DB schema and the shared per-app objects."""
+    settings = resolve_local_secrets(settings)  # unset secrets: generated per data dir
     if service is None:
         service = adapter.build_service(settings)
     session_factory = adapter.session_factory(service, settings)
@@ -114,6 +118,8 @@ def create_app(settings: Settings | None = None, *, service=None, worker: bool =
         ],
     )
     app.state.ctx = ctx
+    app.add_middleware(BodyGuard, ctx=ctx, upload_limit=adapter.MAX_UPLOAD_BYTES)
+    app.add_middleware(SecurityHeaders)  # outermost: on the guard's refusals too
     install_problem_handlers(app)
     app.include_router(api_router)
     if WEB_DIR.is_dir():

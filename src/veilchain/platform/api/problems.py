@@ -25,6 +25,7 @@ PROBLEM_BASE = "https://veilchain.dev/problems/"
 
 # Checked in order: leaves before their bases, InputError before the areas it is mixed into.
 STATUS_MAP: list[tuple[type[E.VeilchainError], int]] = [
+    (E.OutOfRangeError, 422),
     (E.InputError, 400),
     (E.ConfigError, 500),
     (E.ImageDecodeError, 422),
@@ -60,7 +61,9 @@ STATUS_MAP: list[tuple[type[E.VeilchainError], int]] = [
     (E.VeilchainError, 500),
 ]
 # Contract errors that mean "you may not" rather than "not in this state".
-_FORBIDDEN_REVERTS = re.compile(r"^(Not[A-Z]\w*|Unauthorized\w*|AccessDenied\w*)$")
+_FORBIDDEN_REVERTS = re.compile(
+    r"^(Not[A-Z]\w*|Unauthorized\w*|AccessDenied\w*|OwnerNotInstitution)$"
+)
 _REVERT_STATUS = {
     "UnknownDataset": 404,
     "UnknownVersion": 404,

@@ -62,6 +62,8 @@ def login(body: LoginIn, ctx: CtxDep, session: SessionDep) -> TokenPublic:
         chain_id=ctx.chain_id,
         jwt_secret=a.jwt_secret,
         token_ttl_s=a.token_ttl_s,
+        uri=a.uri,
+        max_age_s=a.nonce_ttl_s,
     )
     address = ctx.tokens(token)  # verified once here; later requests hit its cache
     return TokenPublic(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
+from veilchain.anonymizer.methods import METHODS, METHODS_BY_NAME, validate_method
 from veilchain.errors import InputError
 from veilchain.platform.api import adapter
 from veilchain.platform.api.deps import (
@@ -25,10 +25,9 @@ from veilchain.platform.api.schemas import (
     JobPublic,
     VersionPublic,
 )
+from veilchain.platform.limits import check_epsilon, check_seed
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
-
-METHODS = ("ciagan", "dp", "dppix", "blur", "pixelate", "mask")
 
 
 @router.post(
@@ -59,8 +58,7 @@ async def upload_dataset(
 ) -> JobPublic:
     """Upload images with an anonymization method and its parameters; returns the job that
     anonymizes, encrypts, pins and registers them (poll ``GET /jobs/{id}``)."""
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    validate_method(method)
     method_params = _method_params(method, params)
     items = await adapter.read_upload(files or [], archive)
     job = adapter.submit_registration(
@@ -83,13 +81,10 @@ def _method_params(method: str, params: str) -> dict:
         raise InputError(f"unknown params {', '.join(unknown)}; accepted: epsilon, seed")
     eps = out.get("epsilon")
     if eps is not None:
-        if method not in ("dp", "dppix"):
-            raise InputError(f"epsilon applies to dp and dppix only, not {method}")
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps < math.inf:
-            raise InputError(f"epsilon must be a positive number, got {eps!r}")
-    seed = out.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+        if not METHODS_BY_NAME[method].takes_epsilon:
+            raise InputError(f"epsilon does not apply to {method}")
+        check_epsilon(eps)
+    check_seed(out.get("seed"))
     return out
 
 
