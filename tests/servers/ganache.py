@@ -49,6 +49,10 @@ def start_ganache(log: Path, *extra_args: str) -> tuple[subprocess.Popen, str]:
         "--server.port",
         str(port),
         "--wallet.deterministic",
+        # every data directory's roles are funded from account 0 (100 ETH each): the default
+        # 1,000 ETH ran out once a session registered a few data sets
+        "--wallet.defaultBalance",
+        "10000000",
         "--logging.quiet",
         "--chain.chainId",
         "1337",
