@@ -56,6 +56,12 @@ METHODS_BY_NAME = {m.name: m for m in REGISTRY}
 METHODS = tuple(METHODS_BY_NAME)
 
 
+def no_budget_error(method: str) -> InputError:
+    """The one-line error for a budget given to a method that has none."""
+    takers = " and ".join(m.name for m in REGISTRY if m.takes_epsilon)
+    return InputError(f"epsilon applies to {takers} only, not {method}")
+
+
 def validate_method(method: str, epsilon: float | None = None) -> float | None:
     """Check a method name and its budget; returns the budget to use (the default for a
     method that takes one, None otherwise). One-line errors name what to change."""
@@ -65,8 +71,7 @@ def validate_method(method: str, epsilon: float | None = None) -> float | None:
     if epsilon is None:
         return DEFAULT_EPSILON if spec.takes_epsilon else None
     if not spec.takes_epsilon:
-        takers = ", ".join(m.name for m in REGISTRY if m.takes_epsilon)
-        raise InputError(f"--epsilon applies to {takers} only, not {method}")
+        raise no_budget_error(method)
     try:
         epsilon = float(epsilon)
     except (TypeError, ValueError):

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD_FILES = 5_000
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
-SHM_DIR = Path("/dev/shm")
 CACHE_VERSIONS = 256
 
 
@@ -301,10 +300,6 @@ def _spool_dir(settings: Settings, job_id: str) -> Path:
     return Path(settings.data_dir).resolve() / "uploads" / job_id
 
 
-def _upload_keyset(job_id: str) -> str:
-    return f"upload-{job_id}"
-
-
 def submit_registration(
     ctx,
     session: Session,
@@ -332,7 +327,7 @@ def submit_registration(
     )
     spool = _spool_dir(ctx.settings, job.id)
     spool.mkdir(parents=True, exist_ok=True)
-    keyset = _upload_keyset(job.id)
+    keyset = cleanup.upload_keyset(job.id)
     for i, data in enumerate(items):
         (spool / f"{i:06d}.bin").write_bytes(
             ctx.service.keys.encrypt(data, dataset=keyset, image=f"{i:06d}")
@@ -343,11 +338,11 @@ def submit_registration(
 
 def _materialize(ctx, job: jobs.Job) -> tuple[Path, list[Path]]:
     """Decrypt the spooled uploads into memory-backed /dev/shm for the anonymizer."""
-    if not SHM_DIR.is_dir():
+    if not cleanup.SHM_DIR.is_dir():
         raise ConfigError("/dev/shm is missing: uploads are decrypted only into memory")
-    tmp = SHM_DIR / f"veilchain-{job.id}"
+    tmp = cleanup.job_tmp_dir(job.id)
     tmp.mkdir(mode=0o700, exist_ok=True)
-    keyset, paths = _upload_keyset(job.id), []
+    keyset, paths = cleanup.upload_keyset(job.id), []
     for blob in sorted(_spool_dir(ctx.settings, job.id).glob("*.bin")):
         path = tmp / f"{blob.stem}.img"
         if not path.exists():
@@ -357,20 +352,6 @@ def _materialize(ctx, job: jobs.Job) -> tuple[Path, list[Path]]:
                 fh.write(data)
         paths.append(path)
     return tmp, paths
-
-
-def _registration_of(service, tmp: Path) -> tuple[str, str] | None:
-    """(uid, status) of the registration whose images came from ``tmp`` (for resume)."""
-    from veilchain.platform.registrations import RegistrationImageRow, RegistrationRow
-
-    with service.session_factory() as s:
-        row = s.execute(
-            select(RegistrationRow.uid, RegistrationRow.status)
-            .join(RegistrationImageRow, RegistrationImageRow.uid == RegistrationRow.uid)
-            .where(RegistrationImageRow.source.like(f"{tmp}/%"))
-            .limit(1)
-        ).first()
-    return (row.uid, row.status) if row else None
 
 
 def _run_registration(ctx, job: jobs.Job, progress: jobs.Progress) -> dict:
@@ -396,7 +377,7 @@ def _registration_job(ctx, job: jobs.Job, outer: jobs.Progress) -> dict:
         # A resumed job first looks for its own registration (by the spool path of its
         # images): finished -> its result; interrupted -> resume it (which looks on chain for
         # its transaction before sending one); aborted -> fail; none -> register now.
-        found = _registration_of(service, tmp) if p.get("resume") else None
+        found = cleanup.registration_of_job(service, job.id) if p.get("resume") else None
         if found and found[1] == "registered":
             result = service.registration_result(found[0])
         elif found and found[1] in ("processing", "submitting"):
@@ -415,7 +396,7 @@ def _registration_job(ctx, job: jobs.Job, outer: jobs.Progress) -> dict:
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    service.keys.delete_keys(_upload_keyset(job.id), actor="api")
+    service.keys.delete_keys(cleanup.upload_keyset(job.id), actor="api")
     shutil.rmtree(_spool_dir(ctx.settings, job.id), ignore_errors=True)
     return result.to_dict()
 

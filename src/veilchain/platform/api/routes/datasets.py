@@ -7,7 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
-from veilchain.anonymizer.methods import METHODS, METHODS_BY_NAME, validate_method
+from veilchain.anonymizer.methods import (
+    METHODS,
+    METHODS_BY_NAME,
+    no_budget_error,
+    validate_method,
+)
 from veilchain.errors import InputError
 from veilchain.platform.api import adapter
 from veilchain.platform.api.deps import (
@@ -82,7 +87,7 @@ def _method_params(method: str, params: str) -> dict:
     eps = out.get("epsilon")
     if eps is not None:
         if not METHODS_BY_NAME[method].takes_epsilon:
-            raise InputError(f"epsilon does not apply to {method}")
+            raise no_budget_error(method)
         check_epsilon(eps)
     check_seed(out.get("seed"))
     return out
