@@ -15,8 +15,7 @@
     │   ├── ChainUnavailableError       node down or unreachable
     │   ├── ContractRevertedError       a revert, decoded to the contract's custom error name
     │   ├── ContractNotDeployedError
-    │   ├── TransactionFailedError      mined but status 0, or dropped
-    │   └── ProofVerificationError
+    │   └── TransactionFailedError      mined but status 0, or dropped
     ├── StorageError
     │   ├── StorageUnavailableError     IPFS daemon down
     │   ├── ContentNotFoundError
@@ -112,10 +111,6 @@ class ContractNotDeployedError(ChainError):
 
 
 class TransactionFailedError(ChainError):
-    pass
-
-
-class ProofVerificationError(ChainError):
     pass
 
 

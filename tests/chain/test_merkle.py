@@ -9,8 +9,7 @@ from eth_utils import keccak
 
 from tests.chain.conftest import version_fields
 from veilchain.chain import build_merkle_tree, hash_pair, verify_proof
-from veilchain.chain.merkle import require_proof
-from veilchain.errors import InputError, ProofVerificationError
+from veilchain.errors import InputError
 
 SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 33, 100, 255, 257, 1000]
 
@@ -58,14 +57,6 @@ def test_every_proof_verifies_in_python(n: int) -> None:
         proof = tree.proof(i)
         assert verify_proof(leaf, proof, tree.root)
         assert len(proof) <= max(1, (n - 1).bit_length())
-
-
-def test_require_proof_names_the_record() -> None:
-    leaves = leaves_for(4)
-    tree = build_merkle_tree(leaves)
-    require_proof(leaves[1], tree.proof(1), tree.root)
-    with pytest.raises(ProofVerificationError, match="image 7"):
-        require_proof(leaves[1], tree.proof(2), tree.root, what="image 7")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-from veilchain.errors import InputError, ProofVerificationError
+from veilchain.errors import InputError
 
 __all__ = ["MerkleTree", "build_merkle_tree", "hash_pair", "verify_proof"]
 
@@ -76,11 +76,3 @@ def verify_proof(leaf: bytes, proof: list[bytes], root: bytes) -> bool:
     for sibling in proof:
         node = hash_pair(node, bytes(sibling))
     return node == bytes(root)
-
-
-def require_proof(leaf: bytes, proof: list[bytes], root: bytes, *, what: str = "record") -> None:
-    """Like :func:`verify_proof` but raises ProofVerificationError naming ``what``."""
-    if not verify_proof(leaf, proof, root):
-        raise ProofVerificationError(
-            f"Merkle proof for {what} does not lead to root 0x{bytes(root).hex()}"
-        )

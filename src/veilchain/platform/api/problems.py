@@ -38,7 +38,6 @@ STATUS_MAP: list[tuple[type[E.VeilchainError], int]] = [
     (E.ContractNotDeployedError, 503),
     (E.ContractRevertedError, 409),
     (E.TransactionFailedError, 502),
-    (E.ProofVerificationError, 422),
     (E.ChainError, 502),
     (E.StorageUnavailableError, 503),
     (E.ContentNotFoundError, 404),
