@@ -122,6 +122,10 @@ def derive_malformed(manifest_bytes: bytes) -> dict:
         "report not an object": edited(put(["records", 0, "report"], [])),
         "no epsilon_milli": edited(lambda d: d["anonymization"].pop("epsilon_milli")),
         "unknown format": edited(put(["format"], "veilchain-manifest/3")),
+        # RFC 8785 needs well-formed Unicode (I-JSON): a lone surrogate has no canonical form
+        "a lone surrogate in a string": text.replace(
+            '"name":"worked example"', '"name":"worked \\ud800example"', 1
+        ),
     }
     out = []
     for name, body in variants.items():

@@ -126,6 +126,15 @@ function shapeProblem (m) {
   return null
 }
 
+function wellFormed (v) {
+  if (typeof v === 'string') return v.isWellFormed()
+  if (Array.isArray(v)) return v.every(wellFormed)
+  if (v !== null && typeof v === 'object') {
+    return Object.entries(v).every(([k, x]) => k.isWellFormed() && wellFormed(x))
+  }
+  return true
+}
+
 // Check C4: the manifest bytes themselves.
 export function parseManifest (bytes) {
   let m
@@ -139,7 +148,10 @@ export function parseManifest (bytes) {
     return { problem: `unknown manifest format ${shown}; this verifier reads format 2 only (format 1 hashes reports with Python's json.dumps)` }
   }
   let canonical = null
-  try { canonical = canonicalize(m) } catch { /* Infinity and the like: no canonical form */ }
+  try {
+    // RFC 8785 needs well-formed Unicode (I-JSON): a lone surrogate has no canonical form
+    if (wellFormed(m)) canonical = canonicalize(m)
+  } catch { /* Infinity and the like: no canonical form */ }
   if (canonical === null || !Buffer.from(canonical, 'utf8').equals(Buffer.from(bytes))) {
     return { problem: 'manifest bytes are not in RFC 8785 canonical form' }
   }
