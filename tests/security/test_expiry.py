@@ -64,14 +64,19 @@ def test_ttl_grant_is_not_shortened_by_idle_time(stack, dataset) -> None:
 
 
 @pytest.mark.integration
-def test_no_key_after_expiry_on_ganache_whose_head_lags(ganache_url) -> None:
+def test_no_key_after_expiry_on_ganache_whose_head_lags(tmp_path) -> None:
     """ganache mines only on a transaction: idle, its head block's timestamp lags wall time,
-    so the chain alone can still say "live" after expiry; the service's clock refuses."""
+    so the chain alone can still say "live" after expiry; the service's clock refuses. A
+    ganache of its own: the session's may have had its clock moved ahead by other tests."""
     from tests.chain.conftest import deploy_with_roles, version_fields
+    from tests.servers import stop_process_group
+    from tests.servers.ganache import require_ganache, start_ganache
     from veilchain.chain import JsonRpcBackend
     from veilchain.platform.access import live_grant_until
 
-    chain = deploy_with_roles(JsonRpcBackend(ganache_url))
+    require_ganache()
+    proc, url = start_ganache(tmp_path / "ganache.log")
+    chain = deploy_with_roles(JsonRpcBackend(url))
     try:
         ref = chain.institution.register_dataset(**version_fields())
         grantee = chain.grantee.sender
@@ -84,3 +89,4 @@ def test_no_key_after_expiry_on_ganache_whose_head_lags(ganache_url) -> None:
         print(f"ganache alone at expiry + 1 s: {'live' if lagging else 'expired'}")
     finally:
         chain.backend.close()
+        stop_process_group(proc)
