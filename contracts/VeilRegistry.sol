@@ -27,8 +27,8 @@ contract VeilRegistry {
     error EmptyDataset();
     error ZeroMerkleRoot();
     error RecordCountTooLarge(uint64 recordCount);
-    error AlreadyInRole(address account);
-    error NotInRole(address account);
+    error AlreadyInRole(address account, string role);
+    error NotInRole(address account, string role);
     error NoGrant(uint256 datasetId, address grantee);
     error StaleAuditAnchor(uint64 entryCount, uint64 previousEntryCount);
 
@@ -175,7 +175,7 @@ contract VeilRegistry {
     /// @param account The institution's account.
     function addInstitution(address account) external onlyAdmin {
         if (account == address(0)) revert ZeroAddress();
-        if (isInstitution[account]) revert AlreadyInRole(account);
+        if (isInstitution[account]) revert AlreadyInRole(account, "institution");
         isInstitution[account] = true;
         emit InstitutionAdded(account);
     }
@@ -185,7 +185,7 @@ contract VeilRegistry {
     /// it may still revoke). Adding the role back unfreezes them.
     /// @param account The institution's account.
     function removeInstitution(address account) external onlyAdmin {
-        if (!isInstitution[account]) revert NotInRole(account);
+        if (!isInstitution[account]) revert NotInRole(account, "institution");
         isInstitution[account] = false;
         emit InstitutionRemoved(account);
     }
@@ -194,7 +194,7 @@ contract VeilRegistry {
     /// @param account The auditor's account.
     function addAuditor(address account) external onlyAdmin {
         if (account == address(0)) revert ZeroAddress();
-        if (isAuditor[account]) revert AlreadyInRole(account);
+        if (isAuditor[account]) revert AlreadyInRole(account, "auditor");
         isAuditor[account] = true;
         emit AuditorAdded(account);
     }
@@ -202,7 +202,7 @@ contract VeilRegistry {
     /// @notice Remove an auditor; its past attestations stay in the events.
     /// @param account The auditor's account.
     function removeAuditor(address account) external onlyAdmin {
-        if (!isAuditor[account]) revert NotInRole(account);
+        if (!isAuditor[account]) revert NotInRole(account, "auditor");
         isAuditor[account] = false;
         emit AuditorRemoved(account);
     }

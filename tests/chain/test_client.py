@@ -50,16 +50,19 @@ def test_add_and_remove_roles_with_events_and_errors(chain) -> None:
     assert "auditor" in chain.admin.roles_of(who)
     with reverts("AlreadyInRole") as info:
         chain.admin.add_auditor(who)
-    assert info.value.error_args == (who,)
+    assert info.value.error_args == (who, "auditor")  # the account and the role, named
     assert str(info.value) == (
-        f"addAuditor from {chain.admin.sender} reverted: AlreadyInRole(account={who})"
+        f"addAuditor from {chain.admin.sender} reverted: "
+        f"AlreadyInRole(account={who}, role=auditor)"
     )
     chain.admin.remove_auditor(who)
     assert chain.admin.roles_of(who) == set()
-    with reverts("NotInRole"):
+    with reverts("NotInRole") as info:
         chain.admin.remove_auditor(who)
-    with reverts("NotInRole"):
+    assert info.value.error_args == (who, "auditor")
+    with reverts("NotInRole") as info:
         chain.admin.remove_institution(who)
+    assert info.value.error_args == (who, "institution")
     with reverts("ZeroAddress"):
         chain.admin.add_institution("0x" + "00" * 20)
 
