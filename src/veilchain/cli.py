@@ -69,8 +69,22 @@ def emit(data, as_json: bool) -> None:
         out.print_json(json.dumps(data, default=str))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from veilchain import __version__
+
+        out.print(f"veilchain {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Chain, keys, DB and blocks.")] = None,
     rpc: Annotated[str | None, typer.Option(help="Chain node URL (default: embedded).")] = None,
     ipfs: Annotated[str | None, typer.Option(help="IPFS API address (default: embedded).")] = None,
@@ -683,6 +697,9 @@ def serve(
     # every request for 100-300 ms (docs/api.md, "Load").
     gc.collect()
     gc.freeze()
+    console.print(
+        f"dashboard: http://{host}:{port}/dashboard/  API docs: http://{host}:{port}/docs"
+    )
     uvicorn.run(
         api, host=host, port=port, log_level="info", access_log=False,
         # X-Forwarded-For is believed only from the proxies the operator names (uvicorn

@@ -15,19 +15,25 @@ import hmac
 import secrets
 import threading
 import time
+import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from abnf import GrammarWarning
 from eth_utils import is_address, to_checksum_address
-from siwe import SiweMessage
 from sqlalchemy import DateTime, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from veilchain.chain.blockcache import BlockCache
 from veilchain.errors import AuthenticationError
 from veilchain.platform.db import Base
+
+# siwe's EIP-4361 grammar redefines a few core ABNF rules on purpose; abnf warns about each
+# (four lines of noise on every server start), at import and on the first message parsed
+warnings.filterwarnings("ignore", category=GrammarWarning)
+from siwe import SiweMessage  # noqa: E402
 
 ROLES = ("admin", "institution", "auditor", "keyservice")
 API_KEY_PREFIX = "vk_"
