@@ -8,10 +8,9 @@ not recorded), before-tx, after-tx (transaction mined, not recorded), none.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 
+from tests.kill_points import die, die_after_call
 from veilchain.chain import ChainClient
 from veilchain.config import get_settings
 from veilchain.platform.keys import KeyManager
@@ -19,37 +18,19 @@ from veilchain.platform.service import build_service
 from veilchain.platform.storage import IpfsStorage
 
 
-def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _after_call(cls, name: str, nth: int) -> None:
-    original = getattr(cls, name)
-    calls = {"n": 0}
-
-    def wrapper(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == nth:
-            _die()
-        return result
-
-    setattr(cls, name, wrapper)
-
-
 def main(inputs: str, kill_at: str) -> None:
     where, _, n = kill_at.partition(":")
     progress = None
     if where == "image":
-        progress = lambda done, total, stage: _die() if done == int(n) else None  # noqa: E731
+        progress = lambda done, total, stage: die() if done == int(n) else None  # noqa: E731
     elif where == "after-encrypt":
-        _after_call(KeyManager, "encrypt", int(n))
+        die_after_call(KeyManager, "encrypt", int(n))
     elif where == "after-pin":
-        _after_call(IpfsStorage, "add", int(n))
+        die_after_call(IpfsStorage, "add", int(n))
     elif where == "before-tx":
-        ChainClient.register_dataset = lambda self, **kw: _die()
+        ChainClient.register_dataset = lambda self, **kw: die()
     elif where == "after-tx":
-        _after_call(ChainClient, "register_dataset", 1)
+        die_after_call(ChainClient, "register_dataset", 1)
     service = build_service(get_settings())
     kwargs = {"progress": progress} if progress else {}
     service.register([inputs], name="killed", method="blur", allow_recognizable=True, **kwargs)

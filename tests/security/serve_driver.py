@@ -8,31 +8,12 @@ pinned, not recorded), before-tx, after-tx (transaction mined, not recorded), af
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 
+from tests.kill_points import die, die_after_call
 from veilchain.chain import ChainClient
 from veilchain.platform.service import VeilchainService
 from veilchain.platform.storage import IpfsStorage
-
-
-def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _after_call(cls, name: str, nth: int) -> None:
-    original = getattr(cls, name)
-    calls = {"n": 0}
-
-    def wrapper(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == nth:
-            _die()
-        return result
-
-    setattr(cls, name, wrapper)
 
 
 def main(kill_at: str, port: str) -> None:
@@ -44,20 +25,20 @@ def main(kill_at: str, port: str) -> None:
             def dying(done, total, stage):
                 progress(done, total, stage)
                 if done == int(n):
-                    _die()
+                    die()
 
             return original(self, reg, allow, dying)
 
         VeilchainService._process_images = process
     elif where == "after-pin":
         # the spool is not pinned; pins start with the first anonymized image
-        _after_call(IpfsStorage, "add", int(n))
+        die_after_call(IpfsStorage, "add", int(n))
     elif where == "before-tx":
-        ChainClient.register_dataset = lambda self, **kw: _die()
+        ChainClient.register_dataset = lambda self, **kw: die()
     elif where == "after-tx":
-        _after_call(ChainClient, "register_dataset", 1)
+        die_after_call(ChainClient, "register_dataset", 1)
     elif where == "after-record":
-        _after_call(VeilchainService, "_submit", 1)
+        die_after_call(VeilchainService, "_submit", 1)
     from veilchain.cli import app
 
     app(["serve", "--host", "127.0.0.1", "--port", port])
