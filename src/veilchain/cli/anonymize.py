@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -241,6 +241,7 @@ def train(
     with errors_to_exit():
         if model not in ("ciagan", "dp"):
             raise InputError(f"unknown model {model!r}; use ciagan or dp")
+        overrides: dict[str, Any] = {} if lambda_id is None else {"lambda_id": lambda_id}
         result = run_training(
             model,
             data,
@@ -252,7 +253,7 @@ def train(
             threads=threads,
             init_from=init_from,
             progress=lambda m: console.print(m, highlight=False, soft_wrap=True),
-            **({} if lambda_id is None else {"lambda_id": lambda_id}),
+            **overrides,
         )
     emit_json(result)
 

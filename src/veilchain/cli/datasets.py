@@ -355,15 +355,14 @@ def account(
 
     Example: veilchain account alice --export-key
     """
-    from veilchain.chain import Keystore
     from veilchain.client import x25519_keypair_for
-    from veilchain.platform.local_secrets import resolve_local_secrets
+    from veilchain.platform.wiring import open_keystore
 
     with errors_to_exit():
-        cfg = resolve_local_secrets(settings())
+        cfg = settings()
         if export_key and cfg.env == "prod":
             raise InputError("--export-key is refused in prod: keys stay in the keystore")
-        keystore = Keystore(Path(cfg.data_dir) / "keystore", cfg.chain.keystore_passphrase)
+        keystore = open_keystore(cfg)
         acct = keystore.get_or_create(name)
     data = {"name": name, "address": acct.address, "x25519": x25519_keypair_for(acct)[1].hex()}
     if export_key:
@@ -387,13 +386,11 @@ def fetch(
 
     Example: veilchain fetch 1 --image 0 --as alice -o face0.png
     """
-    from veilchain.chain import Keystore
     from veilchain.client import Grantee
-    from veilchain.platform.local_secrets import resolve_local_secrets
+    from veilchain.platform.wiring import open_keystore
 
     with errors_to_exit():
-        cfg = resolve_local_secrets(settings())
-        keystore = Keystore(Path(cfg.data_dir) / "keystore", cfg.chain.keystore_passphrase)
+        keystore = open_keystore(settings())
         acct = keystore.load(as_account)
         data = Grantee(open_service(read_only=True), acct).fetch(dataset_id, image, version=version)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -27,13 +27,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Connection,
     Integer,
     String,
+    Table,
     Text,
     bindparam,
     insert,
@@ -110,8 +111,9 @@ class AuditHead(Base):
     head_hash: Mapped[str] = mapped_column(String(64))
 
 
-_LOG = AuditRow.__table__
-_HEAD = AuditHead.__table__
+# A declarative class's __table__ is typed FromClause; for these mapped classes it is a Table.
+_LOG = cast(Table, AuditRow.__table__)
+_HEAD = cast(Table, AuditHead.__table__)
 # Built once: an append runs these three, and building them per call cost more than running.
 _BUMP_HEAD = (
     update(_HEAD)
@@ -317,16 +319,17 @@ class AuditLog:
                 else:
                     for p, entry in zip(batch, entries, strict=True):
                         p.entry, p.done = entry, True
-        exc = mine.error
-        if exc is None:
+        error = mine.error
+        if error is None:
+            assert mine.entry is not None, "a committed batch sets every entry"
             return mine.entry
-        if isinstance(exc, SQLAlchemyError):
-            raise AuditError(f"cannot append to the audit log: {_first_line(exc)}") from exc
-        if not isinstance(exc, Exception):  # KeyboardInterrupt and the like
-            raise exc
-        if isinstance(exc, AuditError):  # one instance per caller, the cause chained
-            raise type(exc)(str(exc)) from exc
-        raise AuditError(f"cannot append to the audit log: {exc!r}") from exc
+        if isinstance(error, SQLAlchemyError):
+            raise AuditError(f"cannot append to the audit log: {_first_line(error)}") from error
+        if not isinstance(error, Exception):  # KeyboardInterrupt and the like
+            raise error
+        if isinstance(error, AuditError):  # one instance per caller, the cause chained
+            raise type(error)(str(error)) from error
+        raise AuditError(f"cannot append to the audit log: {error!r}") from error
 
     def _append_in(
         self, conn: Session | Connection, items: list[tuple[str, str, str, dict[str, Any]]]
@@ -494,7 +497,7 @@ class AuditLog:
             details={"tx_hash": tx_hash, "root": "0x" + root.hex(), "count": count},
         )
 
-    def _read(self) -> Session:
+    def _read(self) -> _ReadSession:
         return _ReadSession(self._session_factory)
 
 

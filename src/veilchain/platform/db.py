@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, CursorResult, Result, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -126,3 +127,12 @@ def engine_of(session_factory: sessionmaker[Session]) -> Engine:
     if not isinstance(bind, Engine):
         raise ConfigError("the session factory is not bound to an engine; use make_session_factory")
     return bind
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched.
+
+    ``Session.execute`` is typed as returning ``Result``; for DML it is a ``CursorResult``,
+    which carries ``rowcount``.
+    """
+    return cast(CursorResult[Any], result).rowcount

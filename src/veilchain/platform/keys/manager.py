@@ -26,7 +26,7 @@ from veilchain.errors import (
     KeyVersionError,
 )
 from veilchain.platform.audit import AuditEvent, AuditLog
-from veilchain.platform.db import Base, engine_of, make_engine, make_session_factory
+from veilchain.platform.db import Base, affected_rows, engine_of, make_engine, make_session_factory
 from veilchain.platform.keys.envelope import (
     DATA_KEY_LEN,
     context_bytes,
@@ -228,17 +228,19 @@ class KeyManager:
         try:
             with self._session_factory() as session:
                 if image_list is None:
-                    deleted = session.execute(
-                        delete(DATA_KEYS).where(DATA_KEYS.c.dataset == dataset)
-                    ).rowcount
+                    deleted = affected_rows(
+                        session.execute(delete(DATA_KEYS).where(DATA_KEYS.c.dataset == dataset))
+                    )
                 else:
                     for start in range(0, len(image_list), _IN_CHUNK):
                         chunk = image_list[start : start + _IN_CHUNK]
-                        deleted += session.execute(
-                            delete(DATA_KEYS).where(
-                                DATA_KEYS.c.dataset == dataset, DATA_KEYS.c.image.in_(chunk)
+                        deleted += affected_rows(
+                            session.execute(
+                                delete(DATA_KEYS).where(
+                                    DATA_KEYS.c.dataset == dataset, DATA_KEYS.c.image.in_(chunk)
+                                )
                             )
-                        ).rowcount
+                        )
                 details: dict = {"dataset": dataset, "deleted": deleted}
                 if image_list is not None and len(image_list) <= _AUDIT_IMAGE_LIST_MAX:
                     details["images"] = image_list
@@ -434,7 +436,7 @@ class KeyManager:
 
         def read(session: Session) -> KeyStatus:
             ks = session.execute(select(KEYSTORE)).one()
-            counts = dict(
+            counts: dict[int, int] = dict(
                 session.execute(
                     select(DATA_KEYS.c.kek_version, func.count()).group_by(DATA_KEYS.c.kek_version)
                 ).all()
