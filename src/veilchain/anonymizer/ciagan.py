@@ -184,7 +184,7 @@ def contrastive(a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, margin: fl
 def paste(crop: np.ndarray, generated: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Upsample a RES generated face to the crop and paste it inside the (feathered) mask."""
     big = cv2.resize(generated, (CROP, CROP), interpolation=cv2.INTER_CUBIC)
-    m = generation_mask(landmarks, CROP).astype(np.float32)
+    m: np.ndarray = generation_mask(landmarks, CROP).astype(np.float32)
     m = cv2.GaussianBlur(cv2.erode(m, np.ones((3, 3), np.uint8)), (5, 5), 1.5)[..., None]
     out = crop.astype(np.float32) * (1 - m) + big.astype(np.float32) * m
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
@@ -226,7 +226,7 @@ class CiaganGenerator:
         self.identities = identities
         self._hash = weights_sha256
         self.meta = meta
-        self._embedder = None
+        self._embedder: F.FaceEmbedder | None = None
 
     def model_hash(self) -> str:
         return self._hash

@@ -99,11 +99,13 @@ class FaceHuntersDecoder:
                 k, b = get(layer)  # Keras Conv2DTranspose kernel: (kh, kw, out, in)
                 conv = torch.nn.ConvTranspose2d(k.shape[3], k.shape[2], 3, padding=1)
                 conv.weight.data = torch.from_numpy(k.transpose(3, 2, 0, 1).copy())
+                assert conv.bias is not None, "built with a bias (the default)"
                 conv.bias.data = torch.from_numpy(b.copy())
                 self._deconvs.append(conv)
             k, b = get("conv2d_3")  # Keras Conv2D kernel: (kh, kw, in, out)
             self._out = torch.nn.Conv2d(k.shape[2], k.shape[3], 3, padding=1)
             self._out.weight.data = torch.from_numpy(k.transpose(3, 2, 0, 1).copy())
+            assert self._out.bias is not None, "built with a bias (the default)"
             self._out.bias.data = torch.from_numpy(b.copy())
 
     def __call__(self, codes: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -287,7 +289,9 @@ def build_dcgan_corpus(
     raw = dcgan_faces(samples, seed)
     detector = F.HogDetector(upsample=1)
     pad = IMAGE_SIZE // 4
-    crops, lms, labels = [], [], []
+    crops: list[np.ndarray] = []
+    lms: list[np.ndarray] = []
+    labels: list[str] = []
     for i, small in enumerate(raw):
         if i and i % 2000 == 0:
             log(f"  kept {len(crops)}/{i} ({time.time() - t0:.0f}s)")

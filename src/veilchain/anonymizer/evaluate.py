@@ -95,8 +95,8 @@ class _Originals:
     skipped: list[str]
     gallery: np.ndarray  # (faces, 128) dlib embeddings
     labels: list[str]  # one identity per gallery face
-    haar: list[list[tuple[float, ...]]]  # OpenCV Haar boxes per image
-    cnn: list[list[tuple[float, ...]]]  # CenterFace boxes per image
+    haar: list[list[tuple[float, float, float, float]]]  # OpenCV Haar boxes per image
+    cnn: list[list[tuple[float, float, float, float]]]  # CenterFace boxes per image
 
 
 _PER_FACE = ("retention", "retention_haar", "retention_cnn", "nme", "psnr_face", "ssim_face",
@@ -148,7 +148,8 @@ def evaluate(
             progress(msg, step[0], len(files) * (1 + len(configs)))
 
     originals = _originals(files, data_dir, detector, embedder, tick)
-    results, unavailable, samples = [], [], {}
+    results, unavailable = [], []
+    samples: dict[str, dict[str, np.ndarray]] = {}  # face views per file, per method
     crops: dict[str, list[np.ndarray]] = {"original": _face_crops(originals, None)}
     for method, eps in configs:
         label = method if eps is None else f"{method} eps={eps:g}"
@@ -232,7 +233,8 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
     cnn = CenterFaceDetector()
     t0 = time.perf_counter()
     per: dict[str, list] = {k: [] for k in (*_PER_FACE, *_PER_IMAGE)}
-    probes, outputs = [], []
+    probes: list[np.ndarray] = []
+    outputs = []
     for (f, img, fallback), ds, haar, cnn_boxes in zip(
         originals.images, originals.dets, originals.haar, originals.cnn, strict=True
     ):
@@ -259,8 +261,8 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
         for key, p in (("ald0", 0), ("ald2", 2), ("aldinf", np.inf)):
             per[key].append(M.ald_p(img, out, p))
         tick(label)
-    probes = np.concatenate(probes) if probes else np.zeros((0, 128))
-    reid = M.reidentification(originals.gallery, probes, gallery_labels=originals.labels)
+    probe_matrix = np.concatenate(probes) if probes else np.zeros((0, 128))
+    reid = M.reidentification(originals.gallery, probe_matrix, gallery_labels=originals.labels)
     row = {
         "faces": len(originals.gallery),
         "reid_rate": reid["rate"],
@@ -282,7 +284,7 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
         "ald_0": _mean(per["ald0"]),
         "ald_2": _mean(per["ald2"]),
         "ald_inf": _mean(per["aldinf"]),
-        "fd_dlib": M.dlib_embedding_fd(originals.gallery, probes),
+        "fd_dlib": M.dlib_embedding_fd(originals.gallery, probe_matrix),
         "model_hash": anon.model_hash(),
         "privacy_params": anon.privacy_params(),
         "seconds": round(time.perf_counter() - t0, 3),

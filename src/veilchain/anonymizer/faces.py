@@ -345,14 +345,20 @@ class HogDetector:
         """The factor images are downscaled by for detection (1 up to ``max_side``)."""
         return min(1.0, self.max_side / max(image.shape[:2]))
 
-    def detect_boxes(self, image: np.ndarray) -> list[tuple[tuple[float, ...], float]]:
+    def detect_boxes(
+        self, image: np.ndarray
+    ) -> list[tuple[tuple[float, float, float, float], float]]:
         """Face boxes (full-resolution coordinates) and scores, best first."""
         hog, _ = self._models()
         h, w = image.shape[:2]
         scale = self._detection_scale(image)
         small = image
         if scale < 1.0:
-            small = cv2.resize(image, (round(w * scale), round(h * scale)), cv2.INTER_AREA)
+            # Bilinear: the thresholds were tuned with it. (An INTER_AREA once sat in the
+            # ``dst`` position here and was ignored by OpenCV, so bilinear is what always ran.)
+            small = cv2.resize(
+                image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR
+            )
         levels = [self.upsample] if self.upsample is not None else [0, 1]
         if self.upsample is None and max(small.shape[:2]) < 400:
             levels.append(2)
@@ -403,7 +409,9 @@ class HogDetector:
         if scale < 1.0:
             ix0, iy0 = int(rx0 / scale), int(ry0 / scale)
             ix1, iy1 = min(w, int(np.ceil(rx1 / scale))), min(h, int(np.ceil(ry1 / scale)))
-            roi = cv2.resize(image[iy0:iy1, ix0:ix1], (rx1 - rx0, ry1 - ry0), cv2.INTER_AREA)
+            roi = cv2.resize(  # bilinear, as detect_boxes scales the whole image
+                image[iy0:iy1, ix0:ix1], (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_LINEAR
+            )
         else:
             roi = np.ascontiguousarray(image[ry0:ry1, rx0:rx1])
         target = (x0 - rx0, y0 - ry0, x1 - rx0, y1 - ry0)
@@ -446,7 +454,9 @@ def _hog_model_sha256() -> str:
 
 @functools.cache
 def _haar_cascade():
-    return cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    # cv2.data is a submodule of the wheel that opencv's type stubs leave out.
+    cascades = cv2.data.haarcascades  # type: ignore[attr-defined]
+    return cv2.CascadeClassifier(cascades + "haarcascade_frontalface_default.xml")
 
 
 def haar_face_boxes(image: np.ndarray) -> list[tuple[float, float, float, float]]:
@@ -534,7 +544,7 @@ def warp_back(
         # crop -> image is inv(m); shifting the output by -offset composes a translation
         inv = cv2.invertAffineTransform(m)
         inv[:, 2] -= np.asarray(offset, np.float64)
-        m = cv2.invertAffineTransform(inv)
+        m = np.asarray(cv2.invertAffineTransform(inv), np.float64)
     return cv2.warpAffine(
         crop,
         m,
@@ -582,7 +592,7 @@ def face_mask(
     """
     h, w = shape[:2]
     hull = face_hull(landmarks, forehead=forehead) - np.asarray(offset, np.float32)
-    mask = np.zeros((h, w), np.uint8)
+    mask: np.ndarray = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(mask, np.round(hull * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
     r = int(round(dilation * inter_ocular_distance(landmarks)))
     if r > 0:
@@ -655,7 +665,7 @@ class FaceEmbedder:
         self.num_jitters = num_jitters
         self.model_path = model_path
         self.backend = "dlib" if num_jitters > 0 else backend
-        self._model = None
+        self._model: Any = None  # dlib's face_recognition_model_v1 or a DlibResNet
         if self.backend == "torch":
             # imported now, not at the first embedding, so that process set-up code that
             # pins torch's threads when torch is loaded (platform.service's workers) sees it
