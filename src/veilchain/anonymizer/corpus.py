@@ -210,6 +210,7 @@ def build_face_hunters_corpus(
     """
     import time
 
+    from veilchain.anonymizer import alignment
     from veilchain.anonymizer import faces as F
 
     t0 = time.time()
@@ -222,8 +223,8 @@ def build_face_hunters_corpus(
     lms = np.empty((len(raw), 68, 2), np.float32)
     for i, img in enumerate(raw):
         lm = F.landmarks_for_box(img, FIXED_BOX)
-        crops[i], matrix = F.align_face(img, lm, IMAGE_SIZE)
-        lms[i] = F.transform_points(lm, matrix)
+        crops[i], matrix = alignment.align_face(img, lm, IMAGE_SIZE)
+        lms[i] = alignment.transform_points(lm, matrix)
     log(f"landmarks + alignment done ({time.time() - t0:.0f}s); computing dlib embeddings")
     meta = {
         "source": "face-hunters==0.6.7 (PyPI), decodeur.h5 re-implemented in torch",
@@ -282,6 +283,7 @@ def build_dcgan_corpus(
 
     import cv2
 
+    from veilchain.anonymizer import alignment
     from veilchain.anonymizer import faces as F
 
     t0 = time.time()
@@ -301,9 +303,9 @@ def build_dcgan_corpus(
             continue
         padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
         lm = found[0].landmarks + pad
-        crop, matrix = F.align_face(padded, lm, IMAGE_SIZE)
+        crop, matrix = alignment.align_face(padded, lm, IMAGE_SIZE)
         crops.append(crop)
-        lms.append(F.transform_points(lm, matrix))
+        lms.append(alignment.transform_points(lm, matrix))
         labels.append(f"dcgan:{seed}:{i}")
     if not crops:
         raise InputError("HOG found no face in the DCGAN samples")
@@ -333,9 +335,9 @@ def _finish_corpus(out_dir, crops, lms, labels, meta, seed, holdout, k, log, t0)
     """Embed and split (fixed seed) new faces, then cluster and write (``_write_corpus``)."""
     import time
 
-    from veilchain.anonymizer import faces as F
+    from veilchain.anonymizer import embedding
 
-    embedder = F.FaceEmbedder()
+    embedder = embedding.FaceEmbedder()
     emb = np.empty((len(crops), 128), np.float32)
     for s in range(0, len(crops), 64):
         batch = embedder.embed_batch(list(crops[s : s + 64]), [[lm] for lm in lms[s : s + 64]])
@@ -462,6 +464,7 @@ def _load_celeba(root: Path, *, seed: int = DEFAULT_SEED, holdout: int = DEFAULT
     """Detect, landmark and align a CelebA-layout folder; identities from identity_CelebA.txt."""
     import cv2
 
+    from veilchain.anonymizer import alignment
     from veilchain.anonymizer import faces as F
 
     ids: dict[str, int] = {}
@@ -483,9 +486,9 @@ def _load_celeba(root: Path, *, seed: int = DEFAULT_SEED, holdout: int = DEFAULT
         found = detector.detect(img)
         if not found:
             continue
-        crop, matrix = F.align_face(img, found[0].landmarks, IMAGE_SIZE)
+        crop, matrix = alignment.align_face(img, found[0].landmarks, IMAGE_SIZE)
         crops.append(crop)
-        lms.append(F.transform_points(found[0].landmarks, matrix))
+        lms.append(alignment.transform_points(found[0].landmarks, matrix))
         idents.append(ids[name])
     if not crops:
         raise InputError(f"no face found in the images under {img_dir}")

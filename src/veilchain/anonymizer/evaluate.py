@@ -20,17 +20,15 @@ from typing import Any
 import numpy as np
 
 from veilchain.anonymizer import metrics as M
-from veilchain.anonymizer.detectors import CenterFaceDetector, landmark_box, locate_face
-from veilchain.anonymizer.faces import (
-    FaceDetection,
-    FaceEmbedder,
-    HogDetector,
+from veilchain.anonymizer.alignment import (
     align_face,
     canonical_template,
     face_mask,
-    haar_face_boxes,
     transform_points,
 )
+from veilchain.anonymizer.detectors import CenterFaceDetector, landmark_box, locate_face
+from veilchain.anonymizer.embedding import FaceEmbedder
+from veilchain.anonymizer.faces import FaceDetection, HogDetector, haar_face_boxes
 from veilchain.anonymizer.image_io import is_image_path, load_image
 from veilchain.anonymizer.methods import METHODS, build_method
 from veilchain.anonymizer.pipeline import Anonymizer

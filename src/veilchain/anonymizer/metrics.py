@@ -1,6 +1,6 @@
 """Privacy and utility metrics. Pure functions on numpy arrays; no models are loaded here.
 
-Embeddings come from :class:`veilchain.anonymizer.faces.FaceEmbedder` (dlib 128-d), landmarks
+Embeddings come from :class:`veilchain.anonymizer.embedding.FaceEmbedder` (dlib 128-d), landmarks
 from the 68-point predictor; callers compute them and pass them in.
 
 Definitions (x: original, y: anonymized, uint8 RGB, values taken in [0, 1] where noted):

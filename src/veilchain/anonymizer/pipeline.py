@@ -38,6 +38,18 @@ from typing import Any
 
 import numpy as np
 
+from veilchain.anonymizer.alignment import (
+    DEFAULT_CROP_SIZE,
+    align_face,
+    face_hull,
+    face_mask,
+    head_box_iod,
+    head_mask,
+    head_roi,
+    inter_ocular_distance,
+    transform_points,
+    warp_back,
+)
 from veilchain.anonymizer.baselines import GaussianBlur
 from veilchain.anonymizer.blending import blend
 from veilchain.anonymizer.detectors import (
@@ -48,25 +60,14 @@ from veilchain.anonymizer.detectors import (
     landmark_box,
     locate_face,
 )
+from veilchain.anonymizer.embedding import FaceEmbedder, face_distance
 from veilchain.anonymizer.faces import (
-    DEFAULT_CROP_SIZE,
     FaceDetection,
-    FaceEmbedder,
     HogDetector,
-    align_face,
     enhance_low_light,
-    face_distance,
-    face_hull,
-    face_mask,
-    head_box_iod,
-    head_mask,
-    head_roi,
-    inter_ocular_distance,
     is_low_light,
     landmarks_for_box,
     match_lighting,
-    transform_points,
-    warp_back,
 )
 from veilchain.anonymizer.files import gallery_embeddings
 from veilchain.anonymizer.methods import (
