@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import delete, select, text, update
 
 from veilchain.errors import AuditError
-from veilchain.platform.audit import AuditHead, AuditLog, AuditRow
+from veilchain.platform.audit import AuditLog
+from veilchain.platform.audit_entries import AuditHead, AuditRow
 from veilchain.platform.db import make_engine, make_session_factory
 from veilchain.platform.migrations import migrate
 

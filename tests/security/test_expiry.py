@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from veilchain.platform.audit import AuditEvent
+from veilchain.platform.audit_entries import AuditEvent
 from veilchain.platform.limits import now_s
 
 KEY = base64.b64encode(bytes(range(32))).decode()

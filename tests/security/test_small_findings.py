@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.platform.api.conftest import SAMPLES, sign, siwe_message
-from veilchain.platform.audit import AuditEvent
+from veilchain.platform.audit_entries import AuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = base64.b64encode(bytes(range(32))).decode()

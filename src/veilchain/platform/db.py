@@ -108,7 +108,7 @@ def make_engine(
             f"the driver for {parsed.drivername} is missing; pip install 'veilchain[postgres]'"
         ) from exc
     except (ArgumentError, SQLAlchemyError) as exc:
-        raise ConfigError(f"cannot create a database engine: {_first_line(exc)}") from exc
+        raise ConfigError(f"cannot create a database engine: {first_line(exc)}") from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -116,7 +116,8 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error (its driver's message when it has one)."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

@@ -30,7 +30,8 @@ from veilchain.errors import (
     InputError,
     RegistrationStateError,
 )
-from veilchain.platform.audit import AuditEvent, AuditLog
+from veilchain.platform.audit import AuditLog
+from veilchain.platform.audit_entries import AuditEvent
 from veilchain.platform.keys import KeyManager
 from veilchain.platform.limits import check_epsilon, check_seed
 from veilchain.platform.manifest import (
@@ -48,6 +49,8 @@ from veilchain.platform.registrations import (
     RegistrationImageRow,
     RegistrationResult,
     RegistrationRow,
+    image_row,
+    registration_row,
 )
 from veilchain.platform.storage import IpfsStorage
 
@@ -192,7 +195,7 @@ class Registrar:
                 self.storage.unpin(cid)
         self.keys.delete_keys(uid)
         with self.session_factory() as s, s.begin():
-            _registration(s, uid).status = ABORTED
+            registration_row(s, uid).status = ABORTED
 
     def _start(
         self,
@@ -249,7 +252,7 @@ class Registrar:
 
     def _run(self, uid: str, *, allow_recognizable: bool, progress: Progress):
         with self.session_factory() as s:
-            reg = _registration(s, uid)
+            reg = registration_row(s, uid)
         if reg.status == PROCESSING:
             self._process_images(reg, allow_recognizable, progress)
             reg = self._pin_manifest(uid)
@@ -274,7 +277,7 @@ class Registrar:
             ciphertext = self.keys.encrypt(png, dataset=reg.uid, image=row.image_id)
             cid = self.storage.add(ciphertext)
             with self.session_factory() as s, s.begin():
-                r = _image(s, (reg.uid, row.image_id))
+                r = image_row(s, (reg.uid, row.image_id))
                 r.cid = cid
                 r.ciphertext_sha256 = hashlib.sha256(ciphertext).hexdigest()
                 r.anonymized_sha256 = hashlib.sha256(png).hexdigest()
@@ -309,14 +312,14 @@ class Registrar:
     def _decrypt_previous(self, source: str) -> AnonymizedFile:
         prev_uid, image_id = source[len(_REENCRYPT_PREFIX) :].split("/", 1)
         with self.session_factory() as s:
-            prev = _image(s, (prev_uid, image_id))
+            prev = image_row(s, (prev_uid, image_id))
         assert prev.cid and prev.report_json and prev.width and prev.height  # it was done
         plain = self.keys.decrypt(self.storage.cat(prev.cid), dataset=prev_uid, image=image_id)
         return AnonymizedFile(plain, json.loads(prev.report_json), prev.width, prev.height)
 
     def _pin_manifest(self, uid: str) -> RegistrationRow:
         with self.session_factory() as s:
-            reg = _registration(s, uid)
+            reg = registration_row(s, uid)
         records = [r.to_record() for r in self._image_rows(uid)]
         tree = build_merkle_tree([r.leaf() for r in records])
         contract_address = self.chain.address
@@ -338,7 +341,7 @@ class Registrar:
         manifest_cid = self.storage.add(manifest.to_bytes())
         inst = self._signer()
         with self.session_factory() as s, s.begin():
-            reg = _registration(s, uid)
+            reg = registration_row(s, uid)
             reg.manifest_cid = manifest_cid
             reg.merkle_root = "0x" + tree.root.hex()
             reg.chain_count_before = inst.dataset_count()
@@ -375,7 +378,7 @@ class Registrar:
             ref = self._send(reg)
             found, tx_hash = (ref.dataset_id, ref.version), ref.tx_hash
         with self.session_factory() as s, s.begin():
-            row = _registration(s, reg.uid)
+            row = registration_row(s, reg.uid)
             row.dataset_id, row.version = found
             row.tx_hash = tx_hash if isinstance(tx_hash, str) or tx_hash is None else tx_hash.hex()
             row.status = REGISTERED
@@ -414,7 +417,7 @@ class Registrar:
 
     def _record_tx(self, uid: str, tx_hash: str) -> None:
         with self.session_factory() as s, s.begin():
-            _registration(s, uid).tx_hash = tx_hash
+            registration_row(s, uid).tx_hash = tx_hash
 
     def _result(self, reg: RegistrationRow) -> RegistrationResult:
         assert reg.dataset_id and reg.version and reg.manifest_cid and reg.merkle_root
@@ -481,20 +484,6 @@ class Registrar:
         if key not in self._uids:
             self._uids[key] = self._registration_for(dataset_id, version).uid
         return self._uids[key]
-
-
-def _registration(s: Session, uid: str) -> RegistrationRow:
-    row = s.get(RegistrationRow, uid)
-    if row is None:
-        raise RegistrationStateError(f"no registration {uid} in this data directory")
-    return row
-
-
-def _image(s: Session, key: tuple[str, str]) -> RegistrationImageRow:
-    row = s.get(RegistrationImageRow, key)
-    if row is None:
-        raise RegistrationStateError(f"registration {key[0]} has no image {key[1]}")
-    return row
 
 
 def _now_iso() -> str:

@@ -12,8 +12,9 @@ import json
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from veilchain.errors import RegistrationStateError
 from veilchain.platform.db import Base
 from veilchain.platform.manifest import ImageRecord
 
@@ -114,3 +115,19 @@ class RegistrationResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def registration_row(session: Session, uid: str) -> RegistrationRow:
+    """The registration ``uid``; RegistrationStateError when this database has none."""
+    row = session.get(RegistrationRow, uid)
+    if row is None:
+        raise RegistrationStateError(f"no registration {uid} in this data directory")
+    return row
+
+
+def image_row(session: Session, key: tuple[str, str]) -> RegistrationImageRow:
+    """The image row ``(uid, name)``; RegistrationStateError when it is missing."""
+    row = session.get(RegistrationImageRow, key)
+    if row is None:
+        raise RegistrationStateError(f"registration {key[0]} has no image {key[1]}")
+    return row

@@ -12,28 +12,27 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.errors import (
-    ConfigError,
     DataKeyNotFoundError,
     InputError,
     KeyManagementError,
     KeyVersionError,
 )
-from veilchain.platform.audit import AuditEvent, AuditLog
-from veilchain.platform.db import Base, affected_rows, engine_of, make_engine, make_session_factory
+from veilchain.platform.audit import AuditLog
+from veilchain.platform.audit_entries import AuditEvent
+from veilchain.platform.db import Base, affected_rows, engine_of, first_line
 from veilchain.platform.keys.envelope import (
     DATA_KEY_LEN,
     context_bytes,
     decrypt_with_data_key,
     encrypt_with_data_key,
 )
-from veilchain.platform.keys.keystore import KekSource, Keyring, PassphraseSource, RawKeySource
+from veilchain.platform.keys.keystore import KekSource, Keyring
 from veilchain.platform.keys.sealing import seal_data_key
 from veilchain.platform.keys.tables import ALL_TABLES, DATA_KEYS, KEK_VERSIONS, KEYSTORE
 
@@ -109,7 +108,7 @@ class KeyManager:
             Base.metadata.create_all(self._engine, tables=ALL_TABLES)
             self._keyring = Keyring(session_factory, kek_source)
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot open the key store: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot open the key store: {first_line(exc)}") from exc
 
     # --- encryption -------------------------------------------------------------------
     def encrypt(self, plaintext: bytes, *, dataset: str, image: str) -> bytes:
@@ -149,7 +148,7 @@ class KeyManager:
                 "delete_keys() it before encrypting that image again"
             ) from exc
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot store data keys: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot store data keys: {first_line(exc)}") from exc
         return ciphertexts
 
     def decrypt(self, ciphertext: bytes, *, dataset: str, image: str) -> bytes:
@@ -190,7 +189,7 @@ class KeyManager:
                     ):
                         found[img] = (version, bytes(wrapped), min_version)
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot read data keys: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot read data keys: {first_line(exc)}") from exc
         keys: dict[str, bytes] = {}
         for image in wanted:
             if image not in found:
@@ -255,7 +254,7 @@ class KeyManager:
                 )
                 session.commit()
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot delete data keys: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot delete data keys: {first_line(exc)}") from exc
         log.info("deleted %d data keys of dataset %s", deleted, dataset)
         return deleted
 
@@ -280,7 +279,7 @@ class KeyManager:
                 )
                 session.commit()
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot rotate the master key: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot rotate the master key: {first_line(exc)}") from exc
         log.info("master key rotated to version %d", version)
         return version
 
@@ -362,7 +361,7 @@ class KeyManager:
                 )
                 session.commit()
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot rewrap data keys: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot rewrap data keys: {first_line(exc)}") from exc
         log.info("re-wrapped %d data keys under master key version %d", total, current)
         return total
 
@@ -406,7 +405,7 @@ class KeyManager:
                 session.commit()
         except SQLAlchemyError as exc:
             raise KeyManagementError(
-                f"cannot set the minimum decryption version: {_first_line(exc)}"
+                f"cannot set the minimum decryption version: {first_line(exc)}"
             ) from exc
         log.info("master key versions below %d retired", version)
 
@@ -427,7 +426,7 @@ class KeyManager:
                 )
                 session.commit()
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot change the root key: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot change the root key: {first_line(exc)}") from exc
         self._keyring.commit_root()
         log.info("keystore root key changed (%s)", kdf_name)
 
@@ -468,42 +467,4 @@ class KeyManager:
             with self._session_factory() as session:
                 return fn(session)
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot read the key store: {_first_line(exc)}") from exc
-
-
-def build_key_manager(
-    *,
-    db_url: str | None = None,
-    session_factory: sessionmaker[Session] | None = None,
-    passphrase: str | None = None,
-    master_key_hex: str | None = None,
-    data_dir: str | Path | None = None,
-    audit: AuditLog | None = None,
-    scrypt_n: int | None = None,
-) -> KeyManager:
-    """Wire a KeyManager from settings values. ``master_key_hex`` wins over ``passphrase``;
-    without ``db_url``/``session_factory`` the database is ``data_dir/veilchain.db``."""
-    if session_factory is None:
-        if db_url is None:
-            if data_dir is None:
-                raise InputError("build_key_manager needs db_url, session_factory or data_dir")
-            db_url = f"sqlite:///{(Path(data_dir) / 'veilchain.db').resolve()}"
-        engine = make_engine(db_url)
-        from veilchain.platform.migrations import migrate
-
-        migrate(engine)
-        session_factory = make_session_factory(engine)
-    if master_key_hex:
-        source: KekSource = RawKeySource.from_hex(master_key_hex)
-    elif passphrase:
-        source = (
-            PassphraseSource(passphrase, n=scrypt_n) if scrypt_n else PassphraseSource(passphrase)
-        )
-    else:
-        raise ConfigError("set VEILCHAIN_KMS__PASSPHRASE or VEILCHAIN_KMS__MASTER_KEY_HEX")
-    return KeyManager(session_factory, source, audit or AuditLog(session_factory))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+            raise KeyManagementError(f"cannot read the key store: {first_line(exc)}") from exc
