@@ -292,8 +292,7 @@ def build_dcgan_corpus(
     detector = F.HogDetector(upsample=1)
     pad = IMAGE_SIZE // 4
     crops: list[np.ndarray] = []
-    lms: list[np.ndarray] = []
-    labels: list[str] = []
+    lms, labels = [], []
     for i, small in enumerate(raw):
         if i and i % 2000 == 0:
             log(f"  kept {len(crops)}/{i} ({time.time() - t0:.0f}s)")

@@ -175,6 +175,23 @@ def evaluate_holdout(
     r1 = M.reidentification(
         gallery, np.stack([r["checked"] for r in recs]), probe_ids=ids, threshold=threshold
     )
+    return _summary(recs, r0, r1, n=n, gallery_size=len(gallery), threshold=threshold,
+                    retries=retries, t0=t0)  # fmt: skip
+
+
+def _summary(
+    recs: list[dict],
+    r0: dict,
+    r1: dict,
+    *,
+    n: int,
+    gallery_size: int,
+    threshold: float,
+    retries: int | None,
+    t0: float,
+) -> dict:
+    """The figures :func:`evaluate_holdout` returns, from the per-face records and the
+    re-identification results without (``r0``) and with (``r1``) the identity check."""
     dist = np.array([r["dist_checked"] for r in recs])
     disp = np.array([r["disp_checked"] for r in recs])
     hog = np.array(["ret_checked" in r for r in recs])
@@ -185,7 +202,7 @@ def evaluate_holdout(
 
     return {
         "n": n,
-        "gallery": len(gallery),
+        "gallery": gallery_size,
         "reid_rate_no_check": r0["rate"],
         "reid_rate_with_check": r1["rate"],
         # the pipeline's verdict (its own embedding of the source) and, stricter, how many

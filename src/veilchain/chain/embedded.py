@@ -127,6 +127,8 @@ def _chain_class():
     return VeilTesterChain
 
 
+# Over 80 lines because it is a class statement (eth-tester's backend subclassed once its
+# optional imports succeed), not one long procedure: each method is short.
 def _make_pyevm_backend_class():
     from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
     from eth.vm.forks import PragueVM

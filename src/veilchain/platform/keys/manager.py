@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -326,19 +327,6 @@ class KeyManager:
                     rows = session.execute(stmt).all()
                     if not rows:
                         break
-                    params = []
-                    for ds, img, version, wrapped in rows:
-                        ctx = context_bytes(ds, img)
-                        data_key = self._keyring.unwrap(version, wrapped, ctx)
-                        params.append(
-                            {
-                                "b_ds": ds,
-                                "b_img": img,
-                                "b_old": version,
-                                "b_new": current,
-                                "b_wrapped": self._keyring.wrap(current, data_key, ctx),
-                            }
-                        )
                     session.execute(
                         update(DATA_KEYS)
                         .where(
@@ -347,7 +335,7 @@ class KeyManager:
                             DATA_KEYS.c.kek_version == bindparam("b_old"),
                         )
                         .values(kek_version=bindparam("b_new"), wrapped=bindparam("b_wrapped")),
-                        params,
+                        self._rewrapped(rows, current),
                     )
                     session.commit()
                     total += len(rows)
@@ -364,6 +352,24 @@ class KeyManager:
             raise KeyManagementError(f"cannot rewrap data keys: {first_line(exc)}") from exc
         log.info("re-wrapped %d data keys under master key version %d", total, current)
         return total
+
+    def _rewrapped(self, rows: Sequence[Any], current: int) -> list[dict[str, Any]]:
+        """UPDATE parameters moving each ``(dataset, image, version, wrapped)`` row's data key
+        under master key version ``current``."""
+        params = []
+        for ds, img, version, wrapped in rows:
+            ctx = context_bytes(ds, img)
+            data_key = self._keyring.unwrap(version, wrapped, ctx)
+            params.append(
+                {
+                    "b_ds": ds,
+                    "b_img": img,
+                    "b_old": version,
+                    "b_new": current,
+                    "b_wrapped": self._keyring.wrap(current, data_key, ctx),
+                }
+            )
+        return params
 
     def set_min_decryption_version(
         self, version: int, *, force: bool = False, actor: str | None = None
