@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.platform.api.conftest import SAMPLES, sign, siwe_message
+from tests.factories import SAMPLES, sign, siwe_message
 from veilchain.platform.audit_entries import AuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]
