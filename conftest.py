@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column  # module level: the mapper resolves them here
 
 from tests.factories import Deployed, deploy_with_roles
+from veilchain.platform.db import Base
 
 # Real servers the suite starts itself (ganache, js-ipfs, PostgreSQL); each module owns one.
 pytest_plugins = [
@@ -54,11 +57,6 @@ def chain(request) -> Iterator[Deployed]:
 def widget_model():
     """A scratch table on the shared Base, removed again so no other test (e.g. the
     migration drift check) ever sees it."""
-    from sqlalchemy import Integer, String
-    from sqlalchemy.orm import Mapped, mapped_column
-
-    from veilchain.platform.db import Base
-
     class _Widget(Base):
         __tablename__ = "test_db_widgets"
 

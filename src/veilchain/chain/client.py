@@ -1,8 +1,6 @@
 """ChainClient: the one class the platform uses to talk to VeilRegistry, on any backend.
 
-Over 500 lines on purpose: one short method per contract function (roles, datasets, versions,
-grants, anchors, events) and the revert decoding they share, as web3.py keeps a contract's
-surface together; splitting it by function would scatter one ABI over several files.
+Over 500 lines on purpose: one short method per contract function, so one ABI stays in one file.
 """
 
 from __future__ import annotations
