@@ -29,11 +29,12 @@ DatasetArg = Annotated[int, typer.Argument(metavar="DATASET", show_default=False
 VersionOpt = Annotated[int | None, typer.Option(metavar="N", help="Version (default: the newest).")]
 
 
-def open_service(*, read_only: bool = False) -> Any:
-    """The service over the data directory. Read-only commands refuse to create one."""
+def open_service(*, read_only: bool = False, **sections: dict) -> Any:
+    """The service over the data directory. Read-only commands refuse to create one.
+    ``sections``: a command's options over the settings (``anonymizer={...}``)."""
     from veilchain.platform.wiring import build_service
 
-    cfg = settings()
+    cfg = settings(**sections)
     if read_only and not Path(cfg.data_dir).is_dir():
         raise InputError(
             f"no Veilchain data directory at {cfg.data_dir}; run `veilchain demo` or"
@@ -64,6 +65,13 @@ def register(
         float | None, typer.Option(metavar="EPS", help="Privacy budget ε (dp, dppix).")
     ] = None,
     seed: Annotated[int | None, typer.Option(metavar="N", help="Anonymizer seed.")] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LIST",
+            help="ciagan/dp only: regenerate just these features (eyes,nose,mouth).",
+        ),
+    ] = None,
     allow_recognizable: Annotated[
         bool, typer.Option(help="Publish faces that failed the identity check (reported).")
     ] = False,
@@ -93,7 +101,7 @@ def register(
             raise InputError("--resume and --abort exclude each other; pick one")
         if not (resume or abort) and (not inputs or not name):
             raise InputError("give image files or folders and --name (or --resume / --abort)")
-        svc = open_service()
+        svc = open_service(anonymizer={"features": features})
         if abort:
             aborted = [r.uid for r in svc.pending_registrations(local_only=True)]
             if not aborted:
