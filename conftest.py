@@ -57,6 +57,7 @@ def chain(request) -> Iterator[Deployed]:
 def widget_model():
     """A scratch table on the shared Base, removed again so no other test (e.g. the
     migration drift check) ever sees it."""
+
     class _Widget(Base):
         __tablename__ = "test_db_widgets"
 

@@ -29,6 +29,7 @@ from veilchain.anonymizer.alignment import (
 from veilchain.anonymizer.detectors import CenterFaceDetector, landmark_box, locate_face
 from veilchain.anonymizer.embedding import FaceEmbedder
 from veilchain.anonymizer.faces import FaceDetection, HogDetector, haar_face_boxes
+from veilchain.anonymizer.features import parse_features
 from veilchain.anonymizer.image_io import is_image_path, load_image
 from veilchain.anonymizer.methods import METHODS, build_method
 from veilchain.anonymizer.pipeline import Anonymizer
@@ -39,6 +40,7 @@ EPSILON_METHODS = ("dp", "dppix")
 #: Columns of the CLI table: (report key, short header).
 SUMMARY_COLUMNS = (
     ("method", "method"),
+    ("features", "features"),
     ("epsilon", "eps"),
     ("faces", "faces"),
     ("reid_rate", "re-id"),
@@ -124,20 +126,16 @@ def evaluate(
     generator's still-a-face check uses), for OpenCV's Haar cascade (used by no check) and
     for CenterFace (the pipeline's detector, which no generator check uses)."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    if not data_dir.is_dir():
-        raise InputError(f"{data_dir}: not a folder")
-    methods = list(methods or ("blur", "pixelate", "mask", "dppix"))
-    for m in methods:
-        if m not in METHODS:
-            raise InputError(f"unknown method {m!r}; use one of {', '.join(METHODS)}")
+    methods = _checked_methods(methods)
     epsilons = [float(e) for e in (epsilons or DEFAULT_EPSILONS)]
-    files = sorted(p for p in data_dir.rglob("*") if p.is_file() and is_image_path(p))
-    files = files[:limit] if limit else files
-    if not files:
-        raise InputError(f"{data_dir}: no images found")
+    files = _image_files(data_dir, limit)
     detector = detector or HogDetector()
     embedder = embedder or FaceEmbedder()
-    configs = [(m, e) for m in methods for e in (epsilons if m in EPSILON_METHODS else [None])]
+    configs = [
+        (m, e)
+        for m in methods
+        for e in (epsilons if m.split(":")[0] in EPSILON_METHODS else [None])
+    ]
     step = [0]
 
     def tick(msg: str) -> None:
@@ -151,10 +149,15 @@ def evaluate(
     crops: dict[str, list[np.ndarray]] = {"original": _face_crops(originals, None)}
     for method, eps in configs:
         label = method if eps is None else f"{method} eps={eps:g}"
+        base, _, subset = method.partition(":")
+        features = parse_features(subset)
         try:
+            built = build_method(
+                base, epsilon=eps, seed=seed, weights_dir=weights_dir, features=features
+            )
             anon = Anonymizer(
                 detector,
-                build_method(method, epsilon=eps, seed=seed, weights_dir=weights_dir),
+                built,
                 embedder=embedder if check else None,
                 seed=seed,
                 secret=f"evaluate seed {seed}".encode(),
@@ -164,7 +167,8 @@ def evaluate(
             step[0] += len(originals.images)
             continue
         row, outputs = _evaluate_method(anon, originals, detector, embedder, samples, label, tick)
-        row.update(method=method, epsilon=eps, identity_check=check)
+        row.update(method=base, features=list(features) or None, epsilon=eps,
+                   identity_check=check)  # fmt: skip
         results.append(row)
         if eps is None or eps == 1.0:
             crops[label] = _face_crops(originals, outputs)
@@ -176,6 +180,27 @@ def evaluate(
     write_contact_sheet(crops, out_dir / "contact_sheet.png")
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2, default=_json_default))
     return json.loads(json.dumps(report, default=_json_default))
+
+
+def _checked_methods(methods: Sequence[str] | None) -> list[str]:
+    """The method names (default: the baselines), each known and with known features."""
+    methods = list(methods or ("blur", "pixelate", "mask", "dppix"))
+    for m in methods:  # "ciagan:eyes+nose": only those features regenerated
+        if m.split(":")[0] not in METHODS:
+            raise InputError(f"unknown method {m!r}; use one of {', '.join(METHODS)}")
+        parse_features(m.partition(":")[2])
+    return methods
+
+
+def _image_files(data_dir: Path, limit: int | None) -> list[Path]:
+    """The images under ``data_dir``, sorted, the first ``limit`` of them when given."""
+    if not data_dir.is_dir():
+        raise InputError(f"{data_dir}: not a folder")
+    files = sorted(p for p in data_dir.rglob("*") if p.is_file() and is_image_path(p))
+    files = files[:limit] if limit else files
+    if not files:
+        raise InputError(f"{data_dir}: no images found")
+    return files
 
 
 def _originals(files, data_dir: Path, detector, embedder, tick) -> _Originals:

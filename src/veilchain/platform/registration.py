@@ -25,8 +25,8 @@ from veilchain.anonymizer.files import collect_inputs
 from veilchain.chain.client import ChainClient, VersionRef
 from veilchain.chain.merkle import build_merkle_tree
 from veilchain.errors import (
+    AnonymizationError,
     ContentNotFoundError,
-    DatasetNotFoundError,
     InputError,
     RegistrationStateError,
 )
@@ -50,6 +50,8 @@ from veilchain.platform.registrations import (
     RegistrationResult,
     RegistrationRow,
     image_row,
+    image_rows,
+    registered_row,
     registration_row,
 )
 from veilchain.platform.storage import IpfsStorage
@@ -108,7 +110,14 @@ class Registrar:
         job this registration runs for (the CLI's own have none)."""
         files = [f.resolve() for f, _ in collect_inputs(inputs, videos=False)]
         uid = self._start(name, method, epsilon, seed, [str(f) for f in files], job_id=job_id)
-        return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
+        try:
+            return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
+        except (AnonymizationError, InputError):
+            # An input that cannot be published (unreadable, a face left recognizable) fails
+            # the same way on every resume: give the registration up now (keys deleted,
+            # pins removed). A crash or a node that is down leaves it to resume.
+            self.abort(uid)
+            raise
 
     def add_reencrypted_version(
         self, dataset_id: int, *, progress: Progress = no_progress
@@ -453,29 +462,11 @@ class Registrar:
 
     def _image_rows(self, uid: str) -> list[RegistrationImageRow]:
         with self.session_factory() as s:
-            return list(
-                s.scalars(
-                    select(RegistrationImageRow)
-                    .where(RegistrationImageRow.uid == uid)
-                    .order_by(RegistrationImageRow.idx)
-                )
-            )
+            return image_rows(s, uid)
 
     def _registration_for(self, dataset_id: int, version: int | None) -> RegistrationRow:
         with self.session_factory() as s:
-            q = select(RegistrationRow).where(
-                RegistrationRow.dataset_id == dataset_id, RegistrationRow.status == REGISTERED
-            )
-            if version is not None:
-                q = q.where(RegistrationRow.version == version)
-            reg = s.scalars(q.order_by(RegistrationRow.version.desc())).first()
-        if reg is None:
-            raise DatasetNotFoundError(
-                f"data set {dataset_id}"
-                + (f" version {version}" if version else "")
-                + " was not registered by this Veilchain instance"
-            )
-        return reg
+            return registered_row(s, dataset_id, version)
 
     def uid_of(self, dataset_id: int, version: int) -> str:
         """The local uid (key set name) of a registered version; a registered version never

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from veilchain.errors import RegistrationStateError
+from veilchain.errors import DatasetNotFoundError, RegistrationStateError
 from veilchain.platform.db import Base
 from veilchain.platform.manifest import ImageRecord
 
@@ -131,3 +131,32 @@ def image_row(session: Session, key: tuple[str, str]) -> RegistrationImageRow:
     if row is None:
         raise RegistrationStateError(f"registration {key[0]} has no image {key[1]}")
     return row
+
+
+def image_rows(session: Session, uid: str) -> list[RegistrationImageRow]:
+    """The images of registration ``uid``, in manifest order."""
+    return list(
+        session.scalars(
+            select(RegistrationImageRow)
+            .where(RegistrationImageRow.uid == uid)
+            .order_by(RegistrationImageRow.idx)
+        )
+    )
+
+
+def registered_row(session: Session, dataset_id: int, version: int | None) -> RegistrationRow:
+    """This instance's registration of ``dataset_id`` at ``version`` (None: the latest);
+    DatasetNotFoundError when it registered no such version."""
+    q = select(RegistrationRow).where(
+        RegistrationRow.dataset_id == dataset_id, RegistrationRow.status == REGISTERED
+    )
+    if version is not None:
+        q = q.where(RegistrationRow.version == version)
+    reg = session.scalars(q.order_by(RegistrationRow.version.desc())).first()
+    if reg is None:
+        raise DatasetNotFoundError(
+            f"data set {dataset_id}"
+            + (f" version {version}" if version else "")
+            + " was not registered by this Veilchain instance"
+        )
+    return reg
