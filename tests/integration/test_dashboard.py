@@ -55,7 +55,9 @@ WALLET_JS = """
         const a = await window.__wallet_address();
         return a ? [a.toLowerCase()] : [];
       }
-      if (method === "eth_chainId") return "0x" + Number(await window.__wallet_chain_id()).toString(16);
+      if (method === "eth_chainId") {
+        return "0x" + Number(await window.__wallet_chain_id()).toString(16);
+      }
       if (method === "personal_sign") {
         const sig = await window.__wallet_sign(params[0], params[1]);
         if (!sig) throw Object.assign(new Error("User rejected the request."), { code: 4001 });
@@ -64,7 +66,9 @@ WALLET_JS = """
       throw Object.assign(new Error(`unsupported method ${method}`), { code: 4200 });
     },
     on(event, fn) { (listeners[event] ||= []).push(fn); },
-    removeListener(event, fn) { listeners[event] = (listeners[event] || []).filter((f) => f !== fn); },
+    removeListener(event, fn) {
+      listeners[event] = (listeners[event] || []).filter((f) => f !== fn);
+    },
   };
 })();
 """
@@ -436,12 +440,15 @@ def test_dashboard_404_is_a_page_and_docs_work_offline(server, browser):
     code = {"script", "stylesheet", "font", "fetch", "xhr"}
     page.on(
         "request",
-        lambda req: outside.append(req.url)
-        if req.resource_type in code and not req.url.startswith(server["origin"])
-        else None,
+        lambda req: (
+            outside.append(req.url)
+            if req.resource_type in code and not req.url.startswith(server["origin"])
+            else None
+        ),
     )
     page.goto(server["origin"] + "/docs")
-    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Veilchain API", timeout=15_000)
+    title = page.locator(".swagger-ui .info .title")
+    expect(title).to_contain_text("Veilchain API", timeout=15_000)
     page.goto(server["origin"] + "/redoc")
     expect(page.locator("h1", has_text="Veilchain API")).to_be_visible(timeout=15_000)
     context.close()

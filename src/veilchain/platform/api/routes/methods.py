@@ -32,8 +32,12 @@ def list_methods() -> MethodsPublic:
     """Every method ``POST /datasets`` accepts, with whether it takes a budget (epsilon)."""
     rows = [
         MethodPublic(
-            name=m.name, kind=m.kind, takes_epsilon=m.takes_epsilon, fallback=m.fallback,
-            formal_privacy=m.formal_privacy, summary=m.summary,
+            name=m.name,
+            kind=m.kind,
+            takes_epsilon=m.takes_epsilon,
+            fallback=m.fallback,
+            formal_privacy=m.formal_privacy,
+            summary=m.summary,
         )  # fmt: skip
         for m in REGISTRY
     ]
