@@ -341,6 +341,8 @@ def test_grantee_gallery_detail_and_sign_out_leaves_nothing(server, ui):
     dialog = page.get_by_test_id("image-dialog")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("distance of each face")
+    expect(dialog.get_by_test_id("face-bar")).to_have_count(1)
+    expect(dialog).not_to_contain_text("object")  # no stringified DOM node or null
     expect(dialog.locator("img")).to_be_visible()
     shot(page, "grantee-detail")
     page.click("#image-dialog-close")
@@ -442,7 +444,7 @@ def test_dashboard_404_is_a_page_and_docs_work_offline(server, browser):
         "request",
         lambda req: (
             outside.append(req.url)
-            if req.resource_type in code and not req.url.startswith(server["origin"])
+            if req.resource_type in code and not req.url.startswith((server["origin"], "blob:"))
             else None
         ),
     )

@@ -697,7 +697,7 @@ function openImage(img, url) {
   const threshold = num(r.identity_threshold) ?? 0.6;
   const w = imageWarnings(r);
   $("#image-dialog-title").textContent = `Image ${img.index} (${img.image_id})`;
-  $("#image-dialog-body").replaceChildren(
+  $("#image-dialog-body").replaceChildren(el("div", {},
     url ? el("img", { src: url, class: "detail", alt: `anonymized image ${img.image_id}` }) : null,
     el("dl", { class: "facts" },
       el("dt", {}, "size"), el("dd", {}, `${img.width} × ${img.height} px, ${fmtBytes(img.size)} encrypted`),
@@ -710,7 +710,7 @@ function openImage(img, url) {
       el("dt", {}, "second look"), el("dd", {}, r.second_look ? `${r.second_look.found} found, ${r.second_look.uncovered} uncovered` : "–")),
     el("h3", {}, "distance of each face to its original (threshold marked)"),
     (r.faces || []).length ? (r.faces || []).map((f) => distanceBar(f, threshold)) : el("p", { class: "muted" }, "no face"),
-    w.length ? el("div", { class: "warnings" }, el("strong", {}, "warnings"), el("ul", {}, w.map((x) => el("li", {}, x)))) : null);
+    w.length ? el("div", { class: "warnings" }, el("strong", {}, "warnings"), el("ul", {}, w.map((x) => el("li", {}, x)))) : null));
   $("#image-dialog").showModal();
 }
 
