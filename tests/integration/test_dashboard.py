@@ -42,6 +42,8 @@ CHROMIUM_ARGS = [
 ]
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "veilchain" / "data" / "samples"
 SHOTS = Path(os.environ.get("VEILCHAIN_SCREENSHOTS", "/tmp/veilchain-dashboard"))
+ROOT = Path(__file__).resolve().parents[2]
+AXE_JS = Path(os.environ.get("VEILCHAIN_AXE_JS", ROOT / "node_modules/axe-core/axe.min.js"))
 
 # A standard EIP-1193 provider, as a wallet extension injects it. The key stays in Python:
 # the page only sees addresses and signatures.
@@ -455,3 +457,34 @@ def test_dashboard_404_is_a_page_and_docs_work_offline(server, browser):
     expect(page.locator("h1", has_text="Veilchain API")).to_be_visible(timeout=15_000)
     context.close()
     assert not outside, outside
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now."""
+    page.evaluate(AXE_JS.read_text())  # evaluated by the driver: the page's CSP does not apply
+    found = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target).join(", ")})`)"""
+    )
+    return found
+
+
+def test_no_serious_accessibility_violations(server, ui):
+    from playwright.sync_api import expect
+
+    if not AXE_JS.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{AXE_JS} is missing; `make` installs axe-core from package.json")
+        pytest.skip(f"{AXE_JS} is missing; npm install (package.json pins axe-core)")
+    page, wallet = ui
+    problems = {"signed out": serious_violations(page)}
+    sign_in(page, wallet, server["svc"].accounts["institution"], "institution")
+    page.get_by_test_id(f"dataset-{server['dataset']}").click()
+    expect(page.get_by_test_id("image-2")).to_be_visible()
+    problems["data set card"] = serious_violations(page)
+    for tab in ("upload", "keys", "jobs", "gallery"):
+        page.click(f"#tab-{tab}")
+        page.wait_for_timeout(300)
+        problems[tab] = serious_violations(page)
+    assert not any(problems.values()), problems
