@@ -282,6 +282,7 @@ def test_institution_uploads_reads_the_card_grants_and_revokes(server, ui):
     page.select_option("#u-method", "dppix")
     expect(page.locator("#u-epsilon")).to_be_visible()
     page.fill("#u-epsilon", "2")
+    shot(page, "upload")
     page.click("#upload-btn")
     status = page.get_by_test_id("upload-status")
     expect(status).to_contain_text("registered as data set", timeout=180_000)

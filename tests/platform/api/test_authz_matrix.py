@@ -18,6 +18,7 @@ BAD_IMAGE = [("files", ("x.png", b"not an image", "image/png"))]
 # {ds}: the data set; {other}: an address granted by the fixture, revoked by DELETE.
 MATRIX = [
     ("health", "GET", "/healthz", {}, {"*": 200}),
+    ("methods", "GET", "/methods", {}, {"*": 200}),
     ("nonce", "GET", "/auth/nonce", {}, {"*": 200}),
     ("me", "GET", "/auth/me", {}, {"anon": 401, "*": 200}),
     ("api-key create", "POST", "/auth/api-keys", {"json": {"name": "m"}},
