@@ -14,6 +14,7 @@ rewritten.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -202,11 +203,21 @@ def test_auditor_verifies_attests_once_and_reads_the_audit_trail(server, ui):
     page.get_by_test_id(f"dataset-{ds}").click()
     expect(page.get_by_test_id("image-2")).to_be_visible()
     before = len(attestations(server, ds))
+    page.evaluate(  # every text the progress shows, to check it says real numbers
+        """() => { window.__progress = [];
+          new MutationObserver(() => window.__progress.push(
+            document.querySelector('#verify-status').textContent))
+          .observe(document.querySelector('#verify-status'),
+                   {childList: true, characterData: true, subtree: true}); }"""
+    )
     page.dblclick("#attest-btn")  # one click, one transaction: the second click lands disabled
     expect(page.locator("#attest-btn")).to_be_disabled()
     summary = page.get_by_test_id("verdict-summary")
     expect(summary).to_contain_text("FAILED: 1 of 3", timeout=60_000)
     expect(page.locator("#attest-btn")).to_be_enabled()
+    progress = page.evaluate("() => window.__progress")
+    assert not [t for t in progress if "0/0" in t or "queued" in t], progress
+    assert any(re.search(r"\b3 of 3\b", t) for t in progress), progress  # real counts
     flagged = page.get_by_test_id("image-1")
     expect(flagged).to_have_class("clickable bad")
     expect(flagged).to_contain_text("tampered")

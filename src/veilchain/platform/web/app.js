@@ -18,6 +18,7 @@ const state = {
   datasets: [],
   selection: null, // {ds, version}: what the card shows
   cardSeq: 0, // bumped whenever the card changes data set or version
+  gallerySeq: 0, // bumped whenever the gallery's data set or version changes
   dataset: null, // the open data set (GET /datasets/{id})
   methods: [],
   verdicts: {}, // "ds/v" -> verification report
@@ -273,6 +274,7 @@ function renderAccount() {
 
 /** Everything that was fetched with a session: audit trail, images, keys, jobs, verdicts. */
 function clearProtected() {
+  state.gallerySeq++;
   for (const u of state.objectUrls) URL.revokeObjectURL(u);
   state.objectUrls = [];
   state.verdicts = {};
@@ -638,7 +640,8 @@ function renderVerification() {
 }
 
 const STAGES = {
-  "": "starting", verify: "checking images", attest: "recording the verdict on chain",
+  "": "starting", queued: "starting", resuming: "resuming after a server restart",
+  succeeded: "finished", failed: "failed", verify: "checking images", attest: "recording the verdict on chain",
   "anonymize+encrypt+pin": "anonymizing, encrypting and pinning", register: "recording on chain",
 };
 
@@ -734,11 +737,14 @@ async function loadGallery() {
   if (!state.session) throw new Friendly("Sign in to see your images.");
   const ds = Number($("#g-dataset").value);
   const version = Number($("#g-version").value);
+  const seq = ++state.gallerySeq; // another choice or click makes this run stop
+  const live = () => seq === state.gallerySeq;
   const gallery = $("#gallery");
   const status = $("#g-status");
   gallery.replaceChildren();
   status.textContent = "checking your grant…";
   const grants = await api(`/datasets/${ds}/grants`);
+  if (!live()) return;
   const d = state.datasets.find((x) => x.id === ds);
   if (!liveGrantOf(grants)) {
     status.textContent = "";
@@ -750,20 +756,28 @@ async function loadGallery() {
   const list = await api(`/datasets/${ds}/versions/${version}/images?limit=1000`);
   let shown = 0;
   for (const img of list.data) {
-    status.textContent = `decrypting ${shown + 1} of ${list.data.length}…`;
+    if (!live()) return;
+    status.textContent = `data set ${ds}, version ${version}: decrypting ${shown + 1} of ${list.data.length}…`;
     try {
       const url = await imageUrl(ds, version, img.index);
+      if (!live()) return;
       gallery.append(thumb(img, url, `decrypted-${img.index}`));
       shown++;
     } catch (e) {
-      if (e instanceof StaleResponse) return;
+      if (e instanceof StaleResponse || !live()) return;
       if (e.status === 403 || e.status === 401) throw e; // grant gone meanwhile: one message
       gallery.append(el("figure", { class: "refused", "data-testid": `refused-${img.index}` },
-        el("figcaption", {}, `${img.index} (${img.image_id}): could not be opened: ${e.message}`)));
+        el("figcaption", {}, `${img.index} (${img.image_id}) could not be opened: ${e.message}`)));
     }
   }
-  status.textContent = `${shown} of ${list.data.length} image(s) decrypted`;
+  status.textContent = `data set ${ds}, version ${version}: ${shown} of ${list.data.length} image(s) decrypted`;
   announce(status.textContent);
+}
+
+function galleryChoiceChanged() {
+  state.gallerySeq++;
+  $("#gallery").replaceChildren();
+  $("#g-status").textContent = "";
 }
 
 // --- institution: upload, jobs, API keys ---------------------------------------------------------
@@ -947,7 +961,8 @@ $("#version-select").addEventListener("change", action("show the version", async
 $("#verify-btn").addEventListener("click", action("run a verification", () => runVerification(false)));
 $("#attest-btn").addEventListener("click", action("verify and attest", () => runVerification(true)));
 $("#grant-form").addEventListener("submit", action("grant access", createGrant));
-$("#g-dataset").addEventListener("change", fillGalleryVersions);
+$("#g-dataset").addEventListener("change", () => { galleryChoiceChanged(); fillGalleryVersions(); });
+$("#g-version").addEventListener("change", galleryChoiceChanged);
 $("#g-load").addEventListener("click", action("see your images", async () => {
   const btn = $("#g-load");
   btn.disabled = true;
