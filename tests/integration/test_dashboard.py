@@ -500,3 +500,34 @@ def test_no_serious_accessibility_violations(server, ui):
         page.wait_for_timeout(300)
         problems[tab] = serious_violations(page)
     assert not any(problems.values()), problems
+
+
+def test_zip_upload_and_phone_layout(server, ui, tmp_path):
+    """A zip goes through the same job; the card reflows on a phone without sideways scroll."""
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    page, wallet = ui
+    archive = tmp_path / "faces.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(SAMPLES / "obama2.jpg", "faces/obama2.jpg")
+    sign_in(page, wallet, server["svc"].accounts["institution"], "institution")
+    page.click("#tab-upload")
+    page.fill("#u-name", "from a zip")
+    page.set_input_files("#u-zip", str(archive))
+    page.select_option("#u-method", "mask")
+    expect(page.locator("#u-epsilon")).to_be_hidden()  # mask takes no budget
+    page.click("#upload-btn")
+    expect(page.get_by_test_id("upload-status")).to_contain_text(
+        "registered as data set", timeout=180_000
+    )
+    page.click("#open-uploaded")
+    expect(page.get_by_test_id("dataset-card")).to_contain_text("from a zip")
+    expect(page.get_by_test_id("fig-images")).to_contain_text("1")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    shot(page, "phone")
+    assert overflow <= 1, f"the page scrolls sideways by {overflow} px on a phone"
