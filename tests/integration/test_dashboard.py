@@ -531,3 +531,29 @@ def test_zip_upload_and_phone_layout(server, ui, tmp_path):
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     shot(page, "phone")
     assert overflow <= 1, f"the page scrolls sideways by {overflow} px on a phone"
+
+
+def test_keyboard_reaches_and_opens_a_data_set(server, ui):
+    from playwright.sync_api import expect
+
+    page, _ = ui
+    target = f"dataset-{server['dataset']}"
+    for _ in range(40):  # Tab through the page until the row has focus
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.dataset.testid") == target:
+            break
+    else:
+        pytest.fail(f"{target} is not reachable with Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#dataset-title")).to_contain_text("tampered set")
+    expect(page.get_by_test_id("announce")).to_contain_text("Opened data set")
+    for _ in range(60):  # and on to an image row, which opens its report
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.dataset.testid") == "image-0":
+            break
+    else:
+        pytest.fail("image rows are not reachable with Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("image-dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("image-dialog")).to_be_hidden()

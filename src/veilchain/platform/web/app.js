@@ -489,7 +489,8 @@ function renderReport(images, count) {
     body.append(el("tr", {
       "data-testid": `image-${img.index}`, tabindex: "0", class: `clickable ${verdict && !verdict.ok ? "bad" : ""}`,
       "aria-label": `image ${img.index}: open its report`, onclick: open,
-      onkeydown: (ev) => { if (ev.key === "Enter") open(); },
+      // preventDefault: else the same Enter, reaching the dialog's Close button, closes it
+      onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } },
     },
     el("td", {}, img.index), el("td", { class: "mono" }, img.image_id),
     el("td", {}, (r.faces || []).length),
