@@ -229,6 +229,7 @@ async function keySignIn(keyText) {
 }
 
 function startSession(tok) {
+  if (state.session?.timer) clearTimeout(state.session.timer); // signing in over a session
   clearProtected();
   state.epoch++;
   const ms = Math.max(1, tok.expires_in - 5) * 1000;
