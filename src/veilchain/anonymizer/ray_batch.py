@@ -60,6 +60,7 @@ class RayPoolStats:
     resubmitted: int = 0  # batches sent again after their actor or node died
     actors_replaced: int = 0
     lost_s: float = 0.0  # wall time between a failed batch's submission and its failure
+    nodes: int = 0  # Ray nodes the actors started on
 
 
 class _Anonymizer:
@@ -149,6 +150,7 @@ class RayPool:
         """Yield the results of each batch as it completes; ``items`` is read lazily."""
         ray = self._ray
         lost_errors = self._lost_errors
+        self.stats.nodes = len(self.nodes())  # also waits until every actor is up
         source = iter(items)
         in_flight: dict[Any, tuple[list[Item], Any, float]] = {}
         retry: list[list[Item]] = []
