@@ -94,7 +94,7 @@ def anonymize(
     from veilchain.anonymizer.pipeline import build_anonymizer
     from veilchain.platform.local_secrets import anonymizer_secret
 
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         config = settings(
             anonymizer={
                 "method": method, "seed": seed, "weights_dir": weights_dir,
@@ -169,7 +169,7 @@ def evaluate(
 
     from veilchain.anonymizer.evaluate import SUMMARY_COLUMNS
 
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         try:
             report = _evaluate(data, methods, epsilons, outdir, seed, limit, weights_dir, check,
                                as_json)  # fmt: skip
@@ -235,7 +235,10 @@ def train(
         float | None, typer.Option(help="CIAGAN: weight of the identity loss (default 1).")
     ] = None,
 ) -> None:
-    """Train CIAGAN or the DP latent autoencoder (needs the 'train' extra)."""
+    """Train MODEL (ciagan or dp) on a corpus (needs the 'train' extra).
+
+    Example: veilchain train ciagan --data runs/corpus --max-minutes 60
+    """
     from veilchain.anonymizer.training import run_training
 
     with errors_to_exit():

@@ -106,7 +106,7 @@ def register(
 
         veilchain register --resume
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         if resume and abort:
             raise InputError("--resume and --abort exclude each other; pick one")
         if not (resume or abort) and (not inputs or not name):
@@ -153,6 +153,12 @@ def register(
     for r in results:
         show(f"registered data set {r.dataset_id} v{r.version}", r.to_dict(),
              quiet=quiet, quiet_key="dataset_id")  # fmt: skip
+    if not quiet and results:
+        ds = results[-1].dataset_id
+        console.print(
+            f"next: veilchain verify {ds}   veilchain show {ds} --version"
+            f" {results[-1].version}   veilchain grant {ds} --to ADDRESS"
+        )
 
 
 @app.command("list")
@@ -165,7 +171,7 @@ def list_datasets(
 
     Example: veilchain list -q | xargs -n1 veilchain verify
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         rows, _count = open_service(read_only=True).list_datasets(limit=limit)
     data = [
         {"id": d.dataset_id, "name": d.name, "owner": d.owner, "versions": d.versions,
@@ -188,7 +194,7 @@ def show_dataset(
 
     Example: veilchain show 1 --version 2
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         svc = open_service(read_only=True)
         detail = svc.dataset_detail(dataset_id)
         images = None
@@ -271,7 +277,7 @@ def verify(
 
         veilchain verify 1 --version 2 --institution 0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         if institution is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", institution):
             raise InputError("--institution must be an address (0x + 40 hex)")
         svc = open_service(read_only=True)
@@ -313,7 +319,7 @@ def grant(
 
     Example: veilchain grant 1 --to 0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1 --days 7
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         result = open_service().grant(dataset_id, to, ttl_s=int(days * 86400)).to_dict()
     show("grant", result, as_json=as_json, quiet=quiet, quiet_key="tx_hash")
 
@@ -332,7 +338,7 @@ def revoke(
 
     Example: veilchain revoke 1 --from 0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1 --reencrypt
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         svc = open_service()
         result = svc.revoke(dataset_id, grantee).to_dict()
         if reencrypt:
@@ -349,10 +355,13 @@ def grants(
     dataset_id: DatasetArg,
     as_json: JsonOpt = False,
 ) -> None:
-    """List a data set's grants: grantee, state (live, expired, revoked), expiry."""
+    """List a data set's grants: grantee, state (live, expired, revoked), expiry.
+
+    Example: veilchain grants 1
+    """
     from dataclasses import asdict
 
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         rows = open_service(read_only=True).list_grants(dataset_id)
     data = [
         {**asdict(g), "state": "revoked" if g.revoked else ("live" if g.active else "expired")}
@@ -383,7 +392,7 @@ def account(
     from veilchain.client import x25519_keypair_for
     from veilchain.platform.local_secrets import resolve_local_secrets
 
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         cfg = resolve_local_secrets(settings())
         if export_key and cfg.env == "prod":
             raise InputError("--export-key is refused in prod: keys stay in the keystore")
