@@ -132,6 +132,7 @@ def main() -> None:
             "ray_vs_local": round(rr / lr, 3), "target": 0.9,
             "per_round": {k: [round(v, 2) for v in vs] for k, vs in rates.items()},
         }  # fmt: skip
+        print(json.dumps({"throughput": out["throughput"]}), file=sys.stderr, flush=True)
         out["rss"] = []
         for n in [int(x) for x in args.rss_sizes.split(",") if x]:
             proc = subprocess.run(
@@ -140,6 +141,7 @@ def main() -> None:
                 capture_output=True, text=True, check=True, env={**os.environ},
             )  # fmt: skip
             out["rss"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(json.dumps({"rss": out["rss"][-1]}), file=sys.stderr, flush=True)
         if len(out["rss"]) >= 2:
             a, b = out["rss"][0]["peak_rss_mib"], out["rss"][-1]["peak_rss_mib"]
             out["rss_growth"] = round(b / a - 1, 3)
