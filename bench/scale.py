@@ -133,18 +133,6 @@ def main() -> None:
             "per_round": {k: [round(v, 2) for v in vs] for k, vs in rates.items()},
         }  # fmt: skip
         print(json.dumps({"throughput": out["throughput"]}), file=sys.stderr, flush=True)
-        out["rss"] = []
-        for n in [int(x) for x in args.rss_sizes.split(",") if x]:
-            proc = subprocess.run(
-                [sys.executable, __file__, "--rss-child", str(n), cluster.address,
-                 str(tmp / f"rss{n}")],
-                capture_output=True, text=True, check=True, env={**os.environ},
-            )  # fmt: skip
-            out["rss"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(json.dumps({"rss": out["rss"][-1]}), file=sys.stderr, flush=True)
-        if len(out["rss"]) >= 2:
-            a, b = out["rss"][0]["peak_rss_mib"], out["rss"][-1]["peak_rss_mib"]
-            out["rss_growth"] = round(b / a - 1, 3)
         # worker-kill run beside an undisturbed one
         calm_s, _ = _register(on_ray, photos)
         killer = _service(tmp / "kill", ray_choice, args.cpus)
@@ -165,6 +153,19 @@ def main() -> None:
             "wall_s": round(kill_s, 2), "undisturbed_wall_s": round(calm_s, 2),
             "wall_time_lost_s": round(kill_s - calm_s, 2),
         }  # fmt: skip
+        print(json.dumps({"worker_kill": out["worker_kill"]}), file=sys.stderr, flush=True)
+        out["rss"] = []
+        for n in [int(x) for x in args.rss_sizes.split(",") if x]:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--rss-child", str(n), cluster.address,
+                 str(tmp / f"rss{n}")],
+                capture_output=True, text=True, check=True, env={**os.environ},
+            )  # fmt: skip
+            out["rss"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(json.dumps({"rss": out["rss"][-1]}), file=sys.stderr, flush=True)
+        if len(out["rss"]) >= 2:
+            a, b = out["rss"][0]["peak_rss_mib"], out["rss"][-1]["peak_rss_mib"]
+            out["rss_growth"] = round(b / a - 1, 3)
     finally:
         if ray.is_initialized():
             ray.shutdown()
