@@ -41,6 +41,8 @@ class AnonymizerSettings(BaseModel):
     # CenterFace score down to which candidates are covered (recall vs false positives:
     # docs/anonymizer.md, "Face recall"); None: the pipeline's default
     sweep_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    # generators only: regenerate just these features, e.g. "eyes,nose" (empty: the whole face)
+    features: str = ""
 
     @field_validator("method")
     @classmethod
@@ -49,6 +51,13 @@ class AnonymizerSettings(BaseModel):
 
         validate_method(method)
         return method
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, features: str) -> str:
+        from veilchain.anonymizer.features import parse_features
+
+        return ",".join(parse_features(features))
 
     def builder_options(self) -> dict:
         """The ``build_anonymizer`` keywords these settings fix (method, epsilon, seed and the
@@ -62,6 +71,7 @@ class AnonymizerSettings(BaseModel):
             "upsample": self.upsample,
             "second_look": self.second_look,
             "sweep_threshold": self.sweep_threshold,
+            "features": tuple(f for f in self.features.split(",") if f),
         }
 
 
@@ -107,6 +117,18 @@ class AuthSettings(BaseModel):
     trusted_proxies: str = ""
 
 
+class ExecutorSettings(BaseModel):
+    """Where registrations anonymize: ``local`` worker processes (the default) or a Ray
+    cluster (``ray``; docs/scale.md)."""
+
+    kind: Literal["local", "ray"] = "local"
+    # Ray: the cluster's address (host:port of the head's GCS, or ray://host:10001);
+    # None: a local Ray instance on 127.0.0.1 with one CPU per core.
+    address: str | None = None
+    actors: int = Field(default=0, ge=0)  # Ray: anonymizer actors; 0: one per cluster CPU
+    batch: int = Field(default=8, ge=1, le=1024)  # Ray: images per actor call
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VEILCHAIN_", env_nested_delimiter="__", extra="ignore"
@@ -120,6 +142,7 @@ class Settings(BaseSettings):
     kms: KmsSettings = Field(default_factory=KmsSettings)
     db: DbSettings = Field(default_factory=DbSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     @model_validator(mode="after")
     def _no_weak_or_public_secrets_in_prod(self) -> Settings:

@@ -40,6 +40,7 @@ from veilchain.platform.grants import Actor, GrantBook, GrantChange
 from veilchain.platform.job_handlers import JobHandlers
 from veilchain.platform.keys import KeyManager, generate_keypair
 from veilchain.platform.manifest import ImageRecord, Manifest
+from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.registration import Progress, Registrar, no_progress
 from veilchain.platform.registrations import RegistrationResult, RegistrationRow
 from veilchain.platform.release import KeyRelease, ReleaseRequest, open_image
@@ -69,6 +70,7 @@ class VeilchainService:
         seed: int = 0,
         keystore: Any = None,
         workers: int = 1,
+        executor: ExecutorChoice | None = None,
     ) -> None:
         self.chain = chain
         self.accounts = accounts
@@ -82,7 +84,7 @@ class VeilchainService:
         self.registrar = Registrar(
             chain=chain, accounts=accounts, storage=storage, keys=keys, audit=audit,
             session_factory=session_factory, anonymizer_factory=anonymizer_factory,
-            seed=seed, workers=workers,
+            seed=seed, workers=workers, executor=executor,
         )  # fmt: skip
         self.grants = GrantBook(
             chain=chain,
