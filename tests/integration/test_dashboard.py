@@ -280,16 +280,21 @@ def test_a_stale_card_response_is_discarded(server, ui):
     expect(page.get_by_test_id("image-2")).to_be_visible()  # B's images, not A's single one
 
 
-def test_institution_uploads_reads_the_card_grants_and_revokes(server, ui):
+def test_institution_uploads_reads_the_card_grants_and_revokes(server, ui, tmp_path):
     from playwright.sync_api import expect
 
     page, wallet = ui
     svc = server["svc"]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("obama.jpg", "biden.jpg"):
+        shutil.copy(SAMPLES / name, folder / name)
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden files are left out
     sign_in(page, wallet, svc.accounts["institution"], "institution")
     page.click("#tab-upload")
     expect(page.locator("#u-method option")).to_have_count(6)  # the method registry
     page.fill("#u-name", "uploaded in the browser")
-    page.set_input_files("#u-files", [str(SAMPLES / "obama.jpg"), str(SAMPLES / "biden.jpg")])
+    page.set_input_files("#u-folder", str(folder))  # a folder, as the folder picker gives it
     page.select_option("#u-method", "dppix")
     expect(page.locator("#u-epsilon")).to_be_visible()
     page.fill("#u-epsilon", "2")
