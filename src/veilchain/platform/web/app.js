@@ -434,6 +434,7 @@ function imageWarnings(r) {
   if (num(r.n_failed) > 0) out.push(`${r.n_failed} face(s) failed the identity check (published with allow_recognizable)`);
   if (r.second_look && num(r.second_look.uncovered) > 0) out.push(`the second look found ${r.second_look.uncovered} uncovered face(s)`);
   if (r.low_light) out.push("low light: detection is less reliable");
+  if (r.identity_check === false && (r.faces || []).length) out.push("no identity check was run on this image's faces");
   return out;
 }
 
@@ -460,7 +461,7 @@ function renderReport(images, count) {
       fig("faces", total, "fig-faces"),
       fig("faces per image", count ? (total / count).toFixed(2) : "–", "fig-faces-per-image"),
       fig("smallest distance", dists.length ? Math.min(...dists).toFixed(2) : "–", "fig-min-distance"),
-      fig("identity threshold", threshold, "fig-threshold"),
+      fig("identity threshold", first.identity_check === false ? "no check" : threshold, "fig-threshold"),
       fig("ε (privacy budget)", eps ?? "none", "fig-epsilon"),
       fig("images with warnings", warned.length, "fig-warned")),
     el("dl", { class: "facts" },
