@@ -149,7 +149,8 @@ def main() -> None:
         out["worker_kill"] = {
             "images": args.images, "killed_after": killed[0] if killed else None,
             "complete_exactly_once": _complete(killer, result, args.images),
-            "batches_resubmitted": stats.resubmitted, "in_flight_time_lost_s": round(stats.lost_s, 2),
+            "batches_resubmitted": stats.resubmitted,
+            "in_flight_time_lost_s": round(stats.lost_s, 2),
             "wall_s": round(kill_s, 2), "undisturbed_wall_s": round(calm_s, 2),
             "wall_time_lost_s": round(kill_s - calm_s, 2),
         }  # fmt: skip

@@ -45,7 +45,9 @@ class ExecutorChoice:
     local_cpus: int | None = None  # a local instance's CPUs (None: one per core)
 
 
-def pending_rows(session_factory: sessionmaker[Session], uid: str) -> Iterator[RegistrationImageRow]:
+def pending_rows(
+    session_factory: sessionmaker[Session], uid: str
+) -> Iterator[RegistrationImageRow]:
     """The registration's unfinished image rows in order, read a page at a time."""
     last = -1
     while True:

@@ -16,8 +16,8 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
 import rfc8785

@@ -38,7 +38,6 @@ from veilchain.platform.executors import (
     LOCAL,
     RAY,
     ExecutorChoice,
-    pending_rows,
     process_on_ray,
 )
 from veilchain.platform.keys import KeyManager
@@ -448,7 +447,10 @@ class Registrar:
                 manifest.write_streaming(
                     fh,
                     len(tree),
-                    ((r, ["0x" + p.hex() for p in tree.proof(r.index)]) for r in self._records(uid)),
+                    (
+                        (r, ["0x" + p.hex() for p in tree.proof(r.index)])
+                        for r in self._records(uid)
+                    ),
                 )
             manifest_cid = self.storage.add_file(path)
         inst = self._signer()

@@ -36,11 +36,11 @@ from veilchain.platform.catalog import (
     MerkleProof,
     VersionDetail,
 )
+from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.grants import Actor, GrantBook, GrantChange
 from veilchain.platform.job_handlers import JobHandlers
 from veilchain.platform.keys import KeyManager, generate_keypair
 from veilchain.platform.manifest import ImageRecord, Manifest
-from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.registration import Progress, Registrar, no_progress
 from veilchain.platform.registrations import RegistrationResult, RegistrationRow
 from veilchain.platform.release import KeyRelease, ReleaseRequest, open_image

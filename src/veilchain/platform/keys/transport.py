@@ -45,9 +45,7 @@ class WorkerEncryptor:
 
     def __call__(self, out: Any, image_id: str) -> EncryptedImage:
         data_key = os.urandom(DATA_KEY_LEN)
-        ciphertext = encrypt_with_data_key(
-            out.png, data_key, dataset=self.dataset, image=image_id
-        )
+        ciphertext = encrypt_with_data_key(out.png, data_key, dataset=self.dataset, image=image_id)
         return EncryptedImage(
             image_id=image_id,
             ciphertext=ciphertext,
