@@ -326,6 +326,11 @@ def test_institution_uploads_reads_the_card_grants_and_revokes(server, ui, tmp_p
     expect(row).to_contain_text("2030-01-01")
     row.get_by_role("button", name="Revoke").click()
     expect(row).to_contain_text("revoked", timeout=30_000)
+    page.click("#reencrypt-btn")  # true revocation: a new version under fresh keys
+    expect(page.locator("#grant-status")).to_contain_text(
+        "re-encrypted as version 2", timeout=180_000
+    )
+    expect(page.get_by_test_id("version-2")).to_be_visible()
 
     page.click("#tab-keys")
     page.fill("#k-name", "ingest-1")

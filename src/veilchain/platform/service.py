@@ -290,6 +290,12 @@ class VeilchainService:
             session, owner=owner, dataset_id=dataset_id, version=version, attest=attest
         )
 
+    def submit_reencryption(self, session: Session, *, dataset_id: int, actor: Actor) -> jobs.Job:
+        """Queue a re-encrypted new version of a data set (its owner only)."""
+        return self.jobs.submit_reencryption(
+            session, owner=actor.address, dataset_id=dataset_id, actor=actor
+        )
+
     def abort_job(self, session: Session, job_id: str, *, actor: str, is_admin: bool) -> jobs.Job:
         return self.jobs.abort(session, job_id, actor=actor, is_admin=is_admin)
 

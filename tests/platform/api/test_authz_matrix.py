@@ -45,6 +45,8 @@ MATRIX = [
      {"anon": 401, "institution": 201, "*": 403}),
     ("revoke", "DELETE", "/datasets/{ds}/grants/{other}", {},
      {"anon": 401, "institution": 200, "*": 403}),
+    ("re-encrypt", "POST", "/datasets/{ds}/reencryptions", {},
+     {"anon": 401, "institution": 202, "*": 403}),
     ("key", "POST", "/datasets/{ds}/versions/1/images/0/key", {"json": {"public_key": PK}},
      {"anon": 401, "live": 200, "*": 403}),
     ("key missing image", "POST", "/datasets/{ds}/versions/1/images/99/key",

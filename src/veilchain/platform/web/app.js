@@ -588,6 +588,31 @@ function renderGrants(grants) {
   if (!grants.data.length) body.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No grant you may see.")));
 }
 
+/** True revocation: a job re-encrypts the newest version under fresh keys as a new version. */
+async function reencrypt() {
+  const ds = state.dataset.id;
+  const btn = $("#reencrypt-btn");
+  btn.disabled = true;
+  try {
+    const job = await api(`/datasets/${ds}/reencryptions`, { method: "POST" });
+    const done = await followJob(job.id, (j) => {
+      if (state.dataset?.id === ds) $("#grant-status").textContent = describeJob(j);
+    });
+    if (done.status === "failed") throw new Friendly(`Re-encrypting data set ${ds} failed: ${done.error}`);
+    announce(`Data set ${ds} re-encrypted as version ${done.result.version}.`);
+    if (state.dataset?.id === ds) {
+      $("#grant-status").textContent = `re-encrypted as version ${done.result.version}`;
+      const d = await api(`/datasets/${ds}`);
+      if (state.dataset?.id === ds) {
+        state.dataset = d;
+        $("#versions tbody").replaceChildren(...d.versions.map(versionRow));
+      }
+    }
+  } finally {
+    btn.disabled = false;
+  }
+}
+
 async function refreshGrants() {
   const seq = state.cardSeq;
   const grants = await api(`/datasets/${state.dataset.id}/grants`).catch((e) => e);
@@ -964,6 +989,7 @@ $("#version-select").addEventListener("change", action("show the version", async
 $("#verify-btn").addEventListener("click", action("run a verification", () => runVerification(false)));
 $("#attest-btn").addEventListener("click", action("verify and attest", () => runVerification(true)));
 $("#grant-form").addEventListener("submit", action("grant access", createGrant));
+$("#reencrypt-btn").addEventListener("click", action("re-encrypt the data set", reencrypt));
 $("#g-dataset").addEventListener("change", () => { galleryChoiceChanged(); fillGalleryVersions(); });
 $("#g-version").addEventListener("change", galleryChoiceChanged);
 $("#g-load").addEventListener("click", action("see your images", async () => {

@@ -18,3 +18,4 @@ from veilchain.platform.api.routes import (
 api_router = APIRouter()
 for _module in (auth, datasets, images, verification, grants, keys, jobs, audit, system, methods):
     api_router.include_router(_module.router)
+api_router.include_router(grants.reencryptions)
