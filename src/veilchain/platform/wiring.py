@@ -18,6 +18,7 @@ from eth_utils import to_checksum_address
 from veilchain.anonymizer.batch import AnonymizerFactory
 from veilchain.chain.client import ChainClient
 from veilchain.config import Settings
+from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.service import VeilchainService
 
 if TYPE_CHECKING:
@@ -138,4 +139,11 @@ def build_service(settings: Settings) -> VeilchainService:
         seed=a.seed,
         keystore=keystore,
         workers=a.workers or (os.cpu_count() or 1),
+        executor=ExecutorChoice(
+            kind=settings.executor.kind,
+            address=settings.executor.address,
+            actors=settings.executor.actors,
+            batch=settings.executor.batch,
+            local_cpus=a.workers or None,
+        ),
     )
