@@ -107,6 +107,20 @@ class AuthSettings(BaseModel):
     trusted_proxies: str = ""
 
 
+class CredentialsSettings(BaseModel):
+    """The C2PA signing identity (docs/provenance.md). Outside prod, unset paths mean the
+    data directory's development CA and certificate, generated on first use."""
+
+    # the signer's name in the development certificate (an operator's comes from its own)
+    institution_name: str | None = None
+    cert_path: Path | None = None  # PEM chain, signing certificate first
+    key_path: Path | None = None  # PEM ECDSA P-256 private key
+    key_passphrase: str | None = None
+    pkcs12_path: Path | None = None  # instead of cert_path + key_path
+    pkcs12_passphrase: str | None = None
+    ca_cert_path: Path | None = None  # the root to publish when the chain does not end in it
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VEILCHAIN_", env_nested_delimiter="__", extra="ignore"
@@ -120,6 +134,7 @@ class Settings(BaseSettings):
     kms: KmsSettings = Field(default_factory=KmsSettings)
     db: DbSettings = Field(default_factory=DbSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
 
     @model_validator(mode="after")
     def _no_weak_or_public_secrets_in_prod(self) -> Settings:
@@ -137,6 +152,12 @@ class Settings(BaseSettings):
             if c.private_key
             else None,
         ]
+        cred = self.credentials
+        if not cred.pkcs12_path and not (cred.cert_path and cred.key_path):
+            problems.append(
+                "prod signs Content Credentials with the operator's certificate: set "
+                "VEILCHAIN_CREDENTIALS__CERT_PATH and __KEY_PATH, or __PKCS12_PATH"
+            )
         for problem in problems:
             if problem:
                 raise ValueError(problem)
