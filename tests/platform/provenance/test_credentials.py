@@ -248,3 +248,61 @@ def test_nothing_in_the_manifest_derives_from_the_original(signer) -> None:
     leaks = manifest_leaks(out.getvalue(), original, "holiday_photo.jpg")
     assert any("ingredient" in leak for leak in leaks), leaks
     assert "the original's file name" in leaks
+
+
+def test_mp4_output_is_signed_and_a_flipped_frame_byte_is_a_mismatch(
+    signer, identity, tmp_path
+) -> None:
+    import cv2
+
+    src = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for i in range(10):
+        writer.write((np.random.default_rng(i).random((120, 160, 3)) * 255).astype(np.uint8))
+    writer.release()
+    definition = signer.definition(
+        method="blur", epsilon=None, model_hash="0x00", anchor=None, mime="video/mp4"
+    )
+    signed = signer.sign(src.read_bytes(), definition, "video/mp4")
+    creds = read_credentials(signed, trust_pem=identity.ca_pem.decode(), mime="video/mp4")
+    assert creds.state == "Trusted" and creds.anchor is None
+    good = tmp_path / "good.mp4"
+    good.write_bytes(signed)
+    assert cv2.VideoCapture(str(good)).read()[0]  # still a playable video
+    tampered = bytearray(signed)
+    tampered[signed.index(b"mdat") + 200] ^= 0x01
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(tampered))
+    ours = read_credentials(bytes(tampered), trust_pem=identity.ca_pem.decode(), mime="video/mp4")
+    assert ours.state == "Invalid" and "assertion.bmffHash.mismatch" in ours.failures
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(identity.ca_pem)
+    r = subprocess.run([sys.executable, str(READER), "--trust", str(ca), str(good), str(bad)],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    g, b = (json.loads(line) for line in r.stdout.splitlines())
+    assert r.returncode == 1 and g["state"] == "Trusted" and g["problems"] == []
+    assert "assertion.bmffHash.mismatch" in b["failures"]
+
+
+def test_the_data_set_manifest_publishes_the_signer(identity) -> None:
+    from veilchain.errors import InputError
+    from veilchain.platform.manifest import ImageRecord, Manifest
+
+    rec = ImageRecord(0, "000000", "bafk", "ab" * 32, "cd" * 32, 10, 4, 3, {})
+    manifest = Manifest(
+        dataset_uid="u", name="n", institution="0x" + "11" * 20, chain_id=1337,
+        contract=CONTRACT, method="blur", model_hash="0x00", params={},
+        merkle_root="0x" + rec.leaf().hex(), records=[rec], proofs=[[]],
+        credentials=identity.public(),
+    )  # fmt: skip
+    back = Manifest.from_bytes(manifest.to_bytes())
+    assert back.credentials == identity.public()
+    assert back.credentials["ca_certificate"] == identity.ca_pem.decode()
+    broken = json.loads(manifest.to_bytes())
+    broken["credentials"]["ca_sha256"] = 5
+    import rfc8785
+
+    with pytest.raises(InputError, match="credentials.ca_sha256 must be 64 hex"):
+        Manifest.from_bytes(rfc8785.dumps(broken))
+    without = Manifest.from_bytes(Manifest(**{**manifest.__dict__, "credentials": None}).to_bytes())
+    assert without.credentials is None and b"credentials" not in without.to_bytes()

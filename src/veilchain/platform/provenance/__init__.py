@@ -7,6 +7,7 @@ from veilchain.platform.provenance.credentials import (
     Credentials,
     CredentialsSigner,
     anchor_problems,
+    check_image_credentials,
     read_credentials,
 )
 from veilchain.platform.provenance.identity import SigningIdentity, load_signing_identity
@@ -18,6 +19,7 @@ __all__ = [
     "CredentialsSigner",
     "SigningIdentity",
     "anchor_problems",
+    "check_image_credentials",
     "load_signing_identity",
     "read_credentials",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "Credentials",
     "CredentialsSigner",
     "anchor_problems",
+    "check_image_credentials",
     "digital_source_type",
     "read_credentials",
 ]
@@ -42,6 +43,9 @@ _SOURCE_TYPE = {
     "generator": "compositeWithTrainedAlgorithmicMedia",
     "region": "algorithmicallyEnhanced",
 }
+_SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4"}
+MIME_BY_SUFFIX = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                  ".mp4": "video/mp4"}  # fmt: skip
 _READ_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 _SIGN_SETTINGS = {
     "builder": {"thumbnail": {"enabled": False}},
@@ -99,9 +103,16 @@ class CredentialsSigner:
             raise ContentCredentialsError(f"the C2PA signer cannot be built: {exc}") from exc
 
     def definition(
-        self, *, method: str, epsilon: float | None, model_hash: str, anchor: Anchor
+        self,
+        *,
+        method: str,
+        epsilon: float | None,
+        model_hash: str,
+        anchor: Anchor | None,
+        mime: str = "image/png",
     ) -> dict:
-        """The manifest definition for one image: only public facts, nothing from the input."""
+        """The manifest definition for one output: only public facts, nothing from the input.
+        ``anchor`` None: an output that is not registered (``veilchain anonymize``)."""
         from veilchain import __version__
 
         action = {
@@ -115,28 +126,32 @@ class CredentialsSigner:
                 "org.veilchain.model_hash": model_hash,
             },
         }
+        assertions = [{"label": "c2pa.actions.v2", "data": {"actions": [action]}}]
+        if anchor is not None:
+            assertions.append({"label": ANCHOR_LABEL, "data": anchor.to_dict()})
+        stem = anchor.image_id if anchor is not None else "anonymized"
         return {
             "claim_generator_info": [{"name": "veilchain", "version": __version__}],
-            "title": f"{anchor.image_id}.png",
-            "format": "image/png",
-            "assertions": [
-                {"label": "c2pa.actions.v2", "data": {"actions": [action]}},
-                {"label": ANCHOR_LABEL, "data": anchor.to_dict()},
-            ],
+            "title": stem + _SUFFIX.get(mime, ""),
+            "format": mime,
+            "assertions": assertions,
         }
 
-    def sign_png(self, png: bytes, definition: dict) -> bytes:
-        """``png`` with the manifest embedded (a caBX chunk) and signed."""
+    def sign(self, data: bytes, definition: dict, mime: str = "image/png") -> bytes:
+        """``data`` (a PNG, JPEG or MP4) with the manifest embedded and signed."""
         c2pa = self._c2pa
         out = io.BytesIO()
         try:
             builder = c2pa.Builder(definition, self._context)
-            builder.sign(self._signer, "image/png", io.BytesIO(png), out)
+            builder.sign(self._signer, mime, io.BytesIO(data), out)
         except c2pa.C2paError as exc:
             raise ContentCredentialsError(
-                f"cannot sign the image's Content Credentials: {exc}"
+                f"cannot sign the output's Content Credentials: {exc}"
             ) from exc
         return out.getvalue()
+
+    def sign_png(self, png: bytes, definition: dict) -> bytes:
+        return self.sign(png, definition, "image/png")
 
 
 @dataclass
@@ -280,3 +295,27 @@ def anchor_problems(
     if a.get("dataset_id") not in (None, dataset_id):
         problems.append(f"anchor dataset_id {a.get('dataset_id')} is not {dataset_id}")
     return problems
+
+
+def check_image_credentials(
+    data: bytes, manifest, *, index: int, dataset_id: int
+) -> tuple[Credentials, list[str]]:
+    """Read the credentials of a decrypted image of ``manifest`` (a data set version) and
+    say why they are not those of its record ``index``: signed by the certificate the
+    manifest names, trusted under the CA it publishes, anchored to its registration. A
+    manifest without a ``credentials`` section (registered before images were signed) has
+    nothing to compare with: the credentials are read and no problem is raised."""
+    published = manifest.credentials
+    if not published:
+        return read_credentials(data), []
+    creds = read_credentials(data, trust_pem=published["ca_certificate"])
+    problems = anchor_problems(
+        creds,
+        chain_id=manifest.chain_id,
+        contract=manifest.contract,
+        registration=manifest.dataset_uid,
+        dataset_id=dataset_id,
+        image_index=index,
+        signer_serial=published["signer_serial"],
+    )
+    return creds, problems
