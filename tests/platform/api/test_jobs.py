@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from tests.platform.api.conftest import bearer, login, make_settings, upload, wait_job
-from veilchain.platform.api import adapter, create_app
+from veilchain.platform.api import create_app
 from veilchain.platform.jobs import Job, get_job
 
 
@@ -37,7 +37,7 @@ def test_registration_resumes_after_restart(tmp_path):
             s.commit()
             row = get_job(session=s, job_id=job["id"])
         with pytest.raises(_Crash):
-            adapter._run_registration(ctx, row, crash_after_first)
+            ctx.service.jobs._run_registration(row, crash_after_first)
         assert ctx.service.pending_registrations(), "a registration should be left half done"
     ctx.service.chain.backend.close()
 
