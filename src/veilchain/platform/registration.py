@@ -3,6 +3,10 @@
 State is saved after every image (``registrations.py``), so a killed run resumes; the
 transaction is sent only when every image is pinned, and a resumed run looks on chain for
 its own transaction before sending one, so it is sent once.
+
+Each anonymized PNG is signed with Content Credentials (``provenance``) before it is
+encrypted, so the record's ``anonymized_sha256`` (and so its Merkle leaf) is the hash of the
+signed file; the manifest publishes the signer's CA certificate.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from veilchain.platform.manifest import (
     chain_params_text,
     epsilon_milli_of,
 )
+from veilchain.platform.provenance import Anchor, CredentialsSigner
 from veilchain.platform.registrations import (
     ABORTED,
     DONE,
@@ -74,9 +79,12 @@ class Registrar:
         anonymizer_factory: Callable[..., Any],
         seed: int = 0,
         workers: int = 1,
+        credentials: Callable[[], CredentialsSigner | None] = lambda: None,
     ) -> None:
         self.chain = chain
         self.accounts = accounts  # role -> LocalAccount, decrypted from the keystore on use
+        # the institution's C2PA signer, built on first use; None: images are not signed
+        self.credentials = credentials
         self.storage = storage
         self.keys = keys
         self.audit = audit
@@ -267,10 +275,13 @@ class Registrar:
             self.keys.delete_keys(reg.uid, sorted(stale), actor="resume")
         total, done = len(rows), len(rows) - len(pending)
         progress(done, total, "anonymize+encrypt+pin")
+        signer = self.credentials()
         for row, out in zip(
             pending, self._anonymized(reg, pending, allow_recognizable), strict=True
         ):
             png = out.png
+            if signer is not None and not row.source.startswith(_REENCRYPT_PREFIX):
+                png = self._signed(signer, reg, row, png)
             ciphertext = self.keys.encrypt(png, dataset=reg.uid, image=row.image_id)
             cid = self.storage.add(ciphertext)
             with self.session_factory() as s, s.begin():
@@ -283,6 +294,27 @@ class Registrar:
                 r.status = DONE
             done += 1
             progress(done, total, "anonymize+encrypt+pin")
+
+    def _signed(
+        self, signer: CredentialsSigner, reg: RegistrationRow, row: RegistrationImageRow, png: bytes
+    ) -> bytes:
+        """``png`` with the institution's Content Credentials. (A re-encrypted version keeps
+        its images byte for byte: their credentials point to the version they were first
+        registered in, which its manifest's ``previous_manifest_cid`` chain leads to.)"""
+        params = json.loads(reg.params_json)
+        anchor = Anchor(
+            chain_id=int(self.chain.backend.chain_id),
+            contract=self.chain.address,
+            registration=reg.uid,
+            image_index=row.idx,
+            image_id=row.image_id,
+            dataset_id=reg.dataset_id,
+        )
+        definition = signer.definition(
+            method=reg.method, epsilon=params.get("epsilon"), model_hash=reg.model_hash,
+            anchor=anchor,
+        )  # fmt: skip
+        return signer.sign_png(png, definition)
 
     def _anonymized(
         self, reg: RegistrationRow, rows: list[RegistrationImageRow], allow_recognizable: bool
@@ -320,6 +352,7 @@ class Registrar:
         records = [r.to_record() for r in self._image_rows(uid)]
         tree = build_merkle_tree([r.leaf() for r in records])
         contract_address = self.chain.address
+        signer = self.credentials()
         manifest = Manifest(
             dataset_uid=uid,
             name=reg.name,
@@ -334,6 +367,7 @@ class Registrar:
             proofs=[["0x" + p.hex() for p in tree.proof(i)] for i in range(len(records))],
             previous_manifest_cid=reg.previous_manifest_cid,
             created_at=reg.created_at,
+            credentials=None if signer is None else signer.identity.public(),
         )
         manifest_cid = self.storage.add(manifest.to_bytes())
         inst = self._signer()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,24 @@ def _appoint_roles(chain: ChainClient, accounts: RoleAccounts) -> None:
             chain.backend.fund(address, 100 * 10**18)
 
 
+class LazyCredentials:
+    """The institution's C2PA signer, loaded on first call (the signing identity's files
+    and the C2PA library are needed only by registration and the trust document)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._signer: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self._signer is None:
+                from veilchain.platform.provenance import CredentialsSigner, load_signing_identity
+
+                self._signer = CredentialsSigner(load_signing_identity(self._settings))
+            return self._signer
+
+
 def build_service(settings: Settings) -> VeilchainService:
     """Open (or create) everything under the settings' data directory and wire the service."""
     from veilchain.chain import Keystore, build_chain_client
@@ -116,4 +135,5 @@ def build_service(settings: Settings) -> VeilchainService:
         seed=a.seed,
         keystore=keystore,
         workers=a.workers or (os.cpu_count() or 1),
+        credentials=LazyCredentials(settings),
     )

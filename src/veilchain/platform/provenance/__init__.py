@@ -8,6 +8,7 @@ from veilchain.platform.provenance.credentials import (
     CredentialsSigner,
     anchor_problems,
     check_image_credentials,
+    expected_credentials,
     read_credentials,
 )
 from veilchain.platform.provenance.identity import SigningIdentity, load_signing_identity
@@ -20,6 +21,7 @@ __all__ = [
     "SigningIdentity",
     "anchor_problems",
     "check_image_credentials",
+    "expected_credentials",
     "load_signing_identity",
     "read_credentials",
 ]

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from typing import Any
 
-from veilchain.errors import ContentCredentialsError
+from veilchain.errors import ContentCredentialsError, VeilchainError
 from veilchain.platform.provenance.identity import SigningIdentity
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "anchor_problems",
     "check_image_credentials",
     "digital_source_type",
+    "expected_credentials",
     "read_credentials",
 ]
 
@@ -74,7 +77,6 @@ class Anchor:
     image_index: int
     image_id: str
     dataset_id: int | None = None
-    previous_manifest_cid: str | None = None
 
     def to_dict(self) -> dict:
         return {"format": ANCHOR_FORMAT, **asdict(self), "chain_id": str(self.chain_id)}
@@ -298,16 +300,33 @@ def anchor_problems(
 
 
 def check_image_credentials(
-    data: bytes, manifest, *, index: int, dataset_id: int
+    data: bytes,
+    manifest,
+    *,
+    index: int,
+    dataset_id: int,
+    manifest_at: Callable[[str], Any] | None = None,
 ) -> tuple[Credentials, list[str]]:
     """Read the credentials of a decrypted image of ``manifest`` (a data set version) and
     say why they are not those of its record ``index``: signed by the certificate the
-    manifest names, trusted under the CA it publishes, anchored to its registration. A
-    manifest without a ``credentials`` section (registered before images were signed) has
-    nothing to compare with: the credentials are read and no problem is raised."""
+    manifest names, trusted under the CA it publishes, anchored to its registration.
+
+    A re-encrypted version keeps its images byte for byte, so their anchor names the
+    registration they were first signed in: ``manifest_at(cid)`` loads earlier manifests
+    along ``previous_manifest_cid`` to find it. A manifest without a ``credentials``
+    section (registered before images were signed) has nothing to compare with: the
+    credentials are read and no problem is raised."""
+    creds = read_credentials(data)
+    if manifest_at is not None:
+        try:
+            manifest = _registration_manifest(
+                manifest, (creds.anchor or {}).get("registration"), manifest_at
+            )
+        except VeilchainError as exc:
+            return creds, [f"the image's registration cannot be found: {exc}"]
     published = manifest.credentials
     if not published:
-        return read_credentials(data), []
+        return creds, []
     creds = read_credentials(data, trust_pem=published["ca_certificate"])
     problems = anchor_problems(
         creds,
@@ -319,3 +338,56 @@ def check_image_credentials(
         signer_serial=published["signer_serial"],
     )
     return creds, problems
+
+
+def _registration_manifest(manifest, registration, manifest_at):
+    """The manifest along ``previous_manifest_cid`` whose ``dataset.uid`` is
+    ``registration`` (a re-encrypted version's images were signed for an earlier one)."""
+    seen = 0
+    while registration != manifest.dataset_uid and manifest.previous_manifest_cid and seen < 64:
+        manifest, seen = manifest_at(manifest.previous_manifest_cid), seen + 1
+    return manifest
+
+
+def expected_credentials(
+    manifest, *, dataset_id: int, version: int, index: int, manifest_at: Callable[[str], Any]
+) -> dict | None:
+    """What the Content Credentials of record ``index`` of a version carry, from the public
+    manifests alone (the image itself is encrypted); None for a version registered before
+    images were signed. ``verify --images`` and ``fetch`` read the same from the image."""
+    first = manifest
+    while first.previous_manifest_cid:  # images keep the credentials of their first version
+        first = manifest_at(first.previous_manifest_cid)
+    published = first.credentials
+    if not published:
+        return None
+    epsilon = (first.params or {}).get("epsilon")
+    eps = None if epsilon is None else repr(float(epsilon))
+    creds = Credentials(
+        present=True,
+        signer=published["institution"],
+        signer_serial=published["signer_serial"],
+        actions=[
+            {
+                "action": "c2pa.created",
+                "digitalSourceType": digital_source_type(first.method),
+                "parameters": {
+                    "org.veilchain.method": first.method,
+                    "org.veilchain.epsilon": eps,
+                    "org.veilchain.model_hash": first.model_hash,
+                },
+            }
+        ],  # fmt: skip
+        anchor=Anchor(
+            chain_id=first.chain_id,
+            contract=first.contract,
+            registration=first.dataset_uid,
+            image_index=index,
+            image_id=first.records[index].image_id,
+        ).to_dict(),
+    )
+    out = creds.to_dict(dataset_id, version)
+    for key in ("state", "failures", "error", "ingredients", "has_thumbnail", "present"):
+        out.pop(key)
+    out["ca_sha256"] = published["ca_sha256"]
+    return out
