@@ -154,7 +154,7 @@ def chain_info(as_json: JsonOpt = False) -> None:
 
     with errors_to_exit():
         svc = open_service(read_only=True)
-        data = deployment_record(svc.chain, svc.accounts)
+        data = deployment_record(svc.chain, svc.accounts, svc.signing_identity())
     show("VeilRegistry deployment", data, as_json=as_json)
 
 

@@ -3,17 +3,18 @@ certificate in prod, and never the development CA in prod."""
 
 from __future__ import annotations
 
-import datetime as dt
 import multiprocessing
 import stat
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.platform.provenance.operator import operator_ca as _operator_ca
+from tests.platform.provenance.operator import pem as _pem
 from veilchain.config import Settings
 from veilchain.errors import ConfigError
 from veilchain.platform.provenance import CredentialsSigner, load_signing_identity, read_credentials
@@ -91,46 +92,8 @@ def test_prod_refuses_the_development_ca_even_by_path(tmp_path) -> None:
     assert "\n" not in str(e.value)
 
 
-def _operator_ca(tmp_path, *, org="Example University"):
-    """An institution's own CA and signing certificate, as an operator would bring them."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{org} Root CA")])
-    ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
-                                 x509.NameAttribute(NameOID.COMMON_NAME, "Data office")]))
-        .issuer_name(ca_name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=90))
-        .add_extension(x509.KeyUsage(True, *[False] * 8), True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    return key, leaf, ca
-
-
-def _pem(obj) -> bytes:
-    if isinstance(obj, x509.Certificate):
-        return obj.public_bytes(serialization.Encoding.PEM)
-    return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())  # fmt: skip
-
-
 def test_prod_signs_with_the_operators_pem_files(tmp_path) -> None:
-    key, leaf, ca = _operator_ca(tmp_path)
+    key, leaf, ca = _operator_ca()
     cert = _write(tmp_path / "chain.pem", _pem(leaf) + _pem(ca))
     keyf = _write(tmp_path / "key.pem", _pem(key))
     identity = load_signing_identity(_settings(tmp_path, cert_path=cert, key_path=keyf))
@@ -144,7 +107,7 @@ def test_prod_signs_with_the_operators_pem_files(tmp_path) -> None:
 
 
 def test_prod_reads_a_pkcs12_bundle(tmp_path) -> None:
-    key, leaf, ca = _operator_ca(tmp_path)
+    key, leaf, ca = _operator_ca()
     bundle = pkcs12.serialize_key_and_certificates(
         b"signer", key, leaf, [ca], serialization.BestAvailableEncryption(b"p12-Secret-pass")
     )
@@ -158,7 +121,7 @@ def test_prod_reads_a_pkcs12_bundle(tmp_path) -> None:
 
 
 def test_a_key_that_is_not_the_certificates_or_a_chain_without_root_is_refused(tmp_path) -> None:
-    key, leaf, ca = _operator_ca(tmp_path)
+    key, leaf, ca = _operator_ca()
     other = ec.generate_private_key(ec.SECP256R1())
     cert = _write(tmp_path / "chain.pem", _pem(leaf) + _pem(ca))
     with pytest.raises(ConfigError, match="does not match"):

@@ -54,7 +54,11 @@ def test_every_registered_image_carries_checked_credentials(svc, registered, fet
         # the public description matches what the image says
         expected = svc.expected_credentials(registered.dataset_id, registered.version, img.index)
         assert expected["summary"] == c["summary"] and expected["anchor"] == c["anchor"]
-        assert expected["actions"][0]["parameters"] == c["actions"][0]["parameters"]
+        params = c["actions"][0]["parameters"]
+        assert expected["method"] == params["org.veilchain.method"] == "blur"
+        assert expected["epsilon"] == params["org.veilchain.epsilon"]
+        assert expected["digital_source_type"] == c["actions"][0]["digitalSourceType"]
+        assert expected["signer_serial"] == c["signer_serial"]
 
 
 def test_no_manifest_holds_anything_from_the_original(registered, fetched, sample_inputs) -> None:

@@ -124,7 +124,7 @@ class CredentialsSigner:
             "description": f"faces anonymized with {method}",
             "parameters": {
                 "org.veilchain.method": method,
-                "org.veilchain.epsilon": None if epsilon is None else repr(float(epsilon)),
+                "org.veilchain.epsilon": _epsilon_text(epsilon),
                 "org.veilchain.model_hash": model_hash,
             },
         }
@@ -362,32 +362,32 @@ def expected_credentials(
     if not published:
         return None
     epsilon = (first.params or {}).get("epsilon")
-    eps = None if epsilon is None else repr(float(epsilon))
+    anchor = Anchor(
+        chain_id=first.chain_id,
+        contract=first.contract,
+        registration=first.dataset_uid,
+        image_index=index,
+        image_id=first.records[index].image_id,
+    )
     creds = Credentials(
         present=True,
         signer=published["institution"],
-        signer_serial=published["signer_serial"],
-        actions=[
-            {
-                "action": "c2pa.created",
-                "digitalSourceType": digital_source_type(first.method),
-                "parameters": {
-                    "org.veilchain.method": first.method,
-                    "org.veilchain.epsilon": eps,
-                    "org.veilchain.model_hash": first.model_hash,
-                },
-            }
-        ],  # fmt: skip
-        anchor=Anchor(
-            chain_id=first.chain_id,
-            contract=first.contract,
-            registration=first.dataset_uid,
-            image_index=index,
-            image_id=first.records[index].image_id,
-        ).to_dict(),
-    )
-    out = creds.to_dict(dataset_id, version)
-    for key in ("state", "failures", "error", "ingredients", "has_thumbnail", "present"):
-        out.pop(key)
-    out["ca_sha256"] = published["ca_sha256"]
-    return out
+        actions=[{"parameters": {"org.veilchain.method": first.method,
+                                 "org.veilchain.epsilon": _epsilon_text(epsilon)}}],
+    )  # fmt: skip
+    return {
+        "summary": creds.summary(dataset_id, version),
+        "signer": published["institution"],
+        "signer_serial": published["signer_serial"],
+        "ca_sha256": published["ca_sha256"],
+        "digital_source_type": digital_source_type(first.method),
+        "method": first.method,
+        "epsilon": _epsilon_text(epsilon),
+        "model_hash": first.model_hash,
+        "anchor": anchor.to_dict(),
+    }
+
+
+def _epsilon_text(epsilon: float | None) -> str | None:
+    """ε as the credentials write it: Python's shortest round-trip text, or None."""
+    return None if epsilon is None else repr(float(epsilon))
