@@ -33,7 +33,10 @@ def demo(
 
     with errors_to_exit():
         summary = run_demo(
-            open_service(), method=method, say=(lambda m: None) if as_json else out.print
+            open_service(),
+            method=method,
+            say=(lambda m: None) if as_json else out.print,
+            credentials_dir=Path(settings().data_dir) / "demo-credentials",
         )
     if as_json:
         emit_json(summary)
