@@ -90,6 +90,10 @@ def test_auditor_and_grantee_views(server):
         expect(page.get_by_test_id("who")).to_contain_text("auditor")
         page.get_by_test_id(f"dataset-{ds}").click()
         expect(page.get_by_test_id("image-2")).to_be_visible()
+        expect(page.get_by_test_id("credentials-2")).to_contain_text(
+            f"anonymized with mask, ε –, by Veilchain development institution, "
+            f"anchored in data set {ds} v1"
+        )
         page.click("#verify-btn")
         summary = page.get_by_test_id("verdict-summary")
         expect(summary).to_contain_text("FAILED: 1 of 3", timeout=60_000)
@@ -114,6 +118,7 @@ def test_auditor_and_grantee_views(server):
         expect(page.get_by_test_id("g-status")).to_contain_text("2 of 3", timeout=30_000)
         img = page.get_by_test_id("decrypted-0").locator("img")
         expect(img).to_be_visible()
+        expect(page.get_by_test_id("decrypted-0")).to_contain_text("anonymized with mask")
         page.wait_for_function(
             "() => document.querySelector('[data-testid=decrypted-0] img').naturalWidth > 0"
         )

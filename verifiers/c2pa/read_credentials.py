@@ -30,9 +30,12 @@ ANCHOR = "org.veilchain.anchor"
 ANCHOR_KEYS = ("chain_id", "contract", "registration", "image_index", "image_id")
 
 
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+         ".mp4": "video/mp4", ".avi": "video/avi"}  # fmt: skip
+
+
 def _mime(path: Path) -> str:
-    return {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-            ".mp4": "video/mp4"}.get(path.suffix.lower(), "image/png")  # fmt: skip
+    return _MIME.get(path.suffix.lower(), "image/png")
 
 
 def check(path: Path, context, trusted: bool, expect_anchor: bool) -> dict:

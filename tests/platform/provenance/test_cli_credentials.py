@@ -53,3 +53,34 @@ def test_verify_images_checks_every_image_and_names_a_bad_one(granted) -> None:
     assert report["ok"] and report["credentials_checked"] == 3
     rc, text = _run(granted, "verify", "1", "--images")
     assert rc == 2 and "--as NAME" in text
+
+
+def test_anonymize_signs_image_and_mp4_outputs(tmp_path) -> None:
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    from veilchain.config import Settings
+    from veilchain.platform.demo import samples_dir
+    from veilchain.platform.provenance import load_signing_identity, read_credentials
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(samples_dir() / "obama.jpg", src / "portrait.jpg")
+    writer = cv2.VideoWriter(str(src / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 64))
+    for i in range(5):
+        writer.write((np.random.default_rng(i).random((64, 96, 3)) * 255).astype(np.uint8))
+    writer.release()
+    d, out = tmp_path / "dd", tmp_path / "out"
+    rc, text = _run(d, "anonymize", str(src), "-o", str(out), "--method", "blur",
+                    "--credentials", "--json")  # fmt: skip
+    assert rc == 0, text
+    ca = load_signing_identity(Settings(data_dir=d, env="test")).ca_pem.decode()
+    for name, mime in (("portrait.png", "image/png"), ("clip.mp4", "video/mp4")):
+        creds = read_credentials((out / name).read_bytes(), trust_pem=ca, mime=mime)
+        assert creds.state == "Trusted" and creds.method == "blur", (name, creds)
+        assert creds.anchor is None and creds.ingredients == 0 and not creds.has_thumbnail
+    rc, _ = _run(d, "anonymize", str(src), "-o", str(tmp_path / "plain"), "--method", "blur")
+    assert rc == 0
+    assert not read_credentials((tmp_path / "plain" / "portrait.png").read_bytes()).present

@@ -10,6 +10,7 @@ from veilchain.platform.provenance.credentials import (
     check_image_credentials,
     expected_credentials,
     read_credentials,
+    sign_file,
 )
 from veilchain.platform.provenance.identity import SigningIdentity, load_signing_identity
 
@@ -24,4 +25,5 @@ __all__ = [
     "expected_credentials",
     "load_signing_identity",
     "read_credentials",
+    "sign_file",
 ]

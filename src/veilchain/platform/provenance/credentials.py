@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from veilchain.errors import ContentCredentialsError, VeilchainError
@@ -36,6 +38,7 @@ __all__ = [
     "digital_source_type",
     "expected_credentials",
     "read_credentials",
+    "sign_file",
 ]
 
 ANCHOR_LABEL = "org.veilchain.anchor"
@@ -46,9 +49,9 @@ _SOURCE_TYPE = {
     "generator": "compositeWithTrainedAlgorithmicMedia",
     "region": "algorithmicallyEnhanced",
 }
-_SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4"}
+_SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4", "video/avi": ".avi"}
 MIME_BY_SUFFIX = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-                  ".mp4": "video/mp4"}  # fmt: skip
+                  ".mp4": "video/mp4", ".avi": "video/avi"}  # fmt: skip
 _READ_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 _SIGN_SETTINGS = {
     "builder": {"thumbnail": {"enabled": False}},
@@ -140,7 +143,7 @@ class CredentialsSigner:
         }
 
     def sign(self, data: bytes, definition: dict, mime: str = "image/png") -> bytes:
-        """``data`` (a PNG, JPEG or MP4) with the manifest embedded and signed."""
+        """``data`` (PNG, JPEG, MP4 or AVI) with the manifest embedded and signed."""
         c2pa = self._c2pa
         out = io.BytesIO()
         try:
@@ -154,6 +157,24 @@ class CredentialsSigner:
 
     def sign_png(self, png: bytes, definition: dict) -> bytes:
         return self.sign(png, definition, "image/png")
+
+
+def sign_file(
+    path: Path, signer: CredentialsSigner, *, method: str, epsilon: float | None, model_hash: str
+) -> bool:
+    """Sign an output file in place (PNG, JPEG, MP4, AVI; ``veilchain anonymize --credentials``:
+    an unregistered output, so no anchor). False for a format the signer does not take."""
+    mime = MIME_BY_SUFFIX.get(path.suffix.lower())
+    if mime is None:
+        return False
+    definition = signer.definition(
+        method=method, epsilon=epsilon, model_hash=model_hash, anchor=None, mime=mime
+    )
+    signed = signer.sign(path.read_bytes(), definition, mime)
+    tmp = path.with_name(f".{path.name}.signing")
+    tmp.write_bytes(signed)
+    os.replace(tmp, path)
+    return True
 
 
 @dataclass

@@ -148,7 +148,8 @@ async function loadImages() {
       : el("td", { class: "bad" }, `FAILED: ${verdict.problems.join("; ")}`);
     body.append(el("tr", { "data-testid": `image-${img.index}`, class: verdict && !verdict.ok ? "bad" : "" },
       el("td", {}, String(img.index)), el("td", {}, img.image_id),
-      el("td", { class: "mono" }, short(img.cid, 12)), el("td", {}, img.report?.method ?? ""), cell));
+      el("td", { class: "mono" }, short(img.cid, 12)), el("td", {}, img.report?.method ?? ""),
+      el("td", { "data-testid": `credentials-${img.index}` }, img.credentials?.summary ?? "–"), cell));
   }
 }
 
@@ -249,7 +250,8 @@ async function loadGallery() {
       const url = URL.createObjectURL(await res.blob());
       gallery.append(el("figure", { "data-testid": `decrypted-${img.index}` },
         el("img", { src: url, alt: `decrypted image ${img.image_id}` }),
-        el("figcaption", {}, `${img.index}: ${img.image_id}`)));
+        el("figcaption", {}, `${img.index}: ${img.image_id}`,
+          img.credentials ? el("small", {}, ` · ${img.credentials.summary}`) : "")));
       shown++;
     } catch (e) {
       gallery.append(el("figure", { class: "bad", "data-testid": `refused-${img.index}` },
