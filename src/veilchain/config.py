@@ -41,6 +41,8 @@ class AnonymizerSettings(BaseModel):
     # CenterFace score down to which candidates are covered (recall vs false positives:
     # docs/anonymizer.md, "Face recall"); None: the pipeline's default
     sweep_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    # generators only: regenerate just these features, e.g. "eyes,nose" (empty: the whole face)
+    features: str = ""
 
     @field_validator("method")
     @classmethod
@@ -49,6 +51,13 @@ class AnonymizerSettings(BaseModel):
 
         validate_method(method)
         return method
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, features: str) -> str:
+        from veilchain.anonymizer.features import parse_features
+
+        return ",".join(parse_features(features))
 
     def builder_options(self) -> dict:
         """The ``build_anonymizer`` keywords these settings fix (method, epsilon, seed and the
@@ -62,6 +71,7 @@ class AnonymizerSettings(BaseModel):
             "upsample": self.upsample,
             "second_look": self.second_look,
             "sweep_threshold": self.sweep_threshold,
+            "features": tuple(f for f in self.features.split(",") if f),
         }
 
 

@@ -550,6 +550,7 @@ def build_anonymizer(
     detector=None,
     embedder: FaceEmbedder | None = None,
     gallery: Sequence[str | Path] = (),
+    features: Sequence[str] = (),
 ) -> Anonymizer:
     """Wire a detector, the method and (unless ``identity_check=False``) a dlib embedder.
 
@@ -559,8 +560,11 @@ def build_anonymizer(
     ``secret``: keys the per-face random streams (None: fresh entropy, so two anonymizers
     differ; pass the installation's secret for reproducible output).
     ``gallery``: photos (files or folders) of known people; every output face must also be
-    at least ``identity_threshold`` from each face in them (see :func:`gallery_embeddings`)."""
-    m = build_method(method, epsilon=epsilon, seed=seed, weights_dir=weights_dir)
+    at least ``identity_threshold`` from each face in them (see :func:`gallery_embeddings`).
+    ``features``: regenerate only these features of each face (anonymizer/features.py)."""
+    m = build_method(
+        method, epsilon=epsilon, seed=seed, weights_dir=weights_dir, features=tuple(features)
+    )
     detector = detector or build_detector(
         detector_name, threshold=detector_threshold, upsample=upsample
     )

@@ -36,6 +36,30 @@ app = typer.Typer(
 GLOBAL_OPTIONS = ("--data-dir", "--rpc", "--ipfs", "--db")
 
 
+def _plain_metavars() -> None:
+    """Typer labels values with Python types (``<list[Path]>``, ``<float>``); show the words
+    people read in help instead (PATH..., NUMBER), and nothing after a named argument."""
+    from typer import core
+
+    words = {"float": "NUMBER", "int": "INTEGER", "str": "TEXT", "path": "PATH", "Path": "PATH"}
+    typed = core.TyperArgument.display_type
+
+    def display_type(self, ctx) -> str | None:  # type: ignore[no-untyped-def]
+        if isinstance(self, core.TyperArgument) and self.metavar is not None:
+            return None
+        label = str(typed(self, ctx)).strip("<>")
+        many = label.startswith("list[")
+        label = label.removeprefix("list[").removesuffix("]")
+        word = words.get(label, label.upper())
+        return f"{word}..." if many else word
+
+    core.TyperArgument.display_type = display_type  # type: ignore[method-assign]
+    core.TyperOption.display_type = display_type  # type: ignore[method-assign]
+
+
+_plain_metavars()
+
+
 class _State:
     overrides: dict = {}
 

@@ -29,11 +29,12 @@ DatasetArg = Annotated[int, typer.Argument(metavar="DATASET", show_default=False
 VersionOpt = Annotated[int | None, typer.Option(metavar="N", help="Version (default: the newest).")]
 
 
-def open_service(*, read_only: bool = False) -> Any:
-    """The service over the data directory. Read-only commands refuse to create one."""
+def open_service(*, read_only: bool = False, **sections: dict) -> Any:
+    """The service over the data directory. Read-only commands refuse to create one.
+    ``sections``: a command's options over the settings (``anonymizer={...}``)."""
     from veilchain.platform.wiring import build_service
 
-    cfg = settings()
+    cfg = settings(**sections)
     if read_only and not Path(cfg.data_dir).is_dir():
         raise InputError(
             f"no Veilchain data directory at {cfg.data_dir}; run `veilchain demo` or"
@@ -64,6 +65,13 @@ def register(
         float | None, typer.Option(metavar="EPS", help="Privacy budget ε (dp, dppix).")
     ] = None,
     seed: Annotated[int | None, typer.Option(metavar="N", help="Anonymizer seed.")] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LIST",
+            help="ciagan/dp only: regenerate just these features (eyes,nose,mouth).",
+        ),
+    ] = None,
     allow_recognizable: Annotated[
         bool, typer.Option(help="Publish faces that failed the identity check (reported).")
     ] = False,
@@ -88,12 +96,12 @@ def register(
 
         veilchain register --resume
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         if resume and abort:
             raise InputError("--resume and --abort exclude each other; pick one")
         if not (resume or abort) and (not inputs or not name):
             raise InputError("give image files or folders and --name (or --resume / --abort)")
-        svc = open_service()
+        svc = open_service(anonymizer={"features": features})
         if abort:
             aborted = [r.uid for r in svc.pending_registrations(local_only=True)]
             if not aborted:
@@ -129,6 +137,12 @@ def register(
     for r in results:
         show(f"registered data set {r.dataset_id} v{r.version}", r.to_dict(),
              quiet=quiet, quiet_key="dataset_id")  # fmt: skip
+    if not quiet and results:
+        ds = results[-1].dataset_id
+        console.print(
+            f"next: veilchain verify {ds}   veilchain show {ds} --version"
+            f" {results[-1].version}   veilchain grant {ds} --to ADDRESS"
+        )
 
 
 @app.command("list")
@@ -141,7 +155,7 @@ def list_datasets(
 
     Example: veilchain list -q | xargs -n1 veilchain verify
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         rows, _count = open_service(read_only=True).list_datasets(limit=limit)
     data = [
         {"id": d.dataset_id, "name": d.name, "owner": d.owner, "versions": d.versions,
@@ -164,7 +178,7 @@ def show_dataset(
 
     Example: veilchain show 1 --version 2
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         svc = open_service(read_only=True)
         detail = svc.dataset_detail(dataset_id)
         images = None
@@ -261,7 +275,7 @@ def verify(
 
         veilchain verify 1 --images --as alice
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         if institution is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", institution):
             raise InputError("--institution must be an address (0x + 40 hex)")
         if images and not as_account:
@@ -317,7 +331,7 @@ def grant(
 
     Example: veilchain grant 1 --to 0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1 --days 7
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         result = open_service().grant(dataset_id, to, ttl_s=int(days * 86400)).to_dict()
     show("grant", result, as_json=as_json, quiet=quiet, quiet_key="tx_hash")
 
@@ -336,7 +350,7 @@ def revoke(
 
     Example: veilchain revoke 1 --from 0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1 --reencrypt
     """
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         svc = open_service()
         result = svc.revoke(dataset_id, grantee).to_dict()
         if reencrypt:
@@ -353,10 +367,13 @@ def grants(
     dataset_id: DatasetArg,
     as_json: JsonOpt = False,
 ) -> None:
-    """List a data set's grants: grantee, state (live, expired, revoked), expiry."""
+    """List a data set's grants: grantee, state (live, expired, revoked), expiry.
+
+    Example: veilchain grants 1
+    """
     from dataclasses import asdict
 
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         rows = open_service(read_only=True).list_grants(dataset_id)
     data = [
         {**asdict(g), "state": "revoked" if g.revoked else ("live" if g.active else "expired")}
@@ -387,7 +404,7 @@ def account(
     from veilchain.client import x25519_keypair_for
     from veilchain.platform.local_secrets import resolve_local_secrets
 
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         cfg = resolve_local_secrets(settings())
         if export_key and cfg.env == "prod":
             raise InputError("--export-key is refused in prod: keys stay in the keystore")

@@ -13,9 +13,16 @@ from veilchain.cli.datasets import JsonOpt, open_service
 from veilchain.cli.output import console, emit_json, errors_to_exit, out, show, show_rows
 from veilchain.errors import InputError
 
-keys_app = typer.Typer(no_args_is_help=True, help="The key service: master key versions.")
-chain_app = typer.Typer(no_args_is_help=True, help="The VeilRegistry contract.")
-audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+keys_app = typer.Typer(
+    no_args_is_help=True,
+    help="The key service: master key versions. Example: veilchain keys status",
+)
+chain_app = typer.Typer(
+    no_args_is_help=True, help="The VeilRegistry contract. Example: veilchain chain info"
+)
+audit_app = typer.Typer(
+    no_args_is_help=True, help="The hash-chained audit log. Example: veilchain audit verify"
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(chain_app, name="chain")
 app.add_typer(audit_app, name="audit")
@@ -28,10 +35,13 @@ def demo(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The main job on embedded defaults: register -> verify -> grant -> fetch -> tamper."""
+    """The main job on embedded defaults: register -> verify -> grant -> fetch -> tamper.
+
+    Example: veilchain --data-dir /tmp/demo demo --method blur
+    """
     from veilchain.platform.demo import run_demo
 
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         summary = run_demo(
             open_service(),
             method=method,
@@ -89,10 +99,13 @@ def jobs(
     limit: Annotated[int, typer.Option(metavar="N", help="At most this many.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the API's background jobs (uploads being registered, verifications), newest first."""
+    """List the API's background jobs (uploads being registered, verifications), newest first.
+
+    Example: veilchain jobs --status failed
+    """
     from veilchain.platform import jobs as job_rows
 
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         if status not in (None, "queued", "running", "succeeded", "failed"):
             raise InputError("--status must be queued, running, succeeded or failed")
         svc = open_service(read_only=True)
@@ -111,7 +124,10 @@ def jobs(
 
 @app.command()
 def cid(file: Annotated[Path, typer.Argument(metavar="FILE", show_default=False)]) -> None:
-    """Print the CIDv1 Kubo gives for `ipfs add --cid-version=1 --raw-leaves FILE`."""
+    """Print the CIDv1 Kubo gives for `ipfs add --cid-version=1 --raw-leaves FILE`.
+
+    Example: veilchain cid face0.png
+    """
     from veilchain.platform.storage import compute_cid_file
 
     with errors_to_exit():
@@ -122,24 +138,33 @@ def cid(file: Annotated[Path, typer.Argument(metavar="FILE", show_default=False)
 
 @keys_app.command("rotate")
 def keys_rotate(as_json: JsonOpt = False) -> None:
-    """New master key version; rewrap every data key under it."""
-    with errors_to_exit():
+    """New master key version; rewrap every data key under it.
+
+    Example: veilchain keys rotate --json
+    """
+    with errors_to_exit(as_json):
         result = open_service().rotate_keys()
     show("master key rotated", result, as_json=as_json)
 
 
 @keys_app.command("status")
 def keys_status(as_json: JsonOpt = False) -> None:
-    """Master key versions and how many data keys each wraps."""
-    with errors_to_exit():
+    """Master key versions and how many data keys each wraps.
+
+    Example: veilchain keys status
+    """
+    with errors_to_exit(as_json):
         status = open_service(read_only=True).keys.status().to_dict()
     show("key service", status, as_json=as_json)
 
 
 @chain_app.command("deploy")
 def chain_deploy(as_json: JsonOpt = False) -> None:
-    """Deploy (or attach to) VeilRegistry and appoint this instance's roles."""
-    with errors_to_exit():
+    """Deploy (or attach to) VeilRegistry and appoint this instance's roles.
+
+    Example: veilchain --rpc http://127.0.0.1:8545 chain deploy
+    """
+    with errors_to_exit(as_json):
         svc = open_service()
         data = {
             "chain_id": svc.chain_id,
@@ -152,10 +177,13 @@ def chain_deploy(as_json: JsonOpt = False) -> None:
 
 @chain_app.command("info")
 def chain_info(as_json: JsonOpt = False) -> None:
-    """The deployment record an auditor pins: chain, contract, code hash, admin, institutions."""
+    """The deployment record an auditor pins: chain, contract, code hash, admin, institutions.
+
+    Example: veilchain chain info --json > deployment.json
+    """
     from veilchain.platform.trust import deployment_record
 
-    with errors_to_exit():
+    with errors_to_exit(as_json):
         svc = open_service(read_only=True)
         data = deployment_record(svc.chain, svc.accounts, svc.signing_identity())
     show("VeilRegistry deployment", data, as_json=as_json)
@@ -163,8 +191,11 @@ def chain_info(as_json: JsonOpt = False) -> None:
 
 @audit_app.command("verify")
 def audit_verify(as_json: JsonOpt = False) -> None:
-    """Check the audit log's hash chain and its newest on-chain anchor. Exit 1 if broken."""
-    with errors_to_exit():
+    """Check the audit log's hash chain and its newest on-chain anchor. Exit 1 if broken.
+
+    Example: veilchain audit verify
+    """
+    with errors_to_exit(as_json):
         verdict = open_service(read_only=True).audit_verdict()
     show("audit log", verdict.to_dict(), as_json=as_json)
     if not verdict.ok:
@@ -173,7 +204,10 @@ def audit_verify(as_json: JsonOpt = False) -> None:
 
 @audit_app.command("anchor")
 def audit_anchor(as_json: JsonOpt = False) -> None:
-    """Anchor the audit log's head hash on chain (key service)."""
-    with errors_to_exit():
+    """Anchor the audit log's head hash on chain (key service).
+
+    Example: veilchain audit anchor
+    """
+    with errors_to_exit(as_json):
         data = open_service().anchor_audit()
     show("audit anchored", data, as_json=as_json)

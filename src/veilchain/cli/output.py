@@ -96,18 +96,24 @@ def message(err: VeilchainError) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def fail(err: VeilchainError) -> NoReturn:
-    console.print(f"[red]error:[/red] {message(err)}", markup=True)
-    raise typer.Exit(exit_code(err))
+def fail(err: VeilchainError, *, as_json: bool = False) -> NoReturn:
+    """``error: <one line>`` on stderr (with ``--json``: a JSON object) and the exit code."""
+    code = exit_code(err)
+    if as_json:
+        doc = {"error": message(err), "code": type(err).__name__, "exit_code": code}
+        console.print(json.dumps(doc), markup=False)
+    else:
+        console.print(f"[red]error:[/red] {message(err)}", markup=True)
+    raise typer.Exit(code)
 
 
 @contextlib.contextmanager
-def errors_to_exit() -> Iterator[None]:
+def errors_to_exit(as_json: bool = False) -> Iterator[None]:
     """Run a command's work: a VeilchainError becomes one line and its exit code."""
     try:
         yield
     except VeilchainError as err:
-        fail(err)
+        fail(err, as_json=as_json)
 
 
 # --- values ----------------------------------------------------------------------

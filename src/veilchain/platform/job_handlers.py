@@ -7,6 +7,7 @@ the registration it started (``registrations.job_id``) and finishes that one.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import update
@@ -40,17 +41,24 @@ class JobHandlers:
         items: list[bytes],
         allow_recognizable: bool = False,
     ) -> jobs.Job:
-        """Spool the uploads encrypted and queue a registration job."""
+        """Spool the uploads encrypted, then queue a registration job (in that order: the
+        worker may claim a queued job at once, and must find every upload spooled)."""
         uploads = self.service.uploads
         uploads.check_size(items)
-        job = jobs.create_job(
-            session=session,
-            kind="register",
-            owner=owner,
-            params={"name": name, "method": method, "method_params": params,
-                    "allow_recognizable": allow_recognizable, "count": len(items)},
-        )  # fmt: skip
-        uploads.spool(job.id, items)
+        job_id = uuid.uuid4().hex
+        uploads.spool(job_id, items)
+        try:
+            job = jobs.create_job(
+                session=session,
+                kind="register",
+                owner=owner,
+                params={"name": name, "method": method, "method_params": params,
+                        "allow_recognizable": allow_recognizable, "count": len(items)},
+                job_id=job_id,
+            )  # fmt: skip
+        except Exception:
+            uploads.shred(job_id, reason="the job could not be queued", actor=owner)
+            raise
         self.worker.notify()
         return job
 

@@ -29,6 +29,7 @@ from veilchain.anonymizer.files import collect_inputs
 from veilchain.chain.client import ChainClient, VersionRef
 from veilchain.chain.merkle import build_merkle_tree
 from veilchain.errors import (
+    AnonymizationError,
     ContentNotFoundError,
     DatasetNotFoundError,
     InputError,
@@ -113,7 +114,14 @@ class Registrar:
         job this registration runs for (the CLI's own have none)."""
         files = [f.resolve() for f, _ in collect_inputs(inputs, videos=False)]
         uid = self._start(name, method, epsilon, seed, [str(f) for f in files], job_id=job_id)
-        return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
+        try:
+            return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
+        except (AnonymizationError, InputError):
+            # An input that cannot be published (unreadable, a face left recognizable) fails
+            # the same way on every resume: give the registration up now (keys deleted,
+            # pins removed). A crash or a node that is down leaves it to resume.
+            self.abort(uid)
+            raise
 
     def add_reencrypted_version(
         self, dataset_id: int, *, progress: Progress = no_progress
