@@ -83,8 +83,8 @@ def run_demo(
 
     checked = [Grantee(service, grantee).fetch_checked(res.dataset_id, i)
                for i in range(res.records)]  # fmt: skip
-    bad = [f"{c.image_id}: {'; '.join(c.problems)}" for c in checked if not c.ok]
-    detail = checked[0].credentials["summary"] if checked and not bad else "; ".join(bad)
+    unchecked = [f"{c.image_id}: {'; '.join(c.problems)}" for c in checked if not c.ok]
+    detail = "; ".join(unchecked) or (checked[0].credentials["summary"] if checked else "")
     if credentials_dir is not None:
         credentials_dir.mkdir(parents=True, exist_ok=True)
         for c in checked:
@@ -95,8 +95,8 @@ def run_demo(
             f"; images and CA in {credentials_dir} (python verifiers/c2pa/read_credentials.py"
             f" --trust {credentials_dir / 'ca.pem'} {credentials_dir}/0*.png)"
         )
-    signed = f"{len(checked) - len(bad)} of {len(checked)} images signed and anchored"
-    step("content credentials", bool(checked) and not bad, f"{signed}: {detail}")
+    signed = f"{len(checked) - len(unchecked)} of {len(checked)} images signed and anchored"
+    step("content credentials", bool(checked) and not unchecked, f"{signed}: {detail}")
 
     step("stranger refused", _refused(service, stranger, res.dataset_id),
          f"{stranger.address} has no grant: key release refused and audited")  # fmt: skip

@@ -227,13 +227,15 @@ class Credentials:
 def _read_context(trust_pem: str | None):
     import c2pa
 
-    settings = dict(_READ_SETTINGS)
+    settings: dict[str, Any] = dict(_READ_SETTINGS)
     if trust_pem:
         settings["trust"] = {"user_anchors": trust_pem}
     return c2pa.Context(c2pa.Settings.from_dict(settings))
 
 
-def read_credentials(data: bytes, *, trust_pem: str | None = None, mime: str = "image/png"):
+def read_credentials(
+    data: bytes, *, trust_pem: str | None = None, mime: str = "image/png"
+) -> Credentials:
     """Read and validate the C2PA manifest of ``data``; ``trust_pem``: CA certificate(s) to
     trust (without them a good signature is "Valid", never "Trusted")."""
     import c2pa
@@ -252,7 +254,7 @@ def read_credentials(data: bytes, *, trust_pem: str | None = None, mime: str = "
     label = store.get("active_manifest")
     active = store.get("manifests", {}).get(label, {})
     sig = active.get("signature_info") or {}
-    cert_info = {}
+    cert_info: dict[str, Any] = {}
     for m in cr.get("manifests", []):
         if m.get("label") == label:
             cert_info = (m.get("signature") or {}).get("certificateInfo") or {}
