@@ -320,7 +320,7 @@ class Registrar:
         )
         definition = signer.definition(
             method=reg.method, epsilon=params.get("epsilon"), model_hash=reg.model_hash,
-            anchor=anchor,
+            anchor=anchor, features=params.get("features"),
         )  # fmt: skip
         return signer.sign_png(png, definition)
 

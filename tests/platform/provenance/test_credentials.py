@@ -306,3 +306,12 @@ def test_the_data_set_manifest_publishes_the_signer(identity) -> None:
         Manifest.from_bytes(rfc8785.dumps(broken))
     without = Manifest.from_bytes(Manifest(**{**manifest.__dict__, "credentials": None}).to_bytes())
     assert without.credentials is None and b"credentials" not in without.to_bytes()
+
+
+def test_feature_selective_generation_names_its_features(signer) -> None:
+    definition = signer.definition(method="ciagan", epsilon=None, model_hash="0x00",
+                                   anchor=_anchor(), features=["eyes", "nose"])  # fmt: skip
+    creds = read_credentials(signer.sign_png(_png(), definition))
+    assert creds.actions[0]["parameters"]["org.veilchain.features"] == ["eyes", "nose"]
+    whole = read_credentials(_sign(signer, _png()))
+    assert "org.veilchain.features" not in whole.actions[0]["parameters"]

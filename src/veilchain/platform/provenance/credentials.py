@@ -70,9 +70,9 @@ def digital_source_type(method: str) -> str:
 @dataclass(frozen=True)
 class Anchor:
     """The record an image points to. ``registration`` is the data set manifest's
-    ``dataset.uid``; ``dataset_id`` is set only when it is fixed before the transaction (a new
-    version of an existing data set); a new data set's id is assigned by the contract when the
-    registration is mined, after the image was signed."""
+    ``dataset.uid``. ``dataset_id`` only when it is fixed before signing, which no flow does
+    today: a new data set's id is assigned by the contract when the registration is mined,
+    after its images were signed, and a re-encrypted version keeps its signed images."""
 
     chain_id: int
     contract: str
@@ -86,8 +86,8 @@ class Anchor:
 
 
 class CredentialsSigner:
-    """Signs PNG bytes with one institution's identity; one per process (the C2PA signer
-    and context are reused across images)."""
+    """Signs outputs with one institution's identity; one per process (the C2PA signer and
+    context are reused across images)."""
 
     def __init__(self, identity: SigningIdentity) -> None:
         try:
@@ -115,9 +115,11 @@ class CredentialsSigner:
         model_hash: str,
         anchor: Anchor | None,
         mime: str = "image/png",
+        features: list[str] | None = None,
     ) -> dict:
         """The manifest definition for one output: only public facts, nothing from the input.
-        ``anchor`` None: an output that is not registered (``veilchain anonymize``)."""
+        ``anchor`` None: an output that is not registered (``veilchain anonymize``);
+        ``features``: the face features a generator regenerated (None: the whole face)."""
         from veilchain import __version__
 
         action = {
@@ -129,6 +131,7 @@ class CredentialsSigner:
                 "org.veilchain.method": method,
                 "org.veilchain.epsilon": _epsilon_text(epsilon),
                 "org.veilchain.model_hash": model_hash,
+                **({"org.veilchain.features": list(features)} if features else {}),
             },
         }
         assertions = [{"label": "c2pa.actions.v2", "data": {"actions": [action]}}]
