@@ -131,6 +131,18 @@ class CredentialsSettings(BaseModel):
     ca_cert_path: Path | None = None  # the root to publish when the chain does not end in it
 
 
+class ExecutorSettings(BaseModel):
+    """Where registrations anonymize: ``local`` worker processes (the default) or a Ray
+    cluster (``ray``; docs/scale.md)."""
+
+    kind: Literal["local", "ray"] = "local"
+    # Ray: the cluster's address (host:port of the head's GCS, or ray://host:10001);
+    # None: a local Ray instance on 127.0.0.1 with one CPU per core.
+    address: str | None = None
+    actors: int = Field(default=0, ge=0)  # Ray: anonymizer actors; 0: one per cluster CPU
+    batch: int = Field(default=8, ge=1, le=1024)  # Ray: images per actor call
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VEILCHAIN_", env_nested_delimiter="__", extra="ignore"
@@ -145,6 +157,7 @@ class Settings(BaseSettings):
     db: DbSettings = Field(default_factory=DbSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     @model_validator(mode="after")
     def _no_weak_or_public_secrets_in_prod(self) -> Settings:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
+import tempfile
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import UTC, datetime
@@ -21,13 +23,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.anonymizer.batch import AnonymizedFile, anonymize_files
-from veilchain.anonymizer.files import collect_inputs
+from veilchain.anonymizer.files import iter_input_images
 from veilchain.chain.client import ChainClient, VersionRef
-from veilchain.chain.merkle import build_merkle_tree
+from veilchain.chain.merkle import PackedMerkleTree
 from veilchain.errors import (
     AnonymizationError,
     ContentNotFoundError,
@@ -36,6 +38,12 @@ from veilchain.errors import (
     RegistrationStateError,
 )
 from veilchain.platform.audit import AuditEvent, AuditLog
+from veilchain.platform.executors import (
+    LOCAL,
+    RAY,
+    ExecutorChoice,
+    process_on_ray,
+)
 from veilchain.platform.keys import KeyManager
 from veilchain.platform.limits import check_epsilon, check_seed
 from veilchain.platform.manifest import (
@@ -81,6 +89,7 @@ class Registrar:
         seed: int = 0,
         workers: int = 1,
         credentials: Callable[[], CredentialsSigner | None] = lambda: None,
+        executor: ExecutorChoice | None = None,
     ) -> None:
         self.chain = chain
         self.accounts = accounts  # role -> LocalAccount, decrypted from the keystore on use
@@ -93,6 +102,8 @@ class Registrar:
         self.anonymizer_factory = anonymizer_factory
         self.seed = seed
         self.workers = max(1, workers)
+        self.executor = executor or ExecutorChoice(kind=LOCAL)
+        self.last_ray_stats: Any = None  # the Ray pool's failure statistics of the last run
         self._uids: dict[tuple[int, int], str] = {}
 
     def _signer(self) -> ChainClient:
@@ -112,8 +123,8 @@ class Registrar:
     ) -> RegistrationResult:
         """Register image files (or folders of them) as a new data set. ``job_id``: the API
         job this registration runs for (the CLI's own have none)."""
-        files = [f.resolve() for f, _ in collect_inputs(inputs, videos=False)]
-        uid = self._start(name, method, epsilon, seed, [str(f) for f in files], job_id=job_id)
+        files = (str(f.resolve()) for f in iter_input_images(inputs))  # read lazily
+        uid = self._start(name, method, epsilon, seed, files, job_id=job_id)
         try:
             return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
         except (AnonymizationError, InputError):
@@ -216,7 +227,7 @@ class Registrar:
         method: str,
         epsilon: float | None,
         seed: int | None,
-        sources: list[str],
+        sources: Iterable[str],
         *,
         dataset_id: int | None = None,
         previous_manifest_cid: str | None = None,
@@ -226,9 +237,12 @@ class Registrar:
     ) -> str:
         if not name or len(name) > 200:
             raise InputError("a data set needs a name of 1 to 200 characters (--name)")
-        if not sources:
-            raise InputError("no images to register: the input holds no image files")
         check_epsilon(epsilon)  # bounds before any work (OutOfRangeError)
+        ahead = iter(sources)
+        first = next(ahead, None)
+        if first is None:
+            raise InputError("no images to register: the input holds no image files")
+        sources = itertools.chain([first], ahead)
         check_seed(seed)
         seed = self.seed if seed is None else seed
         if params is None or model_hash is None:
@@ -255,12 +269,16 @@ class Registrar:
                 )
             )
             s.flush()
-            s.add_all(
-                RegistrationImageRow(
-                    uid=uid, image_id=f"{i:06d}", idx=i, source=src, status=PENDING
+            numbered = enumerate(sources)
+            while chunk := list(itertools.islice(numbered, 1000)):  # lazily, in chunks
+                s.add_all(
+                    RegistrationImageRow(
+                        uid=uid, image_id=f"{i:06d}", idx=i, source=src, status=PENDING
+                    )
+                    for i, src in chunk
                 )
-                for i, src in enumerate(sources)
-            )
+                s.flush()
+                s.expunge_all()
         return uid
 
     def _run(self, uid: str, *, allow_recognizable: bool, progress: Progress):
@@ -274,6 +292,8 @@ class Registrar:
         return self._result(reg)
 
     def _process_images(self, reg: RegistrationRow, allow_recognizable: bool, progress) -> None:
+        if self.executor.kind == RAY and not self._has_reencrypted(reg.uid):
+            return self._process_images_on_ray(reg, allow_recognizable, progress)
         rows = self._image_rows(reg.uid)
         pending = [r for r in rows if r.status != DONE]
         # A crash may have left a key (and a pinned ciphertext) for an unfinished image:
@@ -289,7 +309,7 @@ class Registrar:
         ):
             png = out.png
             if signer is not None and not row.source.startswith(_REENCRYPT_PREFIX):
-                png = self._signed(signer, reg, row, png)
+                png = self._signed(signer, reg, row.image_id, png)
             ciphertext = self.keys.encrypt(png, dataset=reg.uid, image=row.image_id)
             cid = self.storage.add(ciphertext)
             with self.session_factory() as s, s.begin():
@@ -304,7 +324,7 @@ class Registrar:
             progress(done, total, "anonymize+encrypt+pin")
 
     def _signed(
-        self, signer: CredentialsSigner, reg: RegistrationRow, row: RegistrationImageRow, png: bytes
+        self, signer: CredentialsSigner, reg: RegistrationRow, image_id: str, png: bytes
     ) -> bytes:
         """``png`` with the institution's Content Credentials. (A re-encrypted version keeps
         its images byte for byte: their credentials point to the version they were first
@@ -314,8 +334,8 @@ class Registrar:
             chain_id=int(self.chain.backend.chain_id),
             contract=self.chain.address,
             registration=reg.uid,
-            image_index=row.idx,
-            image_id=row.image_id,
+            image_index=int(image_id),  # image ids are the zero-padded index
+            image_id=image_id,
             dataset_id=reg.dataset_id,
         )
         definition = signer.definition(
@@ -323,6 +343,83 @@ class Registrar:
             anchor=anchor, features=params.get("features"),
         )  # fmt: skip
         return signer.sign_png(png, definition)
+
+    # --- the Ray executor (platform/executors.py) ------------------------------------
+    def _process_images_on_ray(
+        self, reg: RegistrationRow, allow_recognizable: bool, progress: Progress
+    ) -> None:
+        """As ``_process_images``, streaming: pending rows are read a page at a time and
+        each batch is recorded as it arrives from the cluster."""
+        total, done = self._count(reg.uid), self._count(reg.uid, DONE)
+        stale = self.keys.images_with_keys(reg.uid)  # keys of images a crash left unfinished
+        if stale:
+            stale -= self._done_ids(reg.uid, stale)
+            if stale:
+                self.keys.delete_keys(reg.uid, sorted(stale), actor="resume")
+        progress(done, total, "anonymize+encrypt+pin")
+
+        def on_batch(n: int) -> None:
+            nonlocal done
+            done += n
+            progress(done, total, "anonymize+encrypt+pin")
+
+        signer = self.credentials()
+        self.last_ray_stats = process_on_ray(
+            choice=self.executor, reg=reg, anonymizer_factory=self.anonymizer_factory,
+            keys=self.keys, storage=self.storage, session_factory=self.session_factory,
+            allow_recognizable=allow_recognizable, on_batch=on_batch,
+            sign=None if signer is None else partial(self._signed, signer, reg),
+        )  # fmt: skip
+
+    def _count(self, uid: str, status: str | None = None) -> int:
+        q = select(func.count()).where(RegistrationImageRow.uid == uid)
+        if status is not None:
+            q = q.where(RegistrationImageRow.status == status)
+        with self.session_factory() as s:
+            return int(s.scalar(q) or 0)
+
+    def _done_ids(self, uid: str, ids: set[str]) -> set[str]:
+        found: set[str] = set()
+        ordered = sorted(ids)
+        with self.session_factory() as s:
+            for i in range(0, len(ordered), 500):
+                found |= set(
+                    s.scalars(
+                        select(RegistrationImageRow.image_id).where(
+                            RegistrationImageRow.uid == uid,
+                            RegistrationImageRow.status == DONE,
+                            RegistrationImageRow.image_id.in_(ordered[i : i + 500]),
+                        )
+                    )
+                )
+        return found
+
+    def _has_reencrypted(self, uid: str) -> bool:
+        q = select(RegistrationImageRow.image_id).where(
+            RegistrationImageRow.uid == uid,
+            RegistrationImageRow.source.startswith(_REENCRYPT_PREFIX),
+        )
+        with self.session_factory() as s:
+            return s.scalars(q.limit(1)).first() is not None
+
+    def _records(self, uid: str) -> Iterator[Any]:
+        """Every image record of a registration in order, read a page at a time."""
+        last = -1
+        while True:
+            with self.session_factory() as s:
+                page = list(
+                    s.scalars(
+                        select(RegistrationImageRow)
+                        .where(RegistrationImageRow.uid == uid, RegistrationImageRow.idx > last)
+                        .order_by(RegistrationImageRow.idx)
+                        .limit(500)
+                    )
+                )
+            if not page:
+                return
+            for row in page:
+                yield row.to_record()
+            last = page[-1].idx
 
     def _anonymized(
         self, reg: RegistrationRow, rows: list[RegistrationImageRow], allow_recognizable: bool
@@ -357,8 +454,11 @@ class Registrar:
     def _pin_manifest(self, uid: str) -> RegistrationRow:
         with self.session_factory() as s:
             reg = _registration(s, uid)
-        records = [r.to_record() for r in self._image_rows(uid)]
-        tree = build_merkle_tree([r.leaf() for r in records])
+        leaves = bytearray()  # 32 bytes per image: the only per-image state held
+        for record in self._records(uid):
+            leaves += record.leaf()
+        tree = PackedMerkleTree(leaves)
+        del leaves
         contract_address = self.chain.address
         signer = self.credentials()
         manifest = Manifest(
@@ -371,13 +471,24 @@ class Registrar:
             model_hash=reg.model_hash,
             params=json.loads(reg.params_json),
             merkle_root="0x" + tree.root.hex(),
-            records=records,
-            proofs=[["0x" + p.hex() for p in tree.proof(i)] for i in range(len(records))],
+            records=[],
+            proofs=[],
             previous_manifest_cid=reg.previous_manifest_cid,
             created_at=reg.created_at,
             credentials=None if signer is None else signer.identity.public(),
         )
-        manifest_cid = self.storage.add(manifest.to_bytes())
+        with tempfile.TemporaryDirectory(prefix="veilchain-manifest-") as tmp:
+            path = Path(tmp) / "manifest.json"
+            with path.open("wb") as fh:  # streamed: the manifest is never in memory whole
+                manifest.write_streaming(
+                    fh,
+                    len(tree),
+                    (
+                        (r, ["0x" + p.hex() for p in tree.proof(r.index)])
+                        for r in self._records(uid)
+                    ),
+                )
+            manifest_cid = self.storage.add_file(path)
         inst = self._signer()
         with self.session_factory() as s, s.begin():
             reg = _registration(s, uid)
@@ -442,7 +553,7 @@ class Registrar:
         inst = self._signer()
         fields: dict[str, Any] = dict(
             merkle_root=bytes.fromhex(reg.merkle_root[2:]),
-            record_count=len(self._image_rows(reg.uid)),
+            record_count=self._count(reg.uid),
             manifest_cid=reg.manifest_cid,
             model_hash=bytes.fromhex(reg.model_hash[2:]),
             method=reg.method,
@@ -460,15 +571,19 @@ class Registrar:
 
     def _result(self, reg: RegistrationRow) -> RegistrationResult:
         assert reg.dataset_id and reg.version and reg.manifest_cid and reg.merkle_root
-        rows = self._image_rows(reg.uid)
-        reports = [json.loads(r.report_json or "{}") for r in rows]
-        faces = [f for rep in reports for f in rep.get("faces", [])]
+        records = faces = failed = without = 0
+        for record in self._records(reg.uid):  # streamed: counts only
+            records += 1
+            found = record.report.get("faces") or []
+            faces += len(found)
+            failed += sum(1 for f in found if f.get("passed") is False)
+            without += not found
         tx_hash, gas_used = self._tx_cost(reg)
         return RegistrationResult(
             uid=reg.uid,
             dataset_id=reg.dataset_id,
             version=reg.version,
-            records=len(rows),
+            records=records,
             manifest_cid=reg.manifest_cid,
             merkle_root=reg.merkle_root,
             tx_hash=tx_hash,
@@ -476,9 +591,9 @@ class Registrar:
             method=reg.method,
             model_hash=reg.model_hash,
             params=json.loads(reg.params_json),
-            faces=len(faces),
-            faces_failed=sum(1 for f in faces if f.get("passed") is False),
-            images_without_faces=sum(1 for rep in reports if not rep.get("faces")),
+            faces=faces,
+            faces_failed=failed,
+            images_without_faces=without,
         )
 
     def _tx_cost(self, reg: RegistrationRow) -> tuple[str, int]:

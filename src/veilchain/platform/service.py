@@ -38,6 +38,7 @@ from veilchain.platform.catalog import (
     MerkleProof,
     VersionDetail,
 )
+from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.grants import Actor, GrantBook, GrantChange
 from veilchain.platform.job_handlers import JobHandlers
 from veilchain.platform.keys import KeyManager, generate_keypair
@@ -77,6 +78,7 @@ class VeilchainService:
         keystore: Any = None,
         workers: int = 1,
         credentials: Callable[[], Any] = lambda: None,
+        executor: ExecutorChoice | None = None,
     ) -> None:
         self.chain = chain
         # () -> the institution's C2PA signer (provenance.CredentialsSigner); None: unsigned
@@ -92,7 +94,7 @@ class VeilchainService:
         self.registrar = Registrar(
             chain=chain, accounts=accounts, storage=storage, keys=keys, audit=audit,
             session_factory=session_factory, anonymizer_factory=anonymizer_factory,
-            seed=seed, workers=workers, credentials=credentials,
+            seed=seed, workers=workers, executor=executor, credentials=credentials,
         )  # fmt: skip
         self.grants = GrantBook(
             chain=chain,
@@ -326,6 +328,12 @@ class VeilchainService:
     ) -> jobs.Job:
         return self.jobs.submit_verification(
             session, owner=owner, dataset_id=dataset_id, version=version, attest=attest
+        )
+
+    def submit_reencryption(self, session: Session, *, dataset_id: int, actor: Actor) -> jobs.Job:
+        """Queue a re-encrypted new version of a data set (its owner only)."""
+        return self.jobs.submit_reencryption(
+            session, owner=actor.address, dataset_id=dataset_id, actor=actor
         )
 
     def abort_job(self, session: Session, job_id: str, *, actor: str, is_admin: bool) -> jobs.Job:

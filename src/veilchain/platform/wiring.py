@@ -19,6 +19,7 @@ from eth_utils import to_checksum_address
 from veilchain.anonymizer.batch import AnonymizerFactory
 from veilchain.chain.client import ChainClient
 from veilchain.config import Settings
+from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.service import VeilchainService
 
 __all__ = ["ROLES", "RoleAccounts", "build_service"]
@@ -136,4 +137,11 @@ def build_service(settings: Settings) -> VeilchainService:
         keystore=keystore,
         workers=a.workers or (os.cpu_count() or 1),
         credentials=LazyCredentials(settings),
+        executor=ExecutorChoice(
+            kind=settings.executor.kind,
+            address=settings.executor.address,
+            actors=settings.executor.actors,
+            batch=settings.executor.batch,
+            local_cpus=a.workers or None,
+        ),
     )

@@ -141,3 +141,18 @@ def test_a_job_is_queued_only_once_its_uploads_are_spooled(stack, monkeypatch):
     assert seen == [3]
     with stack.service.session_factory() as s:  # the bytes are no image: stop and shred it
         stack.service.abort_job(s, job.id, actor="0x" + "11" * 20, is_admin=True)
+
+
+def test_reencryption_job_adds_a_version_under_fresh_keys(stack, dataset):
+    c, h = stack.client, stack.headers("institution")
+    ds = dataset["dataset_id"]
+    before = c.get(f"/datasets/{ds}").json()["version_count"]
+    r = c.post(f"/datasets/{ds}/reencryptions", headers=h)
+    assert r.status_code == 202, r.text
+    done = wait_job(c, r.json()["id"], h)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["result"]["version"] == before + 1
+    card = c.get(f"/datasets/{ds}").json()
+    old, new = card["versions"][before - 1], card["versions"][before]
+    assert new["record_count"] == old["record_count"]
+    assert new["manifest_cid"] != old["manifest_cid"] and new["merkle_root"] != old["merkle_root"]

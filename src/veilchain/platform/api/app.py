@@ -8,13 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
-from fastapi.staticfiles import StaticFiles
 
 from veilchain.config import Settings, get_settings
 from veilchain.platform import auth
 from veilchain.platform.api.deps import ApiContext
 from veilchain.platform.api.guard import BodyGuard
 from veilchain.platform.api.headers import SecurityHeaders
+from veilchain.platform.api.pages import mount_pages
 from veilchain.platform.api.problems import (
     PROBLEM_MEDIA_TYPE,
     install_problem_handlers,
@@ -106,6 +106,8 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from local files by mount_pages
+        redoc_url=None,
         openapi_tags=[
             {"name": "auth", "description": "Sign-In with Ethereum, JWTs, API keys."},
             {"name": "datasets", "description": "Upload, list and inspect data sets."},
@@ -123,8 +125,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)  # outermost: on the guard's refusals too
     install_problem_handlers(app)
     app.include_router(api_router)
-    if WEB_DIR.is_dir():
-        app.mount("/dashboard", StaticFiles(directory=WEB_DIR, html=True), name="dashboard")
+    mount_pages(app, WEB_DIR)
 
     _problem_422_in_openapi(app)
 

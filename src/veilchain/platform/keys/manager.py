@@ -118,28 +118,39 @@ class KeyManager:
 
     def encrypt_many(self, items: Sequence[tuple[str, bytes]], *, dataset: str) -> list[bytes]:
         """Encrypt ``(image_id, plaintext)`` pairs; all keys are stored in one transaction."""
+        ciphertexts, keys = [], []
+        for image, plaintext in items:
+            data_key = os.urandom(DATA_KEY_LEN)
+            ciphertexts.append(
+                encrypt_with_data_key(plaintext, data_key, dataset=dataset, image=image)
+            )
+            keys.append((image, data_key))
+        self.store_data_keys(keys, dataset=dataset)
+        return ciphertexts
+
+    def store_data_keys(self, items: Sequence[tuple[str, bytes]], *, dataset: str) -> None:
+        """Wrap ``(image_id, data_key)`` pairs under the current master key and store them in
+        one transaction: for data keys made elsewhere (a Ray worker's, opened from their
+        sealed transport box; platform/keys/transport.py)."""
         images = [image for image, _ in items]
         if len(set(images)) != len(images):
             raise InputError("image ids in one encrypt_many call must be unique")
+        if any(len(key) != DATA_KEY_LEN for _, key in items):
+            raise InputError("a data key must be 32 bytes")
         try:
             with self._session_factory() as session:
                 version = session.execute(select(KEYSTORE.c.current_version)).scalar_one()
-                ciphertexts, rows = [], []
-                for image, plaintext in items:
-                    data_key = os.urandom(DATA_KEY_LEN)
-                    ciphertexts.append(
-                        encrypt_with_data_key(plaintext, data_key, dataset=dataset, image=image)
-                    )
-                    rows.append(
-                        {
-                            "dataset": dataset,
-                            "image": image,
-                            "kek_version": version,
-                            "wrapped": self._keyring.wrap(
-                                version, data_key, context_bytes(dataset, image)
-                            ),
-                        }
-                    )
+                rows = [
+                    {
+                        "dataset": dataset,
+                        "image": image,
+                        "kek_version": version,
+                        "wrapped": self._keyring.wrap(
+                            version, data_key, context_bytes(dataset, image)
+                        ),
+                    }
+                    for image, data_key in items
+                ]
                 if rows:
                     session.execute(insert(DATA_KEYS), rows)
                 session.commit()
@@ -150,7 +161,6 @@ class KeyManager:
             ) from exc
         except SQLAlchemyError as exc:
             raise KeyManagementError(f"cannot store data keys: {_first_line(exc)}") from exc
-        return ciphertexts
 
     def decrypt(self, ciphertext: bytes, *, dataset: str, image: str) -> bytes:
         """Decrypt one image; DecryptionError when anything was altered or misplaced."""
