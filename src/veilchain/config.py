@@ -117,6 +117,20 @@ class AuthSettings(BaseModel):
     trusted_proxies: str = ""
 
 
+class CredentialsSettings(BaseModel):
+    """The C2PA signing identity (docs/provenance.md). Outside prod, unset paths mean the
+    data directory's development CA and certificate, generated on first use."""
+
+    # the signer's name in the development certificate (an operator's comes from its own)
+    institution_name: str | None = None
+    cert_path: Path | None = None  # PEM chain, signing certificate first
+    key_path: Path | None = None  # PEM ECDSA P-256 private key
+    key_passphrase: str | None = None
+    pkcs12_path: Path | None = None  # instead of cert_path + key_path
+    pkcs12_passphrase: str | None = None
+    ca_cert_path: Path | None = None  # the root to publish when the chain does not end in it
+
+
 class ExecutorSettings(BaseModel):
     """Where registrations anonymize: ``local`` worker processes (the default) or a Ray
     cluster (``ray``; docs/scale.md)."""
@@ -142,6 +156,7 @@ class Settings(BaseSettings):
     kms: KmsSettings = Field(default_factory=KmsSettings)
     db: DbSettings = Field(default_factory=DbSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     @model_validator(mode="after")
@@ -160,6 +175,12 @@ class Settings(BaseSettings):
             if c.private_key
             else None,
         ]
+        cred = self.credentials
+        if not cred.pkcs12_path and not (cred.cert_path and cred.key_path):
+            problems.append(
+                "prod signs Content Credentials with the operator's certificate: set "
+                "VEILCHAIN_CREDENTIALS__CERT_PATH and __KEY_PATH, or __PKCS12_PATH"
+            )
         for problem in problems:
             if problem:
                 raise ValueError(problem)

@@ -25,7 +25,8 @@
     │   ├── KeystoreError               wrong passphrase, missing or corrupt keystore
     │   ├── DecryptionError             wrong key, tampered ciphertext or header
     │   ├── KeyVersionError             master key version unknown or retired
-    │   └── DataKeyNotFoundError        no data key stored for that (dataset, image)
+    │   ├── DataKeyNotFoundError        no data key stored for that (dataset, image)
+    │   └── ContentCredentialsError     C2PA signing identity unusable or a manifest not written
     ├── AuthError
     │   ├── AuthenticationError         bad signature, expired or replayed login
     │   └── AccessDeniedError           no live grant, wrong role
@@ -158,6 +159,10 @@ class KeyVersionError(KeyManagementError):
 
 
 class DataKeyNotFoundError(KeyManagementError):
+    pass
+
+
+class ContentCredentialsError(KeyManagementError):
     pass
 
 

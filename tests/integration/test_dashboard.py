@@ -368,6 +368,10 @@ def test_grantee_gallery_detail_and_sign_out_leaves_nothing(server, ui):
     expect(dialog.get_by_test_id("face-bar")).to_have_count(1)
     expect(dialog).not_to_contain_text("object")  # no stringified DOM node or null
     expect(dialog.locator("img")).to_be_visible()
+    expect(dialog.get_by_test_id("image-credentials")).to_contain_text(
+        f"anonymized with mask, ε –, by Veilchain development institution, "
+        f"anchored in data set {ds} v1"
+    )
     shot(page, "grantee-detail")
     page.click("#image-dialog-close")
     shot(page, "grantee")

@@ -19,6 +19,7 @@ from eth_account import Account
 from sqlalchemy import create_engine, text
 
 from tests.factories import SAMPLES, sign, siwe_message
+from tests.platform.provenance.operator import write_operator_pkcs12
 from tests.servers import free_port
 from tests.servers.api import start_api
 
@@ -85,6 +86,10 @@ def api(tmp_path_factory, ganache_url, ipfs_api_addr, pg_url):
     funder.fund(deployer.address, 100 * 10**18)
     funder.close()
     keystore_passphrase = secrets.token_hex(24)
+    # the institution's signing bundle from a CA of its own (prod refuses the development CA)
+    p12_passphrase = secrets.token_hex(16)
+    signer_p12 = tmp_path_factory.mktemp("signer") / "signer.p12"
+    write_operator_pkcs12(signer_p12, p12_passphrase)
     env = compose_env(
         {
             "POSTGRES_PASSWORD": "unused",
@@ -94,6 +99,7 @@ def api(tmp_path_factory, ganache_url, ipfs_api_addr, pg_url):
             "VEILCHAIN_AUTH__JWT_SECRET": secrets.token_hex(32),
             "VEILCHAIN_AUTH__DOMAIN": f"127.0.0.1:{port}",
             "VEILCHAIN_AUTH__URI": f"http://127.0.0.1:{port}",
+            "VEILCHAIN_CREDENTIALS__PKCS12_PASSPHRASE": p12_passphrase,
         }
     )
     assert env["VEILCHAIN_ENV"] == "prod"
@@ -103,6 +109,7 @@ def api(tmp_path_factory, ganache_url, ipfs_api_addr, pg_url):
         VEILCHAIN_CHAIN__RPC_URL=ganache_url,
         VEILCHAIN_IPFS__API_URL=ipfs_api_addr,
         VEILCHAIN_DB__URL=pg_url,
+        VEILCHAIN_CREDENTIALS__PKCS12_PATH=str(signer_p12),
     )
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("VEILCHAIN_")}
     server = Api({**base_env, **env}, port, data_dir / "api.log")

@@ -122,6 +122,19 @@ def derive_malformed(manifest_bytes: bytes) -> dict:
         "report not an object": edited(put(["records", 0, "report"], [])),
         "no epsilon_milli": edited(lambda d: d["anonymization"].pop("epsilon_milli")),
         "unknown format": edited(put(["format"], "veilchain-manifest/3")),
+        # the optional Content Credentials section (docs/provenance.md), when present
+        "credentials serial as a number": edited(
+            put(
+                ["credentials"],
+                {
+                    "institution": "Example University",
+                    "ca_certificate": "-----BEGIN CERTIFICATE-----",
+                    "ca_sha256": "ab" * 32,
+                    "signer_serial": 5,
+                    "signer_sha256": "cd" * 32,
+                },
+            )
+        ),  # fmt: skip
         # RFC 8785 needs well-formed Unicode (I-JSON): a lone surrogate has no canonical form
         "a lone surrogate in a string": text.replace(
             '"name":"worked example"', '"name":"worked \\ud800example"', 1

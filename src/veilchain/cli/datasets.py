@@ -276,6 +276,18 @@ def verify(
         str | None,
         typer.Option(metavar="ADDRESS", help="Fail unless this address registered the version."),
     ] = None,
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images",
+            help="Also decrypt every image under a grant (--as) and check its Content "
+            "Credentials against its record.",
+        ),
+    ] = False,
+    as_account: Annotated[
+        str | None,
+        typer.Option("--as", metavar="NAME", help="Keystore account with a grant (--images)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a data set against the chain without any key. Exit 1 if anything fails.
@@ -285,14 +297,26 @@ def verify(
         veilchain verify 1
 
         veilchain verify 1 --version 2 --institution 0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1
+
+        veilchain verify 1 --images --as alice
     """
     with errors_to_exit(as_json):
         if institution is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", institution):
             raise InputError("--institution must be an address (0x + 40 hex)")
+        if images and not as_account:
+            raise InputError(
+                "--images decrypts every image: add --as NAME, a keystore account with a grant"
+            )
+        grantee = _grantee(as_account) if images and as_account else None
         svc = open_service(read_only=True)
         bar, update = progress_bar(as_json)
         with bar:
             report = svc.verify(dataset_id, version, progress=update, institution=institution)
+            if grantee is not None:
+                checked = grantee(svc).check_images(
+                    dataset_id, report.version, report.record_count, update
+                )
+                report.add_credential_checks(checked)
         attestation = svc.attest(report) if attest else None
     data = report.to_dict()
     if attestation:
@@ -306,6 +330,10 @@ def verify(
             f" {len(report.failing)} failing, {report.seconds:.2f} s",
             markup=True,
         )
+        if report.credentials_checked:
+            out.print(
+                f"  Content Credentials of {report.credentials_checked} decrypted image(s) checked"
+            )
         for p in report.problems:
             out.print(f"  x {p}")
         for img in report.failing:
@@ -424,17 +452,32 @@ def fetch(
     ],
     version: VersionOpt = None,
 ) -> None:
-    """As a grantee: get the data key under your grant, fetch, decrypt and check one image.
+    """As a grantee: get the data key under your grant, fetch, decrypt and check one image
+    (its sha256 against the manifest, its Content Credentials against its record; exit 1
+    if they do not check).
 
     Example: veilchain fetch 1 --image 0 --as alice -o face0.png
     """
+    with errors_to_exit():
+        grantee = _grantee(as_account)
+        checked = grantee(open_service(read_only=True)).fetch_checked(
+            dataset_id, image, version=version
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(checked.data)
+    out.print(f"wrote {output} ({len(checked.data)} bytes; its sha256 matches the manifest)")
+    out.print(f"Content Credentials: {checked.credentials['summary']}")
+    for problem in checked.problems:
+        out.print(f"  x content credentials: {problem}")
+    if checked.problems:
+        raise typer.Exit(1)
+
+
+def _grantee(name: str) -> Any:
+    """``service -> Grantee`` for a keystore account (loaded before the service opens)."""
+    from functools import partial
+
     from veilchain.client import Grantee
     from veilchain.platform.wiring import open_keystore
 
-    with errors_to_exit():
-        keystore = open_keystore(settings())
-        acct = keystore.load(as_account)
-        data = Grantee(open_service(read_only=True), acct).fetch(dataset_id, image, version=version)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(data)
-    out.print(f"wrote {output} ({len(data)} bytes; its sha256 matches the manifest)")
+    return partial(Grantee, account=open_keystore(settings()).load(name))

@@ -43,7 +43,10 @@ def demo(
 
     with errors_to_exit(as_json):
         summary = run_demo(
-            open_service(), method=method, say=(lambda m: None) if as_json else out.print
+            open_service(),
+            method=method,
+            say=(lambda m: None) if as_json else out.print,
+            credentials_dir=Path(settings().data_dir) / "demo-credentials",
         )
     if as_json:
         emit_json(summary)
@@ -182,7 +185,7 @@ def chain_info(as_json: JsonOpt = False) -> None:
 
     with errors_to_exit(as_json):
         svc = open_service(read_only=True)
-        data = deployment_record(svc.chain, svc.accounts)
+        data = deployment_record(svc.chain, svc.accounts, svc.signing_identity())
     show("VeilRegistry deployment", data, as_json=as_json)
 
 

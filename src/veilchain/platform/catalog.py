@@ -15,7 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.chain.client import Attestation, ChainClient, DatasetVersion
-from veilchain.errors import DatasetNotFoundError, ImageNotFoundError, VeilchainError
+from veilchain.errors import (
+    DatasetNotFoundError,
+    ImageNotFoundError,
+    InputError,
+    VeilchainError,
+)
 from veilchain.platform.manifest import ImageRecord, Manifest
 from veilchain.platform.storage import IpfsStorage
 
@@ -155,6 +160,15 @@ class Catalog:
 
     def manifest(self, dataset_id: int, version: int | None = None) -> Manifest:
         return self._cached(dataset_id, self.resolve_version(dataset_id, version)).manifest
+
+    def earlier_manifest(self, dataset_id: int, version: int, cid: str) -> Manifest:
+        """The manifest of an earlier version of the data set whose manifest CID is ``cid``
+        (what a version's ``previous_manifest_cid`` may name); InputError if none is."""
+        for v in range(version - 1, 0, -1):
+            cached = self._cached(dataset_id, v)
+            if cached.chain.manifest_cid == cid:
+                return cached.manifest
+        raise InputError(f"{cid} is no earlier version's manifest of data set {dataset_id}")
 
     def records(self, dataset_id: int, version: int) -> list[ImageRecord]:
         self.check_dataset(dataset_id)

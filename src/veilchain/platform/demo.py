@@ -1,8 +1,10 @@
 """`veilchain demo`: the whole job on embedded defaults, on sample photos that ship with the
 package (their sources are in veilchain/data/samples/SOURCES.md).
 
-register -> verify -> grant -> fetch as the grantee -> a stranger refused -> revoke -> refused
--> one flipped ciphertext byte caught by verify -> byte restored -> audit log anchored.
+register -> verify -> grant -> fetch as the grantee -> every image's Content Credentials
+checked (the images and the CA written to ``credentials_dir`` for any C2PA reader) -> a
+stranger refused -> revoke -> refused -> one flipped ciphertext byte caught by verify -> byte
+restored -> audit log anchored.
 """
 
 from __future__ import annotations
@@ -36,9 +38,14 @@ def best_method(service: VeilchainService) -> str:
 
 
 def run_demo(
-    service: VeilchainService, *, method: str | None = None, say: Callable[[str], None] = print
+    service: VeilchainService,
+    *,
+    method: str | None = None,
+    say: Callable[[str], None] = print,
+    credentials_dir: Path | None = None,
 ) -> dict:
-    """Run every step; returns a summary whose ``ok`` is true only if each check held."""
+    """Run every step; returns a summary whose ``ok`` is true only if each check held.
+    ``credentials_dir``: where the decrypted images and the CA certificate are written."""
     t0 = time.perf_counter()
     steps: list[dict] = []
 
@@ -73,6 +80,23 @@ def run_demo(
     plain = Grantee(service, grantee).fetch(res.dataset_id, 0)
     same = hashlib.sha256(plain).hexdigest() == record["anonymized_sha256"]
     step("fetch", same, f"grantee decrypted image 0 ({len(plain)} bytes PNG), sha256 matches")
+
+    checked = [Grantee(service, grantee).fetch_checked(res.dataset_id, i)
+               for i in range(res.records)]  # fmt: skip
+    unchecked = [f"{c.image_id}: {'; '.join(c.problems)}" for c in checked if not c.ok]
+    detail = "; ".join(unchecked) or (checked[0].credentials["summary"] if checked else "")
+    if credentials_dir is not None:
+        credentials_dir.mkdir(parents=True, exist_ok=True)
+        for c in checked:
+            (credentials_dir / f"{c.image_id}.png").write_bytes(c.data)
+        ca = service.manifest(res.dataset_id).credentials or {}
+        (credentials_dir / "ca.pem").write_text(ca.get("ca_certificate", ""))
+        detail += (
+            f"; images and CA in {credentials_dir} (python verifiers/c2pa/read_credentials.py"
+            f" --trust {credentials_dir / 'ca.pem'} {credentials_dir}/0*.png)"
+        )
+    signed = f"{len(checked) - len(unchecked)} of {len(checked)} images signed and anchored"
+    step("content credentials", bool(checked) and not unchecked, f"{signed}: {detail}")
 
     step("stranger refused", _refused(service, stranger, res.dataset_id),
          f"{stranger.address} has no grant: key release refused and audited")  # fmt: skip

@@ -6,6 +6,10 @@ driver encrypts with ``KeyManager.encrypt``. ``ray``: actors on a Ray cluster
 transport key (``platform/keys/transport.py``); this driver opens the keys, has the key
 service wrap and store them, pins the ciphertexts and records each image as its batch
 arrives. docs/scale.md.
+
+Content Credentials are signed here, on the driver, so the institution's signing key never
+goes to the cluster: with ``sign`` set, each image is decrypted in memory, signed and
+encrypted again under the same data key (a fresh nonce) before it is pinned.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.platform.keys import KeyManager, generate_keypair
+from veilchain.platform.keys.envelope import decrypt_with_data_key, encrypt_with_data_key
 from veilchain.platform.keys.transport import EncryptedImage, WorkerEncryptor, open_data_key
 from veilchain.platform.registrations import DONE, RegistrationImageRow, RegistrationRow
 from veilchain.platform.storage import IpfsStorage
@@ -80,10 +85,12 @@ def process_on_ray(
     session_factory: sessionmaker[Session],
     allow_recognizable: bool,
     on_batch: Callable[[int], None],
+    sign: Callable[[str, bytes], bytes] | None = None,
 ) -> RayPoolStats:
     """Anonymize, encrypt (on the workers), store keys, pin and record every pending image
-    of ``reg``; ``on_batch(n)`` after each batch of ``n`` is recorded. Returns the pool's
-    failure statistics."""
+    of ``reg``; ``on_batch(n)`` after each batch of ``n`` is recorded. ``sign(image_id,
+    png)``: the image's Content Credentials (None: unsigned). Returns the pool's failure
+    statistics."""
     from veilchain.anonymizer.ray_batch import RayPool
 
     params = json.loads(reg.params_json)
@@ -94,9 +101,22 @@ def process_on_ray(
     with RayPool(build, encryptor, address=choice.address, actors=choice.actors,
                  batch=choice.batch, local_cpus=choice.local_cpus) as pool:  # fmt: skip
         for results in pool.run(items, allow_recognizable=allow_recognizable):
-            _record_batch(reg.uid, results, private_key, keys, storage, session_factory)
+            _record_batch(reg.uid, results, private_key, keys, storage, session_factory, sign)
             on_batch(len(results))
         return pool.stats
+
+
+def _signed(
+    uid: str, item: EncryptedImage, data_key: bytes, sign: Callable[[str, bytes], bytes]
+) -> EncryptedImage:
+    """``item`` with its image signed: decrypted in memory, signed, encrypted again under the
+    same data key with a fresh nonce; its ``anonymized_sha256`` is the signed file's."""
+    png = decrypt_with_data_key(item.ciphertext, data_key, dataset=uid, image=item.image_id)
+    signed = sign(item.image_id, png)
+    ciphertext = encrypt_with_data_key(signed, data_key, dataset=uid, image=item.image_id)
+    return replace(
+        item, ciphertext=ciphertext, anonymized_sha256=hashlib.sha256(signed).hexdigest()
+    )
 
 
 def _record_batch(
@@ -106,11 +126,15 @@ def _record_batch(
     keys: KeyManager,
     storage: IpfsStorage,
     session_factory: sessionmaker[Session],
+    sign: Callable[[str, bytes], bytes] | None = None,
 ) -> None:
     """Key first, then pin, then the row: a crash in between leaves a key (and maybe a pinned
     ciphertext) for an unfinished image, which resume deletes and redoes, as locally."""
-    keys.store_data_keys([(r.image_id, open_data_key(r, private_key)) for r in results],
-                         dataset=uid)  # fmt: skip
+    data_keys = [(r.image_id, open_data_key(r, private_key)) for r in results]
+    if sign is not None:
+        pairs = zip(results, data_keys, strict=True)
+        results = [_signed(uid, r, key, sign) for r, (_, key) in pairs]
+    keys.store_data_keys(data_keys, dataset=uid)
     cids = [storage.add(r.ciphertext) for r in results]
     with session_factory() as s, s.begin():
         for r, cid in zip(results, cids, strict=True):

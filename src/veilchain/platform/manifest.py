@@ -231,9 +231,20 @@ def _fits(value: Any, kind: str) -> bool:
     )
 
 
+_CREDENTIALS = {"institution": _STR, "ca_certificate": _STR, "ca_sha256": "64 hex",
+                "signer_serial": _STR, "signer_sha256": "64 hex"}  # fmt: skip
+
+
 def shape_problem(d: dict) -> str | None:
     """The first field of a format-2 manifest whose JSON type is wrong (docs/manifest.md
     section 3), as ``"records[2].size must be an integer"``; None when all fit."""
+    if "credentials" in d:  # optional: data sets registered before Content Credentials lack it
+        cred = d["credentials"]
+        if not isinstance(cred, dict):
+            return "credentials must be an object"
+        for name, kind in _CREDENTIALS.items():
+            if not _fits(cred.get(name), kind):
+                return f"credentials.{name} must be {kind}"
     for section, fields in _SHAPE_V2.items():
         part = d.get(section)
         if not isinstance(part, dict):
@@ -280,6 +291,9 @@ class Manifest:
     previous_manifest_cid: str | None = None
     created_at: str = ""
     format_version: int = MANIFEST_FORMAT_VERSION
+    # the Content Credentials signer (docs/provenance.md): the CA certificate verifiers trust
+    # and the signing certificate; absent from manifests written before images were signed
+    credentials: dict | None = None
 
     @property
     def epsilon_milli(self) -> int:
@@ -294,8 +308,10 @@ class Manifest:
         }
         if v2:
             anonymization["epsilon_milli"] = self.epsilon_milli
+        credentials = {} if self.credentials is None else {"credentials": self.credentials}
         return {
             "format": f"{FORMAT_PREFIX}{self.format_version}",
+            **credentials,
             "dataset": {
                 "uid": self.dataset_uid,
                 "name": self.name,
@@ -387,6 +403,7 @@ class Manifest:
                 records=records,
                 proofs=[list(r.get("proof", [])) for r in d["records"]],
                 format_version=fmt,
+                credentials=d.get("credentials"),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"manifest is not valid {FORMAT_PREFIX}{fmt} JSON: {exc}") from exc

@@ -3,6 +3,10 @@
 State is saved after every image (``registrations.py``), so a killed run resumes; the
 transaction is sent only when every image is pinned, and a resumed run looks on chain for
 its own transaction before sending one, so it is sent once.
+
+Each anonymized PNG is signed with Content Credentials (``provenance``) before it is
+encrypted, so the record's ``anonymized_sha256`` (and so its Merkle leaf) is the hash of the
+signed file; the manifest publishes the signer's CA certificate.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from veilchain.platform.limits import check_epsilon, check_seed
 from veilchain.platform.manifest import (
     Manifest,
 )
+from veilchain.platform.provenance import Anchor, CredentialsSigner
 from veilchain.platform.registrations import (
     ABORTED,
     DONE,
@@ -89,10 +94,13 @@ class Registrar:
         anonymizer_factory: Callable[..., Any],
         seed: int = 0,
         workers: int = 1,
+        credentials: Callable[[], CredentialsSigner | None] = lambda: None,
         executor: ExecutorChoice | None = None,
     ) -> None:
         self.chain = chain
         self.accounts = accounts  # role -> LocalAccount, decrypted from the keystore on use
+        # the institution's C2PA signer, built on first use; None: images are not signed
+        self.credentials = credentials
         self.storage = storage
         self.keys = keys
         self.audit = audit
@@ -304,10 +312,13 @@ class Registrar:
             self.keys.delete_keys(reg.uid, sorted(stale), actor="resume")
         total, done = len(rows), len(rows) - len(pending)
         progress(done, total, "anonymize+encrypt+pin")
+        signer = self.credentials()
         for row, out in zip(
             pending, self._anonymized(reg, pending, allow_recognizable), strict=True
         ):
             png = out.png
+            if signer is not None and not row.source.startswith(_REENCRYPT_PREFIX):
+                png = self._signed(signer, reg, row.image_id, png)
             ciphertext = self.keys.encrypt(png, dataset=reg.uid, image=row.image_id)
             cid = self.storage.add(ciphertext)
             with self.session_factory() as s, s.begin():
@@ -320,6 +331,27 @@ class Registrar:
                 r.status = DONE
             done += 1
             progress(done, total, "anonymize+encrypt+pin")
+
+    def _signed(
+        self, signer: CredentialsSigner, reg: RegistrationRow, image_id: str, png: bytes
+    ) -> bytes:
+        """``png`` with the institution's Content Credentials. (A re-encrypted version keeps
+        its images byte for byte: their credentials point to the version they were first
+        registered in, which its manifest's ``previous_manifest_cid`` chain leads to.)"""
+        params = json.loads(reg.params_json)
+        anchor = Anchor(
+            chain_id=int(self.chain.backend.chain_id),
+            contract=self.chain.address,
+            registration=reg.uid,
+            image_index=int(image_id),  # image ids are the zero-padded index
+            image_id=image_id,
+            dataset_id=reg.dataset_id,
+        )
+        definition = signer.definition(
+            method=reg.method, epsilon=params.get("epsilon"), model_hash=reg.model_hash,
+            anchor=anchor, features=params.get("features"),
+        )  # fmt: skip
+        return signer.sign_png(png, definition)
 
     # --- the Ray executor (platform/executors.py) ------------------------------------
     def _process_images_on_ray(
@@ -340,10 +372,12 @@ class Registrar:
             done += n
             progress(done, total, "anonymize+encrypt+pin")
 
+        signer = self.credentials()
         self.last_ray_stats = process_on_ray(
             choice=self.executor, reg=reg, anonymizer_factory=self.anonymizer_factory,
             keys=self.keys, storage=self.storage, session_factory=self.session_factory,
             allow_recognizable=allow_recognizable, on_batch=on_batch,
+            sign=None if signer is None else partial(self._signed, signer, reg),
         )  # fmt: skip
 
     def _count(self, uid: str, status: str | None = None) -> int:
@@ -397,6 +431,7 @@ class Registrar:
         tree = PackedMerkleTree(leaves)
         del leaves
         contract_address = self.chain.address
+        signer = self.credentials()
         manifest = Manifest(
             dataset_uid=uid,
             name=reg.name,
@@ -411,6 +446,7 @@ class Registrar:
             proofs=[],
             previous_manifest_cid=reg.previous_manifest_cid,
             created_at=reg.created_at,
+            credentials=None if signer is None else signer.identity.public(),
         )
         with tempfile.TemporaryDirectory(prefix="veilchain-manifest-") as tmp:
             path = Path(tmp) / "manifest.json"

@@ -8,6 +8,7 @@ A thin facade; each step of the workflow lives in a module named after it:
     verification.py   a version checked against the chain, without any key; attest
     grants.py         who may grant, expiry, visibility, liveness
     release.py        a data key sealed to a grantee with a live grant (signed requests)
+    provenance/       Content Credentials (C2PA): signing identity, signing, reading
     uploads.py        an API upload's originals: spooled encrypted, shredded on failure
     job_handlers.py   the API's background jobs (registration, verification)
     audit_anchors.py  the audit log's on-chain anchor and its one verdict
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,11 @@ from veilchain.platform.grants import Actor, GrantBook, GrantChange
 from veilchain.platform.job_handlers import JobHandlers
 from veilchain.platform.keys import KeyManager, generate_keypair
 from veilchain.platform.manifest import ImageRecord, Manifest
+from veilchain.platform.provenance import (
+    Credentials,
+    check_image_credentials,
+    expected_credentials,
+)
 from veilchain.platform.registration import Progress, Registrar, no_progress
 from veilchain.platform.registrations import RegistrationResult, RegistrationRow
 from veilchain.platform.release import KeyRelease, ReleaseRequest, open_image
@@ -71,9 +78,12 @@ class VeilchainService:
         seed: int = 0,
         keystore: Any = None,
         workers: int = 1,
+        credentials: Callable[[], Any] = lambda: None,
         executor: ExecutorChoice | None = None,
     ) -> None:
         self.chain = chain
+        # () -> the institution's C2PA signer (provenance.CredentialsSigner); None: unsigned
+        self.credentials = credentials
         self.accounts = accounts
         self.storage = storage
         self.keys = keys
@@ -85,7 +95,7 @@ class VeilchainService:
         self.registrar = Registrar(
             chain=chain, accounts=accounts, storage=storage, keys=keys, audit=audit,
             session_factory=session_factory, anonymizer_factory=anonymizer_factory,
-            seed=seed, workers=workers, executor=executor,
+            seed=seed, workers=workers, executor=executor, credentials=credentials,
         )  # fmt: skip
         self.grants = GrantBook(
             chain=chain,
@@ -193,6 +203,36 @@ class VeilchainService:
     def image_record(self, dataset_id: int, index: int, version: int | None = None) -> dict:
         """One image's public record, Merkle proof and privacy report."""
         return self.catalog.image_record(dataset_id, index, version)
+
+    def check_credentials(
+        self, dataset_id: int, version: int, index: int, data: bytes
+    ) -> tuple[Credentials, list[str]]:
+        """The Content Credentials of a decrypted image and why they are not those of its
+        record (empty: signed by the certificate the manifest names, trusted under its CA,
+        anchored to this record). See docs/provenance.md."""
+        return check_image_credentials(
+            data,
+            self.catalog.manifest(dataset_id, version),
+            index=index,
+            dataset_id=dataset_id,
+            manifest_at=partial(self.catalog.earlier_manifest, dataset_id, version),
+        )
+
+    def expected_credentials(self, dataset_id: int, version: int, index: int) -> dict | None:
+        """What the Content Credentials of image ``index`` say, from the public manifest
+        alone (None: the version was registered before images were signed)."""
+        return expected_credentials(
+            self.catalog.manifest(dataset_id, version),
+            dataset_id=dataset_id,
+            version=version,
+            index=index,
+            manifest_at=partial(self.catalog.earlier_manifest, dataset_id, version),
+        )
+
+    def signing_identity(self) -> dict | None:
+        """This institution's C2PA signer as published (no key material); None: unsigned."""
+        signer = self.credentials()
+        return None if signer is None else signer.identity.public()
 
     # --- verification (verification.py) -------------------------------------------
     def verify(

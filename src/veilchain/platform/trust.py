@@ -29,8 +29,10 @@ def _members(chain, added: str, removed: str) -> list[dict]:
     return list(members.values())
 
 
-def deployment_record(chain, accounts=None) -> dict:
-    """The trust anchors of this installation, read from the chain (plus its own roles)."""
+def deployment_record(chain, accounts=None, credentials: dict | None = None) -> dict:
+    """The trust anchors of this installation, read from the chain (plus its own roles);
+    ``credentials``: its institution's Content Credentials signer (CA certificate to trust,
+    signing certificate; docs/provenance.md)."""
     artifact = load_artifact()
     backend = chain.backend
     code = backend.get_code(chain.address)
@@ -51,4 +53,5 @@ def deployment_record(chain, accounts=None) -> dict:
         "institution": own,
         "institutions": _members(chain, "InstitutionAdded", "InstitutionRemoved"),
         "auditors": _members(chain, "AuditorAdded", "AuditorRemoved"),
+        "content_credentials": credentials,
     }

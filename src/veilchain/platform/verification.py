@@ -52,6 +52,19 @@ class VerificationReport:
     problems: list[str]
     images: list[ImageCheck]
     seconds: float
+    credentials_checked: int = 0  # images decrypted and their Content Credentials checked
+
+    def add_credential_checks(self, checked) -> None:
+        """Fold ``client.Grantee.check_images`` results in: an image whose Content
+        Credentials do not check fails, each problem prefixed "content credentials: "."""
+        by_index = {c.index: c for c in self.images}
+        for image in checked:
+            check = by_index.get(image.index)
+            if check is not None and image.problems:
+                check.problems.extend(f"content credentials: {p}" for p in image.problems)
+                check.ok = False
+        self.credentials_checked = len(checked)
+        self.ok = self.ok and all(i.ok for i in self.images)
 
     @property
     def failing(self) -> list[ImageCheck]:

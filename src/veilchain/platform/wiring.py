@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,24 @@ def open_keystore(settings: Settings) -> Keystore:
     return Keystore(Path(settings.data_dir) / "keystore", passphrase)
 
 
+class LazyCredentials:
+    """The institution's C2PA signer, loaded on first call (the signing identity's files
+    and the C2PA library are needed only by registration and the trust document)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._signer: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self._signer is None:
+                from veilchain.platform.provenance import CredentialsSigner, load_signing_identity
+
+                self._signer = CredentialsSigner(load_signing_identity(self._settings))
+            return self._signer
+
+
 def build_service(settings: Settings) -> VeilchainService:
     """Open (or create) everything under the settings' data directory and wire the service."""
     from veilchain.chain import Keystore, build_chain_client
@@ -139,6 +158,7 @@ def build_service(settings: Settings) -> VeilchainService:
         seed=a.seed,
         keystore=keystore,
         workers=a.workers or (os.cpu_count() or 1),
+        credentials=LazyCredentials(settings),
         executor=ExecutorChoice(
             kind=settings.executor.kind,
             address=settings.executor.address,

@@ -25,6 +25,8 @@ REQUIRED = {
     "VEILCHAIN_AUTH__JWT_SECRET",
     "VEILCHAIN_AUTH__DOMAIN",
     "VEILCHAIN_AUTH__URI",
+    "VEILCHAIN_CREDENTIALS__PKCS12_PATH",
+    "VEILCHAIN_CREDENTIALS__PKCS12_PASSPHRASE",
 }
 MASTER_KEY_HEX = token_hex(32)
 _SUBST = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
@@ -104,6 +106,7 @@ def test_compose_environment_builds_valid_prod_settings(compose, monkeypatch):
         "VEILCHAIN_AUTH__JWT_SECRET": token_hex(32),
         "VEILCHAIN_CHAIN__PRIVATE_KEY": "0x" + token_hex(32),
         "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE": token_hex(24),
+        "VEILCHAIN_CREDENTIALS__PKCS12_PASSPHRASE": token_hex(16),
     }
     for key in list(__import__("os").environ):
         if key.startswith("VEILCHAIN_"):
@@ -115,6 +118,7 @@ def test_compose_environment_builds_valid_prod_settings(compose, monkeypatch):
     assert s.chain.rpc_url == "http://ganache:8545"
     assert s.db_url.startswith("postgresql+psycopg://veilchain:pw-")
     assert s.kms.master_key_hex == MASTER_KEY_HEX
+    assert str(s.credentials.pkcs12_path) == "/run/veilchain/signer.p12"
 
 
 def test_required_secrets_have_no_default(compose):
@@ -124,9 +128,16 @@ def test_required_secrets_have_no_default(compose):
         "VEILCHAIN_AUTH__JWT_SECRET",
         "VEILCHAIN_CHAIN__PRIVATE_KEY",
         "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE",
+        "VEILCHAIN_CREDENTIALS__PKCS12_PASSPHRASE",
     ):
         assert ":?" in env[var], f"{var} must be required from the environment"
         assert ":-" not in env[var], f"{var} must not ship a default"
+
+
+def test_the_signing_bundle_is_mounted_read_only_from_a_required_host_path(compose):
+    mounts = compose["services"]["api"]["volumes"]
+    signer = [m for m in mounts if m.endswith(":/run/veilchain/signer.p12:ro")]
+    assert len(signer) == 1 and signer[0].startswith("${VEILCHAIN_SIGNER_P12:?")
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,10 @@ def test_well_known_document_matches_the_chain(stack):
     assert stack.institution.address in [i["address"] for i in doc["institutions"]]
     assert [a["address"] for a in doc["auditors"]] == [stack.auditor.address]
     assert doc["admin"] == stack.admin.address and doc["key_service"] == stack.keyservice.address
-    assert doc == deployment_record(svc.chain, svc.accounts)
+    cred = doc["content_credentials"]
+    assert cred["ca_certificate"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY" not in json.dumps(doc)
+    assert doc == deployment_record(svc.chain, svc.accounts, svc.signing_identity())
 
 
 def test_chain_info_cli_prints_the_record(tmp_path):
@@ -38,3 +41,4 @@ def test_chain_info_cli_prints_the_record(tmp_path):
     entry = book["chains"][doc["chain_id"]]
     assert doc["contract"] == entry["address"] and doc["genesis_hash"] == entry["genesis_hash"]
     assert doc["institution"] in [i["address"] for i in doc["institutions"]]
+    assert doc["content_credentials"]["development_ca"] is True

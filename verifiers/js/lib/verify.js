@@ -118,7 +118,13 @@ function fits (v, kind) {
     default: return Array.isArray(v) && v.every(p => typeof p === 'string' && HEX32.test(p))
   }
 }
+// The optional section naming the images' Content Credentials signer (docs/provenance.md).
+const CREDENTIALS = { institution: STR, ca_certificate: STR, ca_sha256: '64 hex', signer_serial: STR, signer_sha256: '64 hex' }
 function shapeProblem (m) {
+  if ('credentials' in m) {
+    if (!isObject(m.credentials)) return 'credentials must be an object'
+    for (const [name, kind] of Object.entries(CREDENTIALS)) if (!fits(m.credentials[name], kind)) return `credentials.${name} must be ${kind}`
+  }
   for (const [section, fields] of Object.entries(SHAPE)) {
     if (!isObject(m[section])) return `${section} must be an object`
     for (const [name, kind] of Object.entries(fields)) if (!fits(m[section][name], kind)) return `${section}.${name} must be ${kind}`

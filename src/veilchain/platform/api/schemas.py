@@ -204,6 +204,27 @@ class DatasetPublic(DatasetSummary):
 
 
 # --- images -------------------------------------------------------------------
+class CredentialsPublic(BaseModel):
+    """What the image's Content Credentials (C2PA) carry, from the public manifest; the
+    decrypted image holds the same, signed (docs/provenance.md)."""
+
+    summary: str = Field(
+        examples=["anonymized with ciagan, ε –, by Example University, anchored in data set 3 v1"]
+    )
+    signer: str = Field(examples=["Example University"])
+    signer_serial: str = Field(examples=["2e050504507a7a12ce617213a4d62fdba1b02b35"])
+    ca_sha256: str = Field(examples=["ab" * 32])
+    digital_source_type: str = Field(
+        examples=[
+            "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+        ]
+    )
+    method: str = Field(examples=["ciagan"])
+    epsilon: str | None = Field(default=None, examples=[None, "1.0"])
+    model_hash: str = Field(examples=["0x" + "cd" * 32])
+    anchor: dict[str, Any] = Field(default_factory=dict)
+
+
 class ImagePublic(BaseModel):
     index: int = Field(examples=[0])
     image_id: str = Field(examples=["img-0000"])
@@ -214,6 +235,9 @@ class ImagePublic(BaseModel):
     width: int = Field(examples=[128])
     height: int = Field(examples=[128])
     report: dict[str, Any] = Field(default_factory=dict)
+    credentials: CredentialsPublic | None = Field(
+        default=None, description="None: registered before images carried Content Credentials."
+    )
 
 
 class ImagesPublic(BaseModel):

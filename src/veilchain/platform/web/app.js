@@ -738,7 +738,11 @@ function openImage(img, url) {
       el("dt", {}, "method"), el("dd", {}, r.method ?? "–"),
       el("dt", {}, "ε"), el("dd", {}, r.privacy_params?.epsilon ?? "none"),
       el("dt", {}, "faces"), el("dd", {}, (r.faces || []).length),
-      el("dt", {}, "second look"), el("dd", {}, r.second_look ? `${r.second_look.found} found, ${r.second_look.uncovered} uncovered` : "–")),
+      el("dt", {}, "second look"), el("dd", {}, r.second_look ? `${r.second_look.found} found, ${r.second_look.uncovered} uncovered` : "–"),
+      el("dt", {}, "Content Credentials"),
+      el("dd", { "data-testid": "image-credentials" }, img.credentials
+        ? [img.credentials.summary, el("br"), el("span", { class: "mono" }, `signing certificate ${img.credentials.signer_serial}`)]
+        : "none (registered before images were signed)")),
     el("h3", {}, "distance of each face to its original (threshold marked)"),
     (r.faces || []).length ? (r.faces || []).map((f) => distanceBar(f, threshold)) : el("p", { class: "muted" }, "no face"),
     w.length ? el("div", { class: "warnings" }, el("strong", {}, "warnings"), el("ul", {}, w.map((x) => el("li", {}, x)))) : null));

@@ -26,15 +26,23 @@ def list_images(
     """Image records of a version, as published in its manifest."""
     records = service.records(dataset_id, version)
     page = records[offset : offset + limit]
-    return ImagesPublic(data=[ImagePublic(**r.to_dict()) for r in page], count=len(records))
+    return ImagesPublic(
+        data=[_image(service, dataset_id, version, r) for r in page], count=len(records)
+    )
 
 
 @router.get("/{index}", response_model=ImagePublic, responses=problem_responses(404, 502))
 def get_image(
     dataset_id: DatasetId, version: VersionNo, index: ImageIndex, service: ServiceDep
 ) -> ImagePublic:
-    """One image record: CID, ciphertext and anonymized-image hashes, size, report."""
-    return ImagePublic(**service.record(dataset_id, version, index).to_dict())
+    """One image record: CID, ciphertext and anonymized-image hashes, size, report, and
+    what its Content Credentials say."""
+    return _image(service, dataset_id, version, service.record(dataset_id, version, index))
+
+
+def _image(service: Any, dataset_id: int, version: int, record: Any) -> ImagePublic:
+    creds = service.expected_credentials(dataset_id, version, record.index)
+    return ImagePublic(**record.to_dict(), credentials=creds)
 
 
 @router.get("/{index}/proof", response_model=ProofPublic, responses=problem_responses(404, 502))

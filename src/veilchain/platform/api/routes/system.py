@@ -26,5 +26,6 @@ def health(ctx: CtxDep) -> HealthPublic:
 @router.get("/.well-known/veilchain.json")
 def well_known(service: ServiceDep) -> dict:
     """The deployment record an auditor pins (docs/contract.md): chain id, genesis hash,
-    contract address and code hash, admin, key service, current institutions and auditors."""
-    return deployment_record(service.chain, service.accounts)
+    contract address and code hash, admin, key service, current institutions and auditors,
+    and the CA certificate of this institution's Content Credentials (docs/provenance.md)."""
+    return deployment_record(service.chain, service.accounts, service.signing_identity())
