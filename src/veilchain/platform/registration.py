@@ -317,7 +317,7 @@ class Registrar:
             pending, self._anonymized(reg, pending, allow_recognizable), strict=True
         ):
             png = out.png
-            if signer is not None and not row.source.startswith(_REENCRYPT_PREFIX):
+            if signer is not None and not row.source.startswith(REENCRYPT_PREFIX):
                 png = self._signed(signer, reg, row.image_id, png)
             ciphertext = self.keys.encrypt(png, dataset=reg.uid, image=row.image_id)
             cid = self.storage.add(ciphertext)
