@@ -128,6 +128,13 @@ def anonymize(
             "detection missed."
         ),
     ] = False,
+    identifiers: Annotated[
+        str | None,
+        typer.Option(
+            help="What to anonymize: faces, plates or faces,plates (default: the settings', "
+            "faces,plates). Plates get epsilon-DP text (VEILCHAIN_ANONYMIZER__PLATE_EPSILON)."
+        ),
+    ] = None,
     detector: Annotated[
         str | None,
         typer.Option(help="centerface (default: a CNN, finds profiles) | hog (frontal only)."),
@@ -183,6 +190,7 @@ def anonymize(
             "second_look": second_look,
             "sweep_threshold": sweep_threshold,
             "upsample": upsample,
+            "identifiers": identifiers,
         }
         options = {**cfg.builder_options(), **{k: v for k, v in given.items() if v is not None}}
         options["secret"] = anonymizer_secret(config.data_dir)

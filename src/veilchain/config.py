@@ -41,6 +41,18 @@ class AnonymizerSettings(BaseModel):
     # CenterFace score down to which candidates are covered (recall vs false positives:
     # docs/anonymizer.md, "Face recall"); None: the pipeline's default
     sweep_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    # what is anonymized: faces and licence plates (comma list; env
+    # VEILCHAIN_ANONYMIZER__IDENTIFIERS=faces,plates); plates on by default for register
+    identifiers: str = "faces,plates"
+    # the plates' text budget (k-ary randomized response, split over the characters)
+    plate_epsilon: float = Field(default=1.0, gt=0.0, le=100.0)
+
+    @field_validator("identifiers")
+    @classmethod
+    def _known_identifiers(cls, identifiers: str) -> str:
+        from veilchain.anonymizer.pipeline import parse_identifiers
+
+        return ",".join(parse_identifiers(identifiers))
 
     @field_validator("method")
     @classmethod
@@ -62,6 +74,8 @@ class AnonymizerSettings(BaseModel):
             "upsample": self.upsample,
             "second_look": self.second_look,
             "sweep_threshold": self.sweep_threshold,
+            "identifiers": self.identifiers,
+            "plate_epsilon": self.plate_epsilon,
         }
 
 

@@ -16,6 +16,7 @@ measures all three.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import cv2
@@ -27,6 +28,8 @@ MAX_CHAR_PX = 44
 #: Pyramid levels (scale factors): 1.0 covers characters of 9-44 px, 0.5 up to ~88 px, ...
 DEFAULT_SCALES = (1.0, 0.5, 0.25)
 MIN_CHARS, MAX_CHARS = 4, 12
+#: Ink thresholds (grey levels beyond the local mean) tried at each level.
+OFFSETS = (12, 32)
 
 
 @dataclass
@@ -66,10 +69,13 @@ def order_quad(pts: np.ndarray) -> np.ndarray:
     return np.roll(pts, -start, axis=0)
 
 
-def _char_components(gray: np.ndarray, dark: bool) -> np.ndarray:
-    """Character-like components: rows of (x, y, w, h, fill)."""
+def _char_components(gray: np.ndarray, dark: bool, offset: int = 12) -> np.ndarray:
+    """Character-like components: rows of (x, y, w, h, fill). A larger ``offset`` (how far
+    from the local mean a pixel must be to count as ink) thins strokes and separates
+    characters that blur made touch."""
     mode = cv2.THRESH_BINARY_INV if dark else cv2.THRESH_BINARY
-    binary = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, mode, 31, 12 if dark else -12)
+    c = offset if dark else -offset
+    binary = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, mode, 31, c)
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     s = stats[1:].astype(np.float32)
     x, y, w, h, area = s.T
@@ -141,7 +147,7 @@ def _row_ok(members: np.ndarray) -> bool:
         return False
     single = members[members[:, 2] < 1.1 * h]
     # characters stand taller than wide; pebbles, leaves and windows are about square
-    if len(single) < 2 or np.median(single[:, 3] / single[:, 2]) < 1.25:
+    if len(single) < 2 or np.median(single[:, 3] / single[:, 2]) < 1.1:
         return False
     widths = members[:, 2]
     # a row of identical solid rectangles (a window grid) has near-constant widths and gaps
@@ -270,8 +276,8 @@ class PlateDetector:
             g = gray if s == 1.0 else cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
             if min(g.shape) < MIN_CHAR_PX * 2:
                 break
-            for dark in (True, False):
-                for members in _rows(_char_components(g, dark)):
+            for dark, offset in itertools.product((True, False), OFFSETS):
+                for members in _rows(_char_components(g, dark, offset)):
                     if not _row_ok(members):
                         continue
                     row_quad, hh = _row_quad(members, 0.25, 0.2)
