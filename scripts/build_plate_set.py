@@ -44,8 +44,20 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIGITS = "0123456789"
 FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu")]
 FORMATS = ("eu", "uk", "us", "dark", "ru")
-SIGN_WORDS = ["CAFE", "BAKERY", "OPEN 24H", "PHARMACY", "HOTEL", "BOOKS", "PIZZA", "TAXI",
-              "SALE 50%", "BANK", "GARAGE", "NO PARKING"]  # fmt: skip
+SIGN_WORDS = [
+    "CAFE",
+    "BAKERY",
+    "OPEN 24H",
+    "PHARMACY",
+    "HOTEL",
+    "BOOKS",
+    "PIZZA",
+    "TAXI",
+    "SALE 50%",
+    "BANK",
+    "GARAGE",
+    "NO PARKING",
+]
 
 
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
@@ -85,11 +97,21 @@ def render_plate(fmt: str, shown: str, rng) -> np.ndarray:
     """A flat RGB plate about 110 px tall."""
     fonts = ["DejaVuSans-Bold.ttf", "DejaVuSansCondensed-Bold.ttf", "DejaVuSansMono-Bold.ttf"]
     font_name = fonts[int(rng.integers(len(fonts)))]
-    size = {"eu": (520, 112), "uk": (520, 112), "us": (300, 150), "dark": (440, 130),
-            "ru": (520, 112)}[fmt]  # fmt: skip
+    size = {
+        "eu": (520, 112),
+        "uk": (520, 112),
+        "us": (300, 150),
+        "dark": (440, 130),
+        "ru": (520, 112),
+    }[fmt]
     w, h = size
-    bg = {"eu": (245, 245, 240), "uk": (250, 205, 30) if rng.random() < 0.6 else (245, 245, 240),
-          "us": (240, 240, 235), "dark": (20, 20, 24), "ru": (245, 245, 245)}[fmt]  # fmt: skip
+    bg = {
+        "eu": (245, 245, 240),
+        "uk": (250, 205, 30) if rng.random() < 0.6 else (245, 245, 240),
+        "us": (240, 240, 235),
+        "dark": (20, 20, 24),
+        "ru": (245, 245, 245),
+    }[fmt]
     ink = (235, 235, 235) if fmt == "dark" else ((20, 30, 90) if fmt == "us" else (15, 15, 15))
     img = Image.new("RGB", (w, h), bg)
     d = ImageDraw.Draw(img)
@@ -97,18 +119,33 @@ def render_plate(fmt: str, shown: str, rng) -> np.ndarray:
     x0, x1, y0, y1 = 10, w - 10, 8, h - 8
     if fmt == "eu":
         d.rectangle([4, 4, 48, h - 5], fill=(20, 50, 160))
-        d.text((26, h - 30), _pick(rng, "DFINLB"), font=_font("DejaVuSans-Bold.ttf", 26),
-               fill=(240, 240, 240), anchor="mm")  # fmt: skip
+        d.text(
+            (26, h - 30),
+            _pick(rng, "DFINLB"),
+            font=_font("DejaVuSans-Bold.ttf", 26),
+            fill=(240, 240, 240),
+            anchor="mm",
+        )
         x0 = 54
     if fmt == "us":
         state = ["SUNSHINE STATE", "GOLDEN STATE", "EMPIRE STATE", "LAKE STATE"]
-        d.text((w / 2, 20), state[int(rng.integers(4))], font=_font("DejaVuSans-Bold.ttf", 16),
-               fill=(160, 20, 30), anchor="mm")  # fmt: skip
+        d.text(
+            (w / 2, 20),
+            state[int(rng.integers(4))],
+            font=_font("DejaVuSans-Bold.ttf", 16),
+            fill=(160, 20, 30),
+            anchor="mm",
+        )
         y0 = 32  # characters about 0.46 of the plate's height, as on US plates
     if fmt == "ru":
         d.rectangle([w - 120, 4, w - 5, h - 5], outline=ink, width=3)
-        d.text((w - 62, 44), f"{int(rng.integers(10, 200))}", font=_font(font_name, 52),
-               fill=ink, anchor="mm")  # fmt: skip
+        d.text(
+            (w - 62, 44),
+            f"{int(rng.integers(10, 200))}",
+            font=_font(font_name, 52),
+            fill=ink,
+            anchor="mm",
+        )
         d.text((w - 62, 92), "RUS", font=_font("DejaVuSans-Bold.ttf", 18), fill=ink, anchor="mm")
         x1 = w - 124
     # the largest font that fits the text box
@@ -169,14 +206,23 @@ def _distractors(scene, rng, horizon) -> None:
         th = int(rng.integers(20, 60))
         f = _font("DejaVuSans-Bold.ttf", th)
         tw = int(f.getlength(word)) + 2 * th
-        x, y = int(rng.integers(0, max(1, W - tw))), int(rng.integers(10, max(11, horizon - th * 2)))
+        x, y = (
+            int(rng.integers(0, max(1, W - tw))),
+            int(rng.integers(10, max(11, horizon - th * 2))),
+        )
         img = Image.fromarray(scene)
         d = ImageDraw.Draw(img)
         light = rng.random() < 0.5
-        d.rectangle([x, y, x + tw, y + int(th * 1.6)],
-                    fill=(240, 235, 220) if light else (30, 60, 40))  # fmt: skip
-        d.text((x + th, y + th * 0.8), word, font=f,
-               fill=(20, 20, 20) if light else (250, 250, 250), anchor="lm")  # fmt: skip
+        d.rectangle(
+            [x, y, x + tw, y + int(th * 1.6)], fill=(240, 235, 220) if light else (30, 60, 40)
+        )
+        d.text(
+            (x + th, y + th * 0.8),
+            word,
+            font=f,
+            fill=(20, 20, 20) if light else (250, 250, 250),
+            anchor="lm",
+        )
         scene[:] = np.asarray(img)
     if rng.random() < 0.4:  # a building with rows of windows
         bx, bw = int(rng.integers(0, W - 300)), int(rng.integers(200, 400))
@@ -194,16 +240,33 @@ def _car(scene, rng, cx, base_y, car_w) -> tuple[float, float]:
     color = tuple(int(c) for c in rng.integers(20, 235, 3))
     x0, x1 = int(cx - car_w / 2), int(cx + car_w / 2)
     y0, y1 = int(base_y - car_h), int(base_y)
-    cv2.rectangle(scene, (x0 + int(car_w * 0.18), y0), (x1 - int(car_w * 0.18), y0 + int(car_h * 0.45)),
-                  color, -1)  # fmt: skip
-    cv2.rectangle(scene, (x0 + int(car_w * 0.24), y0 + int(car_h * 0.06)),
-                  (x1 - int(car_w * 0.24), y0 + int(car_h * 0.38)), (60, 70, 80), -1)  # fmt: skip
+    cv2.rectangle(
+        scene,
+        (x0 + int(car_w * 0.18), y0),
+        (x1 - int(car_w * 0.18), y0 + int(car_h * 0.45)),
+        color,
+        -1,
+    )
+    cv2.rectangle(
+        scene,
+        (x0 + int(car_w * 0.24), y0 + int(car_h * 0.06)),
+        (x1 - int(car_w * 0.24), y0 + int(car_h * 0.38)),
+        (60, 70, 80),
+        -1,
+    )
     cv2.rectangle(scene, (x0, y0 + int(car_h * 0.4)), (x1, y1 - int(car_h * 0.08)), color, -1)
     for wx in (x0 + int(car_w * 0.08), x1 - int(car_w * 0.2)):
-        cv2.rectangle(scene, (wx, y1 - int(car_h * 0.15)), (wx + int(car_w * 0.12), y1), (15, 15, 15), -1)
+        cv2.rectangle(
+            scene, (wx, y1 - int(car_h * 0.15)), (wx + int(car_w * 0.12), y1), (15, 15, 15), -1
+        )
     for lx in (x0 + int(car_w * 0.05), x1 - int(car_w * 0.17)):  # tail lights
-        cv2.rectangle(scene, (lx, y0 + int(car_h * 0.48)), (lx + int(car_w * 0.12), y0 + int(car_h * 0.6)),
-                      (200, 30, 30), -1)  # fmt: skip
+        cv2.rectangle(
+            scene,
+            (lx, y0 + int(car_h * 0.48)),
+            (lx + int(car_w * 0.12), y0 + int(car_h * 0.6)),
+            (200, 30, 30),
+            -1,
+        )
     return cx, y0 + car_h * 0.68
 
 
@@ -217,7 +280,9 @@ def _camera(scene, rng) -> np.ndarray:
         out = cv2.GaussianBlur(out, (0, 0), sigma)
     out += rng.normal(0, rng.uniform(1, 6), out.shape)
     out = np.clip(out, 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 96))])
+    ok, buf = cv2.imencode(
+        ".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 96))]
+    )
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
 
 
@@ -253,9 +318,18 @@ def make_scene(i: int, rng, bgs) -> tuple[np.ndarray, list[dict]]:
         quad = plate_quad(pcx, pcy, width, width / ratio, rng.uniform(-35, 35), rng.uniform(-8, 8))
         _paste(scene, flat, quad)
         sides = [np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1])]
-        cut = bool((quad[:, 0] < 0).any() or (quad[:, 0] > W - 1).any() or (quad[:, 1] > H - 1).any())
-        plates.append({"format": fmt, "text": text, "quad": np.round(quad, 1).tolist(),
-                       "height_px": round(float(np.mean(sides)), 1), "cut": cut})  # fmt: skip
+        cut = bool(
+            (quad[:, 0] < 0).any() or (quad[:, 0] > W - 1).any() or (quad[:, 1] > H - 1).any()
+        )
+        plates.append(
+            {
+                "format": fmt,
+                "text": text,
+                "quad": np.round(quad, 1).tolist(),
+                "height_px": round(float(np.mean(sides)), 1),
+                "cut": cut,
+            }
+        )
     return _camera(scene, rng), plates
 
 
@@ -274,8 +348,9 @@ def main(argv=None) -> None:
         name = f"scene_{i:04d}.jpg"
         cv2.imwrite(str(args.out / name), img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
         truth.append({"file": name, "plates": plates})
-    (args.out / "ground_truth.json").write_text(json.dumps({"seed": args.seed, "images": truth},
-                                                           indent=1))  # fmt: skip
+    (args.out / "ground_truth.json").write_text(
+        json.dumps({"seed": args.seed, "images": truth}, indent=1)
+    )
     n = sum(len(t["plates"]) for t in truth)
     print(json.dumps({"out": str(args.out), "images": args.n, "plates": n}))
 

@@ -50,8 +50,9 @@ def flat_plate(text: str, w: int = 520, h: int = 112) -> np.ndarray:
     return np.asarray(img)
 
 
-def scene_with(text: str | None, *, width: float = 180, center=(640, 460), size=(1280, 720),
-               tilt: float = 4.0) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+def scene_with(
+    text: str | None, *, width: float = 180, center=(640, 460), size=(1280, 720), tilt: float = 4.0
+) -> tuple[np.ndarray, np.ndarray | None]:
     """A grey street-like scene (textured road, a car body) with one plate; returns the
     image and the plate's quad."""
     rng = np.random.default_rng(0)
@@ -60,14 +61,21 @@ def scene_with(text: str | None, *, width: float = 180, center=(640, 460), size=
     img[: H // 2] = (150, 170, 200)
     img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
     cx, cy = center
-    cv2.rectangle(img, (int(cx - width), int(cy - width * 0.5)), (int(cx + width), int(cy + width * 0.4)),
-                  (40, 70, 150), -1)  # fmt: skip
+    cv2.rectangle(
+        img,
+        (int(cx - width), int(cy - width * 0.5)),
+        (int(cx + width), int(cy + width * 0.4)),
+        (40, 70, 150),
+        -1,
+    )
     if text is None:
         return img, None
     flat = flat_plate(text)
     h = width * flat.shape[0] / flat.shape[1]
     r = math.radians(tilt)
-    pts = np.array([[-width / 2, -h / 2], [width / 2, -h / 2], [width / 2, h / 2], [-width / 2, h / 2]])
+    pts = np.array(
+        [[-width / 2, -h / 2], [width / 2, -h / 2], [width / 2, h / 2], [-width / 2, h / 2]]
+    )
     rot = np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]])
     quad = (pts @ rot.T + [cx, cy]).astype(np.float32)
     src = np.float32([[0, 0], [519, 0], [519, 111], [0, 111]])
@@ -187,8 +195,13 @@ def test_report_has_no_original_text_and_no_geometry():
     from veilchain.anonymizer import build_anonymizer
 
     img, _ = scene_with("KX47 ZTR", width=260)
-    anon = build_anonymizer("pixelate", identity_check=False, identifiers="faces,plates",
-                            second_look=False, secret=b"s" * 32)  # fmt: skip
+    anon = build_anonymizer(
+        "pixelate",
+        identity_check=False,
+        identifiers="faces,plates",
+        second_look=False,
+        secret=b"s" * 32,
+    )
     res = anon.anonymize(img)
     text = json.dumps(res.report)
     assert "KX47" not in text and "ZTR" not in text
@@ -258,10 +271,8 @@ def test_same_secret_same_output_and_plates_only():
     from veilchain.anonymizer import build_anonymizer
 
     img, _ = scene_with("KX47 ZTR", width=260)
-    a = build_anonymizer("pixelate", identity_check=False, identifiers="plates",
-                         secret=b"k" * 32)  # fmt: skip
-    b = build_anonymizer("pixelate", identity_check=False, identifiers=["plates"],
-                         secret=b"k" * 32)  # fmt: skip
+    a = build_anonymizer("pixelate", identity_check=False, identifiers="plates", secret=b"k" * 32)
+    b = build_anonymizer("pixelate", identity_check=False, identifiers=["plates"], secret=b"k" * 32)
     ra, rb = a.anonymize(img), b.anonymize(img)
     assert np.array_equal(ra.image, rb.image)
     assert ra.faces == [] and ra.report["identifiers"] == ["plates"]
@@ -289,7 +300,8 @@ def test_default_register_factory_includes_plates(tmp_path):
     from veilchain.anonymizer import build_anonymizer
     from veilchain.config import AnonymizerSettings
 
-    anon = build_anonymizer("pixelate", identity_check=False,
-                            **AnonymizerSettings().builder_options())  # fmt: skip
+    anon = build_anonymizer(
+        "pixelate", identity_check=False, **AnonymizerSettings().builder_options()
+    )
     assert anon.identifiers == ["faces", "plates"]
     assert anon.privacy_params()["plates"]["mechanism"].startswith("k-ary randomized response")

@@ -625,7 +625,9 @@ def build_anonymizer(
         sweep_threshold=DEFAULT_SWEEP_THRESHOLD if sweep_threshold is None else sweep_threshold,
         secret=secret,
         plates=(
-            build_plate_anonymizer(DEFAULT_PLATE_EPSILON if plate_epsilon is None else plate_epsilon)
+            build_plate_anonymizer(
+                DEFAULT_PLATE_EPSILON if plate_epsilon is None else plate_epsilon
+            )
             if "plates" in wanted
             else None
         ),

@@ -2,10 +2,10 @@
 restricted to the plate alphabet.
 
 The text row is rectified (perspective-warped to an upright strip 48 px tall) and turned dark
-on light; all plates of an image are read in one Tesseract run, one line each. A reading counts when Tesseract's mean word
-confidence reaches ``min_confidence`` and its length is plausible for the row (within 2 of
-the characters the detector counted); anything else is "unreadable", and the plate then gets
-random text (see :mod:`veilchain.anonymizer.plates.stage`).
+on light; all plates of an image are read in one Tesseract run, one line each. A reading
+counts when Tesseract's mean word confidence reaches ``min_confidence`` and its length is
+plausible for the row (within 2 of the characters the detector counted); anything else is
+"unreadable", and the plate then gets random text (see :mod:`veilchain.anonymizer.plates.stage`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from veilchain.anonymizer.plates.dp import PLATE_ALPHABET
 from veilchain.anonymizer.plates.detect import PlateDetection
+from veilchain.anonymizer.plates.dp import PLATE_ALPHABET
 from veilchain.errors import AnonymizationError
 
 DEFAULT_MIN_CONFIDENCE = 40.0
@@ -44,8 +44,9 @@ def rectify(image: np.ndarray, quad: np.ndarray, height: int = _STRIP_H) -> np.n
     out_w = max(8, int(round(height * w / max(h, 1.0))))
     dst = np.float32([[0, 0], [out_w - 1, 0], [out_w - 1, height - 1], [0, height - 1]])
     m = cv2.getPerspectiveTransform(q, dst)
-    return cv2.warpPerspective(image, m, (out_w, height), flags=cv2.INTER_CUBIC,
-                               borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    return cv2.warpPerspective(
+        image, m, (out_w, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 class PlateReader:
@@ -71,8 +72,11 @@ class PlateReader:
         self.version = str(pytesseract.get_tesseract_version())
 
     def describe(self) -> dict:
-        return {"engine": f"tesseract {self.version}", "alphabet": self.alphabet,
-                "min_confidence": self.min_confidence}  # fmt: skip
+        return {
+            "engine": f"tesseract {self.version}",
+            "alphabet": self.alphabet,
+            "min_confidence": self.min_confidence,
+        }
 
     def _strip(self, image: np.ndarray, plate: PlateDetection) -> np.ndarray:
         strip = rectify(image, plate.row_quad)
@@ -90,20 +94,26 @@ class PlateReader:
             return []
         strips = [self._strip(image, p) for p in plates]
         width = max(s.shape[1] for s in strips)
-        page = np.vstack([cv2.copyMakeBorder(s, 0, 0, 0, width - s.shape[1], cv2.BORDER_CONSTANT,
-                                             value=255) for s in strips])  # fmt: skip
+        page = np.vstack(
+            [
+                cv2.copyMakeBorder(s, 0, 0, 0, width - s.shape[1], cv2.BORDER_CONSTANT, value=255)
+                for s in strips
+            ]
+        )
         # Tesseract 5.3 reports confidence 0 for any word its whitelist joined, so the
         # page is read unrestricted and each line kept to the alphabet afterwards
         try:
-            data = self._tess.image_to_data(page, config="--psm 6 --oem 1",
-                                            output_type=self._tess.Output.DICT)  # fmt: skip
+            data = self._tess.image_to_data(
+                page, config="--psm 6 --oem 1", output_type=self._tess.Output.DICT
+            )
         except self._tess.TesseractError as exc:  # a broken install: fail closed, say why
             reason = f"tesseract failed: {str(exc).strip()[:80]}"
             return [OcrResult(None, 0.0, reason) for _ in plates]
         lines: list[list[tuple[str, float]]] = [[] for _ in plates]
         step = strips[0].shape[0]
-        for text, conf, top, h in zip(data["text"], data["conf"], data["top"], data["height"],
-                                      strict=True):  # fmt: skip
+        for text, conf, top, h in zip(
+            data["text"], data["conf"], data["top"], data["height"], strict=True
+        ):
             if text.strip() and float(conf) >= 0:
                 i = min(len(plates) - 1, int((top + h / 2) // step))
                 lines[i].append((text.strip(), float(conf)))
@@ -119,7 +129,11 @@ class PlateReader:
             return OcrResult(None, 0.0, "characters outside the plate alphabet")
         conf = float(np.mean([c for _, c in words]))
         if conf < self.min_confidence:
-            return OcrResult(None, conf, f"low OCR confidence ({conf:.0f} < {self.min_confidence:.0f})")
+            return OcrResult(
+                None, conf, f"low OCR confidence ({conf:.0f} < {self.min_confidence:.0f})"
+            )
         if abs(len(text) - plate.n_chars) > 2 or len(text) < 3:
-            return OcrResult(None, conf, f"read {len(text)} characters where the row has {plate.n_chars}")
+            return OcrResult(
+                None, conf, f"read {len(text)} characters where the row has {plate.n_chars}"
+            )
         return OcrResult(text, conf)

@@ -74,7 +74,11 @@ def measure_look(image: np.ndarray, quad: np.ndarray, dark_text: bool) -> PlateL
     coef, *_ = np.linalg.lstsq(a, y, rcond=None)
     resid = y - a @ coef
     base = max(float(coef[0]), 1.0)
-    plane = (1.0, float(np.clip(coef[1] / base, -0.5, 0.5)), float(np.clip(coef[2] / base, -0.5, 0.5)))
+    plane = (
+        1.0,
+        float(np.clip(coef[1] / base, -0.5, 0.5)),
+        float(np.clip(coef[2] / base, -0.5, 0.5)),
+    )
     return PlateLook(ground, ink, plane, float(min(np.std(resid), 12.0)))
 
 
