@@ -236,15 +236,32 @@ def test_no_plate_leaves_the_image_alone():
     assert reports == [] and np.array_equal(out, img)
 
 
+@needs_tesseract
 def test_unreadable_plate_gets_random_text_and_says_why():
-    """Symbols OCR cannot read (outside the plate alphabet): random text, one-line reason."""
+    """A plate OCR cannot trust (here: no reading reaches the confidence asked for) gets
+    uniform random text, and the report says why in one line."""
+    from veilchain.anonymizer.plates import PlateReader
+
+    img, quad = scene_with("KX47 ZTR", width=260)
+    strict = PlateAnonymizer(PlateDetector(), PlateReader(min_confidence=101))
+    out, (r,) = _run(img, stage=strict)
+    assert r.action == "random_text" and not r.ocr_read and r.epsilon is None
+    assert r.ocr_reason.startswith("low OCR confidence") and "\n" not in r.ocr_reason
+    assert _changed_inside(img, out, quad) > 25
+
+
+def test_symbols_outside_the_alphabet_are_replaced():
+    """Symbols (no plate alphabet at all): replaced either way; unread with a one-line
+    reason, or read as look-alikes and then DP text with its epsilon."""
     img, quad = scene_with("¿?¥£ §€?", width=260)
     out, reports = _run(img)
     assert len(reports) == 1
     (r,) = reports
-    assert r.action == "random_text" and not r.ocr_read
-    assert r.ocr_reason and "\n" not in r.ocr_reason
     assert _changed_inside(img, out, quad) > 25
+    if r.action == "random_text":
+        assert r.ocr_reason and "\n" not in r.ocr_reason
+    else:
+        assert r.action == "dp_text" and r.epsilon == 1.0
 
 
 def test_non_latin_plate_is_replaced_with_a_reason():
@@ -305,3 +322,16 @@ def test_default_register_factory_includes_plates(tmp_path):
     )
     assert anon.identifiers == ["faces", "plates"]
     assert anon.privacy_params()["plates"]["mechanism"].startswith("k-ary randomized response")
+
+
+@needs_tesseract
+@pytest.mark.parametrize("engine", ["tesserocr", "pytesseract"])
+def test_both_ocr_engines_read_a_clear_plate(engine):
+    from veilchain.anonymizer.plates import PlateReader
+
+    pytest.importorskip(engine)
+    img, _ = scene_with("KX47 ZTR", width=300)
+    reader = PlateReader(engine=engine)
+    (r,) = reader.read_all(img, PlateDetector().detect(img))
+    assert r.text == "KX47ZTR", r
+    assert reader.describe()["engine"].startswith(engine)

@@ -135,26 +135,27 @@ def paste_plate(
     u, v = u / max(fw - 1, 1) * 2 - 1, v / max(fh - 1, 1) * 2 - 1
     gain = look.plane[0] + look.plane[1] * u + look.plane[2] * v
     flat = flat * gain[..., None]
-    src = np.float32([[0, 0], [fw - 1, 0], [fw - 1, fh - 1], [0, fh - 1]])
-    m = cv2.getPerspectiveTransform(src, big)
     H, W = out.shape[:2]
-    warped = cv2.warpPerspective(flat, m, (W, H), flags=cv2.INTER_AREA)
-    cover = np.zeros((H, W), np.uint8)
-    cv2.fillConvexPoly(cover, np.round(big).astype(np.int32), 255)
-    cover = cv2.dilate(cover, np.ones((3, 3), np.uint8))  # no rim of old pixels at the edge
-    mask = cover > 0
+    cover_full = np.zeros((H, W), np.uint8)
+    cv2.fillConvexPoly(cover_full, np.round(big).astype(np.int32), 255)
+    cover_full = cv2.dilate(cover_full, np.ones((3, 3), np.uint8))  # no rim of old pixels
+    mask = cover_full > 0
     if not mask.any():
         return mask
-    x0, y0, bw, bh = cv2.boundingRect(cover)
+    x0, y0, bw, bh = cv2.boundingRect(cover_full)
     sl = (slice(y0, y0 + bh), slice(x0, x0 + bw))
+    cover = cover_full[sl]
+    # warp straight into the plate's bounding box, not the whole image
+    src = np.float32([[0, 0], [fw - 1, 0], [fw - 1, fh - 1], [0, fh - 1]])
+    m = cv2.getPerspectiveTransform(src, (big - [x0, y0]).astype(np.float32))
+    patch = cv2.warpPerspective(flat, m, (bw, bh), flags=cv2.INTER_AREA)
     # pixels the plate's warp left empty at the rim take the ground colour
-    empty = cv2.warpPerspective(np.ones((fh, fw), np.float32), m, (W, H))[sl] < 0.5
-    patch = warped[sl]
+    empty = cv2.warpPerspective(np.ones((fh, fw), np.float32), m, (bw, bh)) < 0.5
     patch[empty] = np.array(look.ground, np.float32)
     patch += rng.normal(0.0, look.noise, patch.shape).astype(np.float32)
-    inner = cv2.erode(cover[sl], np.ones((3, 3), np.uint8))
+    inner = cv2.erode(cover, np.ones((3, 3), np.uint8))
     alpha = cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (3, 3), 0)
-    alpha[cover[sl] > 0] = np.maximum(alpha[cover[sl] > 0], 0.6)  # every covered pixel moves
+    alpha[cover > 0] = np.maximum(alpha[cover > 0], 0.6)  # every covered pixel moves
     alpha = alpha[..., None]
     region = out[sl].astype(np.float32)
     out[sl] = np.clip(region * (1 - alpha) + patch * alpha, 0, 255).astype(np.uint8)
