@@ -244,6 +244,12 @@ def _plate_quad(gray: np.ndarray, row_quad: np.ndarray, hh: float, dark: bool) -
     quad = order_quad(quad + [x0, y0])
     if cv2.contourArea(quad) < 0.7 * cv2.contourArea(row_quad):
         return None
+    # a plate is at most ~3 character heights tall and a few wider than its text
+    height = (np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])) / 2
+    width = (np.linalg.norm(quad[1] - quad[0]) + np.linalg.norm(quad[2] - quad[3])) / 2
+    row_w = np.linalg.norm(row_quad[1] - row_quad[0])
+    if height > 3.0 * hh or width > row_w + 4.0 * hh:
+        return None
     return quad
 
 
@@ -311,7 +317,7 @@ class PlateDetector:
                     if quad is None and (len(members) < MIN_CHARS or self.require_ground):
                         continue  # no plate ground around the row: texture, not a plate
                     if quad is None:
-                        quad, _ = _row_quad(members, 0.9, 0.55)
+                        quad, _ = _row_quad(members, 0.6, 0.4)
                     found.append(
                         PlateDetection(quad / s, row_quad / s, hh / s, _n_chars(members), dark)
                     )
