@@ -292,6 +292,11 @@ def main(argv=None) -> None:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    committed = HERE / "data" / "plates" / "ground_truth.json"
+    if committed.exists() and args.data == DATA:
+        built = json.loads((args.data / "ground_truth.json").read_text())
+        if built != json.loads(committed.read_text()):
+            log("warning: the generated set differs from the committed ground truth")
     images = _load(args.data, args.limit)
     log(f"{len(images)} images, {sum(len(i['plates']) for i in images)} plates")
     rows, ours = detection(args.data, images, not args.skip_baselines, log)
