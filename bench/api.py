@@ -69,7 +69,7 @@ def _env(data_dir: Path, port: int, rpc: str | None, db: str | None) -> dict:
 def prepare(data_dir: Path, images: int, rpc: str | None, db: str | None) -> tuple[int, Account]:
     """Register ``images`` sample photos and grant a fresh grantee; returns (dataset, grantee)."""
     from veilchain.config import Settings
-    from veilchain.platform.service import build_service
+    from veilchain.platform.wiring import build_service
 
     inputs = data_dir.parent / "inputs"
     inputs.mkdir(exist_ok=True)

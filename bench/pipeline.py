@@ -70,7 +70,7 @@ def make_photos(out: Path, n: int, seed: int = 0) -> list[Path]:
 
 def bench_register_verify(n: int) -> dict:
     from veilchain.config import Settings
-    from veilchain.platform.service import build_service
+    from veilchain.platform.wiring import build_service
 
     with tempfile.TemporaryDirectory(prefix="veilchain-bench-") as tmp:
         tmp = Path(tmp)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from veilchain import __version__
 
@@ -31,3 +37,95 @@ def test_the_auth_module_loads_without_grammar_warnings():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "GrammarWarning" not in out.stderr
+
+
+# --- help text: every command, at 80 columns ---------------------------------------------
+def _commands():
+    import typer.main
+
+    from veilchain.cli import app
+
+    root = typer.main.get_command(app)
+
+    def walk(cmd, path):
+        yield path
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return [p for p in walk(root, []) if p]
+
+
+def test_every_help_is_complete_at_80_columns():
+    from typer.testing import CliRunner
+
+    from veilchain.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "80"})
+    commands = _commands()
+    assert {("register",), ("list",), ("show",), ("verify",), ("jobs",)} <= {
+        tuple(c) for c in commands
+    }
+    for path in commands:
+        res = runner.invoke(app, [*path, "--help"])
+        text = res.output
+        assert res.exit_code == 0, (path, text)
+        assert "<list[" not in text and "<Path>" not in text, (path, text)
+        assert "…" not in text, f"{' '.join(path)} --help truncates: {text}"
+        assert "Example" in text, f"{' '.join(path)} --help has no example"
+        assert max(len(line) for line in text.splitlines()) <= 80, path
+
+
+# --- errors: one line, the README's exit code --------------------------------------------
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEILCHAIN_")}
+    env.update(VEILCHAIN_ENV="test", PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", "veilchain.cli", *args, "--data-dir", str(data_dir)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+
+
+def _readme_codes() -> dict[str, int]:
+    text = " ".join(README.read_text().split())
+    found = dict(re.findall(r"(\d+) (not found|wrong state|bad input|chain|storage)", text))
+    return {name: int(code) for code, name in found.items()}
+
+
+def test_readme_documents_the_codes_the_cli_uses():
+    from veilchain.cli.output import EXIT_HELP
+
+    codes = _readme_codes()
+    assert codes["bad input"] == 2 and codes["not found"] == 7 and codes["wrong state"] == 8
+    for code, name in [(7, "not found"), (8, "wrong state"), (2, "bad input")]:
+        assert f"{code} {name}" in EXIT_HELP
+
+
+@pytest.mark.slow
+def test_error_cases_exit_with_the_documented_code(tmp_path):
+    codes = _readme_codes()
+    empty = tmp_path / "nothing-here"
+    r = _cli(empty, "verify", "1")
+    assert r.returncode == codes["bad input"] and r.stderr.startswith("error: "), r.stderr
+    assert not empty.exists(), "a read-only command created a data directory"
+
+    home = tmp_path / "home"
+    csv = tmp_path / "table.csv"
+    csv.write_text("a,b\n1,2\n")
+    r = _cli(home, "register", str(csv), "--name", "x", "--method", "blur")
+    assert r.returncode == codes["bad input"] and "table.csv" in r.stderr, r.stderr
+    r = _cli(home, "register", str(csv), "--name", "x", "--method", "dp", "--epsilon", "-1")
+    assert r.returncode == codes["bad input"], r.stderr
+    r = _cli(home, "register", "--resume")
+    assert r.returncode == codes["wrong state"], r.stderr
+    r = _cli(home, "show", "99")
+    assert r.returncode == codes["not found"] and "no data set 99" in r.stderr, r.stderr
+    r = _cli(home, "verify", "99", "--json")
+    doc = json.loads(r.stderr)  # --json: the error as JSON on stderr
+    assert r.returncode == doc["exit_code"] == codes["not found"], r.stderr
+    assert doc["code"] == "DatasetNotFoundError" and r.stdout == ""
+    for r in (_cli(home, "grant", "99", "--to", "0x" + "ab" * 20),):
+        assert r.returncode == codes["not found"], r.stderr
+        assert "reverted" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

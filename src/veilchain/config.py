@@ -54,6 +54,9 @@ class AnonymizerSettings(BaseModel):
 
         return ",".join(parse_identifiers(identifiers))
 
+    # generators only: regenerate just these features, e.g. "eyes,nose" (empty: the whole face)
+    features: str = ""
+
     @field_validator("method")
     @classmethod
     def _known_method(cls, method: str) -> str:
@@ -61,6 +64,13 @@ class AnonymizerSettings(BaseModel):
 
         validate_method(method)
         return method
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, features: str) -> str:
+        from veilchain.anonymizer.features import parse_features
+
+        return ",".join(parse_features(features))
 
     def builder_options(self) -> dict:
         """The ``build_anonymizer`` keywords these settings fix (method, epsilon, seed and the
@@ -76,6 +86,7 @@ class AnonymizerSettings(BaseModel):
             "sweep_threshold": self.sweep_threshold,
             "identifiers": self.identifiers,
             "plate_epsilon": self.plate_epsilon,
+            "features": tuple(f for f in self.features.split(",") if f),
         }
 
 

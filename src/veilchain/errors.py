@@ -33,6 +33,8 @@
     │   └── AuditChainBrokenError       the hash chain of the audit log does not verify
     └── ServiceError
         ├── DatasetNotFoundError
+        ├── ImageNotFoundError          no image at that index of a version
+        ├── GrantNotFoundError          the address holds no grant on that data set
         ├── JobNotFoundError
         └── RegistrationStateError      e.g. resume asked for where nothing is pending
 
@@ -100,10 +102,13 @@ class ChainUnavailableError(ChainError):
 class ContractRevertedError(ChainError):
     """A contract call reverted. ``name`` is the custom error (e.g. ``NotInstitution``)."""
 
-    def __init__(self, message: str, *, name: str | None = None, args: tuple = ()):
+    def __init__(
+        self, message: str, *, name: str | None = None, args: tuple = (), reason: str | None = None
+    ):
         super().__init__(message)
         self.name = name
         self.error_args = args
+        self.reason = reason  # the contract's refusal as a sentence for people, when known
 
 
 class ContractNotDeployedError(ChainError):
@@ -184,6 +189,14 @@ class ServiceError(VeilchainError):
 
 
 class DatasetNotFoundError(ServiceError):
+    pass
+
+
+class ImageNotFoundError(ServiceError):
+    pass
+
+
+class GrantNotFoundError(ServiceError):
     pass
 
 

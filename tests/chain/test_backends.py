@@ -25,7 +25,10 @@ def test_decode_custom_error_with_arguments(backend) -> None:
     err = backend.decode_revert(data, action="getVersion")
     assert isinstance(err, ContractRevertedError)
     assert err.name == "UnknownVersion" and err.error_args == (7, 3)
-    assert str(err) == "getVersion reverted: UnknownVersion(datasetId=7, version=3)"
+    assert str(err) == (
+        "getVersion reverted: UnknownVersion(datasetId=7, version=3): data set 7 has no version 3"
+    )
+    assert err.reason == "data set 7 has no version 3"
 
 
 def test_decode_error_string_panic_unknown_and_empty(backend) -> None:

@@ -53,7 +53,7 @@ def test_add_and_remove_roles_with_events_and_errors(chain) -> None:
     assert info.value.error_args == (who, "auditor")  # the account and the role, named
     assert str(info.value) == (
         f"addAuditor from {chain.admin.sender} reverted: "
-        f"AlreadyInRole(account={who}, role=auditor)"
+        f"AlreadyInRole(account={who}, role=auditor): {who} already holds the auditor role"
     )
     chain.admin.remove_auditor(who)
     assert chain.admin.roles_of(who) == set()

@@ -170,7 +170,7 @@ def test_edited_manifest_fails_both(on_jsipfs, ipfs_daemon):
 def _add_version(ds: DataSet, **change) -> int:
     """A new on-chain version of the data set, the same as v1 except for ``change``."""
     from veilchain.config import Settings
-    from veilchain.platform.service import build_service
+    from veilchain.platform.wiring import build_service
 
     chain, ipfs = {"rpc_url": ds.rpc}, {"api_url": ds.ipfs}
     settings = Settings(data_dir=ds.data_dir, env="test", chain=chain, ipfs=ipfs)
@@ -200,12 +200,12 @@ def test_chain_params_and_epsilon_differing_from_the_manifest_fail_both(on_jsipf
     assert not js["ok"] and not js["failing"] and len(js["problems"]) == len(py["problems"]) == 2
 
 
-def test_unknown_data_set_is_exit_3_for_both(on_jsipfs):
+def test_unknown_data_set_is_exit_7_for_both(on_jsipfs):
     r = veilchain(*on_jsipfs.globals, "verify", "99", "--json")
     cmd = ["node", str(JS / "verify.js"), "--rpc", on_jsipfs.rpc, "--contract",
            on_jsipfs.contract, "--dataset", "99", "--ipfs", on_jsipfs.ipfs]  # fmt: skip
     js = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert r.returncode == js.returncode == 3, (r.stderr, js.stderr)
+    assert r.returncode == js.returncode == 7, (r.stderr, js.stderr)
     assert js.stderr.startswith("error: ") and js.stderr.count("\n") == 1
 
 

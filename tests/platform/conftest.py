@@ -9,8 +9,9 @@ import pytest
 
 from veilchain.config import Settings
 from veilchain.platform.audit import AuditLog
-from veilchain.platform.db import init_db, make_engine, make_session_factory
+from veilchain.platform.db import make_engine, make_session_factory
 from veilchain.platform.demo import samples_dir
+from veilchain.platform.migrations import migrate
 
 SAMPLE_NAMES = ("astronaut.jpg", "obama.jpg", "biden.jpg")
 
@@ -32,7 +33,7 @@ def make_settings(data_dir: Path, **kw) -> Settings:
 def session_factory(tmp_path):
     """A fresh SQLite database with every registered table."""
     engine = make_engine(f"sqlite:///{tmp_path / 'platform.db'}")
-    init_db(engine)
+    migrate(engine)
     yield make_session_factory(engine)
     engine.dispose()
 

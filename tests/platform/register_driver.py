@@ -14,8 +14,8 @@ from tests.kill_points import die, die_after_call
 from veilchain.chain import ChainClient
 from veilchain.config import get_settings
 from veilchain.platform.keys import KeyManager
-from veilchain.platform.service import build_service
 from veilchain.platform.storage import IpfsStorage
+from veilchain.platform.wiring import build_service
 
 
 def main(inputs: str, kill_at: str) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy import delete, select, text, update
 
 from veilchain.errors import AuditError
 from veilchain.platform.audit import AuditHead, AuditLog, AuditRow
-from veilchain.platform.db import init_db, make_engine, make_session_factory
+from veilchain.platform.db import make_engine, make_session_factory
+from veilchain.platform.migrations import migrate
 
 LOG = AuditRow.__table__
 HEAD = AuditHead.__table__
@@ -268,7 +269,7 @@ def test_postgres_concurrent_appends_and_tamper(request):
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    init_db(engine)
+    migrate(engine)
     sf = make_session_factory(engine)
     audit = AuditLog(sf)
 

@@ -7,7 +7,8 @@ from sqlalchemy import Integer, String, inspect, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from veilchain.errors import ConfigError
-from veilchain.platform.db import Base, engine_of, init_db, make_engine, make_session_factory
+from veilchain.platform.db import Base, engine_of, make_engine, make_session_factory
+from veilchain.platform.migrations import migrate
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +36,9 @@ def test_sqlite_file_gets_wal_foreign_keys_and_busy_timeout(tmp_path):
     engine.dispose()
 
 
-def test_init_db_creates_registered_tables_and_session_factory_works(tmp_path, widget_model):
+def test_engine_and_session_factory_work(tmp_path, widget_model):
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    init_db(engine)
-    init_db(engine)  # idempotent
+    Base.metadata.create_all(engine, tables=[widget_model.__table__])
     assert "test_db_widgets" in inspect(engine).get_table_names()
     sf = make_session_factory(engine)
     assert engine_of(sf) is engine
@@ -52,7 +52,7 @@ def test_init_db_creates_registered_tables_and_session_factory_works(tmp_path, w
 
 def test_in_memory_sqlite():
     engine = make_engine("sqlite://")
-    init_db(engine)
+    migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT 1")).scalar() == 1
 
@@ -79,7 +79,7 @@ def test_unsupported_or_invalid_urls_are_config_errors(url):
 def test_unreachable_postgres_is_a_config_error():
     engine = make_engine("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(ConfigError, match="VEILCHAIN_DB__URL"):
-        init_db(engine)
+        migrate(engine)
 
 
 def test_postgres_round_trip(request, widget_model):
@@ -88,7 +88,7 @@ def test_postgres_round_trip(request, widget_model):
     except pytest.FixtureLookupError:
         pytest.skip("PostgreSQL fixture pg_url is not available (tests/servers/postgres.py)")
     engine = make_engine(url)
-    init_db(engine)
+    Base.metadata.create_all(engine, tables=[widget_model.__table__])
     assert "test_db_widgets" in inspect(engine).get_table_names()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT 1")).scalar() == 1

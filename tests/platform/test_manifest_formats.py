@@ -19,7 +19,7 @@ from veilchain.platform.manifest import (
     jcs,
     publishable,
 )
-from veilchain.platform.service import build_service
+from veilchain.platform.wiring import build_service
 
 from .conftest import make_settings
 

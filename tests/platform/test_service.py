@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from veilchain.client import Grantee, x25519_keypair_for
 from veilchain.errors import (
     AccessDeniedError,
     AuthenticationError,
     RegistrationStateError,
 )
 from veilchain.platform.manifest import Manifest
-from veilchain.platform.service import ReleaseRequest, build_service, x25519_keypair_for
+from veilchain.platform.release import ReleaseRequest
+from veilchain.platform.wiring import build_service
 
 from .conftest import make_settings
 
@@ -131,7 +133,7 @@ def test_wrong_root_on_chain_is_caught(svc, registered):
 def test_grantee_fetches_exactly_the_anonymized_output(svc, registered):
     grantee = Account.create()
     svc.grant(registered.dataset_id, grantee.address, expires_at=svc.chain.block_timestamp() + 3600)
-    plain = svc.fetch(grantee, registered.dataset_id, 2, version=1)
+    plain = Grantee(svc, grantee).fetch(registered.dataset_id, 2, version=1)
     assert (
         hashlib.sha256(plain).hexdigest()
         == svc.image_record(registered.dataset_id, 2, 1)["anonymized_sha256"]
@@ -180,7 +182,7 @@ def test_revoked_grant_is_refused(svc, registered):
     svc.grant(registered.dataset_id, grantee.address, expires_at=svc.chain.block_timestamp() + 3600)
     svc.revoke(registered.dataset_id, grantee.address)
     with pytest.raises(AccessDeniedError):
-        svc.fetch(grantee, registered.dataset_id, 0)
+        Grantee(svc, grantee).fetch(registered.dataset_id, 0)
 
 
 def test_wrong_signer_and_edited_request_are_refused(svc, registered):
@@ -221,19 +223,19 @@ def test_replayed_and_stale_requests_are_refused(svc, registered):
 def test_rotation_rewraps_and_images_still_decrypt(svc, registered):
     grantee = Account.create()
     svc.grant(registered.dataset_id, grantee.address, expires_at=svc.chain.block_timestamp() + 3600)
-    before = svc.fetch(grantee, registered.dataset_id, 0, version=1)
+    before = Grantee(svc, grantee).fetch(registered.dataset_id, 0, version=1)
     result = svc.rotate_keys()
     status = svc.keys.status()
     assert result["current_version"] == status.current_version >= 2
     svc.keys.set_min_decryption_version(result["current_version"])
-    assert svc.fetch(grantee, registered.dataset_id, 0, version=1) == before
+    assert Grantee(svc, grantee).fetch(registered.dataset_id, 0, version=1) == before
     assert svc.audit.query(event="rotation", limit=10)
 
 
 def test_reencrypted_version_has_new_keys_and_cids(svc, registered):
     grantee = Account.create()
     svc.grant(registered.dataset_id, grantee.address, expires_at=svc.chain.block_timestamp() + 3600)
-    old = svc.fetch(grantee, registered.dataset_id, 1, version=1)
+    old = Grantee(svc, grantee).fetch(registered.dataset_id, 1, version=1)
     new = svc.add_reencrypted_version(registered.dataset_id)
     assert new.dataset_id == registered.dataset_id and new.version >= 2
     assert svc.verify(registered.dataset_id, new.version).ok
@@ -244,7 +246,7 @@ def test_reencrypted_version_has_new_keys_and_cids(svc, registered):
     assert [r.anonymized_sha256 for r in m_old.records] == [
         r.anonymized_sha256 for r in m_new.records
     ]
-    assert svc.fetch(grantee, registered.dataset_id, 1, version=new.version) == old
+    assert Grantee(svc, grantee).fetch(registered.dataset_id, 1, version=new.version) == old
 
 
 def test_audit_log_verifies_and_anchors_on_chain(svc, registered):
@@ -275,7 +277,7 @@ def test_register_in_one_process_verify_in_the_next(tmp_path, sample_inputs):
     assert ver.returncode == 0, ver.stderr
     assert json.loads(ver.stdout)["ok"] is True
     missing = subprocess.run([*cli, "verify", "99"], capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 3 and "error:" in missing.stderr
+    assert missing.returncode == 7 and "error: no data set 99" in missing.stderr
     assert "Traceback" not in missing.stderr
 
 

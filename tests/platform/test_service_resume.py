@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from veilchain.platform.registrations import REGISTERED
-from veilchain.platform.service import build_service
+from veilchain.platform.wiring import build_service
 
 from .conftest import make_settings
 

@@ -12,7 +12,7 @@ import sys
 
 from veilchain.chain import ChainBackend
 from veilchain.config import get_settings
-from veilchain.platform.service import build_service
+from veilchain.platform.wiring import build_service
 
 
 def main(inputs: str) -> None:

@@ -12,14 +12,14 @@ import sys
 
 from tests.kill_points import die, die_after_call
 from veilchain.chain import ChainClient
-from veilchain.platform.service import VeilchainService
+from veilchain.platform.registration import Registrar
 from veilchain.platform.storage import IpfsStorage
 
 
 def main(kill_at: str, port: str) -> None:
     where, _, n = kill_at.partition(":")
     if where == "image":
-        original = VeilchainService._process_images
+        original = Registrar._process_images
 
         def process(self, reg, allow, progress):
             def dying(done, total, stage):
@@ -29,7 +29,7 @@ def main(kill_at: str, port: str) -> None:
 
             return original(self, reg, allow, dying)
 
-        VeilchainService._process_images = process
+        Registrar._process_images = process
     elif where == "after-pin":
         # the spool is not pinned; pins start with the first anonymized image
         die_after_call(IpfsStorage, "add", int(n))
@@ -38,7 +38,7 @@ def main(kill_at: str, port: str) -> None:
     elif where == "after-tx":
         die_after_call(ChainClient, "register_dataset", 1)
     elif where == "after-record":
-        die_after_call(VeilchainService, "_submit", 1)
+        die_after_call(Registrar, "_submit", 1)
     from veilchain.cli import app
 
     app(["serve", "--host", "127.0.0.1", "--port", port])

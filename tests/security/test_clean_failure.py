@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from tests.platform.api.conftest import Stack, make_settings, upload, wait_job
 from veilchain.platform.api import create_app
-from veilchain.platform.cleanup import SHRED_EVENT, job_tmp_dir, spool_dir, upload_keyset
+from veilchain.platform.uploads import SHRED_EVENT, job_tmp_dir, spool_dir, upload_keyset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,7 @@ def test_delete_job_aborts_and_shreds_a_queued_upload(idle) -> None:
     assert _leftovers(stack.service, data_dir, job["id"]) == {"spooled": 0, "keys": 0, "shm": False}
     assert len(_shreds(stack.service, job["id"])) == 1
     # the worker never runs an aborted job
-    assert stack.app.state.ctx.worker.run_once() is False
+    assert stack.service.jobs.worker.run_once() is False
 
 
 def test_delete_of_a_succeeded_job_is_409(stack) -> None:

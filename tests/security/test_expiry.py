@@ -72,7 +72,7 @@ def test_no_key_after_expiry_on_ganache_whose_head_lags(tmp_path) -> None:
     from tests.servers import stop_process_group
     from tests.servers.ganache import require_ganache, start_ganache
     from veilchain.chain import JsonRpcBackend
-    from veilchain.platform.access import live_grant_until
+    from veilchain.platform.grants import live_grant_until
 
     require_ganache()
     proc, url = start_ganache(tmp_path / "ganache.log")

@@ -26,7 +26,7 @@ GANACHE_KEY0 = "0x4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b
 
 def test_resume_waits_for_the_pending_registration_tx(tmp_path, sample_inputs) -> None:
     from veilchain.config import Settings
-    from veilchain.platform.service import build_service
+    from veilchain.platform.wiring import build_service
 
     require_ganache()
     proc, url = start_ganache(tmp_path / "ganache.log")

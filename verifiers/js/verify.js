@@ -3,12 +3,12 @@
 //   node verify.js --rpc URL --contract ADDR --dataset ID [--version V] [--institution ADDR]
 //                  (--ipfs API | --blocks DIR)
 // Prints the verdict as JSON (the shape of `veilchain verify --json`); exit 0 pass, 1 fail,
-// 2 bad input, 3 chain unreachable or data set unknown. Unreadable content is a problem in
+// 2 bad input, 3 chain unreachable, 7 no such data set or version. Unreadable content is a problem in
 // the verdict (exit 1), as in the Python verifier.
 import { parseArgs } from 'node:util'
 import { isAddress, getAddress } from 'ethers'
 import { blockFolderSource, ipfsApiSource } from './lib/sources.js'
-import { ChainError, latestVersion, openChain, verifyVersion } from './lib/verify.js'
+import { ChainError, NotFoundError, latestVersion, openChain, verifyVersion } from './lib/verify.js'
 
 const die = (code, message) => { process.stderr.write(`error: ${message}\n`); process.exit(code) }
 
@@ -42,6 +42,7 @@ try {
   process.stdout.write(JSON.stringify(verdict, null, 2) + '\n')
   process.exit(verdict.ok ? 0 : 1)
 } catch (err) {
+  if (err instanceof NotFoundError) die(7, err.message)
   if (err instanceof ChainError) die(3, err.message)
   die(10, err.stack ?? err.message)
 }

@@ -31,6 +31,7 @@ from veilchain.anonymizer.faces import (
     haar_face_boxes,
     transform_points,
 )
+from veilchain.anonymizer.features import parse_features
 from veilchain.anonymizer.image_io import is_image_path, load_image
 from veilchain.anonymizer.methods import METHODS, build_method
 from veilchain.anonymizer.pipeline import Anonymizer
@@ -41,6 +42,7 @@ EPSILON_METHODS = ("dp", "dppix")
 #: Columns of the CLI table: (report key, short header).
 SUMMARY_COLUMNS = (
     ("method", "method"),
+    ("features", "features"),
     ("epsilon", "eps"),
     ("faces", "faces"),
     ("reid_rate", "re-id"),
@@ -129,9 +131,10 @@ def evaluate(
     if not data_dir.is_dir():
         raise InputError(f"{data_dir}: not a folder")
     methods = list(methods or ("blur", "pixelate", "mask", "dppix"))
-    for m in methods:
-        if m not in METHODS:
+    for m in methods:  # "ciagan:eyes+nose": only those features regenerated
+        if m.split(":")[0] not in METHODS:
             raise InputError(f"unknown method {m!r}; use one of {', '.join(METHODS)}")
+        parse_features(m.partition(":")[2])
     epsilons = [float(e) for e in (epsilons or DEFAULT_EPSILONS)]
     files = sorted(p for p in data_dir.rglob("*") if p.is_file() and is_image_path(p))
     files = files[:limit] if limit else files
@@ -139,7 +142,11 @@ def evaluate(
         raise InputError(f"{data_dir}: no images found")
     detector = detector or HogDetector()
     embedder = embedder or FaceEmbedder()
-    configs = [(m, e) for m in methods for e in (epsilons if m in EPSILON_METHODS else [None])]
+    configs = [
+        (m, e)
+        for m in methods
+        for e in (epsilons if m.split(":")[0] in EPSILON_METHODS else [None])
+    ]
     step = [0]
 
     def tick(msg: str) -> None:
@@ -152,10 +159,15 @@ def evaluate(
     crops: dict[str, list[np.ndarray]] = {"original": _face_crops(originals, None)}
     for method, eps in configs:
         label = method if eps is None else f"{method} eps={eps:g}"
+        base, _, subset = method.partition(":")
+        features = parse_features(subset)
         try:
+            built = build_method(
+                base, epsilon=eps, seed=seed, weights_dir=weights_dir, features=features
+            )
             anon = Anonymizer(
                 detector,
-                build_method(method, epsilon=eps, seed=seed, weights_dir=weights_dir),
+                built,
                 embedder=embedder if check else None,
                 seed=seed,
                 secret=f"evaluate seed {seed}".encode(),
@@ -165,7 +177,8 @@ def evaluate(
             step[0] += len(originals.images)
             continue
         row, outputs = _evaluate_method(anon, originals, detector, embedder, samples, label, tick)
-        row.update(method=method, epsilon=eps, identity_check=check)
+        row.update(method=base, features=list(features) or None, epsilon=eps,
+                   identity_check=check)  # fmt: skip
         results.append(row)
         if eps is None or eps == 1.0:
             crops[label] = _face_crops(originals, outputs)

@@ -51,6 +51,7 @@ class FileResult:
     n_faces: int = 0
     n_failed: int = 0
     error: str | None = None
+    error_kind: str | None = None  # the error's class name, e.g. ImageDecodeError
     report: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,7 +137,7 @@ def anonymize_paths(
         except VeilchainError as exc:
             if strict or not isinstance(exc, AnonymizationError | InputError):
                 raise
-            res.output, res.error = None, str(exc)
+            res.output, res.error, res.error_kind = None, str(exc), type(exc).__name__
         results.append(res)
         if progress is not None:
             progress(str(path), n, len(files))

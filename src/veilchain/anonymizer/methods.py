@@ -135,10 +135,25 @@ class RegionMethod(Protocol):
 
 
 def build_method(
-    method: str, *, epsilon: float | None = None, seed: int = 0, weights_dir: Path | None = None
+    method: str,
+    *,
+    epsilon: float | None = None,
+    seed: int = 0,
+    weights_dir: Path | None = None,
+    features: tuple[str, ...] = (),
 ) -> FaceGenerator | RegionMethod:
-    """The method object for a name in :data:`METHODS` (generators are imported lazily)."""
+    """The method object for a name in :data:`METHODS` (generators are imported lazily).
+    ``features``: regenerate only these (anonymizer/features.py); generators only."""
     epsilon = validate_method(method, epsilon)
+    if features:
+        if METHODS_BY_NAME[method].kind != "generator":
+            raise InputError(
+                f"--features needs a generator method ({', '.join(_generators())}), not {method}"
+            )
+        from veilchain.anonymizer.features import FeatureSelective
+
+        inner = build_method(method, epsilon=epsilon, seed=seed, weights_dir=weights_dir)
+        return FeatureSelective(inner, features)
     if method == "blur":
         return GaussianBlur()
     if method == "pixelate":
@@ -165,6 +180,10 @@ def build_method(
             f"{method} weights not found ({exc}); train them (veilchain train {method}) or "
             "pass --weights-dir"
         ) from exc
+
+
+def _generators() -> list[str]:
+    return [m.name for m in REGISTRY if m.kind == "generator"]
 
 
 def build_fallback(method: str, epsilon: float | None = None) -> RegionMethod:

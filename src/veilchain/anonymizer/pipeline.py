@@ -590,6 +590,7 @@ def build_anonymizer(
     detector=None,
     embedder: FaceEmbedder | None = None,
     gallery: Sequence[str | Path] = (),
+    features: Sequence[str] = (),
     identifiers: Sequence[str] | str = DEFAULT_IDENTIFIERS,
     plate_epsilon: float | None = None,
 ) -> Anonymizer:
@@ -602,10 +603,13 @@ def build_anonymizer(
     differ; pass the installation's secret for reproducible output).
     ``gallery``: photos (files or folders) of known people; every output face must also be
     at least ``identity_threshold`` from each face in them (see :func:`gallery_embeddings`).
+    ``features``: regenerate only these features of each face (anonymizer/features.py).
     ``identifiers``: "faces", "plates" or both (a list or a comma string); ``plate_epsilon``
     is the plates' text budget (None: :data:`DEFAULT_PLATE_EPSILON`)."""
     wanted = parse_identifiers(identifiers)
-    m = build_method(method, epsilon=epsilon, seed=seed, weights_dir=weights_dir)
+    m = build_method(
+        method, epsilon=epsilon, seed=seed, weights_dir=weights_dir, features=tuple(features)
+    )
     detector = detector or build_detector(
         detector_name, threshold=detector_threshold, upsample=upsample
     )

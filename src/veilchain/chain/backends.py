@@ -44,6 +44,18 @@ _SENTENCES = {
     "NotDatasetOwner": "{account} does not own data set {datasetId} (its owner is {owner})",
     "OwnerNotInstitution": "data set {datasetId} is frozen: its owner {owner} no longer holds "
     "the institution role (reads and verification still work)",
+    "UnknownDataset": "there is no data set {datasetId} on the contract",
+    "UnknownVersion": "data set {datasetId} has no version {version}",
+    "ExpiryInPast": "the grant expiry {expiresAt} is not after the chain's time {nowTs}",
+    "ZeroAddress": "the zero address cannot hold a role or a grant",
+    "EmptyDataset": "a data set version needs at least one image",
+    "ZeroMerkleRoot": "the Merkle root is zero",
+    "RecordCountTooLarge": "{recordCount} records are more than one version may hold",
+    "AlreadyInRole": "{account} already holds the {role} role",
+    "NotInRole": "{account} does not hold the {role} role",
+    "NoGrant": "{grantee} holds no grant on data set {datasetId}",
+    "StaleAuditAnchor": "audit anchor for {entryCount} entries is not newer than the last "
+    "({previousEntryCount})",
 }
 
 
@@ -128,9 +140,10 @@ class ChainBackend:
         )
         shown = ", ".join(f"{n}={_fmt_arg(v)}" for n, v in zip(names, values, strict=True))
         sentence = _SENTENCES.get(name)
-        said = f": {sentence.format(**dict(zip(names, values, strict=True)))}" if sentence else ""
+        reason = sentence.format(**dict(zip(names, values, strict=True))) if sentence else None
+        said = f": {reason}" if reason else ""
         return ContractRevertedError(
-            f"{action} reverted: {name}({shown}){said}", name=name, args=values
+            f"{action} reverted: {name}({shown}){said}", name=name, args=values, reason=reason
         )
 
     def _translate(self, exc: BaseException, action: str) -> ChainError:

@@ -3,7 +3,8 @@
 SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy timeout, so
 several threads and processes can share one file. PostgreSQL URLs (``postgresql://`` or
 ``postgresql+psycopg://``) use psycopg 3. Tables register themselves on :class:`Base` when
-their module is imported; :func:`init_db` creates whatever is registered at that moment.
+their module is imported; the schema is created and upgraded by the Alembic migrations
+(``platform/migrations``, :func:`veilchain.platform.migrations.migrate`), the only schema path.
 """
 
 from __future__ import annotations
@@ -112,17 +113,6 @@ def make_engine(
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to ``engine``; objects stay readable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)
-
-
-def init_db(engine: Engine) -> None:
-    """Create every table registered on :class:`Base` that does not exist yet."""
-    try:
-        Base.metadata.create_all(engine)
-    except SQLAlchemyError as exc:
-        raise ConfigError(
-            f"cannot initialise the database {engine.url.render_as_string(hide_password=True)}: "
-            f"{_first_line(exc)}; check VEILCHAIN_DB__URL"
-        ) from exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from veilchain.client import Grantee
 from veilchain.errors import AccessDeniedError, ModelLoadError, VeilchainError
 from veilchain.platform.service import VeilchainService
 
@@ -27,7 +28,7 @@ def best_method(service: VeilchainService) -> str:
     """The first method in PREFERRED_METHODS whose model loads here."""
     for method in PREFERRED_METHODS:
         try:
-            service.anonymizer_factory(method, seed=service.seed)
+            service.registrar.anonymizer_factory(method, seed=service.registrar.seed)
             return method
         except ModelLoadError:
             continue
@@ -69,7 +70,7 @@ def run_demo(
          f"{grantee.address} may read data set {res.dataset_id} for 24 h")  # fmt: skip
 
     record = service.image_record(res.dataset_id, 0)
-    plain = service.fetch(grantee, res.dataset_id, 0)
+    plain = Grantee(service, grantee).fetch(res.dataset_id, 0)
     same = hashlib.sha256(plain).hexdigest() == record["anonymized_sha256"]
     step("fetch", same, f"grantee decrypted image 0 ({len(plain)} bytes PNG), sha256 matches")
 
@@ -110,7 +111,7 @@ def run_demo(
 
 def _refused(service: VeilchainService, account, dataset_id: int) -> bool:
     try:
-        service.fetch(account, dataset_id, 0)
+        Grantee(service, account).fetch(dataset_id, 0)
     except AccessDeniedError:
         return True
     except VeilchainError:

@@ -52,10 +52,13 @@ class Job(Base):
 
 
 # --- repository functions ---------------------------------------------------
-def create_job(*, session: Session, kind: str, owner: str, params: dict) -> Job:
+def create_job(
+    *, session: Session, kind: str, owner: str, params: dict, job_id: str | None = None
+) -> Job:
+    """Queue a job (committed: the worker may start it at once)."""
     now = _now()
     job = Job(
-        id=uuid.uuid4().hex,
+        id=job_id or uuid.uuid4().hex,
         kind=kind,
         owner=owner,
         status="queued",

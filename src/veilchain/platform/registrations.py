@@ -8,10 +8,14 @@ stored. Nothing here holds an image or a key.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
+
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from veilchain.platform.db import Base
+from veilchain.platform.manifest import ImageRecord
 
 PROCESSING, SUBMITTING, REGISTERED, ABORTED = "processing", "submitting", "registered", "aborted"
 PENDING, DONE = "pending", "done"
@@ -38,6 +42,8 @@ class RegistrationRow(Base):
     versions_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The API job that started it (None: the CLI's own).
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
 
 
 class RegistrationImageRow(Base):
@@ -60,6 +66,22 @@ class RegistrationImageRow(Base):
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     report_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
+    def to_record(self) -> ImageRecord:
+        """The image's public record in the manifest (call once its ciphertext is pinned)."""
+        assert self.cid and self.ciphertext_sha256 and self.anonymized_sha256 and self.report_json
+        assert self.size is not None and self.width is not None and self.height is not None
+        return ImageRecord(
+            index=self.idx,
+            image_id=self.image_id,
+            cid=self.cid,
+            ciphertext_sha256=self.ciphertext_sha256,
+            anonymized_sha256=self.anonymized_sha256,
+            size=self.size,
+            width=self.width,
+            height=self.height,
+            report=json.loads(self.report_json),
+        )
+
 
 class UsedNonceRow(Base):
     """Nonces of signed key-release requests already served (replay protection)."""
@@ -69,3 +91,26 @@ class UsedNonceRow(Base):
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     address: Mapped[str] = mapped_column(String(42))
     issued_at: Mapped[int] = mapped_column(Integer)
+
+
+@dataclass
+class RegistrationResult:
+    """What a finished registration reports (CLI tables, API job results)."""
+
+    uid: str
+    dataset_id: int
+    version: int
+    records: int
+    manifest_cid: str
+    merkle_root: str
+    tx_hash: str
+    gas_used: int | None
+    method: str
+    model_hash: str
+    params: dict
+    faces: int
+    faces_failed: int
+    images_without_faces: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)

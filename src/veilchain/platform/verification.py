@@ -62,6 +62,20 @@ class VerificationReport:
         d["failing"] = [asdict(i) for i in self.failing]
         return d
 
+    def summary(self) -> dict:
+        """The verdict per image, as a verification job's result."""
+        return {
+            "dataset_id": self.dataset_id,
+            "version": self.version,
+            "passed": self.ok,
+            "root_matches": self.computed_root == self.chain_root,
+            "problems": self.problems,
+            "images": [
+                {"index": c.index, "image_id": c.image_id, "ok": c.ok, "problems": c.problems}
+                for c in self.images
+            ],
+        }
+
 
 def _same_address(a: object, b: str) -> bool:
     return isinstance(a, str) and a.lower() == b.lower()

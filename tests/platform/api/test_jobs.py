@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from tests.platform.api.conftest import bearer, login, make_settings, upload, wait_job
-from veilchain.platform.api import adapter, create_app
+from veilchain.platform.api import create_app
 from veilchain.platform.jobs import Job, get_job
 
 
@@ -37,7 +37,7 @@ def test_registration_resumes_after_restart(tmp_path):
             s.commit()
             row = get_job(session=s, job_id=job["id"])
         with pytest.raises(_Crash):
-            adapter._run_registration(ctx, row, crash_after_first)
+            ctx.service.jobs._run_registration(row, crash_after_first)
         assert ctx.service.pending_registrations(), "a registration should be left half done"
     ctx.service.chain.backend.close()
 
@@ -117,3 +117,27 @@ def test_zip_upload_registers(stack):
     assert done["result"]["records"] == 2
     ds = stack.client.get(f"/datasets/{done['result']['dataset_id']}").json()
     assert ds["name"] == "zipped" and ds["uploader"] == stack.institution.address
+
+
+def test_a_job_is_queued_only_once_its_uploads_are_spooled(stack, monkeypatch):
+    """The worker may claim a queued job at once, so every upload must be on disk first (a
+    job queued before its spool was complete registered 4 of 6 images)."""
+    from veilchain.platform import jobs
+    from veilchain.platform.uploads import spool_dir
+
+    real = jobs.create_job
+    seen = []
+
+    def checked(*, job_id=None, **kw):
+        seen.append(len(list(spool_dir(stack.service.uploads.data_dir, job_id).glob("*.bin"))))
+        return real(job_id=job_id, **kw)
+
+    monkeypatch.setattr(jobs, "create_job", checked)
+    with stack.service.session_factory() as s:
+        job = stack.service.submit_registration(
+            s, owner="0x" + "11" * 20, name="spool", method="mask", params={},
+            items=[b"a" * 10, b"b" * 10, b"c" * 10],
+        )  # fmt: skip
+    assert seen == [3]
+    with stack.service.session_factory() as s:  # the bytes are no image: stop and shred it
+        stack.service.abort_job(s, job.id, actor="0x" + "11" * 20, is_admin=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from veilchain.platform.db import init_db, make_engine, make_session_factory
+from veilchain.platform.db import make_engine, make_session_factory
 from veilchain.platform.keys import KeyManager, PassphraseSource
+from veilchain.platform.migrations import migrate
 
 PASSPHRASE = "correct horse battery staple"
 FAST_SCRYPT_N = 2**14  # tests only; the default is 2**17
@@ -29,6 +30,6 @@ def pg_session_factory(request):
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    init_db(engine)
+    migrate(engine)
     yield make_session_factory(engine)
     engine.dispose()

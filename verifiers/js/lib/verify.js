@@ -17,6 +17,11 @@ const SHA = /^[0-9a-f]{64}$/
 
 export class InputError extends Error {}
 export class ChainError extends Error {}
+/** The chain answered: there is no such data set or version (exit 7, as `veilchain verify`). */
+export class NotFoundError extends ChainError {}
+const missing = (err, what) => err.code === 'CALL_EXCEPTION'
+  ? new NotFoundError(`${what} is not on chain (${err.shortMessage ?? err.message})`)
+  : new ChainError(`reading ${what}: ${err.shortMessage ?? err.message}`)
 
 export async function openChain (rpcUrl, address) {
   const provider = new JsonRpcProvider(rpcUrl, undefined, { staticNetwork: true, batchMaxCount: 1 })
@@ -39,7 +44,7 @@ export async function readVersion (chain, datasetId, version) {
   try {
     [root, count, registrant, block] = await contract.getVersion(datasetId, version)
   } catch (err) {
-    throw new ChainError(`data set ${datasetId} v${version} is not on chain (${err.shortMessage ?? err.message})`)
+    throw missing(err, `data set ${datasetId} v${version}`)
   }
   const topics = [iface.getEvent('VersionAdded').topicHash,
     zeroPadValue(toBeHex(datasetId), 32), zeroPadValue(toBeHex(version), 32)]
@@ -58,7 +63,7 @@ export async function latestVersion (chain, datasetId) {
   try {
     return Number((await chain.contract.getDataset(datasetId))[1])
   } catch (err) {
-    throw new ChainError(`data set ${datasetId} is not on chain (${err.shortMessage ?? err.message})`)
+    throw missing(err, `data set ${datasetId}`)
   }
 }
 

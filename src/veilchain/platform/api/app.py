@@ -12,7 +12,6 @@ from fastapi.staticfiles import StaticFiles
 
 from veilchain.config import Settings, get_settings
 from veilchain.platform import auth
-from veilchain.platform.api import adapter
 from veilchain.platform.api.deps import ApiContext
 from veilchain.platform.api.guard import BodyGuard
 from veilchain.platform.api.headers import SecurityHeaders
@@ -22,9 +21,10 @@ from veilchain.platform.api.problems import (
     problem_responses,
 )
 from veilchain.platform.api.routes import api_router
-from veilchain.platform.jobs import JobWorker
 from veilchain.platform.local_secrets import resolve_local_secrets
-from veilchain.platform.migrations import migrate
+from veilchain.platform.service import VeilchainService
+from veilchain.platform.uploads import MAX_UPLOAD_BYTES
+from veilchain.platform.wiring import build_service
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +41,21 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 """
 
 
-def build_context(settings: Settings, service=None) -> ApiContext:
-    """Build the service (unless given), the DB schema and the shared per-app objects."""
+def build_context(settings: Settings, service: VeilchainService | None = None) -> ApiContext:
+    """Build the service (unless given) and the shared per-app objects."""
     settings = resolve_local_secrets(settings)  # unset secrets: generated per data dir
     if service is None:
-        service = adapter.build_service(settings)
-    session_factory = adapter.session_factory(service, settings)
-    migrate(session_factory.kw["bind"])
-    ctx = ApiContext(
+        service = build_service(settings)  # migrates the database
+    return ApiContext(
         settings=settings,
         service=service,
-        session_factory=session_factory,
-        roles=auth.RoleResolver(adapter.roles_of(service), adapter.block_number(service)),
+        session_factory=service.session_factory,
+        roles=auth.RoleResolver(service.chain.roles_of, service.chain.block_number),
         tokens=auth.TokenVerifier(secret=settings.auth.jwt_secret, issuer=settings.auth.domain),
-        chain_id=adapter.chain_id(service),
+        chain_id=service.chain_id,
         login_limiter=auth.RateLimiter(settings.auth.login_rate_per_minute),
         nonce_limiter=auth.RateLimiter(settings.auth.login_rate_per_minute * 2),
     )
-    ctx.worker = JobWorker(session_factory, adapter.job_handlers(ctx))
-    return ctx
 
 
 def _problem_422_in_openapi(app: FastAPI) -> None:
@@ -85,7 +81,12 @@ def _problem_422_in_openapi(app: FastAPI) -> None:
     app.openapi = openapi
 
 
-def create_app(settings: Settings | None = None, *, service=None, worker: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    service: VeilchainService | None = None,
+    worker: bool = True,
+) -> FastAPI:
     """The Veilchain HTTP API. ``worker=False`` leaves queued jobs for another process."""
     settings = settings or get_settings()
     ctx = build_context(settings, service)
@@ -93,12 +94,12 @@ def create_app(settings: Settings | None = None, *, service=None, worker: bool =
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if worker:
-            resumed = ctx.worker.start()
+            resumed = ctx.service.jobs.worker.start()
             if resumed:
                 log.info("resumed jobs: %s", ", ".join(resumed))
         yield
         if worker:
-            ctx.worker.stop()
+            ctx.service.jobs.worker.stop()
 
     app = FastAPI(
         title="Veilchain API",
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None, *, service=None, worker: bool =
         ],
     )
     app.state.ctx = ctx
-    app.add_middleware(BodyGuard, ctx=ctx, upload_limit=adapter.MAX_UPLOAD_BYTES)
+    app.add_middleware(BodyGuard, ctx=ctx, upload_limit=MAX_UPLOAD_BYTES)
     app.add_middleware(SecurityHeaders)  # outermost: on the guard's refusals too
     install_problem_handlers(app)
     app.include_router(api_router)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from veilchain.config import Settings
 from veilchain.errors import AccessDeniedError, AuthenticationError
 from veilchain.platform import auth
-from veilchain.platform.jobs import JobWorker
+from veilchain.platform.service import VeilchainService
 
 
 @dataclass
@@ -28,14 +28,13 @@ class ApiContext:
     """Everything the routes share, built once by ``create_app``."""
 
     settings: Settings
-    service: Any  # veilchain.platform.service.VeilchainService
-    session_factory: sessionmaker
+    service: VeilchainService
+    session_factory: sessionmaker[Session]
     roles: auth.RoleResolver
     tokens: auth.TokenVerifier
     chain_id: int
     login_limiter: auth.RateLimiter
     nonce_limiter: auth.RateLimiter
-    worker: JobWorker | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -54,11 +53,11 @@ def get_session(ctx: CtxDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def get_service(ctx: CtxDep) -> Any:
+async def get_service(ctx: CtxDep) -> VeilchainService:
     return ctx.service
 
 
-ServiceDep = Annotated[Any, Depends(get_service)]
+ServiceDep = Annotated[VeilchainService, Depends(get_service)]
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from POST /auth/login")
 _api_key = APIKeyHeader(

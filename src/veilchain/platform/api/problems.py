@@ -54,6 +54,8 @@ STATUS_MAP: list[tuple[type[E.VeilchainError], int]] = [
     (E.AuditChainBrokenError, 409),
     (E.AuditError, 500),
     (E.DatasetNotFoundError, 404),
+    (E.ImageNotFoundError, 404),
+    (E.GrantNotFoundError, 404),
     (E.JobNotFoundError, 404),
     (E.RegistrationStateError, 409),
     (E.ServiceError, 409),
@@ -147,6 +149,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.warning("%s %s -> %d %s: %s", request.method, request.url.path, status, name, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         detail = str(exc).splitlines()[0] if str(exc) else name
+        if isinstance(exc, E.ContractRevertedError) and exc.reason:
+            detail = f"{exc.reason} (contract error {exc.name})"
         if status == 500:  # a server fault: its text may name secrets, paths or SQL
             detail = "server-side error; see the server log"
         return problem_response(status, detail, name, request.url.path, headers)

@@ -7,6 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from veilchain.chain.client import Attestation, Grant
+from veilchain.platform import catalog
+from veilchain.platform.catalog import DatasetDetail, VersionDetail
+
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 
 
@@ -114,6 +118,11 @@ class AttestationPublic(BaseModel):
     block_number: int
     tx_hash: str
 
+    @classmethod
+    def of(cls, a: Attestation) -> AttestationPublic:
+        return cls(auditor=a.auditor, passed=a.passed, report_cid=a.report_cid,
+                   block_number=a.block_number, tx_hash=a.tx_hash)  # fmt: skip
+
 
 class VersionPublic(BaseModel):
     dataset_id: int = Field(examples=[1])
@@ -133,6 +142,26 @@ class VersionPublic(BaseModel):
     tx_hash: str
     attestations: list[AttestationPublic] = []
 
+    @classmethod
+    def of(cls, detail: VersionDetail) -> VersionPublic:
+        v = detail.version
+        return cls(
+            dataset_id=v.dataset_id,
+            version=v.version,
+            merkle_root="0x" + bytes(v.merkle_root).hex(),
+            record_count=v.record_count,
+            manifest_cid=v.manifest_cid,
+            model_hash="0x" + bytes(v.model_hash).hex(),
+            method=v.method,
+            params=v.params,
+            epsilon=v.epsilon,
+            registrant=v.registrant,
+            registered_at=v.registered_at,
+            block_number=v.block_number,
+            tx_hash=v.tx_hash,
+            attestations=[AttestationPublic.of(a) for a in detail.attestations],
+        )
+
 
 class DatasetSummary(BaseModel):
     id: int = Field(examples=[1])
@@ -141,6 +170,17 @@ class DatasetSummary(BaseModel):
     version_count: int = Field(examples=[1])
     record_count: int = Field(description="Images in the newest version.", examples=[100])
     method: str = Field(examples=["pixelate"])
+
+    @classmethod
+    def of(cls, d: catalog.DatasetSummary) -> DatasetSummary:
+        return cls(
+            id=d.dataset_id,
+            name=d.name or f"dataset {d.dataset_id}",
+            owner=d.owner,
+            version_count=d.versions,
+            record_count=d.latest.get("record_count", 0),
+            method=d.latest.get("method", ""),
+        )
 
 
 class DatasetsPublic(BaseModel):
@@ -153,6 +193,14 @@ class DatasetPublic(DatasetSummary):
         default=None, description="The institution that uploaded it through this API, if any."
     )
     versions: list[VersionPublic]
+
+    @classmethod
+    def of_detail(cls, d: DatasetDetail) -> DatasetPublic:
+        return cls(
+            **DatasetSummary.of(d.summary).model_dump(),
+            uploader=d.uploader,
+            versions=[VersionPublic.of(v) for v in d.versions],
+        )
 
 
 # --- images -------------------------------------------------------------------
@@ -227,6 +275,17 @@ class GrantPublic(BaseModel):
     state: Literal["live", "expired", "revoked"]
     tx_hash: str | None = None
 
+    @classmethod
+    def of(cls, g: Grant, tx_hash: str | None = None) -> GrantPublic:
+        return cls(
+            dataset_id=g.dataset_id,
+            grantee=g.grantee,
+            expires_at=datetime.fromtimestamp(g.expires_at, UTC),
+            granted_at=datetime.fromtimestamp(g.granted_at, UTC) if g.granted_at else None,
+            state="revoked" if g.revoked else ("live" if g.active else "expired"),
+            tx_hash=tx_hash,
+        )
+
 
 class GrantsPublic(BaseModel):
     data: list[GrantPublic]
@@ -276,6 +335,9 @@ class AuditVerificationPublic(BaseModel):
     reason: str | None = None
     anchored: bool | None = Field(
         default=None, description="The newest on-chain anchor matches this log."
+    )
+    anchor_count: int | None = Field(
+        default=None, description="The entry the newest on-chain anchor commits to."
     )
 
 

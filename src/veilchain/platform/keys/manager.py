@@ -26,7 +26,7 @@ from veilchain.errors import (
     KeyVersionError,
 )
 from veilchain.platform.audit import AuditEvent, AuditLog
-from veilchain.platform.db import Base, engine_of, init_db, make_engine, make_session_factory
+from veilchain.platform.db import Base, engine_of, make_engine, make_session_factory
 from veilchain.platform.keys.envelope import (
     DATA_KEY_LEN,
     context_bytes,
@@ -487,7 +487,9 @@ def build_key_manager(
                 raise InputError("build_key_manager needs db_url, session_factory or data_dir")
             db_url = f"sqlite:///{(Path(data_dir) / 'veilchain.db').resolve()}"
         engine = make_engine(db_url)
-        init_db(engine)
+        from veilchain.platform.migrations import migrate
+
+        migrate(engine)
         session_factory = make_session_factory(engine)
     if master_key_hex:
         source: KekSource = RawKeySource.from_hex(master_key_hex)

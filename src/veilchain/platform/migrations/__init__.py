@@ -1,8 +1,9 @@
 """Alembic migrations over the shared ``Base`` metadata, and :func:`migrate` for start-up.
 
 ``alembic upgrade head`` (alembic.ini at the repository root) and :func:`migrate` run the same
-scripts. A database that ``init_db`` created before migrations existed (no ``alembic_version``
-table) is brought up to the metadata with ``create_all`` and stamped at head.
+scripts; it is the only way the schema is created, for a fresh SQLite file too. A database
+created before migrations existed (tables but no ``alembic_version``) had the first schema:
+it is stamped at 0001 and upgraded from there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from veilchain.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
@@ -29,12 +33,21 @@ def migrate(engine: Engine) -> None:
     from veilchain.platform.migrations.models import load_models
 
     metadata = load_models()
-    tables = set(inspect(engine).get_table_names())
-    cfg = alembic_config(engine)
-    if tables and "alembic_version" not in tables:
+    try:
+        tables = set(inspect(engine).get_table_names())
+        cfg = alembic_config(engine)
+        if tables and "alembic_version" not in tables:
+            command.stamp(cfg, "0001")  # made by create_all from the first schema
+        command.upgrade(cfg, "head")
+        # Tables registered after the newest migration (tests check there are none) appear.
         metadata.create_all(engine)
-        command.stamp(cfg, "head")
-        return
-    command.upgrade(cfg, "head")
-    # Tables registered after the newest migration (tests check there are none) still appear.
-    metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise ConfigError(
+            f"cannot initialise the database {where}: {_first_line(exc)}; check VEILCHAIN_DB__URL"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

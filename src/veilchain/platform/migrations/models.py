@@ -14,7 +14,6 @@ TABLE_MODULES = (
     "veilchain.platform.keys",
     "veilchain.platform.keys.tables",
     "veilchain.platform.registrations",
-    "veilchain.platform.service",
 )
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
-from veilchain.platform.api import adapter
 from veilchain.platform.api.deps import ServiceDep, require
 from veilchain.platform.api.problems import problem_responses
 from veilchain.platform.api.schemas import (
     AuditAnchorPublic,
     AuditEntriesPublic,
+    AuditEntryPublic,
     AuditVerificationPublic,
 )
 from veilchain.platform.auth import Principal
@@ -28,10 +28,11 @@ def query_audit(
     limit: int = Query(100, ge=1, le=1000),
 ) -> AuditEntriesPublic:
     """Audit entries, newest last (admin, auditors, key service)."""
-    rows = adapter.audit_query(
-        service, event=event, subject=subject, since_seq=since_seq, limit=limit
-    )
-    return AuditEntriesPublic(data=rows, count=len(rows))
+    if since_seq is None and event is None and subject is None:
+        since_seq = max(service.audit.head()[0] - limit, 0)  # the newest page
+    rows = service.audit.query(event=event, subject=subject, since_seq=since_seq, limit=limit)
+    data = [AuditEntryPublic.model_validate(e, from_attributes=True) for e in rows]
+    return AuditEntriesPublic(data=data, count=len(data))
 
 
 @router.get(
@@ -39,7 +40,7 @@ def query_audit(
 )
 def verify_audit(service: ServiceDep, user: Principal = _READERS) -> AuditVerificationPublic:
     """Recompute the hash chain and compare it with the newest on-chain anchor."""
-    return adapter.audit_verify(service)
+    return AuditVerificationPublic(**service.audit_verdict().to_dict())
 
 
 @router.post(
@@ -49,10 +50,18 @@ def anchor_audit(
     service: ServiceDep, user: Principal = Depends(require("admin", "auditor", "keyservice"))
 ) -> AuditAnchorPublic:
     """Anchor the log's head hash on chain (anchorAudit) and log the anchoring."""
-    return adapter.audit_anchor(service, actor=user.address)
+    return AuditAnchorPublic(**service.anchor_audit())
 
 
 @router.get("/anchors/latest", response_model=AuditAnchorPublic | None)
 def latest_anchor(service: ServiceDep) -> AuditAnchorPublic | None:
     """The newest anchor recorded on chain (public)."""
-    return adapter.audit_latest_anchor(service)
+    a = service.chain.latest_audit_anchor()
+    if a is None:
+        return None
+    return AuditAnchorPublic(
+        root="0x" + bytes(a.root).hex(),
+        count=a.entry_count,
+        block_number=a.block_number,
+        anchored_at=a.anchored_at,
+    )

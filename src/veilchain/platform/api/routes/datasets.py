@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
 
 from veilchain.anonymizer.methods import (
     METHODS,
@@ -14,9 +17,7 @@ from veilchain.anonymizer.methods import (
     validate_method,
 )
 from veilchain.errors import InputError
-from veilchain.platform.api import adapter
 from veilchain.platform.api.deps import (
-    CtxDep,
     DatasetId,
     InstitutionUser,
     ServiceDep,
@@ -27,10 +28,12 @@ from veilchain.platform.api.problems import problem_responses
 from veilchain.platform.api.schemas import (
     DatasetPublic,
     DatasetsPublic,
+    DatasetSummary,
     JobPublic,
     VersionPublic,
 )
 from veilchain.platform.limits import check_epsilon, check_seed
+from veilchain.platform.uploads import MAX_IMAGE_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -42,7 +45,7 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
     responses=problem_responses(400, 401, 403, 413, 422),
 )
 async def upload_dataset(
-    ctx: CtxDep,
+    service: ServiceDep,
     session: SessionDep,
     user: InstitutionUser,
     name: Annotated[str, Form(min_length=1, max_length=200, examples=["faces-2026-11"])],
@@ -65,12 +68,44 @@ async def upload_dataset(
     anonymizes, encrypts, pins and registers them (poll ``GET /jobs/{id}``)."""
     validate_method(method)
     method_params = _method_params(method, params)
-    items = await adapter.read_upload(files or [], archive)
-    job = adapter.submit_registration(
-        ctx, session, owner=user.address, name=name, method=method, params=method_params,
-        items=items, allow_recognizable=allow_recognizable,
+    items = await read_upload(files or [], archive)
+    job = await run_in_threadpool(
+        service.submit_registration, session, owner=user.address, name=name, method=method,
+        params=method_params, items=items, allow_recognizable=allow_recognizable,
     )  # fmt: skip
     return JobPublic.model_validate(job)
+
+
+async def read_upload(files: list[UploadFile], archive: UploadFile | None) -> list[bytes]:
+    """Image bytes from uploaded files and/or a zip, within the upload limits."""
+    items: list[bytes] = []
+    total = 0
+
+    def take(data: bytes, name: str) -> None:
+        nonlocal total
+        total += len(data)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise HTTPException(413, f"{name} is larger than {MAX_IMAGE_BYTES >> 20} MiB")
+        if total > MAX_UPLOAD_BYTES or len(items) >= MAX_UPLOAD_FILES:
+            raise HTTPException(413, "upload too large; split it into several data sets")
+        if data:
+            items.append(data)
+
+    for f in files:
+        take(await f.read(MAX_IMAGE_BYTES + 1), "a file")
+    if archive is not None:
+        raw = await archive.read(MAX_UPLOAD_BYTES + 1)
+        try:
+            with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+                for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                    if info.is_dir() or info.filename.startswith(("__MACOSX/", ".")):
+                        continue
+                    if info.file_size > MAX_IMAGE_BYTES:
+                        raise HTTPException(413, "a zip member is larger than the limit")
+                    take(zf.read(info), "a zip member")
+        except zipfile.BadZipFile as exc:
+            raise InputError("archive is not a readable zip file") from exc
+    return items
 
 
 def _method_params(method: str, params: str) -> dict:
@@ -100,14 +135,14 @@ def list_datasets(
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> DatasetsPublic:
     """Data sets on the contract, with the newest version's size and method."""
-    rows, count = adapter.list_datasets(service, limit=limit, offset=offset)
-    return DatasetsPublic(data=rows, count=count)
+    rows, count = service.list_datasets(limit=limit, offset=offset)
+    return DatasetsPublic(data=[DatasetSummary.of(r) for r in rows], count=count)
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic, responses=problem_responses(404))
-def get_dataset(dataset_id: DatasetId, service: ServiceDep, session: SessionDep) -> DatasetPublic:
+def get_dataset(dataset_id: DatasetId, service: ServiceDep) -> DatasetPublic:
     """A data set with every on-chain version and its attestations."""
-    return adapter.get_dataset(service, session, dataset_id)
+    return DatasetPublic.of_detail(service.dataset_detail(dataset_id))
 
 
 @router.get(
@@ -117,4 +152,4 @@ def get_dataset(dataset_id: DatasetId, service: ServiceDep, session: SessionDep)
 )
 def get_version(dataset_id: DatasetId, version: VersionNo, service: ServiceDep) -> VersionPublic:
     """One version as recorded on chain (root, manifest CID, model hash, privacy params)."""
-    return adapter.get_version(service, dataset_id, version)
+    return VersionPublic.of(service.version_detail(dataset_id, version))

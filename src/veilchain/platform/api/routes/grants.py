@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from veilchain.platform.api import adapter
-from veilchain.platform.api.deps import Address, CurrentUser, DatasetId, ServiceDep, SessionDep
+from veilchain.platform.api.deps import Address, CurrentUser, DatasetId, ServiceDep
 from veilchain.platform.api.problems import problem_responses
 from veilchain.platform.api.schemas import GrantCreate, GrantPublic, GrantsPublic
 
@@ -13,11 +12,9 @@ router = APIRouter(prefix="/datasets/{dataset_id}/grants", tags=["grants"])
 
 
 @router.get("", response_model=GrantsPublic, responses=problem_responses(401, 403, 404))
-def list_grants(
-    dataset_id: DatasetId, user: CurrentUser, service: ServiceDep, session: SessionDep
-) -> GrantsPublic:
+def list_grants(dataset_id: DatasetId, user: CurrentUser, service: ServiceDep) -> GrantsPublic:
     """Grants of a data set (owner, auditors and the admin see all; a grantee its own)."""
-    rows = adapter.list_grants(service, session, dataset_id, user)
+    rows = [GrantPublic.of(g) for g in service.list_grants(dataset_id, viewer=user)]
     return GrantsPublic(data=rows, count=len(rows))
 
 
@@ -25,20 +22,21 @@ def list_grants(
     "", response_model=GrantPublic, status_code=201, responses=problem_responses(401, 403, 404)
 )
 def grant(
-    dataset_id: DatasetId,
-    body: GrantCreate,
-    user: CurrentUser,
-    service: ServiceDep,
-    session: SessionDep,
+    dataset_id: DatasetId, body: GrantCreate, user: CurrentUser, service: ServiceDep
 ) -> GrantPublic:
-    """Grant ``grantee`` access until ``expires_at`` (a transaction on the contract)."""
-    return adapter.grant(service, session, dataset_id, user, body)
+    """Grant ``grantee`` access until ``expires_at``, or for ``ttl_s`` from now (a
+    transaction on the contract); only the data set's owner may."""
+    ttl = None if body.expires_at is not None else body.ttl_s
+    done = service.grant(
+        dataset_id, body.grantee, expires_at=body.expires_at, ttl_s=ttl, actor=user
+    )
+    return GrantPublic.of(done.grant, done.tx_hash)
 
 
 @router.delete("/{grantee}", response_model=GrantPublic, responses=problem_responses(401, 403, 404))
 def revoke(
-    dataset_id: DatasetId, grantee: Address, user: CurrentUser, service: ServiceDep,
-    session: SessionDep,
-) -> GrantPublic:  # fmt: skip
+    dataset_id: DatasetId, grantee: Address, user: CurrentUser, service: ServiceDep
+) -> GrantPublic:
     """Revoke a grant; future key releases are refused."""
-    return adapter.revoke(service, session, dataset_id, user, grantee)
+    done = service.revoke(dataset_id, grantee, actor=user)
+    return GrantPublic.of(done.grant, done.tx_hash)

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Query
 
 from veilchain.errors import JobNotFoundError
 from veilchain.platform import jobs
-from veilchain.platform.api import adapter
-from veilchain.platform.api.deps import CtxDep, CurrentUser, SessionDep
+from veilchain.platform.api.deps import CurrentUser, ServiceDep, SessionDep
 from veilchain.platform.api.problems import problem_responses
 from veilchain.platform.api.schemas import JobPublic, JobsPublic
 
@@ -42,7 +41,10 @@ def get_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic:
 
 
 @router.delete("/{job_id}", response_model=JobPublic, responses=problem_responses(401, 404, 409))
-def abort_job(job_id: str, user: CurrentUser, session: SessionDep, ctx: CtxDep) -> JobPublic:
+def abort_job(
+    job_id: str, user: CurrentUser, session: SessionDep, service: ServiceDep
+) -> JobPublic:
     """Abort a job: a queued or failed registration's uploads and their keys are shredded now,
     a running one stops at its next step and is shredded then (audited); 409 if it succeeded."""
-    return adapter.abort_job(ctx, session, job_id, user)
+    job = service.abort_job(session, job_id, actor=user.address, is_admin=user.has("admin"))
+    return JobPublic.model_validate(job)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from veilchain.platform.api import adapter
-from veilchain.platform.api.deps import AuditorUser, CtxDep, DatasetId, SessionDep, VersionNo
+from veilchain.platform.api.deps import AuditorUser, DatasetId, ServiceDep, SessionDep, VersionNo
 from veilchain.platform.api.problems import problem_responses
 from veilchain.platform.api.schemas import JobPublic, VerificationCreate
 
@@ -21,7 +20,7 @@ router = APIRouter(prefix="/datasets/{dataset_id}/versions/{version}", tags=["ve
 def start_verification(
     dataset_id: DatasetId,
     version: VersionNo,
-    ctx: CtxDep,
+    service: ServiceDep,
     session: SessionDep,
     user: AuditorUser,
     body: VerificationCreate | None = None,
@@ -30,8 +29,7 @@ def start_verification(
     chain). The job's result is the per-image report; with ``attest`` the report is pinned
     and the verdict recorded on chain."""
     body = body or VerificationCreate()
-    job = adapter.submit_verification(
-        ctx, session, owner=user.address, dataset_id=dataset_id, version=version,
-        attest=body.attest,
-    )  # fmt: skip
+    job = service.submit_verification(
+        session, owner=user.address, dataset_id=dataset_id, version=version, attest=body.attest
+    )
     return JobPublic.model_validate(job)

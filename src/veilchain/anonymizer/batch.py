@@ -1,0 +1,113 @@
+"""Anonymize many files, in worker processes when asked: the registration's batch engine.
+
+``AnonymizerFactory`` is picklable, so each worker builds its own anonymizer once (the model
+loads once per process). ``anonymize_files`` yields one :class:`AnonymizedFile` per input, in
+input order, and stops the workers when the caller stops reading.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections.abc import Generator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from veilchain.errors import IdentityCheckError
+
+__all__ = ["AnonymizedFile", "AnonymizerFactory", "anonymize_file", "anonymize_files"]
+
+
+@dataclass(frozen=True)
+class AnonymizerFactory:
+    """Builds an anonymizer for (method, epsilon, seed) from fixed ``build_anonymizer``
+    keywords (the settings' and the installation's secret)."""
+
+    options: dict = field(default_factory=dict)
+
+    def __call__(self, method: str, *, epsilon: float | None = None, seed: int = 0) -> Any:
+        from veilchain.anonymizer import build_anonymizer
+
+        return build_anonymizer(method, epsilon=epsilon, seed=seed, **self.options)
+
+
+@dataclass(frozen=True)
+class AnonymizedFile:
+    png: bytes
+    report: dict
+    width: int
+    height: int
+
+
+def anonymize_file(anonymizer: Any, path: Path, allow_recognizable: bool) -> AnonymizedFile:
+    """One file -> PNG bytes and its private report. A face that stays recognizable after
+    every retry fails the file unless ``allow_recognizable``."""
+    from veilchain.anonymizer.image_io import encode_image, load_image
+
+    image = load_image(path)
+    result = anonymizer.anonymize(image)
+    if result.failed and not allow_recognizable:
+        raise IdentityCheckError(
+            f"{path.name}: {len(result.failed)} face(s) stayed recognizable after every retry;"
+            " use another method or --allow-recognizable to publish it with that report"
+        )
+    report = {
+        **{k: v for k, v in result.report.items() if k != "timing_s"},
+        "faces": [f.to_dict() for f in result.faces],
+    }
+    png = encode_image(result.image, "png")
+    return AnonymizedFile(png, report, int(image.shape[1]), int(image.shape[0]))
+
+
+def anonymize_files(
+    build: Any, files: Sequence[Path], *, workers: int = 1, allow_recognizable: bool = False
+) -> Generator[AnonymizedFile, None, None]:
+    """Anonymize ``files`` in order with anonymizers from ``build()`` (a picklable callable),
+    in ``workers`` processes when more than one is asked for and there is more than one file."""
+    if not files:
+        return
+    if workers <= 1 or len(files) <= 1:
+        anonymizer = build()
+        for f in files:
+            yield anonymize_file(anonymizer, f, allow_recognizable)
+        return
+    pool = ProcessPoolExecutor(
+        min(workers, len(files)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_Worker.start,
+        initargs=(build,),
+    )
+    try:
+        yield from pool.map(partial(_Worker.run, allow_recognizable=allow_recognizable), files)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+class _Worker:
+    """The anonymizer one worker process holds (built once by the pool's initializer)."""
+
+    anonymizer: Any = None
+
+    @classmethod
+    def start(cls, build: Any) -> None:
+        parent = os.getppid()
+
+        def exit_with_parent() -> None:  # a SIGKILLed registration must not leave workers
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=exit_with_parent, daemon=True).start()
+        cls.anonymizer = build()
+        if "torch" in sys.modules:  # one thread per worker: the workers use every core
+            sys.modules["torch"].set_num_threads(1)
+
+    @classmethod
+    def run(cls, path: Path, *, allow_recognizable: bool) -> AnonymizedFile:
+        return anonymize_file(cls.anonymizer, path, allow_recognizable)

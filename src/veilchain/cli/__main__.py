@@ -1,0 +1,3 @@
+from veilchain.cli import main
+
+main()

@@ -1,0 +1,418 @@
+"""Data set commands: register, list, show, verify, grant, revoke, grants, fetch, account."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from veilchain.anonymizer.methods import METHODS
+from veilchain.cli import app, settings
+from veilchain.cli.output import (
+    console,
+    emit_json,
+    errors_to_exit,
+    out,
+    progress_bar,
+    show,
+    show_rows,
+)
+from veilchain.errors import InputError, RegistrationStateError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+QuietOpt = Annotated[
+    bool, typer.Option("-q", "--quiet", help="Print only the ID (or CID, or hash).")
+]
+DatasetArg = Annotated[int, typer.Argument(metavar="DATASET", show_default=False)]
+VersionOpt = Annotated[int | None, typer.Option(metavar="N", help="Version (default: the newest).")]
+
+
+def open_service(*, read_only: bool = False, **sections: dict) -> Any:
+    """The service over the data directory. Read-only commands refuse to create one.
+    ``sections``: a command's options over the settings (``anonymizer={...}``)."""
+    from veilchain.platform.wiring import build_service
+
+    cfg = settings(**sections)
+    if read_only and not Path(cfg.data_dir).is_dir():
+        raise InputError(
+            f"no Veilchain data directory at {cfg.data_dir}; run `veilchain demo` or"
+            " `veilchain register`, or point --data-dir at one"
+        )
+    with console.status("opening chain, keys and storage"):
+        return build_service(cfg)
+
+
+@app.command()
+def register(
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="PATH", show_default=False),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Data set name (required to register)."),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            metavar="METHOD",
+            help=f"{' | '.join(METHODS)} (default: VEILCHAIN_ANONYMIZER__METHOD, pixelate).",
+        ),
+    ] = None,
+    epsilon: Annotated[
+        float | None, typer.Option(metavar="EPS", help="Privacy budget ε (dp, dppix).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Anonymizer seed.")] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LIST",
+            help="ciagan/dp only: regenerate just these features (eyes,nose,mouth).",
+        ),
+    ] = None,
+    allow_recognizable: Annotated[
+        bool, typer.Option(help="Publish faces that failed the identity check (reported).")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Finish this directory's interrupted registrations.")
+    ] = False,
+    abort: Annotated[
+        bool, typer.Option(help="Give up interrupted registrations: shred their keys, unpin.")
+    ] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Anonymize, encrypt, pin and register PATH (image files or folders) as a data set.
+
+    One transaction records the data set on chain. --name is required to register.
+
+    Examples:
+
+        veilchain register photos/ --name clinic-2026 --method ciagan
+
+        veilchain register a.jpg b.png --name test --method dp --epsilon 2 -q
+
+        veilchain register --resume
+    """
+    with errors_to_exit(as_json):
+        if resume and abort:
+            raise InputError("--resume and --abort exclude each other; pick one")
+        if not (resume or abort) and (not inputs or not name):
+            raise InputError("give image files or folders and --name (or --resume / --abort)")
+        svc = open_service(anonymizer={"features": features})
+        if abort:
+            aborted = [r.uid for r in svc.pending_registrations(local_only=True)]
+            if not aborted:
+                raise RegistrationStateError("no interrupted registration to abort")
+            for uid in aborted:
+                svc.abort(uid)
+            if as_json:
+                emit_json({"aborted": aborted})
+            else:
+                out.print(f"aborted {len(aborted)} registration(s): data keys deleted, unpinned")
+            return
+        bar, update = progress_bar(as_json or quiet)
+        with bar:
+            if resume:  # the CLI's own: an API job's leftovers are the server's to resume
+                results = svc.resume(
+                    allow_recognizable=allow_recognizable, progress=update, local_only=True
+                )
+            else:
+                results = [
+                    svc.register(
+                        inputs or [],
+                        name=name or "",
+                        method=method or settings().anonymizer.method,
+                        epsilon=epsilon,
+                        seed=seed,
+                        allow_recognizable=allow_recognizable,
+                        progress=update,
+                    )
+                ]
+    if as_json:
+        emit_json([r.to_dict() for r in results])
+        return
+    for r in results:
+        show(f"registered data set {r.dataset_id} v{r.version}", r.to_dict(),
+             quiet=quiet, quiet_key="dataset_id")  # fmt: skip
+    if not quiet and results:
+        ds = results[-1].dataset_id
+        console.print(
+            f"next: veilchain verify {ds}   veilchain show {ds} --version"
+            f" {results[-1].version}   veilchain grant {ds} --to ADDRESS"
+        )
+
+
+@app.command("list")
+def list_datasets(
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many.")] = 100,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the data sets on the contract (id, name, owner, versions, images, method).
+
+    Example: veilchain list -q | xargs -n1 veilchain verify
+    """
+    with errors_to_exit(as_json):
+        rows, _count = open_service(read_only=True).list_datasets(limit=limit)
+    data = [
+        {"id": d.dataset_id, "name": d.name, "owner": d.owner, "versions": d.versions,
+         "images": d.latest.get("record_count"), "method": d.latest.get("method"),
+         "epsilon": (d.latest.get("epsilon_milli") or 0) / 1000 or None}
+        for d in rows
+    ]  # fmt: skip
+    show_rows(data, ["id", "name", "owner", "versions", "images", "method", "epsilon"],
+              as_json=as_json, quiet=quiet, quiet_key="id", empty="no data sets yet")  # fmt: skip
+
+
+@app.command("show")
+def show_dataset(
+    dataset_id: DatasetArg,
+    version: VersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a data set: its versions (root, manifest CID, model hash, method, ε) and their
+    attestations; with --version, that version's images and privacy reports.
+
+    Example: veilchain show 1 --version 2
+    """
+    with errors_to_exit(as_json):
+        svc = open_service(read_only=True)
+        detail = svc.dataset_detail(dataset_id)
+        images = None
+        if version is not None:
+            images = [r.to_dict() for r in svc.records(dataset_id, version)]
+    versions = [
+        {
+            "version": v.version.version,
+            "registered_at": v.version.registered_at,
+            "images": v.version.record_count,
+            "method": v.version.method,
+            "epsilon": v.version.epsilon,
+            "merkle_root": "0x" + bytes(v.version.merkle_root).hex(),
+            "manifest_cid": v.version.manifest_cid,
+            "model_hash": "0x" + bytes(v.version.model_hash).hex(),
+            "tx_hash": v.version.tx_hash,
+            "attestations": [
+                f"{'passed' if a.passed else 'FAILED'} by {a.auditor} (report {a.report_cid})"
+                for a in v.attestations
+            ],
+        }
+        for v in detail.versions
+        if version is None or v.version.version == version
+    ]
+    s = detail.summary
+    head = {"id": s.dataset_id, "name": s.name, "owner": s.owner, "uploader": detail.uploader,
+            "versions": s.versions}  # fmt: skip
+    if as_json:
+        emit_json({**head, "versions": versions, **({"images": images} if images else {})})
+        return
+    show(f"data set {dataset_id}", head)
+    for v in versions:
+        show(f"version {v['version']}", v)
+    if images is not None:
+        rows = [_image_row(r) for r in images]
+        show_rows(rows, ["index", "image_id", "cid", "faces", "failed", "distances", "warnings"])
+
+
+def _image_row(r: dict) -> dict:
+    rep = r.get("report") or {}
+    faces = rep.get("faces", [])
+    warnings = []
+    if rep.get("n_unverified"):
+        warnings.append(f"{rep['n_unverified']} face(s) not checked")
+    if rep.get("n_fallback"):
+        warnings.append(f"{rep['n_fallback']} face(s) covered by the fallback")
+    low = [f for f in faces if f.get("low_confidence")]
+    if low:
+        warnings.append(f"{len(low)} low-confidence detection(s)")
+    threshold = rep.get("identity_threshold")
+    return {
+        "index": r["index"],
+        "image_id": r["image_id"],
+        "cid": r["cid"],
+        "faces": len(faces),
+        "failed": sum(1 for f in faces if f.get("passed") is False),
+        "distances": ", ".join(
+            f"{f['distance']:.2f}/{threshold}" for f in faces if f.get("distance") is not None
+        ),
+        "warnings": "; ".join(warnings),
+    }
+
+
+@app.command()
+def verify(
+    dataset_id: DatasetArg,
+    version: VersionOpt = None,
+    attest: Annotated[bool, typer.Option(help="Record the verdict on chain (auditor).")] = False,
+    institution: Annotated[
+        str | None,
+        typer.Option(metavar="ADDRESS", help="Fail unless this address registered the version."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a data set against the chain without any key. Exit 1 if anything fails.
+
+    Examples:
+
+        veilchain verify 1
+
+        veilchain verify 1 --version 2 --institution 0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1
+    """
+    with errors_to_exit(as_json):
+        if institution is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", institution):
+            raise InputError("--institution must be an address (0x + 40 hex)")
+        svc = open_service(read_only=True)
+        bar, update = progress_bar(as_json)
+        with bar:
+            report = svc.verify(dataset_id, version, progress=update, institution=institution)
+        attestation = svc.attest(report) if attest else None
+    data = report.to_dict()
+    if attestation:
+        data["attestation"] = attestation
+    if as_json:
+        emit_json({k: v for k, v in data.items() if k != "images"})
+    else:
+        verdict = "[green]PASS[/green]" if report.ok else "[red]FAIL[/red]"
+        out.print(
+            f"data set {dataset_id} v{report.version}: {verdict} - {report.record_count} images,"
+            f" {len(report.failing)} failing, {report.seconds:.2f} s",
+            markup=True,
+        )
+        for p in report.problems:
+            out.print(f"  x {p}")
+        for img in report.failing:
+            out.print(f"  x image {img.image_id} ({img.cid}): {'; '.join(img.problems)}")
+        if attestation:
+            out.print(f"  attested on chain: tx {attestation['tx_hash']}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def grant(
+    dataset_id: DatasetArg,
+    to: Annotated[str, typer.Option("--to", metavar="ADDRESS", help="Grantee's address.")],
+    days: Annotated[float, typer.Option(metavar="DAYS", help="Grant lifetime in days.")] = 30.0,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grant an address access to a data set for DAYS (one transaction).
+
+    Example: veilchain grant 1 --to 0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1 --days 7
+    """
+    with errors_to_exit(as_json):
+        result = open_service().grant(dataset_id, to, ttl_s=int(days * 86400)).to_dict()
+    show("grant", result, as_json=as_json, quiet=quiet, quiet_key="tx_hash")
+
+
+@app.command()
+def revoke(
+    dataset_id: DatasetArg,
+    grantee: Annotated[str, typer.Option("--from", metavar="ADDRESS", help="Grantee's address.")],
+    reencrypt: Annotated[
+        bool, typer.Option(help="Also re-encrypt under new keys as a new version.")
+    ] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a grant: key releases stop; --reencrypt also re-encrypts as a new version.
+
+    Example: veilchain revoke 1 --from 0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1 --reencrypt
+    """
+    with errors_to_exit(as_json):
+        svc = open_service()
+        result = svc.revoke(dataset_id, grantee).to_dict()
+        if reencrypt:
+            bar, update = progress_bar(as_json or quiet)
+            with bar:
+                new = svc.add_reencrypted_version(dataset_id, progress=update)
+            result["new_version"] = new.version
+            result["new_manifest_cid"] = new.manifest_cid
+    show("revoked", result, as_json=as_json, quiet=quiet, quiet_key="tx_hash")
+
+
+@app.command()
+def grants(
+    dataset_id: DatasetArg,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a data set's grants: grantee, state (live, expired, revoked), expiry.
+
+    Example: veilchain grants 1
+    """
+    from dataclasses import asdict
+
+    with errors_to_exit(as_json):
+        rows = open_service(read_only=True).list_grants(dataset_id)
+    data = [
+        {**asdict(g), "state": "revoked" if g.revoked else ("live" if g.active else "expired")}
+        for g in rows
+    ]
+    show_rows(data, ["grantee", "state", "expires_at", "granted_at"], as_json=as_json,
+              empty=f"data set {dataset_id} has no grants")  # fmt: skip
+
+
+@app.command()
+def account(
+    name: Annotated[str, typer.Argument(metavar="NAME", show_default=False)],
+    export_key: Annotated[
+        bool,
+        typer.Option(help="Also print the private key (development and test data dirs only)."),
+    ] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create (on first use) and show the local account NAME: address and X25519 key.
+
+    The instance's own roles are the accounts `institution`, `auditor` and `keyservice`;
+    `--export-key` prints a key to paste into a wallet for the dashboard (not in prod).
+
+    Example: veilchain account alice --export-key
+    """
+    from veilchain.chain import Keystore
+    from veilchain.client import x25519_keypair_for
+    from veilchain.platform.local_secrets import resolve_local_secrets
+
+    with errors_to_exit(as_json):
+        cfg = resolve_local_secrets(settings())
+        if export_key and cfg.env == "prod":
+            raise InputError("--export-key is refused in prod: keys stay in the keystore")
+        keystore = Keystore(Path(cfg.data_dir) / "keystore", cfg.chain.keystore_passphrase)
+        acct = keystore.get_or_create(name)
+    data = {"name": name, "address": acct.address, "x25519": x25519_keypair_for(acct)[1].hex()}
+    if export_key:
+        data["private_key"] = "0x" + bytes(acct.key).hex()
+    show("account", data, as_json=as_json, quiet=quiet, quiet_key="address")
+
+
+@app.command()
+def fetch(
+    dataset_id: DatasetArg,
+    image: Annotated[int, typer.Option(metavar="INDEX", help="Image index in the manifest.")],
+    as_account: Annotated[
+        str, typer.Option("--as", metavar="NAME", help="Keystore account of the grantee.")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--out", metavar="FILE", help="Where to write the image.")
+    ],
+    version: VersionOpt = None,
+) -> None:
+    """As a grantee: get the data key under your grant, fetch, decrypt and check one image.
+
+    Example: veilchain fetch 1 --image 0 --as alice -o face0.png
+    """
+    from veilchain.chain import Keystore
+    from veilchain.client import Grantee
+    from veilchain.platform.local_secrets import resolve_local_secrets
+
+    with errors_to_exit():
+        cfg = resolve_local_secrets(settings())
+        keystore = Keystore(Path(cfg.data_dir) / "keystore", cfg.chain.keystore_passphrase)
+        acct = keystore.load(as_account)
+        data = Grantee(open_service(read_only=True), acct).fetch(dataset_id, image, version=version)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(data)
+    out.print(f"wrote {output} ({len(data)} bytes; its sha256 matches the manifest)")

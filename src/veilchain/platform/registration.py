@@ -1,0 +1,516 @@
+"""Registration: images -> anonymized, encrypted, pinned -> manifest -> one transaction.
+
+State is saved after every image (``registrations.py``), so a killed run resumes; the
+transaction is sent only when every image is pinned, and a resumed run looks on chain for
+its own transaction before sending one, so it is sent once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Generator, Iterable, Iterator
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from veilchain.anonymizer.batch import AnonymizedFile, anonymize_files
+from veilchain.anonymizer.files import collect_inputs
+from veilchain.chain.client import ChainClient, VersionRef
+from veilchain.chain.merkle import build_merkle_tree
+from veilchain.errors import (
+    AnonymizationError,
+    ContentNotFoundError,
+    DatasetNotFoundError,
+    InputError,
+    RegistrationStateError,
+)
+from veilchain.platform.audit import AuditEvent, AuditLog
+from veilchain.platform.keys import KeyManager
+from veilchain.platform.limits import check_epsilon, check_seed
+from veilchain.platform.manifest import (
+    Manifest,
+    chain_params_text,
+    epsilon_milli_of,
+)
+from veilchain.platform.registrations import (
+    ABORTED,
+    DONE,
+    PENDING,
+    PROCESSING,
+    REGISTERED,
+    SUBMITTING,
+    RegistrationImageRow,
+    RegistrationResult,
+    RegistrationRow,
+)
+from veilchain.platform.storage import IpfsStorage
+
+Progress = Callable[[int, int, str], None]  # (done, total, stage)
+_REENCRYPT_PREFIX = "veilchain:"
+
+
+def no_progress(done: int, total: int, stage: str) -> None:
+    pass
+
+
+class Registrar:
+    """Runs registrations for this instance's institution account."""
+
+    def __init__(
+        self,
+        *,
+        chain: ChainClient,
+        accounts: Any,
+        storage: IpfsStorage,
+        keys: KeyManager,
+        audit: AuditLog,
+        session_factory: sessionmaker[Session],
+        anonymizer_factory: Callable[..., Any],
+        seed: int = 0,
+        workers: int = 1,
+    ) -> None:
+        self.chain = chain
+        self.accounts = accounts  # role -> LocalAccount, decrypted from the keystore on use
+        self.storage = storage
+        self.keys = keys
+        self.audit = audit
+        self.session_factory = session_factory
+        self.anonymizer_factory = anonymizer_factory
+        self.seed = seed
+        self.workers = max(1, workers)
+        self._uids: dict[tuple[int, int], str] = {}
+
+    def _signer(self) -> ChainClient:
+        return self.chain.with_account(self.accounts["institution"])
+
+    def register(
+        self,
+        inputs: Iterable[str | Path],
+        *,
+        name: str,
+        method: str,
+        epsilon: float | None = None,
+        seed: int | None = None,
+        allow_recognizable: bool = False,
+        progress: Progress = no_progress,
+        job_id: str | None = None,
+    ) -> RegistrationResult:
+        """Register image files (or folders of them) as a new data set. ``job_id``: the API
+        job this registration runs for (the CLI's own have none)."""
+        files = [f.resolve() for f, _ in collect_inputs(inputs, videos=False)]
+        uid = self._start(name, method, epsilon, seed, [str(f) for f in files], job_id=job_id)
+        try:
+            return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
+        except (AnonymizationError, InputError):
+            # An input that cannot be published (unreadable, a face left recognizable) fails
+            # the same way on every resume: give the registration up now (keys deleted,
+            # pins removed). A crash or a node that is down leaves it to resume.
+            self.abort(uid)
+            raise
+
+    def add_reencrypted_version(
+        self, dataset_id: int, *, progress: Progress = no_progress
+    ) -> RegistrationResult:
+        """True revocation: re-encrypt every image of the latest version under fresh data keys,
+        pin the new ciphertexts and register them as a new version of the same data set."""
+        prev = self._registration_for(dataset_id, None)
+        rows = self._image_rows(prev.uid)
+        params = json.loads(prev.params_json)
+        uid = self._start(
+            prev.name,
+            prev.method,
+            params.get("epsilon"),
+            prev.seed,
+            [f"{_REENCRYPT_PREFIX}{prev.uid}/{r.image_id}" for r in rows],
+            dataset_id=dataset_id,
+            previous_manifest_cid=prev.manifest_cid,
+            params=params,
+            model_hash=prev.model_hash,
+        )
+        return self._run(uid, allow_recognizable=True, progress=progress)
+
+    def pending_registrations(self, *, local_only: bool = False) -> list[RegistrationRow]:
+        """Interrupted registrations; ``local_only``: the CLI's own, not an API job's (those
+        the API server resumes or shreds itself)."""
+        q = select(RegistrationRow).where(RegistrationRow.status.in_([PROCESSING, SUBMITTING]))
+        if local_only:
+            q = q.where(RegistrationRow.job_id.is_(None))
+        with self.session_factory() as s:
+            return list(s.scalars(q))
+
+    def registration_of_job(self, job_id: str) -> RegistrationRow | None:
+        """The registration an API job started, if it got that far."""
+        with self.session_factory() as s:
+            return s.scalars(
+                select(RegistrationRow).where(RegistrationRow.job_id == job_id)
+            ).first()
+
+    def resume(
+        self,
+        uid: str | None = None,
+        *,
+        allow_recognizable: bool = False,
+        progress: Progress = no_progress,
+        local_only: bool = False,
+    ) -> list[RegistrationResult]:
+        """Finish interrupted registrations (all of them, the CLI's own, or ``uid``)."""
+        pending = [
+            r
+            for r in self.pending_registrations(local_only=local_only)
+            if uid is None or r.uid == uid
+        ]
+        if not pending:
+            raise RegistrationStateError(
+                f"no interrupted registration {uid}" if uid else "no interrupted registration"
+            )
+        return [
+            self._run(r.uid, allow_recognizable=allow_recognizable, progress=progress)
+            for r in pending
+        ]
+
+    def registration_result(self, uid: str) -> RegistrationResult:
+        """The result of a registration that already reached the chain (for a job resumed
+        after its registration was recorded but before the job was)."""
+        with self.session_factory() as s:
+            reg = s.get(RegistrationRow, uid)
+        if reg is None or reg.status != REGISTERED:
+            raise RegistrationStateError(f"registration {uid} is not registered")
+        return self._result(reg)
+
+    def abort(self, uid: str) -> None:
+        """Give up an unsubmitted registration: delete its data keys and unpin what it pinned."""
+        with self.session_factory() as s:
+            reg = s.get(RegistrationRow, uid)
+            if reg is None or reg.status not in (PROCESSING, SUBMITTING):
+                raise RegistrationStateError(f"registration {uid} is not in progress")
+            if reg.status == SUBMITTING and self._find_submitted(reg) is not None:
+                raise RegistrationStateError(
+                    f"registration {uid} already reached the chain; run resume to record it"
+                )
+            cids = [r.cid for r in self._image_rows(uid) if r.cid]
+        for cid in cids:
+            with contextlib.suppress(ContentNotFoundError):  # already unpinned
+                self.storage.unpin(cid)
+        self.keys.delete_keys(uid)
+        with self.session_factory() as s, s.begin():
+            _registration(s, uid).status = ABORTED
+
+    def _start(
+        self,
+        name: str,
+        method: str,
+        epsilon: float | None,
+        seed: int | None,
+        sources: list[str],
+        *,
+        dataset_id: int | None = None,
+        previous_manifest_cid: str | None = None,
+        params: dict | None = None,
+        model_hash: str | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        if not name or len(name) > 200:
+            raise InputError("a data set needs a name of 1 to 200 characters (--name)")
+        if not sources:
+            raise InputError("no images to register: the input holds no image files")
+        check_epsilon(epsilon)  # bounds before any work (OutOfRangeError)
+        check_seed(seed)
+        seed = self.seed if seed is None else seed
+        if params is None or model_hash is None:
+            anonymizer = self.anonymizer_factory(method, epsilon=epsilon, seed=seed)
+            # the detector (name, model sha256, thresholds, second look) goes on chain too
+            detection = anonymizer.describe_detection()
+            params = {**anonymizer.privacy_params(), "seed": seed, "detector": detection}
+            model_hash = anonymizer.model_hash()
+        uid = uuid.uuid4().hex
+        with self.session_factory() as s, s.begin():
+            s.add(
+                RegistrationRow(
+                    uid=uid,
+                    name=name,
+                    method=method,
+                    params_json=json.dumps(params, sort_keys=True),
+                    model_hash=_hex32(model_hash),
+                    seed=seed,
+                    status=PROCESSING,
+                    created_at=_now_iso(),
+                    dataset_id=dataset_id,
+                    previous_manifest_cid=previous_manifest_cid,
+                    job_id=job_id,
+                )
+            )
+            s.flush()
+            s.add_all(
+                RegistrationImageRow(
+                    uid=uid, image_id=f"{i:06d}", idx=i, source=src, status=PENDING
+                )
+                for i, src in enumerate(sources)
+            )
+        return uid
+
+    def _run(self, uid: str, *, allow_recognizable: bool, progress: Progress):
+        with self.session_factory() as s:
+            reg = _registration(s, uid)
+        if reg.status == PROCESSING:
+            self._process_images(reg, allow_recognizable, progress)
+            reg = self._pin_manifest(uid)
+        if reg.status == SUBMITTING:
+            reg = self._submit(reg)
+        return self._result(reg)
+
+    def _process_images(self, reg: RegistrationRow, allow_recognizable: bool, progress) -> None:
+        rows = self._image_rows(reg.uid)
+        pending = [r for r in rows if r.status != DONE]
+        # A crash may have left a key (and a pinned ciphertext) for an unfinished image:
+        # drop the key now; the image is encrypted again under a fresh one below.
+        stale = self.keys.images_with_keys(reg.uid) & {r.image_id for r in pending}
+        if stale:
+            self.keys.delete_keys(reg.uid, sorted(stale), actor="resume")
+        total, done = len(rows), len(rows) - len(pending)
+        progress(done, total, "anonymize+encrypt+pin")
+        for row, out in zip(
+            pending, self._anonymized(reg, pending, allow_recognizable), strict=True
+        ):
+            png = out.png
+            ciphertext = self.keys.encrypt(png, dataset=reg.uid, image=row.image_id)
+            cid = self.storage.add(ciphertext)
+            with self.session_factory() as s, s.begin():
+                r = _image(s, (reg.uid, row.image_id))
+                r.cid = cid
+                r.ciphertext_sha256 = hashlib.sha256(ciphertext).hexdigest()
+                r.anonymized_sha256 = hashlib.sha256(png).hexdigest()
+                r.size, r.width, r.height = len(ciphertext), out.width, out.height
+                r.report_json = json.dumps(out.report, sort_keys=True)
+                r.status = DONE
+            done += 1
+            progress(done, total, "anonymize+encrypt+pin")
+
+    def _anonymized(
+        self, reg: RegistrationRow, rows: list[RegistrationImageRow], allow_recognizable: bool
+    ) -> Iterator[AnonymizedFile]:
+        """One anonymized output per row, in order (a re-encrypted version reuses the
+        previous version's output)."""
+        params = json.loads(reg.params_json)
+        build = partial(
+            self.anonymizer_factory, reg.method, epsilon=params.get("epsilon"), seed=reg.seed
+        )
+        files = [Path(r.source) for r in rows if not r.source.startswith(_REENCRYPT_PREFIX)]
+        anonymized: Generator[AnonymizedFile, None, None] = anonymize_files(
+            build, files, workers=self.workers, allow_recognizable=allow_recognizable
+        )
+        try:
+            for row in rows:
+                if row.source.startswith(_REENCRYPT_PREFIX):
+                    yield self._decrypt_previous(row.source)
+                else:
+                    yield next(anonymized)
+        finally:
+            anonymized.close()  # stops the worker processes
+
+    def _decrypt_previous(self, source: str) -> AnonymizedFile:
+        prev_uid, image_id = source[len(_REENCRYPT_PREFIX) :].split("/", 1)
+        with self.session_factory() as s:
+            prev = _image(s, (prev_uid, image_id))
+        assert prev.cid and prev.report_json and prev.width and prev.height  # it was done
+        plain = self.keys.decrypt(self.storage.cat(prev.cid), dataset=prev_uid, image=image_id)
+        return AnonymizedFile(plain, json.loads(prev.report_json), prev.width, prev.height)
+
+    def _pin_manifest(self, uid: str) -> RegistrationRow:
+        with self.session_factory() as s:
+            reg = _registration(s, uid)
+        records = [r.to_record() for r in self._image_rows(uid)]
+        tree = build_merkle_tree([r.leaf() for r in records])
+        contract_address = self.chain.address
+        manifest = Manifest(
+            dataset_uid=uid,
+            name=reg.name,
+            institution=self.accounts["institution"].address,
+            chain_id=int(self.chain.backend.chain_id),
+            contract=contract_address,
+            method=reg.method,
+            model_hash=reg.model_hash,
+            params=json.loads(reg.params_json),
+            merkle_root="0x" + tree.root.hex(),
+            records=records,
+            proofs=[["0x" + p.hex() for p in tree.proof(i)] for i in range(len(records))],
+            previous_manifest_cid=reg.previous_manifest_cid,
+            created_at=reg.created_at,
+        )
+        manifest_cid = self.storage.add(manifest.to_bytes())
+        inst = self._signer()
+        with self.session_factory() as s, s.begin():
+            reg = _registration(s, uid)
+            reg.manifest_cid = manifest_cid
+            reg.merkle_root = "0x" + tree.root.hex()
+            reg.chain_count_before = inst.dataset_count()
+            if reg.dataset_id is not None:
+                reg.versions_before = inst.get_dataset(reg.dataset_id).version_count
+            reg.status = SUBMITTING
+        return reg
+
+    def _find_submitted(self, reg: RegistrationRow) -> tuple[int, int] | None:
+        """The (dataset_id, version) this registration already created, if its tx landed."""
+        assert reg.merkle_root and reg.chain_count_before is not None  # set when pinned
+        root = bytes.fromhex(reg.merkle_root[2:])
+        if reg.dataset_id is None:
+            candidates = [
+                (i, 1) for i in range(reg.chain_count_before + 1, self.chain.dataset_count() + 1)
+            ]
+        else:
+            n = self.chain.get_dataset(reg.dataset_id).version_count
+            assert reg.versions_before is not None
+            candidates = [(reg.dataset_id, v) for v in range(reg.versions_before + 1, n + 1)]
+        for ds, v in candidates:
+            ver = self.chain.get_version(ds, v)
+            if ver.merkle_root == root and ver.manifest_cid == reg.manifest_cid:
+                return ds, v
+        return None
+
+    def _submit(self, reg: RegistrationRow) -> RegistrationRow:
+        found = self._find_submitted(reg)
+        tx_hash = reg.tx_hash
+        if found is None and tx_hash:  # sent before a crash: pending or dropped, not mined
+            ref = self._signer().version_of_tx(tx_hash)
+            found = None if ref is None else (ref.dataset_id, ref.version)
+        if found is None:
+            ref = self._send(reg)
+            found, tx_hash = (ref.dataset_id, ref.version), ref.tx_hash
+        with self.session_factory() as s, s.begin():
+            row = _registration(s, reg.uid)
+            row.dataset_id, row.version = found
+            row.tx_hash = tx_hash if isinstance(tx_hash, str) or tx_hash is None else tx_hash.hex()
+            row.status = REGISTERED
+            self.audit.append(
+                AuditEvent.REGISTER,
+                actor=self.accounts["institution"].address,
+                subject=f"dataset:{found[0]}/v{found[1]}",
+                details={
+                    "uid": row.uid,
+                    "manifest_cid": row.manifest_cid,
+                    "merkle_root": row.merkle_root,
+                    "tx_hash": row.tx_hash,
+                },
+                session=s,
+            )
+        return row
+
+    def _send(self, reg: RegistrationRow) -> VersionRef:
+        """The one transaction: a new data set, or a version of an existing one."""
+        assert reg.merkle_root and reg.manifest_cid  # set when pinned
+        params = json.loads(reg.params_json)
+        inst = self._signer()
+        fields: dict[str, Any] = dict(
+            merkle_root=bytes.fromhex(reg.merkle_root[2:]),
+            record_count=len(self._image_rows(reg.uid)),
+            manifest_cid=reg.manifest_cid,
+            model_hash=bytes.fromhex(reg.model_hash[2:]),
+            method=reg.method,
+            params=chain_params_text(params),
+            epsilon_milli=epsilon_milli_of(params),
+            on_sent=partial(self._record_tx, reg.uid),  # recorded before the wait to be mined
+        )
+        if reg.dataset_id is None:
+            return inst.register_dataset(**fields)
+        return inst.add_version(reg.dataset_id, **fields)
+
+    def _record_tx(self, uid: str, tx_hash: str) -> None:
+        with self.session_factory() as s, s.begin():
+            _registration(s, uid).tx_hash = tx_hash
+
+    def _result(self, reg: RegistrationRow) -> RegistrationResult:
+        assert reg.dataset_id and reg.version and reg.manifest_cid and reg.merkle_root
+        rows = self._image_rows(reg.uid)
+        reports = [json.loads(r.report_json or "{}") for r in rows]
+        faces = [f for rep in reports for f in rep.get("faces", [])]
+        tx_hash, gas_used = self._tx_cost(reg)
+        return RegistrationResult(
+            uid=reg.uid,
+            dataset_id=reg.dataset_id,
+            version=reg.version,
+            records=len(rows),
+            manifest_cid=reg.manifest_cid,
+            merkle_root=reg.merkle_root,
+            tx_hash=tx_hash,
+            gas_used=gas_used,
+            method=reg.method,
+            model_hash=reg.model_hash,
+            params=json.loads(reg.params_json),
+            faces=len(faces),
+            faces_failed=sum(1 for f in faces if f.get("passed") is False),
+            images_without_faces=sum(1 for rep in reports if not rep.get("faces")),
+        )
+
+    def _tx_cost(self, reg: RegistrationRow) -> tuple[str, int]:
+        """The registering transaction's hash and gas used, read back from its receipt."""
+        assert reg.dataset_id and reg.version
+        tx_hash = reg.tx_hash or self.chain.get_version(reg.dataset_id, reg.version).tx_hash
+        backend = self.chain.backend
+        with backend.translating(f"reading the receipt of {tx_hash}"):
+            receipt = backend.w3.eth.get_transaction_receipt(tx_hash)
+        return tx_hash, int(receipt["gasUsed"])
+
+    def _image_rows(self, uid: str) -> list[RegistrationImageRow]:
+        with self.session_factory() as s:
+            return list(
+                s.scalars(
+                    select(RegistrationImageRow)
+                    .where(RegistrationImageRow.uid == uid)
+                    .order_by(RegistrationImageRow.idx)
+                )
+            )
+
+    def _registration_for(self, dataset_id: int, version: int | None) -> RegistrationRow:
+        with self.session_factory() as s:
+            q = select(RegistrationRow).where(
+                RegistrationRow.dataset_id == dataset_id, RegistrationRow.status == REGISTERED
+            )
+            if version is not None:
+                q = q.where(RegistrationRow.version == version)
+            reg = s.scalars(q.order_by(RegistrationRow.version.desc())).first()
+        if reg is None:
+            raise DatasetNotFoundError(
+                f"data set {dataset_id}"
+                + (f" version {version}" if version else "")
+                + " was not registered by this Veilchain instance"
+            )
+        return reg
+
+    def uid_of(self, dataset_id: int, version: int) -> str:
+        """The local uid (key set name) of a registered version; a registered version never
+        changes, so the answer is remembered."""
+        key = (dataset_id, version)
+        if key not in self._uids:
+            self._uids[key] = self._registration_for(dataset_id, version).uid
+        return self._uids[key]
+
+
+def _registration(s: Session, uid: str) -> RegistrationRow:
+    row = s.get(RegistrationRow, uid)
+    if row is None:
+        raise RegistrationStateError(f"no registration {uid} in this data directory")
+    return row
+
+
+def _image(s: Session, key: tuple[str, str]) -> RegistrationImageRow:
+    row = s.get(RegistrationImageRow, key)
+    if row is None:
+        raise RegistrationStateError(f"registration {key[0]} has no image {key[1]}")
+    return row
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hex32(h: str) -> str:
+    h = h[2:] if h.startswith("0x") else h
+    if len(h) != 64:
+        raise InputError(f"model hash must be 32 bytes of hex, got {len(h) // 2}")
+    return "0x" + h.lower()
