@@ -15,7 +15,7 @@ from veilchain.anonymizer import load_image, save_image
 from veilchain.anonymizer.plates import PlateDetector
 from veilchain.platform.demo import samples_dir
 from veilchain.platform.manifest import Manifest
-from veilchain.platform.service import build_service
+from veilchain.platform.wiring import build_service
 
 from .conftest import make_settings
 
