@@ -41,9 +41,12 @@ DATA = HERE / "data" / "plates" / "generated"
 EPSILONS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
 
 
-def _box(q) -> tuple:
+def _box(q, size=(1280, 720)) -> tuple:
+    """A plate's box, clipped to the image (a plate cut by the border: its visible part)."""
     q = np.asarray(q, np.float64)
-    return (*q.min(0), *q.max(0))
+    x0, y0 = np.maximum(q.min(0), 0)
+    x1, y1 = np.minimum(q.max(0), size)
+    return (x0, y0, x1, y1)
 
 
 def _iou(a, b) -> float:

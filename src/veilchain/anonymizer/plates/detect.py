@@ -97,7 +97,7 @@ def _char_components(gray: np.ndarray, dark: bool, offset: int = 12) -> np.ndarr
     return np.stack([x, y, w, h, fill], 1)[keep]
 
 
-def _rows(comps: np.ndarray) -> list[np.ndarray]:
+def _rows(comps: np.ndarray, width: int | None = None) -> list[np.ndarray]:
     """Link components into text rows: pairs near in x (among the next ``_LINK_SPAN`` in x
     order), vertically aligned and of similar height are joined (connected components of
     that graph), vectorized over each offset."""
@@ -134,9 +134,20 @@ def _rows(comps: np.ndarray) -> list[np.ndarray]:
     linked = np.unique(np.concatenate([src, dst]))
     for r in np.unique(labels[linked]):
         members = c[labels == r]
-        if len(members) >= 2 and MIN_CHARS <= _n_chars(members) <= MAX_CHARS:
+        n_chars = _n_chars(members)
+        if len(members) < 2 or n_chars > MAX_CHARS:
+            continue
+        # a plate cut by the left or right border shows only some of its characters
+        if n_chars >= MIN_CHARS or (n_chars >= 2 and _at_border(members, width)):
             rows.append(members)
     return rows
+
+
+def _at_border(members: np.ndarray, width: int | None) -> bool:
+    if width is None:
+        return False
+    h = float(np.median(members[:, 3]))
+    return members[:, 0].min() < 1.5 * h or (members[:, 0] + members[:, 2]).max() > width - 1.5 * h
 
 
 def _n_chars(members: np.ndarray) -> int:
@@ -303,7 +314,7 @@ class PlateDetector:
             if min(g.shape) < MIN_CHAR_PX * 2:
                 break
             for dark, offset in itertools.product((True, False), OFFSETS):
-                for members in _rows(_char_components(g, dark, offset)):
+                for members in _rows(_char_components(g, dark, offset), g.shape[1]):
                     if not _row_ok(members):
                         if not _zoomable(g, members):
                             continue
@@ -314,7 +325,8 @@ class PlateDetector:
                     if _contrast(g, row_quad) < MIN_CONTRAST:
                         continue  # printed plates are high-contrast; textures mostly are not
                     quad = _plate_quad(g, row_quad, hh, dark)
-                    if quad is None and (len(members) < MIN_CHARS or self.require_ground):
+                    few = len(members) < MIN_CHARS and not _at_border(members, g.shape[1])
+                    if quad is None and (few or self.require_ground):
                         continue  # no plate ground around the row: texture, not a plate
                     if quad is None:
                         quad, _ = _row_quad(members, 0.6, 0.4)
