@@ -31,6 +31,8 @@ MIN_CHARS, MAX_CHARS = 4, 12
 #: Grey levels between ink and ground a row needs (plates on the benchmark: >= 106; half
 #: of the false positives there: < 122).
 MIN_CONTRAST = 90
+#: The median gap between a row's characters, in character heights, a plate stays under.
+MAX_MEDIAN_GAP = 0.35
 #: How many following components (in x order) a component may link to in a row.
 _LINK_SPAN = 12
 #: Ink thresholds (grey levels beyond the local mean) tried at each level.
@@ -167,6 +169,10 @@ def _row_ok(members: np.ndarray) -> bool:
     if len(single) < 2 or np.median(single[:, 3] / single[:, 2]) < 1.1:
         return False
     widths = members[:, 2]
+    gaps = np.diff(members[:, 0]) - widths[:-1]
+    # characters on a plate are set close: most gaps well under a character height
+    if len(gaps) and np.median(gaps) > MAX_MEDIAN_GAP * np.median(h):
+        return False
     # a row of identical solid rectangles (a window grid) has near-constant widths and gaps
     gaps = np.diff(members[:, 0]) - widths[:-1]
     return not (widths.std() / widths.mean() < 0.04 and gaps.std() < 0.5)
