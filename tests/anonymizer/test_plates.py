@@ -335,3 +335,18 @@ def test_both_ocr_engines_read_a_clear_plate(engine):
     (r,) = reader.read_all(img, PlateDetector().detect(img))
     assert r.text == "KX47ZTR", r
     assert reader.describe()["engine"].startswith(engine)
+
+
+def test_a_plate_that_cannot_be_drawn_is_masked(monkeypatch):
+    """Fail closed: when drawing fails the plate is filled, and the report says why."""
+    import veilchain.anonymizer.plates.stage as stage_mod
+
+    def broken(*a, **k):
+        raise cv2.error("degenerate quad")
+
+    monkeypatch.setattr(stage_mod, "paste_plate", broken)
+    img, quad = scene_with("KX47 ZTR", width=260)
+    out, (r,) = _run(img)
+    assert r.action == "masked" and r.epsilon is None and r.edit_distance is None
+    assert "masked" in r.ocr_reason and "\n" not in r.ocr_reason
+    assert _changed_inside(img, out, quad) > 25

@@ -131,7 +131,13 @@ class PlateAnonymizer:
             else:
                 action = "random_text"
                 new = random_text(max(plate.n_chars, 1), rng)
-            mask = paste_plate(out, plate.quad, new, look, rng)
+            try:
+                mask = paste_plate(out, plate.quad, new, look, rng)
+            except (cv2.error, ValueError) as exc:  # a degenerate quad: cover it anyway
+                action, eps, dist = "masked", None, None
+                reason = f"could not draw a plate here ({type(exc).__name__}); masked"
+                reading = OcrResult(reading.text, reading.confidence, reason)
+                mask = mask_plate(out, plate.quad, look)
         if not mask.any():
             raise AnonymizationError(f"plate {index} lies outside the image; nothing to redraw")
         changed = (np.abs(out[mask].astype(int) - original[mask].astype(int)).max(1) > 0).mean()
