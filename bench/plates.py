@@ -156,7 +156,6 @@ def detection(data, images, with_baselines: bool, log) -> tuple[list[dict], list
             r = _recall_row(f"cascade {name}", per, images)
             r["ms_per_image"] = round(1000 * t / len(images), 1)
             rows.append(r)
-            log(f"  {r}")
         sub = images[: min(len(images), 30)]  # Tesseract layout is slow: a subset
         per, t = [], 0.0
         for im in sub:
