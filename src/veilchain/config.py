@@ -132,6 +132,18 @@ class AuthSettings(BaseModel):
     trusted_proxies: str = ""
 
 
+class ExecutorSettings(BaseModel):
+    """Where registrations anonymize: ``local`` worker processes (the default) or a Ray
+    cluster (``ray``; docs/scale.md)."""
+
+    kind: Literal["local", "ray"] = "local"
+    # Ray: the cluster's address (host:port of the head's GCS, or ray://host:10001);
+    # None: a local Ray instance on 127.0.0.1 with one CPU per core.
+    address: str | None = None
+    actors: int = Field(default=0, ge=0)  # Ray: anonymizer actors; 0: one per cluster CPU
+    batch: int = Field(default=8, ge=1, le=1024)  # Ray: images per actor call
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VEILCHAIN_", env_nested_delimiter="__", extra="ignore"
@@ -145,6 +157,7 @@ class Settings(BaseSettings):
     kms: KmsSettings = Field(default_factory=KmsSettings)
     db: DbSettings = Field(default_factory=DbSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     @model_validator(mode="after")
     def _no_weak_or_public_secrets_in_prod(self) -> Settings:

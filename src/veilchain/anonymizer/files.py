@@ -7,14 +7,15 @@ container.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from veilchain.anonymizer.faces import FaceEmbedder
+from veilchain.anonymizer.embedding import FaceEmbedder
 from veilchain.errors import AnonymizationError, InputError
 
 
@@ -80,6 +81,30 @@ def collect_inputs(inputs: Iterable[str | Path], *, videos: bool = True) -> list
         else:
             raise InputError(f"{p}: no such file or folder")
     return found
+
+
+def iter_input_images(inputs: Iterable[str | Path]) -> Iterator[Path]:
+    """The image files ``collect_inputs(inputs, videos=False)`` finds, in the same order,
+    read lazily: one directory listing in memory at a time (for data sets of millions)."""
+    from veilchain.anonymizer.image_io import is_image_path
+
+    def walk(d: Path) -> Iterator[Path]:
+        with os.scandir(d) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                yield from walk(Path(e.path))
+            elif e.is_file() and is_image_path(Path(e.name)) and not e.name.startswith("."):
+                yield Path(e.path)
+
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            yield from walk(p)
+        elif p.is_file():
+            yield p
+        else:
+            raise InputError(f"{p}: no such file or folder")
 
 
 def anonymize_paths(

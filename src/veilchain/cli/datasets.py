@@ -31,7 +31,7 @@ VersionOpt = Annotated[int | None, typer.Option(metavar="N", help="Version (defa
 
 def open_service(*, read_only: bool = False, **sections: dict) -> Any:
     """The service over the data directory. Read-only commands refuse to create one.
-    ``sections``: a command's options over the settings (``anonymizer={...}``)."""
+    ``sections``: a command's own options over settings sections (``executor={...}``)."""
     from veilchain.platform.wiring import build_service
 
     cfg = settings(**sections)
@@ -44,6 +44,7 @@ def open_service(*, read_only: bool = False, **sections: dict) -> Any:
         return build_service(cfg)
 
 
+# Over 80 lines because typer declares every option in the signature; the body is short.
 @app.command()
 def register(
     inputs: Annotated[
@@ -81,6 +82,21 @@ def register(
     abort: Annotated[
         bool, typer.Option(help="Give up interrupted registrations: shred their keys, unpin.")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KIND",
+            help="local (worker processes, the default) | ray (a Ray cluster; docs/scale.md)."
+            " Default: VEILCHAIN_EXECUTOR__KIND.",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDR",
+            help="The Ray cluster (host:port of its head); default: a local Ray instance.",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -94,6 +110,8 @@ def register(
 
         veilchain register a.jpg b.png --name test --method dp --epsilon 2 -q
 
+        veilchain register photos/ --name big --executor ray --ray-address 10.0.0.5:6379
+
         veilchain register --resume
     """
     with errors_to_exit(as_json):
@@ -101,7 +119,14 @@ def register(
             raise InputError("--resume and --abort exclude each other; pick one")
         if not (resume or abort) and (not inputs or not name):
             raise InputError("give image files or folders and --name (or --resume / --abort)")
-        svc = open_service(anonymizer={"features": features})
+        if executor not in (None, "local", "ray"):
+            raise InputError(f"--executor must be local or ray, not {executor!r}")
+        if ray_address and executor == "local":
+            raise InputError("--ray-address needs --executor ray")
+        svc = open_service(
+            anonymizer={"features": features},
+            executor={"kind": "ray" if ray_address else executor, "address": ray_address},
+        )
         if abort:
             aborted = [r.uid for r in svc.pending_registrations(local_only=True)]
             if not aborted:
@@ -372,15 +397,14 @@ def account(
 
     Example: veilchain account alice --export-key
     """
-    from veilchain.chain import Keystore
     from veilchain.client import x25519_keypair_for
-    from veilchain.platform.local_secrets import resolve_local_secrets
+    from veilchain.platform.wiring import open_keystore
 
     with errors_to_exit(as_json):
-        cfg = resolve_local_secrets(settings())
+        cfg = settings()
         if export_key and cfg.env == "prod":
             raise InputError("--export-key is refused in prod: keys stay in the keystore")
-        keystore = Keystore(Path(cfg.data_dir) / "keystore", cfg.chain.keystore_passphrase)
+        keystore = open_keystore(cfg)
         acct = keystore.get_or_create(name)
     data = {"name": name, "address": acct.address, "x25519": x25519_keypair_for(acct)[1].hex()}
     if export_key:
@@ -404,13 +428,11 @@ def fetch(
 
     Example: veilchain fetch 1 --image 0 --as alice -o face0.png
     """
-    from veilchain.chain import Keystore
     from veilchain.client import Grantee
-    from veilchain.platform.local_secrets import resolve_local_secrets
+    from veilchain.platform.wiring import open_keystore
 
     with errors_to_exit():
-        cfg = resolve_local_secrets(settings())
-        keystore = Keystore(Path(cfg.data_dir) / "keystore", cfg.chain.keystore_passphrase)
+        keystore = open_keystore(settings())
         acct = keystore.load(as_account)
         data = Grantee(open_service(read_only=True), acct).fetch(dataset_id, image, version=version)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,11 @@ class JobHandlers:
         self.service = service
         self.worker = jobs.JobWorker(
             service.session_factory,
-            {"register": self._run_registration, "verify": self._run_verification},
+            {
+                "register": self._run_registration,
+                "verify": self._run_verification,
+                "reencrypt": self._run_reencryption,
+            },  # fmt: skip
         )
 
     # --- registration -----------------------------------------------------------------
@@ -130,6 +134,25 @@ class JobHandlers:
             att = self.service.attest(report)
             out["report_cid"], out["attest_tx"] = att["report_cid"], att["tx_hash"]
         return out
+
+    # --- re-encryption (true revocation) -----------------------------------------------
+    def submit_reencryption(
+        self, session: Session, *, owner: str, dataset_id: int, actor: Any
+    ) -> jobs.Job:
+        """Queue re-encrypting the newest version under fresh data keys as a new version
+        (after a revocation: the revoked grantee's released keys open nothing new)."""
+        self.service.catalog.check_dataset(dataset_id)
+        self.service.grants.require_owner(dataset_id, actor)
+        job = jobs.create_job(
+            session=session, kind="reencrypt", owner=owner, params={"dataset_id": dataset_id}
+        )
+        self.worker.notify()
+        return job
+
+    def _run_reencryption(self, job: jobs.Job, progress: jobs.Progress) -> dict:
+        return self.service.add_reencrypted_version(
+            job.params["dataset_id"], progress=progress
+        ).to_dict()
 
     # --- aborting -------------------------------------------------------------------------
     def abort(self, session: Session, job_id: str, *, actor: str, is_admin: bool) -> jobs.Job:

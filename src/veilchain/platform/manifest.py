@@ -16,15 +16,16 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import rfc8785
 from eth_abi import encode
 from eth_utils import keccak
 
 from veilchain.errors import InputError
-from veilchain.platform.audit import canonical_json
+from veilchain.platform.audit_entries import canonical_json
 
 FORMAT_PREFIX = "veilchain-manifest/"
 MANIFEST_FORMAT_VERSION = 2
@@ -316,6 +317,31 @@ class Manifest:
                 for r, p in zip(self.records, self.proofs, strict=True)
             ],
         }
+
+    def write_streaming(
+        self, fh: BinaryIO, count: int, records: Iterable[tuple[ImageRecord, list[str]]]
+    ) -> None:
+        """Write ``to_bytes()`` of this manifest with ``count`` records, taken one at a
+        time from ``records`` ((record, proof) pairs) instead of ``self.records``: the same
+        bytes, without holding every record (format 2 only). RFC 8785 sorts keys, and
+        ``records`` sorts last, so the document is its head, then the records one by one."""
+        if self.format_version < 2:
+            raise InputError("only format-2 manifests are written streaming")
+        head = Manifest(**{**self.__dict__, "records": [], "proofs": []}).to_dict()
+        head["merkle"]["count"] = count
+        head.pop("records")
+        text = jcs(head)
+        assert text.endswith(b"}")
+        fh.write(text[:-1] + b',"records":[')
+        written = 0
+        for record, proof in records:
+            if written:
+                fh.write(b",")
+            fh.write(jcs({**record.to_dict(), "leaf": "0x" + record.leaf().hex(), "proof": proof}))
+            written += 1
+        if written != count:
+            raise InputError(f"manifest announced {count} records but got {written}")
+        fh.write(b"]}")
 
     def to_bytes(self) -> bytes:
         if self.format_version >= 2:

@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from veilchain.chain.client import ChainClient, Grant
 from veilchain.errors import AccessDeniedError
 from veilchain.platform import jobs
-from veilchain.platform.audit import AuditLog, canonical_json
+from veilchain.platform.audit import AuditLog
 from veilchain.platform.audit_anchors import AuditVerdict, anchor_audit, audit_verdict
+from veilchain.platform.audit_entries import canonical_json
 from veilchain.platform.catalog import (
     Catalog,
     DatasetDetail,
@@ -36,6 +37,7 @@ from veilchain.platform.catalog import (
     MerkleProof,
     VersionDetail,
 )
+from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.grants import Actor, GrantBook, GrantChange
 from veilchain.platform.job_handlers import JobHandlers
 from veilchain.platform.keys import KeyManager, generate_keypair
@@ -69,6 +71,7 @@ class VeilchainService:
         seed: int = 0,
         keystore: Any = None,
         workers: int = 1,
+        executor: ExecutorChoice | None = None,
     ) -> None:
         self.chain = chain
         self.accounts = accounts
@@ -82,7 +85,7 @@ class VeilchainService:
         self.registrar = Registrar(
             chain=chain, accounts=accounts, storage=storage, keys=keys, audit=audit,
             session_factory=session_factory, anonymizer_factory=anonymizer_factory,
-            seed=seed, workers=workers,
+            seed=seed, workers=workers, executor=executor,
         )  # fmt: skip
         self.grants = GrantBook(
             chain=chain,
@@ -286,6 +289,12 @@ class VeilchainService:
     ) -> jobs.Job:
         return self.jobs.submit_verification(
             session, owner=owner, dataset_id=dataset_id, version=version, attest=attest
+        )
+
+    def submit_reencryption(self, session: Session, *, dataset_id: int, actor: Actor) -> jobs.Job:
+        """Queue a re-encrypted new version of a data set (its owner only)."""
+        return self.jobs.submit_reencryption(
+            session, owner=actor.address, dataset_id=dataset_id, actor=actor
         )
 
     def abort_job(self, session: Session, job_id: str, *, actor: str, is_admin: bool) -> jobs.Job:

@@ -18,6 +18,7 @@ BAD_IMAGE = [("files", ("x.png", b"not an image", "image/png"))]
 # {ds}: the data set; {other}: an address granted by the fixture, revoked by DELETE.
 MATRIX = [
     ("health", "GET", "/healthz", {}, {"*": 200}),
+    ("methods", "GET", "/methods", {}, {"*": 200}),
     ("nonce", "GET", "/auth/nonce", {}, {"*": 200}),
     ("me", "GET", "/auth/me", {}, {"anon": 401, "*": 200}),
     ("api-key create", "POST", "/auth/api-keys", {"json": {"name": "m"}},
@@ -44,6 +45,8 @@ MATRIX = [
      {"anon": 401, "institution": 201, "*": 403}),
     ("revoke", "DELETE", "/datasets/{ds}/grants/{other}", {},
      {"anon": 401, "institution": 200, "*": 403}),
+    ("re-encrypt", "POST", "/datasets/{ds}/reencryptions", {},
+     {"anon": 401, "institution": 202, "*": 403}),
     ("key", "POST", "/datasets/{ds}/versions/1/images/0/key", {"json": {"public_key": PK}},
      {"anon": 401, "live": 200, "*": 403}),
     ("key missing image", "POST", "/datasets/{ds}/versions/1/images/99/key",

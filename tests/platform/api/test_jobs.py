@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from tests.platform.api.conftest import bearer, login, make_settings, upload, wait_job
+from tests.factories import api_settings, bearer, login, upload, wait_job
 from veilchain.platform.api import create_app
 from veilchain.platform.jobs import Job, get_job
 
@@ -16,7 +16,7 @@ class _Crash(BaseException):
 
 
 def test_registration_resumes_after_restart(tmp_path):
-    settings = make_settings(tmp_path, login_rate_per_minute=1000)
+    settings = api_settings(tmp_path, login_rate_per_minute=1000)
     app = create_app(settings, worker=False)  # nothing runs the queue: the job stays queued
     ctx = app.state.ctx
     with TestClient(app) as c:
@@ -99,7 +99,7 @@ def test_zip_upload_registers(stack):
     import io
     import zipfile
 
-    from tests.platform.api.conftest import SAMPLES
+    from tests.factories import SAMPLES
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -141,3 +141,18 @@ def test_a_job_is_queued_only_once_its_uploads_are_spooled(stack, monkeypatch):
     assert seen == [3]
     with stack.service.session_factory() as s:  # the bytes are no image: stop and shred it
         stack.service.abort_job(s, job.id, actor="0x" + "11" * 20, is_admin=True)
+
+
+def test_reencryption_job_adds_a_version_under_fresh_keys(stack, dataset):
+    c, h = stack.client, stack.headers("institution")
+    ds = dataset["dataset_id"]
+    before = c.get(f"/datasets/{ds}").json()["version_count"]
+    r = c.post(f"/datasets/{ds}/reencryptions", headers=h)
+    assert r.status_code == 202, r.text
+    done = wait_job(c, r.json()["id"], h)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["result"]["version"] == before + 1
+    card = c.get(f"/datasets/{ds}").json()
+    old, new = card["versions"][before - 1], card["versions"][before]
+    assert new["record_count"] == old["record_count"]
+    assert new["manifest_cid"] != old["manifest_cid"] and new["merkle_root"] != old["merkle_root"]

@@ -8,20 +8,20 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
-from fastapi.staticfiles import StaticFiles
 
 from veilchain.config import Settings, get_settings
 from veilchain.platform import auth
 from veilchain.platform.api.deps import ApiContext
 from veilchain.platform.api.guard import BodyGuard
 from veilchain.platform.api.headers import SecurityHeaders
+from veilchain.platform.api.pages import mount_pages
 from veilchain.platform.api.problems import (
     PROBLEM_MEDIA_TYPE,
     install_problem_handlers,
     problem_responses,
 )
 from veilchain.platform.api.routes import api_router
-from veilchain.platform.local_secrets import resolve_local_secrets
+from veilchain.platform.local_secrets import required_secret, resolve_local_secrets
 from veilchain.platform.service import VeilchainService
 from veilchain.platform.uploads import MAX_UPLOAD_BYTES
 from veilchain.platform.wiring import build_service
@@ -44,6 +44,7 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 def build_context(settings: Settings, service: VeilchainService | None = None) -> ApiContext:
     """Build the service (unless given) and the shared per-app objects."""
     settings = resolve_local_secrets(settings)  # unset secrets: generated per data dir
+    jwt_secret = required_secret(settings.auth.jwt_secret, "VEILCHAIN_AUTH__JWT_SECRET")
     if service is None:
         service = build_service(settings)  # migrates the database
     return ApiContext(
@@ -51,7 +52,8 @@ def build_context(settings: Settings, service: VeilchainService | None = None) -
         service=service,
         session_factory=service.session_factory,
         roles=auth.RoleResolver(service.chain.roles_of, service.chain.block_number),
-        tokens=auth.TokenVerifier(secret=settings.auth.jwt_secret, issuer=settings.auth.domain),
+        tokens=auth.TokenVerifier(secret=jwt_secret, issuer=settings.auth.domain),
+        jwt_secret=jwt_secret,
         chain_id=service.chain_id,
         login_limiter=auth.RateLimiter(settings.auth.login_rate_per_minute),
         nonce_limiter=auth.RateLimiter(settings.auth.login_rate_per_minute * 2),
@@ -78,7 +80,8 @@ def _problem_422_in_openapi(app: FastAPI) -> None:
         app.openapi_schema = schema
         return schema
 
-    app.openapi = openapi
+    # FastAPI documents replacing app.openapi to customise the schema; mypy sees a method.
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -106,6 +109,8 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from local files by mount_pages
+        redoc_url=None,
         openapi_tags=[
             {"name": "auth", "description": "Sign-In with Ethereum, JWTs, API keys."},
             {"name": "datasets", "description": "Upload, list and inspect data sets."},
@@ -123,8 +128,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)  # outermost: on the guard's refusals too
     install_problem_handlers(app)
     app.include_router(api_router)
-    if WEB_DIR.is_dir():
-        app.mount("/dashboard", StaticFiles(directory=WEB_DIR, html=True), name="dashboard")
+    mount_pages(app, WEB_DIR)
 
     _problem_422_in_openapi(app)
 

@@ -120,10 +120,15 @@ def status_for(exc: E.VeilchainError) -> int:
 
 
 def problem_response(
-    status: int, detail: str, code: str, instance: str | None = None, headers=None
+    status: int,
+    detail: str,
+    code: str,
+    instance: str | None = None,
+    headers=None,
+    slug: str | None = None,
 ) -> JSONResponse:
     body = Problem(
-        type=PROBLEM_BASE + _slug(code),
+        type=PROBLEM_BASE + (slug or _slug(code)),
         title=_TITLES.get(status, "Error"),
         status=status,
         detail=detail,
@@ -158,9 +163,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        title = _TITLES.get(exc.status_code, "error")
         return problem_response(
-            exc.status_code, detail, "HTTPError", request.url.path, getattr(exc, "headers", None)
-        )
+            exc.status_code, detail, "HTTPError", request.url.path,
+            getattr(exc, "headers", None), slug=title.lower().replace(" ", "-"),
+        )  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

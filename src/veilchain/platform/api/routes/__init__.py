@@ -10,10 +10,12 @@ from veilchain.platform.api.routes import (
     images,
     jobs,
     keys,
+    methods,
     system,
     verification,
 )
 
 api_router = APIRouter()
-for _module in (auth, datasets, images, verification, grants, keys, jobs, audit, system):
+for _module in (auth, datasets, images, verification, grants, keys, jobs, audit, system, methods):
     api_router.include_router(_module.router)
+api_router.include_router(grants.reencryptions)

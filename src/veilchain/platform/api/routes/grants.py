@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from veilchain.platform.api.deps import Address, CurrentUser, DatasetId, ServiceDep
+from veilchain.platform.api.deps import Address, CurrentUser, DatasetId, ServiceDep, SessionDep
 from veilchain.platform.api.problems import problem_responses
-from veilchain.platform.api.schemas import GrantCreate, GrantPublic, GrantsPublic
+from veilchain.platform.api.schemas import GrantCreate, GrantPublic, GrantsPublic, JobPublic
 
 router = APIRouter(prefix="/datasets/{dataset_id}/grants", tags=["grants"])
 
@@ -40,3 +40,19 @@ def revoke(
     """Revoke a grant; future key releases are refused."""
     done = service.revoke(dataset_id, grantee, actor=user)
     return GrantPublic.of(done.grant, done.tx_hash)
+
+
+reencryptions = APIRouter(prefix="/datasets/{dataset_id}/reencryptions", tags=["grants"])
+
+
+@reencryptions.post(
+    "", response_model=JobPublic, status_code=202, responses=problem_responses(401, 403, 404)
+)
+def reencrypt(
+    dataset_id: DatasetId, user: CurrentUser, service: ServiceDep, session: SessionDep
+) -> JobPublic:
+    """True revocation, after ``DELETE .../grants/{grantee}``: a job re-encrypts the newest
+    version under fresh data keys and registers it as a new version (the owner only); keys
+    released before open nothing in it."""
+    job = service.submit_reencryption(session, dataset_id=dataset_id, actor=user)
+    return JobPublic.model_validate(job)
