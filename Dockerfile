@@ -4,6 +4,10 @@ FROM python:3.11.11-slim-bookworm
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 
+# licence plates: Tesseract OCR (eng) and the DejaVu font the new plates are drawn with
+RUN apt-get update && apt-get install -y --no-install-recommends tesseract-ocr fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # CPU torch first, from PyTorch's CPU index: PyPI's Linux wheel pulls several GB of CUDA packages.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY pyproject.toml README.md ./

@@ -41,6 +41,19 @@ class AnonymizerSettings(BaseModel):
     # CenterFace score down to which candidates are covered (recall vs false positives:
     # docs/anonymizer.md, "Face recall"); None: the pipeline's default
     sweep_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    # what is anonymized: faces and licence plates (comma list; env
+    # VEILCHAIN_ANONYMIZER__IDENTIFIERS=faces,plates); plates on by default for register
+    identifiers: str = "faces,plates"
+    # the plates' text budget (k-ary randomized response, split over the characters)
+    plate_epsilon: float = Field(default=1.0, gt=0.0, le=100.0)
+
+    @field_validator("identifiers")
+    @classmethod
+    def _known_identifiers(cls, identifiers: str) -> str:
+        from veilchain.anonymizer.pipeline import parse_identifiers
+
+        return ",".join(parse_identifiers(identifiers))
+
     # generators only: regenerate just these features, e.g. "eyes,nose" (empty: the whole face)
     features: str = ""
 
@@ -71,6 +84,8 @@ class AnonymizerSettings(BaseModel):
             "upsample": self.upsample,
             "second_look": self.second_look,
             "sweep_threshold": self.sweep_threshold,
+            "identifiers": self.identifiers,
+            "plate_epsilon": self.plate_epsilon,
             "features": tuple(f for f in self.features.split(",") if f),
         }
 

@@ -24,6 +24,11 @@ Under-exposed images are enhanced (detection, landmarks, both embeddings, the ge
 input crop); the output pixels are never enhanced: a generated face is given the original's
 lighting before blending.
 Output is a pure function of (input pixels, method, seed): same input and seed, same bytes.
+
+Identifiers: ``identifiers`` names what is anonymized, "faces" and/or "plates". The plates
+stage (:mod:`veilchain.anonymizer.plates`) runs after the faces on the original pixels and
+redraws every licence plate with epsilon-DP text; its parameters join
+:meth:`Anonymizer.privacy_params` under "plates" and each plate's entry the report's "plates".
 """
 
 from __future__ import annotations
@@ -77,6 +82,11 @@ from veilchain.anonymizer.methods import (
     build_method,
 )
 from veilchain.anonymizer.metrics import landmark_displacement
+from veilchain.anonymizer.plates.stage import (
+    DEFAULT_PLATE_EPSILON,
+    PlateAnonymizer,
+    build_plate_anonymizer,
+)
 from veilchain.anonymizer.report import AnonymizationResult, AttemptCheck, FaceReport, build_report
 from veilchain.anonymizer.second_look import DEFAULT_SWEEP_ANGLES, uncovered_faces
 from veilchain.errors import (
@@ -87,6 +97,9 @@ from veilchain.errors import (
 )
 
 DEFAULT_IDENTITY_THRESHOLD = 0.6
+#: What an anonymizer covers, and the default of :func:`build_anonymizer`.
+IDENTIFIERS = ("faces", "plates")
+DEFAULT_IDENTIFIERS = ("faces",)
 DEFAULT_IDENTITY_RETRIES = 5
 #: Generators held to the face checks (CIAGAN) must pass three checks at once and spend no
 #: privacy budget per attempt, so they get more retries by default.
@@ -149,6 +162,8 @@ class Anonymizer:
         sweep_threshold: float = DEFAULT_SWEEP_THRESHOLD,
         sweep_angles: Sequence[float] = DEFAULT_SWEEP_ANGLES,
         secret: bytes | None = None,
+        plates: PlateAnonymizer | None = None,
+        faces: bool = True,
     ) -> None:
         if not isinstance(method, FaceGenerator | RegionMethod):
             raise InputError(f"{method!r} is neither a FaceGenerator nor a RegionMethod")
@@ -193,6 +208,15 @@ class Anonymizer:
         self._face_checker = HogDetector() if self.is_generator else None
         # the second look always uses the CNN, whatever detected the faces first
         self._sweeper = detector if isinstance(detector, CenterFaceDetector) else None
+        # the plates stage (None: plates are left alone); faces=False skips the face stages
+        self.plates = plates
+        self.faces = bool(faces)
+        if not self.faces and plates is None:
+            raise InputError("nothing to anonymize: name faces, plates or both")
+
+    @property
+    def identifiers(self) -> list[str]:
+        return [n for n, on in (("faces", self.faces), ("plates", self.plates)) if on]
 
     @property
     def name(self) -> str:
@@ -202,7 +226,12 @@ class Anonymizer:
         return self.method.model_hash()
 
     def privacy_params(self) -> dict[str, Any]:
-        return dict(self.method.privacy_params())
+        params = dict(self.method.privacy_params())
+        if self.plates is not None:
+            params["plates"] = self.plates.privacy_params()
+        if not self.faces:
+            params["faces"] = "off"
+        return params
 
     def _stochastic(self) -> bool:
         return self.is_generator or bool(getattr(self.method, "stochastic", False))
@@ -385,6 +414,8 @@ class Anonymizer:
         timing = dict.fromkeys(_STAGES, 0.0)
         low_light = self._low_light(image)
         work = enhance_low_light(image) if low_light else image
+        if not self.faces:
+            detections = []
         if detections is None:
             t = time.perf_counter()
             found = self._detect(work)
@@ -430,8 +461,13 @@ class Anonymizer:
             )  # fmt: skip
             reports.append(face_report)
 
+        plate_reports = []
+        if self.plates is not None:
+            plate_reports = self.plates.anonymize(
+                out, image, lambda i: self.rng_for(self._plate_key(base, i), 1), timing
+            )
         sweep = {"found": 0, "uncovered": 0}
-        if self.second_look:
+        if self.second_look and self.faces:
             t = time.perf_counter()
             seen = enhance_low_light(out) if low_light else out
             if self._sweeper is None:
@@ -459,7 +495,7 @@ class Anonymizer:
                         found_by="second_look",
                     )  # fmt: skip
                 )
-        report = build_report(self, reports, low_light, sweep, timing)
+        report = build_report(self, reports, low_light, sweep, timing, plates=plate_reports)
         failed = [r.index for r in reports if r.passed is False]
         if failed and self.strict:
             raise IdentityCheckError(
@@ -472,7 +508,11 @@ class Anonymizer:
                 f"the second look found {sweep['uncovered']} face(s) that detection missed; "
                 "they were covered by the fallback, but --strict refuses such an image"
             )
-        return AnonymizationResult(out, reports, report, detections)
+        return AnonymizationResult(out, reports, report, detections, plate_reports)
+
+    def _plate_key(self, base: int, index: int) -> int:
+        digest = hmac.new(self.secret, f"plate:{base}:{index}".encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") % (1 << 63)
 
     def _anonymize_face(
         self, out, covered, image, work, low_light, det, index, key, first, emb, timing
@@ -558,6 +598,8 @@ def build_anonymizer(
     embedder: FaceEmbedder | None = None,
     gallery: Sequence[str | Path] = (),
     features: Sequence[str] = (),
+    identifiers: Sequence[str] | str = DEFAULT_IDENTIFIERS,
+    plate_epsilon: float | None = None,
 ) -> Anonymizer:
     """Wire a detector, the method and (unless ``identity_check=False``) a dlib embedder.
 
@@ -568,7 +610,10 @@ def build_anonymizer(
     differ; pass the installation's secret for reproducible output).
     ``gallery``: photos (files or folders) of known people; every output face must also be
     at least ``identity_threshold`` from each face in them (see :func:`gallery_embeddings`).
-    ``features``: regenerate only these features of each face (anonymizer/features.py)."""
+    ``features``: regenerate only these features of each face (anonymizer/features.py).
+    ``identifiers``: "faces", "plates" or both (a list or a comma string); ``plate_epsilon``
+    is the plates' text budget (None: :data:`DEFAULT_PLATE_EPSILON`)."""
+    wanted = parse_identifiers(identifiers)
     m = build_method(
         method, epsilon=epsilon, seed=seed, weights_dir=weights_dir, features=tuple(features)
     )
@@ -590,8 +635,30 @@ def build_anonymizer(
         second_look=second_look,
         sweep_threshold=DEFAULT_SWEEP_THRESHOLD if sweep_threshold is None else sweep_threshold,
         secret=secret,
+        plates=(
+            build_plate_anonymizer(
+                DEFAULT_PLATE_EPSILON if plate_epsilon is None else plate_epsilon
+            )
+            if "plates" in wanted
+            else None
+        ),
+        faces="faces" in wanted,
     )
     if gallery:
         assert embedder is not None
         anonymizer.gallery = gallery_embeddings(gallery, anonymizer, embedder)
     return anonymizer
+
+
+def parse_identifiers(identifiers: Sequence[str] | str) -> tuple[str, ...]:
+    """("faces", "plates") from a list or a comma string; unknown names are an InputError."""
+    if isinstance(identifiers, str):
+        identifiers = identifiers.split(",")
+    names = tuple(dict.fromkeys(n.strip().lower() for n in identifiers if n.strip()))
+    unknown = [n for n in names if n not in IDENTIFIERS]
+    if unknown or not names:
+        raise InputError(
+            f"unknown identifier(s) {', '.join(unknown) or '(none)'}: choose from "
+            f"{', '.join(IDENTIFIERS)} (e.g. --identifiers faces,plates)"
+        )
+    return names

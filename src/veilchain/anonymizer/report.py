@@ -86,15 +86,17 @@ class AnonymizationResult:
     faces: list[FaceReport]
     report: dict[str, Any]
     detections: list[FaceDetection] = field(default_factory=list, repr=False)
+    plates: list = field(default_factory=list)  # PlateReport per plate (boxes: local only)
 
     @property
     def failed(self) -> list[FaceReport]:
         return [f for f in self.faces if f.passed is False]
 
 
-def build_report(anon, reports, low_light, sweep, timing) -> dict[str, Any]:
+def build_report(anon, reports, low_light, sweep, timing, plates=()) -> dict[str, Any]:
     """The published privacy report: nothing in it is derived from the original pixels
-    beyond the measured figures (distances, counts); see :class:`FaceReport`."""
+    beyond the measured figures (distances, counts); see :class:`FaceReport`. ``plates``:
+    the plates stage's :class:`PlateReport` list (published without boxes or text)."""
     failed = [r.index for r in reports if r.passed is False]
     unverified = [
         r.index for r in reports if r.low_confidence and r.passed is None and r.distance is not None
@@ -120,6 +122,7 @@ def build_report(anon, reports, low_light, sweep, timing) -> dict[str, Any]:
         "max_attempts": anon.max_attempts(),
         "landmark_tolerance": anon.face_tolerance,
         "faces": [r.to_dict() for r in reports],
+        "identifiers": list(getattr(anon, "identifiers", ["faces"])),
         "timing_s": {k: round(v, 5) for k, v in timing.items()},
     }
     eps = report["privacy_params"].get("epsilon")
@@ -130,9 +133,22 @@ def build_report(anon, reports, low_light, sweep, timing) -> dict[str, Any]:
             "each attempt releases a fresh eps-DP output; k attempts compose to k*eps "
             "(basic composition), and the identity check reads the original face"
         )
+    if getattr(anon, "plates", None) is not None:
+        report["n_plates"] = len(plates)
+        report["plates"] = [p.to_dict() for p in plates]
+        unread = [p for p in plates if not p.ocr_read]
+        if unread:
+            report["plates_note"] = (
+                f"{len(unread)} plate(s) not read by OCR got uniform random text (or a mask); "
+                "each read plate's text is eps-DP (k-ary randomized response)"
+            )
     warnings = []
-    if not reports:
-        warnings.append("no face found; image returned unchanged")
+    plates_on = getattr(anon, "plates", None) is not None
+    if not reports and not plates:
+        found = "no face or plate found" if plates_on else "no face found"
+        warnings.append(f"{found}; image returned unchanged")
+    elif not reports and getattr(anon, "faces", True):
+        warnings.append("no face found")
     if unverified:
         warnings.append(
             f"{len(unverified)} low-confidence detection(s) (score < "

@@ -88,6 +88,14 @@ def anonymize(
             "finds a face; 1 finds faces down to ~40 px (~4x slower detection)."
         ),
     ] = None,
+    identifiers: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LIST",
+            help="What to anonymize: faces, plates (licence plates, redrawn with "
+            "epsilon-DP text) or both, comma-separated (default: faces,plates).",
+        ),
+    ] = None,
     features: Annotated[
         str | None,
         typer.Option(
@@ -124,6 +132,8 @@ def anonymize(
         veilchain anonymize street.jpg -o out/ --method dp --epsilon 2 --json
 
         veilchain anonymize faces/ -o out/ --method ciagan --features eyes,nose
+
+        veilchain anonymize street.jpg -o out/ --identifiers faces,plates
     """
     from rich.progress import Progress
 
@@ -137,7 +147,7 @@ def anonymize(
                 "method": method, "seed": seed, "weights_dir": weights_dir,
                 "detector": detector, "detector_threshold": detector_threshold,
                 "second_look": second_look, "sweep_threshold": sweep_threshold,
-                "upsample": upsample, "features": features,
+                "upsample": upsample, "features": features, "identifiers": identifiers,
             }
         )  # fmt: skip
         cfg = config.anonymizer

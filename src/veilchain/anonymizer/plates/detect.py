@@ -1,0 +1,382 @@
+"""Find licence plates: rows of character-like blobs on a uniform plate background.
+
+A plate is found through its text, which every format shares: at each level of a small image
+pyramid, a local (adaptive) threshold in both polarities (dark on light, light on dark) gives
+connected components; those shaped like characters are linked into rows (similar height,
+aligned centres, gaps under ~1.3 character heights) and a row of 4-12 characters is a plate
+candidate. The plate's quadrilateral is then the uniform background region around the row
+(closed over the characters, approximated by 4 corners), or the row's rotated box widened by
+margins when that region is not plate-like. Candidates from different levels or polarities
+that overlap are merged.
+
+This was chosen over OpenCV's shipped plate cascades and Tesseract's layout analysis by
+recall on bench/data/plates (see docs/anonymizer.md, "Licence plates"); ``bench/plates.py``
+measures all three.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+#: Character heights (px, at one pyramid level) the row search looks for.
+MIN_CHAR_PX = 7
+MAX_CHAR_PX = 44
+#: Pyramid levels (scale factors): 1.0 covers characters of 9-44 px, 0.5 up to ~88 px, ...
+DEFAULT_SCALES = (1.0, 0.5)
+MIN_CHARS, MAX_CHARS = 4, 12
+#: Grey levels between ink and ground a row needs (plates on the benchmark: >= 106; half
+#: of the false positives there: < 122).
+MIN_CONTRAST = 90
+#: The median gap between a row's characters, in character heights, a plate stays under.
+MAX_MEDIAN_GAP = 0.35
+#: How many following components (in x order) a component may link to in a row.
+_LINK_SPAN = 12
+#: Ink thresholds (grey levels beyond the local mean) tried at each level.
+OFFSETS = (12, 32)
+
+
+@dataclass
+class PlateDetection:
+    """One plate: ``quad`` (4x2 corners, clockwise from top-left, image pixels), the text
+    row's quad (what OCR reads), its character height and count, and its polarity."""
+
+    quad: np.ndarray
+    row_quad: np.ndarray
+    char_height: float
+    n_chars: int
+    dark_text: bool = True
+    score: float = 1.0
+    source: str = "text_rows"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        x0, y0 = self.quad.min(0)
+        x1, y1 = self.quad.max(0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+    @property
+    def height(self) -> float:
+        """The plate's height in pixels (mean of its left and right sides)."""
+        q = self.quad
+        return float((np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2)
+
+
+def order_quad(pts: np.ndarray) -> np.ndarray:
+    """4 points ordered TL, TR, BR, BL."""
+    pts = np.asarray(pts, np.float32).reshape(4, 2)
+    c = pts.mean(0)
+    ang = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
+    pts = pts[np.argsort(ang)]  # from -pi: TL, TR, BR, BL for a roughly upright box
+    start = int(np.argmin(pts.sum(1)))
+    return np.roll(pts, -start, axis=0)
+
+
+def _char_components(gray: np.ndarray, dark: bool, offset: int = 12) -> np.ndarray:
+    """Character-like components: rows of (x, y, w, h, fill). A larger ``offset`` (how far
+    from the local mean a pixel must be to count as ink) thins strokes and separates
+    characters that blur made touch."""
+    mode = cv2.THRESH_BINARY_INV if dark else cv2.THRESH_BINARY
+    c = offset if dark else -offset
+    binary = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, mode, 31, c)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    s = stats[1:].astype(np.float32)
+    x, y, w, h, area = s.T
+    fill = area / np.maximum(w * h, 1)
+    keep = (
+        (h >= MIN_CHAR_PX)
+        & (h <= MAX_CHAR_PX)
+        & (w >= 2)
+        & (w <= 4.0 * h)  # wide letters (W, M) and touching characters (blur, small plates)
+        & (h <= 8 * w)
+        & (fill > 0.12)
+        & (fill < 0.9)
+    )
+    return np.stack([x, y, w, h, fill], 1)[keep]
+
+
+def _rows(comps: np.ndarray, width: int | None = None) -> list[np.ndarray]:
+    """Link components into text rows: pairs near in x (among the next ``_LINK_SPAN`` in x
+    order), vertically aligned and of similar height are joined (connected components of
+    that graph), vectorized over each offset."""
+    n = len(comps)
+    if n < 2:
+        return []
+    c = comps[np.argsort(comps[:, 0])]
+    x, y, w, h = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
+    cy, right = y + h / 2, x + w
+    src, dst = [], []
+    for k in range(1, min(_LINK_SPAN, n - 1) + 1):
+        i = np.arange(n - k)
+        j = i + k
+        gap = x[j] - right[i]
+        hr = np.minimum(h[j], h[i]) / np.maximum(h[j], h[i])
+        dy = np.abs(cy[j] - cy[i])
+        ok = (
+            (gap > -0.3 * h[i])
+            & (gap < 1.5 * h[i])
+            & (hr > 0.7)
+            & (dy < 0.25 * h[i] + 0.2 * np.maximum(gap, 0))
+        )
+        src.append(i[ok])
+        dst.append(j[ok])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    if not len(src):
+        return []
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    rows = []
+    linked = np.unique(np.concatenate([src, dst]))
+    for r in np.unique(labels[linked]):
+        members = c[labels == r]
+        n_chars = _n_chars(members)
+        if len(members) < 2 or n_chars > MAX_CHARS:
+            continue
+        # a plate cut by the left or right border shows only some of its characters
+        if n_chars >= MIN_CHARS or (n_chars >= 2 and _at_border(members, width)):
+            rows.append(members)
+    return rows
+
+
+def _at_border(members: np.ndarray, width: int | None) -> bool:
+    if width is None:
+        return False
+    h = float(np.median(members[:, 3]))
+    return members[:, 0].min() < 1.5 * h or (members[:, 0] + members[:, 2]).max() > width - 1.5 * h
+
+
+def _n_chars(members: np.ndarray) -> int:
+    """Characters in a row, counting a wide blob as the touching characters it holds."""
+    w, h = members[:, 2], members[:, 3]
+    return int(np.maximum(1, np.round(w / (0.7 * h))).sum())
+
+
+def _row_ok(members: np.ndarray) -> bool:
+    h = members[:, 3]
+    if h.std() / h.mean() > 0.16:
+        return False
+    if np.median(members[:, 4]) > 0.8:  # solid blocks (windows), not strokes
+        return False
+    single = members[members[:, 2] < 1.1 * h]
+    # characters stand taller than wide; pebbles, leaves and windows are about square
+    if len(single) < 2 or np.median(single[:, 3] / single[:, 2]) < 1.1:
+        return False
+    widths = members[:, 2]
+    gaps = np.diff(members[:, 0]) - widths[:-1]
+    # characters on a plate are set close: most gaps well under a character height
+    if len(gaps) and np.median(gaps) > MAX_MEDIAN_GAP * np.median(h):
+        return False
+    # a row of identical solid rectangles (a window grid) has near-constant widths and gaps
+    gaps = np.diff(members[:, 0]) - widths[:-1]
+    return not (widths.std() / widths.mean() < 0.04 and gaps.std() < 0.5)
+
+
+def _row_quad(members: np.ndarray, pad_x: float, pad_y: float) -> tuple[np.ndarray, float]:
+    """The row's rotated box (from a line fit through the character centres), widened."""
+    x, y, w, h = members[:, 0], members[:, 1], members[:, 2], members[:, 3]
+    cx, cy = x + w / 2, y + h / 2
+    slope = float(np.polyfit(cx, cy, 1)[0]) if len(cx) > 1 and np.ptp(cx) > 0 else 0.0
+    ang = np.arctan(slope)
+    u = np.array([np.cos(ang), np.sin(ang)])
+    v = np.array([-np.sin(ang), np.cos(ang)])
+    pts = np.concatenate(
+        [
+            np.stack([x, y], 1),
+            np.stack([x + w, y], 1),
+            np.stack([x + w, y + h], 1),
+            np.stack([x, y + h], 1),
+        ]
+    )
+    c = np.array([cx.mean(), cy.mean()])
+    pu, pv = (pts - c) @ u, (pts - c) @ v
+    hh = float(np.median(h))
+    u0, u1 = pu.min() - pad_x * hh, pu.max() + pad_x * hh
+    v0, v1 = pv.min() - pad_y * hh, pv.max() + pad_y * hh
+    quad = np.array(
+        [c + u0 * u + v0 * v, c + u1 * u + v0 * v, c + u1 * u + v1 * v, c + u0 * u + v1 * v],
+        np.float32,
+    )
+    return quad, hh
+
+
+def _contrast(gray: np.ndarray, row_quad: np.ndarray) -> float:
+    """Ink against ground inside the row: the 95th minus the 5th grey-level percentile."""
+    x0, y0 = np.maximum(np.floor(row_quad.min(0)).astype(int), 0)
+    x1, y1 = np.ceil(row_quad.max(0)).astype(int)
+    roi = gray[y0:y1, x0:x1]
+    if roi.size < 16:
+        return 0.0
+    lo, hi = np.percentile(roi, [5, 95])
+    return float(hi - lo)
+
+
+def _plate_quad(gray: np.ndarray, row_quad: np.ndarray, hh: float, dark: bool) -> np.ndarray | None:
+    """The uniform background region around a text row, as 4 corners (None: not plate-like)."""
+    H, W = gray.shape
+    c = row_quad.mean(0)
+    half = np.abs(row_quad - c).max(0) + [1.2 * hh, 1.0 * hh]
+    x0, y0 = np.maximum(np.floor(c - half).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(c + half).astype(int), [W, H])
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    roi = gray[y0:y1, x0:x1]
+    rmask = np.zeros(roi.shape, np.uint8)
+    cv2.fillConvexPoly(rmask, np.round(row_quad - [x0, y0]).astype(np.int32), 255)
+    inside = roi[rmask > 0]
+    if inside.size < 16:
+        return None
+    lo, hi = np.percentile(inside, [10, 90])
+    if hi - lo < 30:
+        return None
+    thr = (lo + hi) / 2
+    bg = (roi > thr) if dark else (roi < thr)
+    k = max(3, int(hh * 0.6) | 1)  # close over the strokes: the plate becomes one region
+    bg = cv2.morphologyEx(bg.astype(np.uint8) * 255, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+    n, labels = cv2.connectedComponents(bg)
+    ids, counts = np.unique(labels[(rmask > 0) & (bg > 0)], return_counts=True)
+    if not len(ids):
+        return None
+    region = (labels == ids[np.argmax(counts)]).astype(np.uint8)
+    if region[rmask > 0].mean() < 0.8 or region.sum() > 3 * max(rmask.sum() / 255, 1):
+        return None
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cnt = max(contours, key=cv2.contourArea)
+    hull = cv2.convexHull(cnt)
+    peri = cv2.arcLength(hull, True)
+    quad = None
+    for f in (0.02, 0.04, 0.06, 0.1):
+        approx = cv2.approxPolyDP(hull, f * peri, True)
+        if len(approx) == 4:
+            quad = approx.reshape(4, 2).astype(np.float32)
+            break
+    if quad is None:
+        quad = cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float32)
+    quad = order_quad(quad + [x0, y0])
+    if cv2.contourArea(quad) < 0.7 * cv2.contourArea(row_quad):
+        return None
+    # a plate is at most ~3 character heights tall and a few wider than its text
+    height = (np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])) / 2
+    width = (np.linalg.norm(quad[1] - quad[0]) + np.linalg.norm(quad[2] - quad[3])) / 2
+    row_w = np.linalg.norm(row_quad[1] - row_quad[0])
+    if height > 3.0 * hh or width > row_w + 4.0 * hh:
+        return None
+    return quad
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _overlap_small(a: tuple, b: tuple) -> float:
+    """Intersection over the smaller box's area."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / small if small > 0 else 0.0
+
+
+class PlateDetector:
+    """Licence plates in RGB images (see the module docstring)."""
+
+    name = "text_rows"
+
+    def __init__(
+        self, scales: tuple[float, ...] = DEFAULT_SCALES, require_ground: bool = False
+    ) -> None:
+        self.scales = tuple(scales)
+        # True: a row counts only with a uniform plate ground around it (fewer false
+        # positives on textures such as brick; see the recall table in the docs)
+        self.require_ground = bool(require_ground)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "scales": list(self.scales),
+            "require_ground": self.require_ground,
+            "chars": [MIN_CHARS, MAX_CHARS],
+            "char_px": [MIN_CHAR_PX, MAX_CHAR_PX],
+        }
+
+    def detect(self, image: np.ndarray) -> list[PlateDetection]:
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+        found: list[PlateDetection] = []
+        for s in self.scales:
+            g = (
+                gray
+                if s == 1.0
+                else cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+            )
+            if min(g.shape) < MIN_CHAR_PX * 2:
+                break
+            for dark, offset in itertools.product((True, False), OFFSETS):
+                for members in _rows(_char_components(g, dark, offset), g.shape[1]):
+                    if not _row_ok(members):
+                        if not _zoomable(g, members):
+                            continue
+                        members = _zoom_in(g, members, dark)  # touching characters?
+                        if members is None:
+                            continue
+                    row_quad, hh = _row_quad(members, 0.25, 0.2)
+                    if _contrast(g, row_quad) < MIN_CONTRAST:
+                        continue  # printed plates are high-contrast; textures mostly are not
+                    quad = _plate_quad(g, row_quad, hh, dark)
+                    few = len(members) < MIN_CHARS and not _at_border(members, g.shape[1])
+                    if quad is None and (few or self.require_ground):
+                        continue  # no plate ground around the row: texture, not a plate
+                    if quad is None:
+                        quad, _ = _row_quad(members, 0.6, 0.4)
+                    found.append(
+                        PlateDetection(quad / s, row_quad / s, hh / s, _n_chars(members), dark)
+                    )
+        return _merge(found)
+
+
+def _zoomable(gray: np.ndarray, members: np.ndarray) -> bool:
+    """A rejected row worth a second look: 2-3 blobs of one height, one of them wide (touching
+    characters), with a plate's contrast."""
+    h = members[:, 3]
+    if len(members) > 3 or not (members[:, 2] > 1.1 * h).any() or h.std() / h.mean() > 0.16:
+        return False
+    return _contrast(gray, _row_quad(members, 0.25, 0.2)[0]) >= MIN_CONTRAST
+
+
+def _zoom_in(gray: np.ndarray, members: np.ndarray, dark: bool) -> np.ndarray | None:
+    """A row of few, wide blobs (characters blur made touch, on small plates) looked at
+    again at twice the resolution, where the strokes separate; the row found there (in
+    ``gray``'s coordinates) or None."""
+    h = float(np.median(members[:, 3]))
+    x0 = max(0, int(members[:, 0].min() - h))
+    y0 = max(0, int(members[:, 1].min() - h))
+    x1 = min(gray.shape[1], int((members[:, 0] + members[:, 2]).max() + h))
+    y1 = min(gray.shape[0], int((members[:, 1] + members[:, 3]).max() + h))
+    roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    for offset in OFFSETS:
+        for row in _rows(_char_components(roi, dark, offset)):
+            if _row_ok(row):
+                row = row.copy()
+                row[:, :4] /= 2
+                row[:, 0] += x0
+                row[:, 1] += y0
+                return row
+    return None
+
+
+def _merge(found: list[PlateDetection]) -> list[PlateDetection]:
+    """One detection per plate: of overlapping ones keep the one with most characters."""
+    found = sorted(found, key=lambda d: (-d.n_chars, -d.char_height))
+    kept: list[PlateDetection] = []
+    for d in found:
+        if all(_overlap_small(d.box, k.box) < 0.5 for k in kept):
+            kept.append(d)
+    return kept

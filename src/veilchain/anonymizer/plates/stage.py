@@ -1,0 +1,167 @@
+"""The ``plates`` stage of the pipeline: detect, read, perturb the text under epsilon-DP,
+draw the new plate in place of the old one, and report what happened to each plate.
+
+Per plate, one of three things happens, and the plate is never left as it was:
+  ``dp_text``      OCR read it: the new text is the read text under k-ary randomized response
+                   (:mod:`veilchain.anonymizer.plates.dp`), and the report carries the edit
+                   distance between the two, measured here (the read text is never stored)
+  ``random_text``  OCR could not read it (or no OCR engine is installed): the new text is
+                   uniform random of the row's length, independent of the plate
+  ``masked``       the plate is too small or degenerate to draw on: filled with its ground colour
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector
+from veilchain.anonymizer.plates.dp import (
+    MECHANISM,
+    PLATE_ALPHABET,
+    edit_distance,
+    random_text,
+    randomized_response,
+)
+from veilchain.anonymizer.plates.ocr import OcrResult, PlateReader
+from veilchain.anonymizer.plates.render import font_path, mask_plate, measure_look, paste_plate
+from veilchain.errors import AnonymizationError, InputError
+
+DEFAULT_PLATE_EPSILON = 1.0
+#: Plates smaller than this (quad area, px^2) are masked instead of redrawn.
+MIN_DRAW_AREA = 60.0
+
+
+@dataclass
+class PlateReport:
+    """What happened to one plate. ``box`` and ``quad`` stay local (:meth:`to_dict` drops
+    them): they are functions of the original pixels."""
+
+    index: int
+    box: tuple[float, float, float, float]
+    quad: list[list[float]]
+    height_px: float
+    action: str  # dp_text, random_text or masked
+    ocr_read: bool
+    ocr_reason: str | None
+    epsilon: float | None  # spent on this plate's text (None: no text was read)
+    n_chars: int
+    edit_distance: int | None  # read text -> published text (None: nothing was read)
+    changed_fraction: float  # of the plate's pixels, how many the new plate changed
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for private in ("box", "quad", "height_px"):
+            del d[private]
+        d["changed_fraction"] = round(d["changed_fraction"], 4)
+        return d
+
+
+class PlateAnonymizer:
+    """Replace every licence plate (see the module docstring). ``reader`` None: no OCR, every
+    plate gets random text (fails closed; the report says so)."""
+
+    def __init__(
+        self,
+        detector: PlateDetector | None = None,
+        reader: PlateReader | None = None,
+        *,
+        epsilon: float = DEFAULT_PLATE_EPSILON,
+        reader_error: str | None = None,
+    ) -> None:
+        if not (isinstance(epsilon, int | float) and 0 < epsilon < float("inf")):
+            raise InputError(f"the plate epsilon must be a positive number, got {epsilon!r}")
+        self.detector = detector or PlateDetector()
+        self.reader = reader
+        self.reader_error = reader_error
+        self.epsilon = float(epsilon)
+
+    def privacy_params(self) -> dict[str, Any]:
+        """What goes on chain and in the manifest next to the face method's parameters."""
+        return {
+            "epsilon": self.epsilon,
+            "mechanism": MECHANISM,
+            "alphabet_size": len(PLATE_ALPHABET),
+            "unread_plates": "uniform random text",
+            "detector": self.detector.describe(),
+            "ocr": self.reader.describe() if self.reader else None,
+            "font": font_path().rsplit("/", 1)[-1],
+        }
+
+    def anonymize(
+        self, out: np.ndarray, original: np.ndarray, rng_for, timing: dict[str, float]
+    ) -> list[PlateReport]:
+        """Find plates in ``original`` and redraw them in ``out`` (in place). ``rng_for(i)``
+        gives plate i's random stream."""
+        t = time.perf_counter()
+        plates = self.detector.detect(original)
+        timing["plates_detect"] = timing.get("plates_detect", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        if self.reader is not None:
+            readings = self.reader.read_all(original, plates)
+        else:
+            reason = self.reader_error or "no OCR engine"
+            readings = [OcrResult(None, 0.0, reason) for _ in plates]
+        timing["plates_ocr"] = timing.get("plates_ocr", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        reports = [
+            self._replace(out, original, p, r, rng_for(i), i)
+            for i, (p, r) in enumerate(zip(plates, readings, strict=True))
+        ]
+        timing["plates_render"] = timing.get("plates_render", 0.0) + time.perf_counter() - t
+        return reports
+
+    def _replace(self, out, original, plate: PlateDetection, reading: OcrResult, rng, index):
+        area = float(cv2.contourArea(plate.quad.astype(np.float32)))
+        # colours and light from the text row: inside the plate whatever quad was found
+        look = measure_look(original, plate.row_quad, plate.dark_text)
+        eps = dist = None
+        if area < MIN_DRAW_AREA:
+            action = "masked"
+            mask = mask_plate(out, plate.quad, look)
+        else:
+            if reading.text is not None:
+                action, eps = "dp_text", self.epsilon
+                new = randomized_response(reading.text, self.epsilon, rng)
+                dist = edit_distance(reading.text, new)
+            else:
+                action = "random_text"
+                new = random_text(max(plate.n_chars, 1), rng)
+            try:
+                mask = paste_plate(out, plate.quad, new, look, rng)
+            except (cv2.error, ValueError) as exc:  # a degenerate quad: cover it anyway
+                action, eps, dist = "masked", None, None
+                reason = f"could not draw a plate here ({type(exc).__name__}); masked"
+                reading = OcrResult(reading.text, reading.confidence, reason)
+                mask = mask_plate(out, plate.quad, look)
+        if not mask.any():
+            raise AnonymizationError(f"plate {index} lies outside the image; nothing to redraw")
+        changed = (np.abs(out[mask].astype(int) - original[mask].astype(int)).max(1) > 0).mean()
+        return PlateReport(
+            index=index,
+            box=plate.box,
+            quad=np.round(plate.quad, 1).tolist(),
+            height_px=round(plate.height, 1),
+            action=action,
+            ocr_read=reading.text is not None,
+            ocr_reason=reading.reason,
+            epsilon=eps,
+            n_chars=plate.n_chars,
+            edit_distance=dist,
+            changed_fraction=float(changed),
+        )
+
+
+def build_plate_anonymizer(epsilon: float = DEFAULT_PLATE_EPSILON) -> PlateAnonymizer:
+    """The default stage: the text-row detector and Tesseract, or (when Tesseract is missing)
+    no OCR, in which case every plate gets random text and the report says why."""
+    try:
+        reader = PlateReader()
+        error = None
+    except AnonymizationError as exc:
+        reader, error = None, str(exc)
+    return PlateAnonymizer(PlateDetector(), reader, epsilon=epsilon, reader_error=error)

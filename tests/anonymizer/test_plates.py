@@ -1,0 +1,352 @@
+"""The plates stage: the DP mechanism's statistics, detection and redrawing on hard inputs
+(edge, 400 px wide, none, unreadable, non-Latin), and what the report publishes."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from veilchain.anonymizer.plates import (
+    PLATE_ALPHABET,
+    PlateAnonymizer,
+    PlateDetector,
+    build_plate_anonymizer,
+    edit_distance,
+    randomized_response,
+)
+from veilchain.anonymizer.plates.dp import (
+    keep_probability,
+    laplace_wrap_epsilon,
+    laplace_wrap_log_distribution,
+    random_text,
+)
+from veilchain.errors import InputError
+
+needs_tesseract = pytest.mark.skipif(
+    shutil.which("tesseract") is None, reason="apt-get install tesseract-ocr"
+)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    import matplotlib
+
+    return ImageFont.truetype(
+        str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"), size
+    )
+
+
+def flat_plate(text: str, w: int = 520, h: int = 112) -> np.ndarray:
+    img = Image.new("RGB", (w, h), (245, 245, 240))
+    d = ImageDraw.Draw(img)
+    d.rectangle([2, 2, w - 3, h - 3], outline=(10, 10, 10), width=4)
+    d.text((w / 2, h / 2), text, font=_font(int(h * 0.62)), fill=(15, 15, 15), anchor="mm")
+    return np.asarray(img)
+
+
+def scene_with(
+    text: str | None, *, width: float = 180, center=(640, 460), size=(1280, 720), tilt: float = 4.0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A grey street-like scene (textured road, a car body) with one plate; returns the
+    image and the plate's quad."""
+    rng = np.random.default_rng(0)
+    W, H = size
+    img = np.full((H, W, 3), 90, np.uint8)
+    img[: H // 2] = (150, 170, 200)
+    img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    cx, cy = center
+    cv2.rectangle(
+        img,
+        (int(cx - width), int(cy - width * 0.5)),
+        (int(cx + width), int(cy + width * 0.4)),
+        (40, 70, 150),
+        -1,
+    )
+    if text is None:
+        return img, None
+    flat = flat_plate(text)
+    h = width * flat.shape[0] / flat.shape[1]
+    r = math.radians(tilt)
+    pts = np.array(
+        [[-width / 2, -h / 2], [width / 2, -h / 2], [width / 2, h / 2], [-width / 2, h / 2]]
+    )
+    rot = np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]])
+    quad = (pts @ rot.T + [cx, cy]).astype(np.float32)
+    src = np.float32([[0, 0], [519, 0], [519, 111], [0, 111]])
+    m = cv2.getPerspectiveTransform(src, quad)
+    warped = cv2.warpPerspective(flat, m, (W, H), flags=cv2.INTER_AREA)
+    mask = cv2.warpPerspective(np.full(flat.shape[:2], 255, np.uint8), m, (W, H)) > 127
+    img[mask] = warped[mask]
+    return img, quad
+
+
+def _run(img: np.ndarray, epsilon: float = 1.0, stage: PlateAnonymizer | None = None):
+    stage = stage or build_plate_anonymizer(epsilon)
+    out = img.copy()
+    reports = stage.anonymize(out, img, lambda i: np.random.default_rng(100 + i), {})
+    return out, reports
+
+
+def _changed_inside(img, out, quad, shrink=0.8) -> float:
+    """Mean absolute change over the plate's inner area (its characters)."""
+    c = quad.mean(0)
+    inner = (quad - c) * shrink + c
+    mask = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(inner).astype(np.int32), 1)
+    mask = mask.astype(bool) & (np.arange(img.shape[1])[None, :] >= 0)
+    diff = np.abs(out.astype(int) - img.astype(int)).max(2)
+    return float(diff[mask].mean())
+
+
+# -- the mechanism ------------------------------------------------------------------------
+def test_randomized_response_ratio_is_bounded_by_e_eps():
+    """P(out = a | in = a) / P(out = a | in = b) must be e^eps (the worst-case ratio of k-ary
+    RR), measured: within 10 % of e^eps, never meaningfully above it."""
+    eps, n = 1.0, 120_000
+    rng = np.random.default_rng(1)
+    out_a = sum(randomized_response("A", eps, rng) == "A" for _ in range(n)) / n
+    out_b = sum(randomized_response("B", eps, rng) == "A" for _ in range(n)) / n
+    assert out_a == pytest.approx(keep_probability(eps, 36), rel=0.05)
+    assert out_a / out_b == pytest.approx(math.exp(eps), rel=0.10)
+
+
+def test_epsilon_is_split_over_the_characters():
+    """A 2-character text at eps: the whole-text ratio is bounded by e^eps (each character
+    got eps/2), i.e. P("AB" | "AB") / P("AB" | "CD") ~ e^eps, not e^(2 eps)."""
+    eps, n = 2.0, 150_000
+    rng = np.random.default_rng(2)
+    same = sum(randomized_response("AB", eps, rng) == "AB" for _ in range(n)) / n
+    other = sum(randomized_response("CD", eps, rng) == "AB" for _ in range(n)) / n
+    assert same / other == pytest.approx(math.exp(eps), rel=0.15)
+
+
+def test_mechanism_output_stays_in_the_alphabet_and_keeps_length():
+    rng = np.random.default_rng(3)
+    for text in ("AB12CDE", "7ABC123", "X"):
+        out = randomized_response(text, 1.0, rng)
+        assert len(out) == len(text) and set(out) <= set(PLATE_ALPHABET)
+    with pytest.raises(ValueError, match="outside the plate alphabet"):
+        randomized_response("ab", 1.0, rng)
+    with pytest.raises(ValueError, match="positive"):
+        randomized_response("AB", 0.0, rng)
+
+
+def test_mean_edit_distance_at_eps_1_reaches_the_protection_threshold():
+    rng = np.random.default_rng(4)
+    texts = [random_text(7, rng) for _ in range(300)]
+    d = [edit_distance(t, randomized_response(t, 1.0, rng)) for t in texts]
+    assert np.mean(d) >= 3
+
+
+def test_laplace_with_cyclic_wrap_is_not_eps_dp():
+    """The source design's mechanism: its distribution sums to 1 and matches sampling, and
+    its real per-character loss at parameter eps is ~floor(k/2)*eps, far above eps."""
+    p = np.exp(laplace_wrap_log_distribution(1.0, 36))
+    assert p.sum() == pytest.approx(1.0)
+    rng = np.random.default_rng(5)
+    samples = np.rint(rng.laplace(0, 1.0, 400_000)).astype(int) % 36
+    emp = np.bincount(samples, minlength=36) / len(samples)
+    assert np.abs(emp[:4] - p[:4]).max() < 0.005
+    loss = laplace_wrap_epsilon(1.0, 36)
+    assert loss > 15  # vs the claimed 1
+    assert loss <= 18 + 1e-9
+
+
+def test_edit_distance():
+    assert edit_distance("ABC", "ABC") == 0
+    assert edit_distance("ABC", "AXC") == 1
+    assert edit_distance("ABCD", "ABC") == 1
+    assert edit_distance("", "AB") == 2
+
+
+# -- the stage ----------------------------------------------------------------------------
+def test_plate_is_detected_and_redrawn():
+    img, quad = scene_with("KX47 ZTR")
+    out, reports = _run(img)
+    assert len(reports) == 1
+    (r,) = reports
+    box = r.box
+    assert box[0] <= quad[:, 0].min() + 8 and box[2] >= quad[:, 0].max() - 8
+    assert _changed_inside(img, out, quad) > 25
+    assert r.changed_fraction > 0.9
+
+
+@needs_tesseract
+def test_read_plate_gets_dp_text_and_the_output_does_not_read_back():
+    from veilchain.anonymizer.plates import PlateReader
+
+    img, quad = scene_with("KX47 ZTR", width=260)
+    out, (r,) = _run(img)
+    assert r.ocr_read and r.action == "dp_text" and r.epsilon == 1.0
+    assert r.edit_distance is not None and r.edit_distance >= 1
+    det = PlateDetector().detect(out)
+    assert det, "the new plate is a plate"
+    read = PlateReader().read_all(out, det)[0].text
+    assert read != "KX47ZTR"
+
+
+def test_report_has_no_original_text_and_no_geometry():
+    from veilchain.anonymizer import build_anonymizer
+
+    img, _ = scene_with("KX47 ZTR", width=260)
+    anon = build_anonymizer(
+        "pixelate",
+        identity_check=False,
+        identifiers="faces,plates",
+        second_look=False,
+        secret=b"s" * 32,
+    )
+    res = anon.anonymize(img)
+    text = json.dumps(res.report)
+    assert "KX47" not in text and "ZTR" not in text
+    assert res.report["n_plates"] == 1
+    (p,) = res.report["plates"]
+    assert "box" not in p and "quad" not in p
+    assert set(p) >= {"ocr_read", "epsilon", "edit_distance", "action"}
+    assert anon.privacy_params()["plates"]["epsilon"] == 1.0
+    assert res.plates[0].box  # the private report keeps the box
+
+
+def test_plate_at_the_image_edge():
+    img, quad = scene_with("AB12 CDE", width=240, center=(60, 460))
+    assert quad[:, 0].min() < 0  # cut by the border
+    out, reports = _run(img)
+    assert len(reports) == 1
+    visible = quad.copy()
+    visible[:, 0] = np.clip(visible[:, 0], 0, None)
+    assert _changed_inside(img, out, visible, shrink=0.7) > 20
+
+
+def test_plate_400_px_wide():
+    img, quad = scene_with("7ABC123", width=420, center=(640, 400))
+    out, reports = _run(img)
+    assert len(reports) == 1
+    assert _changed_inside(img, out, quad) > 25
+
+
+def test_no_plate_leaves_the_image_alone():
+    img, _ = scene_with(None)
+    out, reports = _run(img)
+    assert reports == [] and np.array_equal(out, img)
+
+
+@needs_tesseract
+def test_unreadable_plate_gets_random_text_and_says_why():
+    """A plate OCR cannot trust (here: no reading reaches the confidence asked for) gets
+    uniform random text, and the report says why in one line."""
+    from veilchain.anonymizer.plates import PlateReader
+
+    img, quad = scene_with("KX47 ZTR", width=260)
+    strict = PlateAnonymizer(PlateDetector(), PlateReader(min_confidence=101))
+    out, (r,) = _run(img, stage=strict)
+    assert r.action == "random_text" and not r.ocr_read and r.epsilon is None
+    assert r.ocr_reason.startswith("low OCR confidence") and "\n" not in r.ocr_reason
+    assert _changed_inside(img, out, quad) > 25
+
+
+def test_symbols_outside_the_alphabet_are_replaced():
+    """Symbols (no plate alphabet at all): replaced either way; unread with a one-line
+    reason, or read as look-alikes and then DP text with its epsilon."""
+    img, quad = scene_with("¿?¥£ §€?", width=260)
+    out, reports = _run(img)
+    assert len(reports) == 1
+    (r,) = reports
+    assert _changed_inside(img, out, quad) > 25
+    if r.action == "random_text":
+        assert r.ocr_reason and "\n" not in r.ocr_reason
+    else:
+        assert r.action == "dp_text" and r.epsilon == 1.0
+
+
+def test_non_latin_plate_is_replaced_with_a_reason():
+    img, quad = scene_with("ЖЯЛ ΣΦΨ", width=260)
+    out, reports = _run(img)
+    assert len(reports) == 1
+    (r,) = reports
+    assert _changed_inside(img, out, quad) > 25
+    if r.action == "random_text":
+        assert r.ocr_reason and "\n" not in r.ocr_reason
+    else:  # read as Latin look-alikes: still DP text
+        assert r.action == "dp_text" and r.epsilon == 1.0
+
+
+def test_without_ocr_every_plate_gets_random_text():
+    img, quad = scene_with("KX47 ZTR", width=260)
+    stage = PlateAnonymizer(PlateDetector(), None, reader_error="no OCR engine (test)")
+    out, (r,) = _run(img, stage=stage)
+    assert r.action == "random_text" and r.ocr_reason == "no OCR engine (test)"
+    assert _changed_inside(img, out, quad) > 25
+
+
+def test_same_secret_same_output_and_plates_only():
+    from veilchain.anonymizer import build_anonymizer
+
+    img, _ = scene_with("KX47 ZTR", width=260)
+    a = build_anonymizer("pixelate", identity_check=False, identifiers="plates", secret=b"k" * 32)
+    b = build_anonymizer("pixelate", identity_check=False, identifiers=["plates"], secret=b"k" * 32)
+    ra, rb = a.anonymize(img), b.anonymize(img)
+    assert np.array_equal(ra.image, rb.image)
+    assert ra.faces == [] and ra.report["identifiers"] == ["plates"]
+    assert a.privacy_params()["faces"] == "off"
+
+
+def test_identifiers_and_settings():
+    from veilchain.anonymizer.pipeline import parse_identifiers
+    from veilchain.config import AnonymizerSettings, Settings
+
+    assert parse_identifiers("faces, plates") == ("faces", "plates")
+    with pytest.raises(InputError, match="unknown identifier"):
+        parse_identifiers("faces,cars")
+    with pytest.raises(InputError):
+        PlateAnonymizer(epsilon=0)
+    # plates on by default, so register (built from these options) covers them
+    opts = AnonymizerSettings().builder_options()
+    assert opts["identifiers"] == "faces,plates" and opts["plate_epsilon"] == 1.0
+    s = Settings(_env_file=None, anonymizer={"identifiers": "faces"})
+    assert s.anonymizer.builder_options()["identifiers"] == "faces"
+
+
+def test_default_register_factory_includes_plates(tmp_path):
+    """The service builds anonymizers from the settings' builder options: plates are on."""
+    from veilchain.anonymizer import build_anonymizer
+    from veilchain.config import AnonymizerSettings
+
+    anon = build_anonymizer(
+        "pixelate", identity_check=False, **AnonymizerSettings().builder_options()
+    )
+    assert anon.identifiers == ["faces", "plates"]
+    assert anon.privacy_params()["plates"]["mechanism"].startswith("k-ary randomized response")
+
+
+@needs_tesseract
+@pytest.mark.parametrize("engine", ["tesserocr", "pytesseract"])
+def test_both_ocr_engines_read_a_clear_plate(engine):
+    from veilchain.anonymizer.plates import PlateReader
+
+    pytest.importorskip(engine)
+    img, _ = scene_with("KX47 ZTR", width=300)
+    reader = PlateReader(engine=engine)
+    (r,) = reader.read_all(img, PlateDetector().detect(img))
+    assert r.text == "KX47ZTR", r
+    assert reader.describe()["engine"].startswith(engine)
+
+
+def test_a_plate_that_cannot_be_drawn_is_masked(monkeypatch):
+    """Fail closed: when drawing fails the plate is filled, and the report says why."""
+    import veilchain.anonymizer.plates.stage as stage_mod
+
+    def broken(*a, **k):
+        raise cv2.error("degenerate quad")
+
+    monkeypatch.setattr(stage_mod, "paste_plate", broken)
+    img, quad = scene_with("KX47 ZTR", width=260)
+    out, (r,) = _run(img)
+    assert r.action == "masked" and r.epsilon is None and r.edit_distance is None
+    assert "masked" in r.ocr_reason and "\n" not in r.ocr_reason
+    assert _changed_inside(img, out, quad) > 25
