@@ -124,7 +124,7 @@ def _rows(comps: np.ndarray, width: int | None = None) -> list[np.ndarray]:
         )
         src.append(i[ok])
         dst.append(j[ok])
-    src, dst = np.concatenate(src), np.concatenate(dst)
+    src, dst = np.concatenate(src), np.concatenate(dst)  # type: ignore[assignment]  # lists -> arrays
     if not len(src):
         return []
     from scipy.sparse import coo_matrix
@@ -324,7 +324,7 @@ class PlateDetector:
                     if not _row_ok(members):
                         if not _zoomable(g, members):
                             continue
-                        members = _zoom_in(g, members, dark)  # touching characters?
+                        members = _zoom_in(g, members, dark)  # type: ignore[assignment]  # None: skipped below
                         if members is None:
                             continue
                     row_quad, hh = _row_quad(members, 0.25, 0.2)

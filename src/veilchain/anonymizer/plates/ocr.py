@@ -24,6 +24,7 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,10 +61,10 @@ class OcrResult:
 def rectify(image: np.ndarray, quad: np.ndarray, height: int = _STRIP_H) -> np.ndarray:
     """The region inside ``quad`` (TL, TR, BR, BL) warped to an upright strip."""
     q = np.asarray(quad, np.float32)
-    w = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
-    h = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    w = float(np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+    h = float(np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
     out_w = max(8, int(round(height * w / max(h, 1.0))))
-    dst = np.float32([[0, 0], [out_w - 1, 0], [out_w - 1, height - 1], [0, height - 1]])
+    dst = np.array([[0, 0], [out_w - 1, 0], [out_w - 1, height - 1], [0, height - 1]], np.float32)
     m = cv2.getPerspectiveTransform(q, dst)
     return cv2.warpPerspective(
         image, m, (out_w, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
@@ -90,7 +91,8 @@ class PlateReader:
         """``engine``: "tesserocr", "pytesseract" or "auto" (the first that works)."""
         self.alphabet = alphabet
         self.min_confidence = float(min_confidence)
-        self._api = self._tess = None
+        self._api: Any = None  # tesserocr's PyTessBaseAPI, when that engine is used
+        self._tess: Any = None  # the pytesseract module, otherwise
         self._lock = threading.Lock()  # one engine per reader: one line at a time
         problems = []
         if engine in ("auto", "tesserocr"):
@@ -151,7 +153,7 @@ class PlateReader:
         gray = cv2.cvtColor(strip, cv2.COLOR_RGB2GRAY) if strip.ndim == 3 else strip
         if not plate.dark_text:
             gray = 255 - gray
-        gray = cv2.normalize(gray, None, 0, 255, cv2.NORM_MINMAX)
+        gray = cv2.normalize(gray, None, 0, 255, cv2.NORM_MINMAX)  # type: ignore[call-overload]  # cv2 stubs: dst=None is valid
         ground = int(np.percentile(gray, 90))  # pad with the plate's own ground, not streaks
         return cv2.copyMakeBorder(gray, _PAD, _PAD, _PAD, _PAD, cv2.BORDER_CONSTANT, value=ground)
 

@@ -61,11 +61,13 @@ def measure_look(image: np.ndarray, quad: np.ndarray, dark_text: bool) -> PlateL
     mid = (lo + hi) / 2
     ground_mask = lum > mid if dark_text else lum <= mid
     if ground_mask.sum() < 8 or (~ground_mask).sum() < 4 or hi - lo < 8:
-        col = tuple(int(v) for v in np.median(flat.reshape(-1, 3), 0))
-        ink = tuple(int(255 - v) for v in col)
+        c = np.median(flat.reshape(-1, 3), 0)
+        col = (int(c[0]), int(c[1]), int(c[2]))
+        ink = (255 - col[0], 255 - col[1], 255 - col[2])
         return PlateLook(col, ink, (1.0, 0.0, 0.0), 2.0)
-    ground = tuple(int(v) for v in np.median(flat[ground_mask], 0))
-    ink = tuple(int(v) for v in np.median(flat[~ground_mask], 0))
+    g, k = np.median(flat[ground_mask], 0), np.median(flat[~ground_mask], 0)
+    ground = (int(g[0]), int(g[1]), int(g[2]))
+    ink = (int(k[0]), int(k[1]), int(k[2]))
     h, w = lum.shape
     v, u = np.mgrid[0:h, 0:w].astype(np.float32)
     u, v = u / max(w - 1, 1) * 2 - 1, v / max(h - 1, 1) * 2 - 1
@@ -126,8 +128,8 @@ def paste_plate(
     """Draw the new plate over ``quad`` (widened) in ``out`` (in place); returns the mask of
     rewritten pixels (bool, image-sized)."""
     q = np.asarray(quad, np.float32)
-    height = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
-    width = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+    height = float(np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    width = float(np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
     big = widen(q, max(2.0, margin * height))
     flat = draw_flat(text, width / max(height, 1.0), look).astype(np.float32)
     fh, fw = flat.shape[:2]
@@ -138,7 +140,7 @@ def paste_plate(
     H, W = out.shape[:2]
     cover_full = np.zeros((H, W), np.uint8)
     cv2.fillConvexPoly(cover_full, np.round(big).astype(np.int32), 255)
-    cover_full = cv2.dilate(cover_full, np.ones((3, 3), np.uint8))  # no rim of old pixels
+    cover_full = cv2.dilate(cover_full, np.ones((3, 3), np.uint8))  # type: ignore[assignment]  # no rim of old pixels; cv2 stubs widen the dtype
     mask = cover_full > 0
     if not mask.any():
         return mask
@@ -146,13 +148,13 @@ def paste_plate(
     sl = (slice(y0, y0 + bh), slice(x0, x0 + bw))
     cover = cover_full[sl]
     # warp straight into the plate's bounding box, not the whole image
-    src = np.float32([[0, 0], [fw - 1, 0], [fw - 1, fh - 1], [0, fh - 1]])
+    src = np.array([[0, 0], [fw - 1, 0], [fw - 1, fh - 1], [0, fh - 1]], np.float32)
     m = cv2.getPerspectiveTransform(src, (big - [x0, y0]).astype(np.float32))
     patch = cv2.warpPerspective(flat, m, (bw, bh), flags=cv2.INTER_AREA)
     # pixels the plate's warp left empty at the rim take the ground colour
     empty = cv2.warpPerspective(np.ones((fh, fw), np.float32), m, (bw, bh)) < 0.5
     patch[empty] = np.array(look.ground, np.float32)
-    patch += rng.normal(0.0, look.noise, patch.shape).astype(np.float32)
+    patch += np.asarray(rng.normal(0.0, look.noise, patch.shape), np.float32)
     inner = cv2.erode(cover, np.ones((3, 3), np.uint8))
     alpha = cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (3, 3), 0)
     alpha[cover > 0] = np.maximum(alpha[cover > 0], 0.6)  # every covered pixel moves
@@ -165,11 +167,11 @@ def paste_plate(
 def mask_plate(out: np.ndarray, quad: np.ndarray, look: PlateLook | None = None) -> np.ndarray:
     """Fill the (widened) quad with one flat colour: the fallback when no plate can be drawn."""
     q = np.asarray(quad, np.float32)
-    height = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    height = float(np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
     big = widen(q, max(2.0, DEFAULT_MARGIN * height))
     cover = np.zeros(out.shape[:2], np.uint8)
     cv2.fillConvexPoly(cover, np.round(big).astype(np.int32), 255)
-    cover = cv2.dilate(cover, np.ones((3, 3), np.uint8))
+    cover = cv2.dilate(cover, np.ones((3, 3), np.uint8))  # type: ignore[assignment]  # cv2 stubs widen the dtype
     mask = cover > 0
     color = np.array(look.ground if look else (128, 128, 128), np.uint8)
     out[mask] = color
