@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 SAMPLES = Path(veilchain.__file__).parent / "data" / "samples"
 #: The photos :func:`upload` sends by default.
 UPLOAD_NAMES = ("obama.jpg", "biden.jpg", "obama2.jpg")
+#: The photos of the ``sample_inputs`` fixture (conftest.py).
+SAMPLE_INPUT_NAMES = ("astronaut.jpg", "obama.jpg", "biden.jpg")
 
 # --- keys --------------------------------------------------------------------------------
 PASSPHRASE = "correct horse battery staple"
