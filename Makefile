@@ -42,6 +42,7 @@ demo: install
 # The suite starts its own ganache, js-ipfs, PostgreSQL and Chromium (see tests/servers/).
 test: install
 	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 test-fast: install
@@ -50,6 +51,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check src tests scripts bench
 	$(VENV)/bin/ruff format --check src tests scripts bench
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/pipeline.py

@@ -1,6 +1,68 @@
+"""Fixtures that several test packages use; plain builders are in tests/factories.py."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column  # module level: the mapper resolves them here
+
+from tests.factories import Deployed, deploy_with_roles
+from veilchain.platform.db import Base
+
 # Real servers the suite starts itself (ganache, js-ipfs, PostgreSQL); each module owns one.
 pytest_plugins = [
     "tests.servers.ganache",
     "tests.servers.ipfs",
     "tests.servers.postgres",
 ]
+
+#: The photos of :func:`sample_inputs`.
+SAMPLE_INPUT_NAMES = ("astronaut.jpg", "obama.jpg", "biden.jpg")
+
+
+@pytest.fixture(scope="session")
+def sample_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three real photos that ship with the package (see data/samples/SOURCES.md)."""
+    from veilchain.platform.demo import samples_dir
+
+    d = tmp_path_factory.mktemp("inputs")
+    for name in SAMPLE_INPUT_NAMES:
+        shutil.copy(samples_dir() / name, d / name)
+    return d
+
+
+@pytest.fixture(
+    scope="module",
+    params=["embedded", pytest.param("ganache", marks=pytest.mark.integration)],
+)
+def chain(request) -> Iterator[Deployed]:
+    """A fresh VeilRegistry with all roles appointed, on the embedded chain and on ganache."""
+    from veilchain.chain import ChainBackend, EthTesterBackend, JsonRpcBackend
+
+    if request.param == "embedded":
+        backend: ChainBackend = EthTesterBackend(None)
+    else:
+        backend = JsonRpcBackend(request.getfixturevalue("ganache_url"))
+    try:
+        yield deploy_with_roles(backend)
+    finally:
+        backend.close()
+
+
+@pytest.fixture(scope="module")
+def widget_model():
+    """A scratch table on the shared Base, removed again so no other test (e.g. the
+    migration drift check) ever sees it."""
+
+    class _Widget(Base):
+        __tablename__ = "test_db_widgets"
+
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        name: Mapped[str] = mapped_column(String(50))
+
+    yield _Widget
+    Base.metadata.remove(_Widget.__table__)  # the class stays mapped; nothing else uses it

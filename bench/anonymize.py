@@ -170,7 +170,7 @@ def _worker(conn, threads: int, weights_dir: str | None, detector_name: str) -> 
     import torch
 
     from veilchain.anonymizer.detectors import build_detector
-    from veilchain.anonymizer.faces import FaceEmbedder
+    from veilchain.anonymizer.embedding import FaceEmbedder
     from veilchain.anonymizer.methods import build_fallback, build_method
     from veilchain.anonymizer.pipeline import Anonymizer
     from veilchain.errors import ModelLoadError

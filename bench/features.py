@@ -35,7 +35,7 @@ def main() -> None:
     from veilchain.anonymizer.ciagan import build_ciagan_generator
     from veilchain.anonymizer.corpus import load_corpus
     from veilchain.anonymizer.features import FeatureSelective
-    from veilchain.anonymizer.training import evaluate_holdout
+    from veilchain.anonymizer.holdout import evaluate_holdout
 
     torch.set_num_threads(1)
     corpus = load_corpus(a.data)

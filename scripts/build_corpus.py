@@ -9,7 +9,7 @@
 face-hunters (CelebA-derived, blurry):
 
 Decodes the 2048-d codes with the package's own decoder (re-implemented in torch), finds 68
-landmarks from a fixed box, aligns with veilchain.anonymizer.faces.align_face, computes dlib
+landmarks from a fixed box, aligns with veilchain.anonymizer.alignment.align_face, computes dlib
 embeddings, clusters them into pseudo-identities (k-means) and holds out 500 faces chosen by a
 fixed seed.
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import veilchain
-from veilchain.anonymizer.faces import FaceEmbedder, HogDetector
+from veilchain.anonymizer.embedding import FaceEmbedder
+from veilchain.anonymizer.faces import HogDetector
 from veilchain.anonymizer.image_io import load_image
 
 SAMPLES = Path(veilchain.__file__).parent / "data" / "samples"

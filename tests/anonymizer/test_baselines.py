@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from veilchain.anonymizer.alignment import CANONICAL_TEMPLATE_128, inter_ocular_distance
 from veilchain.anonymizer.baselines import DPPix, GaussianBlur, Pixelate, SolidMask
-from veilchain.anonymizer.faces import CANONICAL_TEMPLATE_128, inter_ocular_distance
 from veilchain.errors import PrivacyBudgetError
 
 IOD = inter_ocular_distance(CANONICAL_TEMPLATE_128)  # 30.74 px

@@ -13,7 +13,7 @@ from veilchain.errors import ModelLoadError
 
 
 def test_sketch_and_prepare_shapes():
-    from veilchain.anonymizer.faces import CANONICAL_TEMPLATE_128 as lm
+    from veilchain.anonymizer.alignment import CANONICAL_TEMPLATE_128 as lm
 
     crop = np.full((128, 128, 3), 128, np.uint8)
     img, sk, m = C.prepare(crop, lm)
@@ -65,21 +65,22 @@ def test_shipped_weights_load_and_hash():
 
 @needs_weights
 def test_generate_deterministic_and_keeps_background():
+    from veilchain.anonymizer import alignment, embedding
     from veilchain.anonymizer import faces as F
     from veilchain.anonymizer.corpus import FIXED_BOX, FaceHuntersDecoder, load_codes, to_uint8
 
     codes, _, _ = load_codes()
     img = to_uint8(FaceHuntersDecoder()(codes[:1]))[0]
     lm = F.landmarks_for_box(img, FIXED_BOX)
-    crop, m = F.align_face(img, lm, 128)
-    lm = F.transform_points(lm, m)
-    emb = F.FaceEmbedder().embed(crop, lm)[0]
+    crop, m = alignment.align_face(img, lm, 128)
+    lm = alignment.transform_points(lm, m)
+    emb = embedding.FaceEmbedder().embed(crop, lm)[0]
     gen = C.build_ciagan_generator()
     a = gen.generate(crop, lm, np.random.default_rng(5), embedding=emb)
     b = gen.generate(crop, lm, np.random.default_rng(5), embedding=emb)
     assert a.shape == (128, 128, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
-    outside = ~F.face_mask(lm, (128, 128), dilation=0.1, forehead=C.MASK_FOREHEAD)
+    outside = ~alignment.face_mask(lm, (128, 128), dilation=0.1, forehead=C.MASK_FOREHEAD)
     assert np.array_equal(a[outside], crop[outside])
     assert not np.array_equal(a, crop)
     t = gen.choose_target(crop, lm, np.random.default_rng(5), emb)

@@ -77,14 +77,15 @@ def test_shipped_weights_generate_deterministically():
 
 
 def _face():
+    from veilchain.anonymizer import alignment
     from veilchain.anonymizer import faces as F
     from veilchain.anonymizer.corpus import FIXED_BOX, FaceHuntersDecoder, load_codes, to_uint8
 
     codes, _, _ = load_codes()
     img = to_uint8(FaceHuntersDecoder()(codes[:1]))[0]
     lm = F.landmarks_for_box(img, FIXED_BOX)
-    crop, m = F.align_face(img, lm, 128)
-    return crop, F.transform_points(lm, m)
+    crop, m = alignment.align_face(img, lm, 128)
+    return crop, alignment.transform_points(lm, m)
 
 
 def test_decoder_sees_only_latent_and_surround_colour():

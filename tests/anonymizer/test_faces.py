@@ -5,21 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veilchain.anonymizer.faces import (
+from veilchain.anonymizer.alignment import (
     CANONICAL_TEMPLATE_128,
-    FaceDetection,
-    FaceEmbedder,
     align_face,
     canonical_template,
-    enhance_low_light,
-    face_distance,
     face_mask,
     inter_ocular_distance,
+    transform_points,
+    warp_back,
+)
+from veilchain.anonymizer.embedding import FaceEmbedder, face_distance
+from veilchain.anonymizer.faces import (
+    FaceDetection,
+    enhance_low_light,
     is_low_light,
     landmarks_for_box,
     match_lighting,
-    transform_points,
-    warp_back,
 )
 from veilchain.errors import FaceDetectionError
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from veilchain.anonymizer.alignment import align_face, transform_points
 from veilchain.anonymizer.ciagan import build_ciagan_generator
-from veilchain.anonymizer.faces import align_face, landmarks_for_box, transform_points
+from veilchain.anonymizer.faces import landmarks_for_box
 from veilchain.anonymizer.features import FeatureSelective, feature_mask, parse_features
 from veilchain.anonymizer.methods import build_method
 from veilchain.anonymizer.pipeline import build_anonymizer

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veilchain.anonymizer.faces import face_mask
+from veilchain.anonymizer.alignment import face_mask
 from veilchain.anonymizer.methods import FaceGenerator
 from veilchain.anonymizer.pipeline import DEFAULT_DILATION, Anonymizer
 

@@ -35,7 +35,7 @@ def test_known_values():
 
 
 def test_landmark_displacement_and_retention():
-    from veilchain.anonymizer.faces import CANONICAL_TEMPLATE_128 as T
+    from veilchain.anonymizer.alignment import CANONICAL_TEMPLATE_128 as T
 
     iod = np.linalg.norm(T[36:42].mean(0) - T[42:48].mean(0))
     assert M.landmark_displacement(T, T + [iod * 0.1, 0]) == pytest.approx(0.1, rel=1e-5)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from veilchain.anonymizer.faces import align_face, face_distance, face_mask, head_mask
+from veilchain.anonymizer.alignment import align_face, face_mask, head_mask
+from veilchain.anonymizer.embedding import face_distance
 from veilchain.anonymizer.files import anonymize_paths
 from veilchain.anonymizer.image_io import load_image
 from veilchain.anonymizer.methods import build_method

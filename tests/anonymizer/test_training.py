@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from veilchain.anonymizer import alignment, embedding
 from veilchain.anonymizer import faces as F
 from veilchain.anonymizer.corpus import FIXED_BOX, Corpus, FaceHuntersDecoder, load_codes, to_uint8
 from veilchain.anonymizer.training import TrainConfig, Trainer
@@ -23,9 +24,9 @@ def tiny_corpus() -> Corpus:
     crops, lms = [], []
     for img in raw:
         lm = F.landmarks_for_box(img, FIXED_BOX)
-        crop, m = F.align_face(img, lm, 128)
+        crop, m = alignment.align_face(img, lm, 128)
         crops.append(crop)
-        lms.append(F.transform_points(lm, m))
+        lms.append(alignment.transform_points(lm, m))
     ident = np.arange(24) % 4
     hold = np.zeros(24, bool)
     hold[-4:] = True
@@ -131,9 +132,9 @@ def test_warm_start_loads_exported_generator(tiny_corpus, tmp_path):
 def test_holdout_evaluation_runs_the_pipeline_path(tiny_corpus):
     """Shipped CIAGAN on the 4 held-out faces of the tiny corpus, with and without checks."""
     from veilchain.anonymizer.ciagan import build_ciagan_generator
-    from veilchain.anonymizer.training import evaluate_holdout
+    from veilchain.anonymizer.holdout import evaluate_holdout
 
-    emb = F.FaceEmbedder()
+    emb = embedding.FaceEmbedder()
     embeddings = np.concatenate(
         [emb.embed(c, lm) for c, lm in zip(tiny_corpus.faces, tiny_corpus.landmarks, strict=True)]
     )

@@ -94,7 +94,7 @@ def test_a_track_keeps_the_attempt_it_kept(tmp_path, frames, detector, embedder,
     """Frame 1 needs three attempts (the first two still look like the source); later frames
     start from attempt 3, so the person keeps that attempt's target identity."""
     from tests.anonymizer.test_pipeline import _Script
-    from veilchain.anonymizer.faces import align_face
+    from veilchain.anonymizer.alignment import align_face
     from veilchain.anonymizer.pipeline import Anonymizer
 
     donor_img = sample("biden.jpg")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chain.conftest import named_account, random_bytes32, version_fields
+from tests.factories import named_account, random_bytes32, version_fields
 from veilchain.chain import build_merkle_tree
 from veilchain.errors import ContractRevertedError, InputError, TransactionFailedError
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chain.conftest import named_account
+from tests.factories import named_account
 from veilchain.chain import ChainClient, EthTesterBackend
 from veilchain.errors import ChainUnavailableError
 

@@ -7,7 +7,7 @@ import random
 import pytest
 from eth_utils import keccak
 
-from tests.chain.conftest import version_fields
+from tests.factories import version_fields
 from veilchain.chain import build_merkle_tree, hash_pair, verify_proof
 from veilchain.errors import InputError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chain.conftest import deploy_with_roles, version_fields
+from tests.factories import deploy_with_roles, version_fields
 from tests.servers import stop_process_group
 from tests.servers.ganache import require_ganache, start_ganache
 from veilchain.chain import AddressBook, EthTesterBackend, JsonRpcBackend, build_chain_client

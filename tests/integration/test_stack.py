@@ -18,7 +18,7 @@ import yaml
 from eth_account import Account
 from sqlalchemy import create_engine, text
 
-from tests.platform.api.conftest import SAMPLES, sign, siwe_message
+from tests.factories import SAMPLES, sign, siwe_message
 from tests.platform.provenance.operator import write_operator_pkcs12
 from tests.servers import free_port
 from tests.servers.api import start_api

@@ -9,8 +9,7 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.platform.api.conftest import Stack, make_settings, upload, wait_job
-from tests.platform.conftest import sample_inputs  # noqa: F401 (a fixture)
+from tests.factories import Stack, api_settings, upload, wait_job
 from veilchain.platform.api import create_app
 
 
@@ -18,7 +17,7 @@ from veilchain.platform.api import create_app
 def stack(tmp_path_factory):
     """One app per test module on a fresh data dir."""
     data_dir = tmp_path_factory.mktemp("sec")
-    app = create_app(make_settings(data_dir, login_rate_per_minute=10_000))
+    app = create_app(api_settings(data_dir, login_rate_per_minute=10_000))
     with TestClient(app) as client:
         yield Stack(client, app, app.state.ctx.service)
     shutil.rmtree(data_dir, ignore_errors=True)

@@ -14,6 +14,7 @@ from tests.kill_points import die, die_after_call
 from veilchain.chain import ChainClient
 from veilchain.platform.registration import Registrar
 from veilchain.platform.storage import IpfsStorage
+from veilchain.platform.submission import Submitter
 
 
 def main(kill_at: str, port: str) -> None:
@@ -38,7 +39,7 @@ def main(kill_at: str, port: str) -> None:
     elif where == "after-tx":
         die_after_call(ChainClient, "register_dataset", 1)
     elif where == "after-record":
-        die_after_call(Registrar, "_submit", 1)
+        die_after_call(Submitter, "submit", 1)
     from veilchain.cli import app
 
     app(["serve", "--host", "127.0.0.1", "--port", port])

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.platform.api.conftest import SAMPLES, sign, siwe_message
+from tests.factories import SAMPLES, sign, siwe_message
 from tests.servers import free_port, log_tail, start_server, stop_process_group
 from tests.servers.api import start_api
 

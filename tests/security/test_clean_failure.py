@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.platform.api.conftest import Stack, make_settings, upload, wait_job
+from tests.factories import Stack, api_settings, upload, wait_job
 from veilchain.platform.api import create_app
 from veilchain.platform.uploads import SHRED_EVENT, job_tmp_dir, spool_dir, upload_keyset
 
@@ -56,7 +56,7 @@ def test_a_failed_job_shreds_its_uploads_and_keys(stack) -> None:
 @pytest.fixture
 def idle(tmp_path):
     """An app whose worker does not run: jobs stay queued."""
-    app = create_app(make_settings(tmp_path, login_rate_per_minute=10_000), worker=False)
+    app = create_app(api_settings(tmp_path, login_rate_per_minute=10_000), worker=False)
     with TestClient(app) as client:
         yield Stack(client, app, app.state.ctx.service), tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
@@ -112,7 +112,7 @@ def test_cli_resume_and_abort_ignore_an_api_jobs_leftovers(tmp_path, sample_inpu
     try:
         import httpx
 
-        from tests.platform.api.conftest import SAMPLES
+        from tests.factories import SAMPLES
 
         files = [
             ("files", (n, (SAMPLES / n).read_bytes(), "image/jpeg"))

@@ -1,7 +1,7 @@
 """Finding 8: an institution whose role the admin removed kept addVersion and grantAccess on
 its data sets, and the admin could not freeze it; the admin hand-over was one step, so a
 mistyped address lost the contract. The attacks, against the real contract on py-evm (and on
-ganache with the integration marker)."""
+ganache with the integration marker), through the shared ``chain`` fixture of conftest.py."""
 
 from __future__ import annotations
 
@@ -11,26 +11,11 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from tests.chain.conftest import deploy_with_roles, named_account, version_fields
-from veilchain.chain import ChainBackend, EthTesterBackend, JsonRpcBackend
+from tests.factories import named_account, version_fields
 from veilchain.errors import ContractRevertedError
 from veilchain.platform.limits import now_s
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(
-    scope="module", params=["embedded", pytest.param("ganache", marks=pytest.mark.integration)]
-)
-def chain(request):
-    if request.param == "embedded":
-        backend: ChainBackend = EthTesterBackend(None)
-    else:
-        backend = JsonRpcBackend(request.getfixturevalue("ganache_url"))
-    try:
-        yield deploy_with_roles(backend)
-    finally:
-        backend.close()
 
 
 def _reverts(name: str):

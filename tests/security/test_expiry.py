@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from veilchain.platform.audit import AuditEvent
+from veilchain.platform.audit_entries import AuditEvent
 from veilchain.platform.limits import now_s
 
 KEY = base64.b64encode(bytes(range(32))).decode()
@@ -68,7 +68,7 @@ def test_no_key_after_expiry_on_ganache_whose_head_lags(tmp_path) -> None:
     """ganache mines only on a transaction: idle, its head block's timestamp lags wall time,
     so the chain alone can still say "live" after expiry; the service's clock refuses. A
     ganache of its own: the session's may have had its clock moved ahead by other tests."""
-    from tests.chain.conftest import deploy_with_roles, version_fields
+    from tests.factories import deploy_with_roles, version_fields
     from tests.servers import stop_process_group
     from tests.servers.ganache import require_ganache, start_ganache
     from veilchain.chain import JsonRpcBackend

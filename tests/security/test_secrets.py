@@ -57,18 +57,18 @@ def test_forged_tokens_signed_with_the_old_source_secret_are_refused(stack, data
 
 
 def test_each_data_dir_gets_its_own_random_secrets_0600(stack, tmp_path) -> None:
-    from tests.platform.api.conftest import make_settings
+    from tests.factories import api_settings
     from veilchain.platform.local_secrets import resolve_local_secrets
 
     data_dir = Path(stack.app.state.ctx.settings.data_dir)
     ours = stack.app.state.ctx.settings.auth.jwt_secret
     assert ours != OLD_SOURCE_SECRET and len(ours) == 64
-    other = resolve_local_secrets(make_settings(tmp_path / "other"))
+    other = resolve_local_secrets(api_settings(tmp_path / "other"))
     assert other.auth.jwt_secret != ours
     assert other.kms.passphrase != stack.app.state.ctx.settings.kms.passphrase
     assert other.chain.keystore_passphrase not in ("veilchain-dev", None)
     # stable across restarts of one data dir
-    assert resolve_local_secrets(make_settings(data_dir)).auth.jwt_secret == ours
+    assert resolve_local_secrets(api_settings(data_dir)).auth.jwt_secret == ours
     assert _mode(data_dir / "secrets") == 0o700
     for f in (data_dir / "secrets").rglob("*"):  # secrets/c2pa/ holds the signing identity
         assert _mode(f) == (0o700 if f.is_dir() else 0o600), f

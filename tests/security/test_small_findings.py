@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.platform.api.conftest import SAMPLES, sign, siwe_message
-from veilchain.platform.audit import AuditEvent
+from tests.factories import SAMPLES, sign, siwe_message
+from veilchain.platform.audit_entries import AuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = base64.b64encode(bytes(range(32))).decode()

@@ -4,7 +4,9 @@ Generators (CIAGAN, DP latent) load lazily through :func:`build_anonymizer`, so 
 package needs no weights and no torch.
 """
 
-from veilchain.anonymizer.faces import FaceDetection, FaceEmbedder, HogDetector, align_face
+from veilchain.anonymizer.alignment import align_face
+from veilchain.anonymizer.embedding import FaceEmbedder
+from veilchain.anonymizer.faces import FaceDetection, HogDetector
 from veilchain.anonymizer.files import anonymize_paths, collect_inputs
 from veilchain.anonymizer.image_io import load_image, save_image
 from veilchain.anonymizer.methods import (

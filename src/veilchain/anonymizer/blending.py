@@ -31,7 +31,9 @@ def feather_alpha(mask: np.ndarray, feather_px: float) -> np.ndarray:
 
 
 def _laplacian_mix(bg: np.ndarray, fg: np.ndarray, alpha: np.ndarray, levels: int) -> np.ndarray:
-    gb, gf, ga = [bg.astype(np.float32)], [fg.astype(np.float32)], [alpha]
+    gb: list[np.ndarray] = [bg.astype(np.float32)]
+    gf: list[np.ndarray] = [fg.astype(np.float32)]
+    ga: list[np.ndarray] = [alpha]
     for _ in range(levels):
         if min(gb[-1].shape[:2]) < 8:
             break

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from veilchain.anonymizer import faces as F
+from veilchain.anonymizer import alignment, embedding
 from veilchain.anonymizer.identities import PseudoIdentities
 from veilchain.errors import InputError, ModelLoadError
 
@@ -29,7 +29,7 @@ CROP = 128
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 CIAGAN_WEIGHTS = "ciagan.pt"
 FORMAT = "veilchain-ciagan/1"
-#: Forehead share of the generated region (see faces.face_hull).
+#: Forehead share of the generated region (see alignment.face_hull).
 MASK_FOREHEAD = 0.35
 _PARTS = [
     (range(0, 17), False),
@@ -56,7 +56,7 @@ def landmark_sketch(landmarks: np.ndarray, size: int = RES) -> np.ndarray:
 
 def generation_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     """(size, size) bool region the generator replaces (face hull with some forehead)."""
-    return F.face_mask(landmarks, (size, size), forehead=MASK_FOREHEAD)
+    return alignment.face_mask(landmarks, (size, size), forehead=MASK_FOREHEAD)
 
 
 def prepare(crop: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -184,7 +184,7 @@ def contrastive(a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, margin: fl
 def paste(crop: np.ndarray, generated: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Upsample a RES generated face to the crop and paste it inside the (feathered) mask."""
     big = cv2.resize(generated, (CROP, CROP), interpolation=cv2.INTER_CUBIC)
-    m = generation_mask(landmarks, CROP).astype(np.float32)
+    m: np.ndarray = generation_mask(landmarks, CROP).astype(np.float32)
     m = cv2.GaussianBlur(cv2.erode(m, np.ones((3, 3), np.uint8)), (5, 5), 1.5)[..., None]
     out = crop.astype(np.float32) * (1 - m) + big.astype(np.float32) * m
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
@@ -203,7 +203,7 @@ def warm_up(generate) -> None:
     the last float bits (measured: ~1 fresh process in 4 under load gave the first face 1 grey
     level off on some pixels, both generators), so without this a seeded output would depend on
     whether it was the process's first."""
-    generate(np.zeros((CROP, CROP, 3), np.uint8), F.canonical_template(CROP))
+    generate(np.zeros((CROP, CROP, 3), np.uint8), alignment.canonical_template(CROP))
 
 
 def file_sha256(path: Path) -> str:
@@ -226,7 +226,7 @@ class CiaganGenerator:
         self.identities = identities
         self._hash = weights_sha256
         self.meta = meta
-        self._embedder = None
+        self._embedder: embedding.FaceEmbedder | None = None
 
     def model_hash(self) -> str:
         return self._hash
@@ -241,7 +241,7 @@ class CiaganGenerator:
 
     def _source_embedding(self, crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         if self._embedder is None:
-            self._embedder = F.FaceEmbedder()
+            self._embedder = embedding.FaceEmbedder()
         return self._embedder.embed(crop, np.asarray(landmarks, np.float32))[0]
 
     def choose_target(self, crop, landmarks, rng, embedding=None) -> int:

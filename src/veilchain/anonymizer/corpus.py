@@ -99,11 +99,13 @@ class FaceHuntersDecoder:
                 k, b = get(layer)  # Keras Conv2DTranspose kernel: (kh, kw, out, in)
                 conv = torch.nn.ConvTranspose2d(k.shape[3], k.shape[2], 3, padding=1)
                 conv.weight.data = torch.from_numpy(k.transpose(3, 2, 0, 1).copy())
+                assert conv.bias is not None, "built with a bias (the default)"
                 conv.bias.data = torch.from_numpy(b.copy())
                 self._deconvs.append(conv)
             k, b = get("conv2d_3")  # Keras Conv2D kernel: (kh, kw, in, out)
             self._out = torch.nn.Conv2d(k.shape[2], k.shape[3], 3, padding=1)
             self._out.weight.data = torch.from_numpy(k.transpose(3, 2, 0, 1).copy())
+            assert self._out.bias is not None, "built with a bias (the default)"
             self._out.bias.data = torch.from_numpy(b.copy())
 
     def __call__(self, codes: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -208,6 +210,7 @@ def build_face_hunters_corpus(
     """
     import time
 
+    from veilchain.anonymizer import alignment
     from veilchain.anonymizer import faces as F
 
     t0 = time.time()
@@ -220,8 +223,8 @@ def build_face_hunters_corpus(
     lms = np.empty((len(raw), 68, 2), np.float32)
     for i, img in enumerate(raw):
         lm = F.landmarks_for_box(img, FIXED_BOX)
-        crops[i], matrix = F.align_face(img, lm, IMAGE_SIZE)
-        lms[i] = F.transform_points(lm, matrix)
+        crops[i], matrix = alignment.align_face(img, lm, IMAGE_SIZE)
+        lms[i] = alignment.transform_points(lm, matrix)
     log(f"landmarks + alignment done ({time.time() - t0:.0f}s); computing dlib embeddings")
     meta = {
         "source": "face-hunters==0.6.7 (PyPI), decodeur.h5 re-implemented in torch",
@@ -280,6 +283,7 @@ def build_dcgan_corpus(
 
     import cv2
 
+    from veilchain.anonymizer import alignment
     from veilchain.anonymizer import faces as F
 
     t0 = time.time()
@@ -287,7 +291,8 @@ def build_dcgan_corpus(
     raw = dcgan_faces(samples, seed)
     detector = F.HogDetector(upsample=1)
     pad = IMAGE_SIZE // 4
-    crops, lms, labels = [], [], []
+    crops: list[np.ndarray] = []
+    lms, labels = [], []
     for i, small in enumerate(raw):
         if i and i % 2000 == 0:
             log(f"  kept {len(crops)}/{i} ({time.time() - t0:.0f}s)")
@@ -297,9 +302,9 @@ def build_dcgan_corpus(
             continue
         padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
         lm = found[0].landmarks + pad
-        crop, matrix = F.align_face(padded, lm, IMAGE_SIZE)
+        crop, matrix = alignment.align_face(padded, lm, IMAGE_SIZE)
         crops.append(crop)
-        lms.append(F.transform_points(lm, matrix))
+        lms.append(alignment.transform_points(lm, matrix))
         labels.append(f"dcgan:{seed}:{i}")
     if not crops:
         raise InputError("HOG found no face in the DCGAN samples")
@@ -329,9 +334,9 @@ def _finish_corpus(out_dir, crops, lms, labels, meta, seed, holdout, k, log, t0)
     """Embed and split (fixed seed) new faces, then cluster and write (``_write_corpus``)."""
     import time
 
-    from veilchain.anonymizer import faces as F
+    from veilchain.anonymizer import embedding
 
-    embedder = F.FaceEmbedder()
+    embedder = embedding.FaceEmbedder()
     emb = np.empty((len(crops), 128), np.float32)
     for s in range(0, len(crops), 64):
         batch = embedder.embed_batch(list(crops[s : s + 64]), [[lm] for lm in lms[s : s + 64]])
@@ -458,6 +463,7 @@ def _load_celeba(root: Path, *, seed: int = DEFAULT_SEED, holdout: int = DEFAULT
     """Detect, landmark and align a CelebA-layout folder; identities from identity_CelebA.txt."""
     import cv2
 
+    from veilchain.anonymizer import alignment
     from veilchain.anonymizer import faces as F
 
     ids: dict[str, int] = {}
@@ -479,9 +485,9 @@ def _load_celeba(root: Path, *, seed: int = DEFAULT_SEED, holdout: int = DEFAULT
         found = detector.detect(img)
         if not found:
             continue
-        crop, matrix = F.align_face(img, found[0].landmarks, IMAGE_SIZE)
+        crop, matrix = alignment.align_face(img, found[0].landmarks, IMAGE_SIZE)
         crops.append(crop)
-        lms.append(F.transform_points(found[0].landmarks, matrix))
+        lms.append(alignment.transform_points(found[0].landmarks, matrix))
         idents.append(ids[name])
     if not crops:
         raise InputError(f"no face found in the images under {img_dir}")

@@ -134,7 +134,7 @@ class CenterFaceDetector:
         self.threshold = float(threshold)
         self.max_side = int(max_side)
         self.threads = int(threads)
-        self._session = None
+        self._session: Any = None  # an onnxruntime.InferenceSession, opened on first use
         self._sha256: str | None = None
 
     def _run(self, blob: np.ndarray) -> list[np.ndarray]:
@@ -241,8 +241,9 @@ def build_detector(
     if name == "centerface":
         if upsample is not None:
             raise InputError("--upsample applies to the hog detector only")
-        kw = {} if threshold is None else {"threshold": threshold}
-        return CenterFaceDetector(max_side=max_side, **kw)
+        if threshold is None:
+            threshold = DEFAULT_CENTERFACE_THRESHOLD
+        return CenterFaceDetector(max_side=max_side, threshold=threshold)
     if name == "hog":
         from veilchain.anonymizer.faces import HogDetector
 
@@ -318,7 +319,7 @@ def landmarks_from_keypoints(image: np.ndarray, kp: np.ndarray) -> np.ndarray:
     ox, oy = max(0, int(centre[0]) - size), max(0, int(centre[1]) - size)
     roi = image[oy : min(h, int(centre[1]) + size), ox : min(w, int(centre[0]) + size)]
     local = (float(centre[0] - ox), float(centre[1] - oy))
-    m = cv2.getRotationMatrix2D(local, roll, 1.0)
+    m = np.asarray(cv2.getRotationMatrix2D(local, roll, 1.0), np.float64)
     m[:, 2] += (size / 2 - local[0], size / 2 - local[1])  # the face's centre in the middle
     window = cv2.warpAffine(roi, m, (size, size), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)  # fmt: skip

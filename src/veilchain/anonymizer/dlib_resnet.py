@@ -85,7 +85,8 @@ def read_dlib_resnet(path: str | Path) -> dict:
     mean = np.array([r.float(), r.float(), r.float()], np.float32)
     if (r.int(), r.int()) != (CHIP_SIZE, CHIP_SIZE):
         raise ValueError("unexpected input size")
-    convs, affines = [], []
+    convs: list[tuple[np.ndarray, np.ndarray, tuple[int, int], tuple[int, int]]] = []
+    affines: list[tuple[np.ndarray, np.ndarray]] = []
     needles = {name: bytes([0x01, len(name)]) + name for name in (b"con_4", b"affine_", b"fc_2")}
     nxt = dict.fromkeys(needles, -1)  # next occurrence of each layer name at or after r.pos
     while True:
@@ -133,6 +134,7 @@ def _conv(spec, affine) -> nn.Conv2d:
     (w, b, stride, padding), (gamma, beta) = spec, affine
     conv = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:], stride, padding)
     conv.weight.data = torch.from_numpy(w * gamma[:, None, None, None])
+    assert conv.bias is not None, "nn.Conv2d has a bias unless built with bias=False"
     conv.bias.data = torch.from_numpy(b * gamma + beta)
     return conv
 
@@ -142,6 +144,8 @@ class DlibResNet(nn.Module):
 
     Runs channels-last (oneDNN's faster convolution layout on CPU; 1.5x with the folded
     affines, same embeddings to ~1e-6)."""
+
+    mean: torch.Tensor  # a registered buffer: (1, 3, 1, 1) RGB means
 
     def __init__(self, weights: dict) -> None:
         super().__init__()
@@ -178,7 +182,9 @@ class DlibResNet(nn.Module):
 def load_dlib_resnet(path: str) -> DlibResNet:
     """The network for a dlib model file, loaded once per process (read-only, eval mode)."""
     try:
-        net = DlibResNet(read_dlib_resnet(path)).eval().to(memory_format=torch.channels_last)
+        net = DlibResNet(read_dlib_resnet(path)).eval()
+        # Module.to takes memory_format at run time; torch's overloads do not list it.
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     except (OSError, ValueError, IndexError) as exc:
         raise ModelLoadError(f"cannot read the dlib face embedding model {path}: {exc}") from exc
     for p in net.parameters():

@@ -131,7 +131,7 @@ class DpLatentGenerator:
 
     def __init__(
         self,
-        encoder: LatentEncoder,
+        encoder: nn.Module,  # a LatentEncoder, or one rescaled to another clip radius
         decoder: LatentDecoder,
         *,
         epsilon: float,
@@ -198,7 +198,7 @@ def build_dp_generator(
     check_budget(epsilon, train_clip)
     state, meta = load_checkpoint_file(path, FORMAT)
     try:
-        enc = LatentEncoder(meta["latent"], meta["ch"])
+        enc: nn.Module = LatentEncoder(meta["latent"], meta["ch"])
         dec = LatentDecoder(meta["latent"], meta["ch"])
         enc.load_state_dict({k: v.float() for k, v in state["encoder"].items()})
         dec.load_state_dict({k: v.float() for k, v in state["decoder"].items()})

@@ -20,17 +20,15 @@ from typing import Any
 import numpy as np
 
 from veilchain.anonymizer import metrics as M
-from veilchain.anonymizer.detectors import CenterFaceDetector, landmark_box, locate_face
-from veilchain.anonymizer.faces import (
-    FaceDetection,
-    FaceEmbedder,
-    HogDetector,
+from veilchain.anonymizer.alignment import (
     align_face,
     canonical_template,
     face_mask,
-    haar_face_boxes,
     transform_points,
 )
+from veilchain.anonymizer.detectors import CenterFaceDetector, landmark_box, locate_face
+from veilchain.anonymizer.embedding import FaceEmbedder
+from veilchain.anonymizer.faces import FaceDetection, HogDetector, haar_face_boxes
 from veilchain.anonymizer.features import parse_features
 from veilchain.anonymizer.image_io import is_image_path, load_image
 from veilchain.anonymizer.methods import METHODS, build_method
@@ -97,8 +95,8 @@ class _Originals:
     skipped: list[str]
     gallery: np.ndarray  # (faces, 128) dlib embeddings
     labels: list[str]  # one identity per gallery face
-    haar: list[list[tuple[float, ...]]]  # OpenCV Haar boxes per image
-    cnn: list[list[tuple[float, ...]]]  # CenterFace boxes per image
+    haar: list[list[tuple[float, float, float, float]]]  # OpenCV Haar boxes per image
+    cnn: list[list[tuple[float, float, float, float]]]  # CenterFace boxes per image
 
 
 _PER_FACE = ("retention", "retention_haar", "retention_cnn", "nme", "psnr_face", "ssim_face",
@@ -128,18 +126,9 @@ def evaluate(
     generator's still-a-face check uses), for OpenCV's Haar cascade (used by no check) and
     for CenterFace (the pipeline's detector, which no generator check uses)."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    if not data_dir.is_dir():
-        raise InputError(f"{data_dir}: not a folder")
-    methods = list(methods or ("blur", "pixelate", "mask", "dppix"))
-    for m in methods:  # "ciagan:eyes+nose": only those features regenerated
-        if m.split(":")[0] not in METHODS:
-            raise InputError(f"unknown method {m!r}; use one of {', '.join(METHODS)}")
-        parse_features(m.partition(":")[2])
+    methods = _checked_methods(methods)
     epsilons = [float(e) for e in (epsilons or DEFAULT_EPSILONS)]
-    files = sorted(p for p in data_dir.rglob("*") if p.is_file() and is_image_path(p))
-    files = files[:limit] if limit else files
-    if not files:
-        raise InputError(f"{data_dir}: no images found")
+    files = _image_files(data_dir, limit)
     detector = detector or HogDetector()
     embedder = embedder or FaceEmbedder()
     configs = [
@@ -155,7 +144,8 @@ def evaluate(
             progress(msg, step[0], len(files) * (1 + len(configs)))
 
     originals = _originals(files, data_dir, detector, embedder, tick)
-    results, unavailable, samples = [], [], {}
+    results, unavailable = [], []
+    samples: dict[str, dict[str, np.ndarray]] = {}  # face views per file, per method
     crops: dict[str, list[np.ndarray]] = {"original": _face_crops(originals, None)}
     for method, eps in configs:
         label = method if eps is None else f"{method} eps={eps:g}"
@@ -190,6 +180,27 @@ def evaluate(
     write_contact_sheet(crops, out_dir / "contact_sheet.png")
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2, default=_json_default))
     return json.loads(json.dumps(report, default=_json_default))
+
+
+def _checked_methods(methods: Sequence[str] | None) -> list[str]:
+    """The method names (default: the baselines), each known and with known features."""
+    methods = list(methods or ("blur", "pixelate", "mask", "dppix"))
+    for m in methods:  # "ciagan:eyes+nose": only those features regenerated
+        if m.split(":")[0] not in METHODS:
+            raise InputError(f"unknown method {m!r}; use one of {', '.join(METHODS)}")
+        parse_features(m.partition(":")[2])
+    return methods
+
+
+def _image_files(data_dir: Path, limit: int | None) -> list[Path]:
+    """The images under ``data_dir``, sorted, the first ``limit`` of them when given."""
+    if not data_dir.is_dir():
+        raise InputError(f"{data_dir}: not a folder")
+    files = sorted(p for p in data_dir.rglob("*") if p.is_file() and is_image_path(p))
+    files = files[:limit] if limit else files
+    if not files:
+        raise InputError(f"{data_dir}: no images found")
+    return files
 
 
 def _originals(files, data_dir: Path, detector, embedder, tick) -> _Originals:
@@ -245,7 +256,8 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
     cnn = CenterFaceDetector()
     t0 = time.perf_counter()
     per: dict[str, list] = {k: [] for k in (*_PER_FACE, *_PER_IMAGE)}
-    probes, outputs = [], []
+    probes: list[np.ndarray] = []
+    outputs = []
     for (f, img, fallback), ds, haar, cnn_boxes in zip(
         originals.images, originals.dets, originals.haar, originals.cnn, strict=True
     ):
@@ -272,8 +284,8 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
         for key, p in (("ald0", 0), ("ald2", 2), ("aldinf", np.inf)):
             per[key].append(M.ald_p(img, out, p))
         tick(label)
-    probes = np.concatenate(probes) if probes else np.zeros((0, 128))
-    reid = M.reidentification(originals.gallery, probes, gallery_labels=originals.labels)
+    probe_matrix = np.concatenate(probes) if probes else np.zeros((0, 128))
+    reid = M.reidentification(originals.gallery, probe_matrix, gallery_labels=originals.labels)
     row = {
         "faces": len(originals.gallery),
         "reid_rate": reid["rate"],
@@ -295,7 +307,7 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
         "ald_0": _mean(per["ald0"]),
         "ald_2": _mean(per["ald2"]),
         "ald_inf": _mean(per["aldinf"]),
-        "fd_dlib": M.dlib_embedding_fd(originals.gallery, probes),
+        "fd_dlib": M.dlib_embedding_fd(originals.gallery, probe_matrix),
         "model_hash": anon.model_hash(),
         "privacy_params": anon.privacy_params(),
         "seconds": round(time.perf_counter() - t0, 3),

@@ -58,7 +58,7 @@ def feature_mask(landmarks: np.ndarray, features: Iterable[str], size: int) -> n
     """A (size, size) float32 mask in [0, 1] over the chosen features' regions."""
     lm = np.asarray(landmarks, dtype=np.float32)
     iod = float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))) or size / 4
-    mask = np.zeros((size, size), np.uint8)
+    mask: np.ndarray = np.zeros((size, size), np.uint8)
     for feature in features:
         for points in _REGIONS[feature]:
             hull = cv2.convexHull(lm[points].astype(np.int32))

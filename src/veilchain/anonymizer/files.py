@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from veilchain.anonymizer.faces import FaceEmbedder
+from veilchain.anonymizer.embedding import FaceEmbedder
 from veilchain.errors import AnonymizationError, InputError
 
 

@@ -88,8 +88,7 @@ def load_image(
                 if w == 0 or h == 0:
                     raise ImageDecodeError(f"{label}: empty image")
                 img.load()
-                img = ImageOps.exif_transpose(img) or img
-                return _to_rgb8(img)
+                return _to_rgb8(ImageOps.exif_transpose(img) or img)
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as exc:

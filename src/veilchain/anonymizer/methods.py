@@ -103,7 +103,7 @@ class FaceGenerator(Protocol):
         *,
         embedding: np.ndarray | None = None,
     ) -> np.ndarray:
-        """crop: 128x128x3 uint8 RGB aligned by faces.align_face; landmarks: 68x2 float32 in
+        """crop: 128x128x3 uint8 RGB aligned by alignment.align_face; landmarks: 68x2 float32 in
         crop coordinates; embedding: the source face's 128-d dlib embedding (CIAGAN uses it to
         pick a target identity other than the source's). Returns a 128x128x3 uint8 RGB face in
         the same alignment."""

@@ -1,6 +1,6 @@
 """Privacy and utility metrics. Pure functions on numpy arrays; no models are loaded here.
 
-Embeddings come from :class:`veilchain.anonymizer.faces.FaceEmbedder` (dlib 128-d), landmarks
+Embeddings come from :class:`veilchain.anonymizer.embedding.FaceEmbedder` (dlib 128-d), landmarks
 from the 68-point predictor; callers compute them and pass them in.
 
 Definitions (x: original, y: anonymized, uint8 RGB, values taken in [0, 1] where noted):
@@ -101,12 +101,14 @@ def ald_p(x: np.ndarray, y: np.ndarray, p: float) -> float:
     _check_pair(x, y)
     xf = x.astype(np.float64).ravel() / 255.0
     d = y.astype(np.float64).ravel() / 255.0 - xf
+    num: float
+    den: float
     if p == 0:
-        num, den = np.count_nonzero(d), np.count_nonzero(xf)
+        num, den = float(np.count_nonzero(d)), float(np.count_nonzero(xf))
     elif np.isinf(p):
-        num, den = np.abs(d).max(initial=0), np.abs(xf).max(initial=0)
+        num, den = float(np.abs(d).max(initial=0)), float(np.abs(xf).max(initial=0))
     else:
-        num, den = np.linalg.norm(d, ord=p), np.linalg.norm(xf, ord=p)
+        num, den = float(np.linalg.norm(d, ord=p)), float(np.linalg.norm(xf, ord=p))
     return float(num / den) if den else 0.0
 
 

@@ -38,6 +38,18 @@ from typing import Any
 
 import numpy as np
 
+from veilchain.anonymizer.alignment import (
+    DEFAULT_CROP_SIZE,
+    align_face,
+    face_hull,
+    face_mask,
+    head_box_iod,
+    head_mask,
+    head_roi,
+    inter_ocular_distance,
+    transform_points,
+    warp_back,
+)
 from veilchain.anonymizer.baselines import GaussianBlur
 from veilchain.anonymizer.blending import blend
 from veilchain.anonymizer.detectors import (
@@ -48,25 +60,14 @@ from veilchain.anonymizer.detectors import (
     landmark_box,
     locate_face,
 )
+from veilchain.anonymizer.embedding import FaceEmbedder, face_distance
 from veilchain.anonymizer.faces import (
-    DEFAULT_CROP_SIZE,
     FaceDetection,
-    FaceEmbedder,
     HogDetector,
-    align_face,
     enhance_low_light,
-    face_distance,
-    face_hull,
-    face_mask,
-    head_box_iod,
-    head_mask,
-    head_roi,
-    inter_ocular_distance,
     is_low_light,
     landmarks_for_box,
     match_lighting,
-    transform_points,
-    warp_back,
 )
 from veilchain.anonymizer.files import gallery_embeddings
 from veilchain.anonymizer.methods import (
@@ -123,6 +124,8 @@ def _roi(mask_box: tuple[int, int, int, int], shape, pad: int) -> tuple[int, int
 
 class Anonymizer:
     """Replace every face in an image with ``method``; see the module docstring."""
+
+    _sweeper: CenterFaceDetector | None  # the second look's detector, opened on first use
 
     def __init__(
         self,
@@ -235,7 +238,7 @@ class Anonymizer:
         rng: np.random.Generator,
         embedding: np.ndarray | None,
         timing: dict[str, float],
-    ) -> tuple[slice, slice, np.ndarray] | None:
+    ) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
         """Write one anonymized face into ``out`` (in place), inside its dilated mask.
 
         Returns the region written and its previous pixels (to undo a failed attempt)."""
@@ -252,6 +255,7 @@ class Anonymizer:
         region = out[y0:y1, x0:x1]
         t0 = time.perf_counter()
         if self.is_generator:
+            assert isinstance(self.method, FaceGenerator), "is_generator is this isinstance"
             crop, matrix = align_face(work, lm, self.crop_size)
             crop_lm = transform_points(lm, matrix)
             fake = self.method.generate(crop, crop_lm, rng, embedding=embedding)
@@ -271,6 +275,7 @@ class Anonymizer:
             mask = mask & cover
             blended = blend(region, new, mask, feather_px=self.feather * iod, mode=self.blend_mode)
         else:
+            assert isinstance(self.method, RegionMethod), "__init__ admits only the two kinds"
             new = self.method.apply(region.copy(), mask, iod, rng)
             t1 = time.perf_counter()
             blended = blend(region, new, mask, mode="hard")
@@ -296,6 +301,7 @@ class Anonymizer:
             return
         mask = head_mask(box, (y1 - y0, x1 - x0), offset=(x0, y0))
         region = out[y0:y1, x0:x1]
+        assert isinstance(self.fallback, RegionMethod), "a generator falls back to a blur"
         new = self.fallback.apply(region.copy(), mask, head_box_iod(box), rng)
         out[y0:y1, x0:x1] = blend(region, new, mask, mode="hard")
         covered[y0:y1, x0:x1] |= mask
@@ -314,12 +320,13 @@ class Anonymizer:
         t = time.perf_counter()
         seen = enhance_low_light(out) if low_light else out
         lm = landmarks_for_box(seen, landmark_box(det))
+        assert self.embedder is not None, "checks run only with an embedder"
         new_emb = self.embedder.embed(seen, [lm])
         distance = float(face_distance(new_emb, original)[0, 0])
         if self.gallery is not None:  # the nearest known face counts
             distance = min(distance, float(face_distance(new_emb, self.gallery).min()))
         detected = displacement = None
-        if self.is_generator:
+        if self._face_checker is not None:  # set for a generator only
             detected = self._face_checker.redetects(seen, landmark_box(det))
             displacement = landmark_displacement(det.landmarks, lm)
         timing["identity"] += time.perf_counter() - t
@@ -417,11 +424,11 @@ class Anonymizer:
                     )  # fmt: skip
                 )
                 continue
-            report = self._anonymize_face(
+            face_report = self._anonymize_face(
                 out, covered, image, work, low_light, det, i, key, firsts[i],
                 originals[id(det)], timing,
             )  # fmt: skip
-            reports.append(report)
+            reports.append(face_report)
 
         sweep = {"found": 0, "uncovered": 0}
         if self.second_look:
@@ -497,7 +504,7 @@ class Anonymizer:
                 break
         assert best is not None
         _, kept, check, pixels = best
-        if pixels is not None and kept != attempt:  # an earlier attempt was better
+        if undo is not None and pixels is not None and kept != attempt:  # an earlier one won
             out[undo[0], undo[1]] = pixels
         if undo is None:  # the landmarks gave no region to write: cover the head instead
             self._cover_head(out, covered, det.box, self.rng_for(key, 1), timing)

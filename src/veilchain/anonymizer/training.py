@@ -30,6 +30,7 @@ from torch import nn
 from veilchain.anonymizer import ciagan as C
 from veilchain.anonymizer import dp_latent as D
 from veilchain.anonymizer.corpus import Corpus
+from veilchain.anonymizer.export import export_weights
 from veilchain.errors import InputError
 
 log = logging.getLogger("veilchain.train")
@@ -256,8 +257,8 @@ class Trainer:
             raise InputError(f"{path} is a {st['config']['model']} checkpoint")
         for k, v in self.nets.items():
             v.load_state_dict(st["nets"][k])
-        for k, v in self.opts.items():
-            v.load_state_dict(st["opts"][k])
+        for k, opt in self.opts.items():
+            opt.load_state_dict(st["opts"][k])
         self.gen.set_state(st["gen_state"])
         torch.set_rng_state(st["torch_rng"])
         self.step = int(st["step"])
@@ -327,65 +328,6 @@ class Trainer:
         )
 
 
-def export_weights(
-    checkpoint: dict,
-    weights_dir: Path,
-    *,
-    centroids: np.ndarray | None = None,
-    extra: dict | None = None,
-) -> Path:
-    """Inference weights (fp16) + json metadata from a checkpoint dict (``Trainer.state_dict``
-    or a loaded ``checkpoint.pt``)."""
-    weights_dir = Path(weights_dir)
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    cfg, nets = checkpoint["config"], checkpoint["nets"]
-    half = lambda sd: {k: v.detach().cpu().half() for k, v in sd.items()}  # noqa: E731
-    meta = {
-        "ch": cfg["ch"],
-        "steps": checkpoint["step"],
-        "seed": checkpoint["seed"],
-        "batch": cfg["batch"],
-        "lr": cfg["lr"],
-        "train_seconds": round(checkpoint["elapsed"], 1),
-        "resolution": C.RES,
-        "dtype": "float16",
-        "torch_threads": checkpoint.get("torch_threads"),  # None in older checkpoints
-        "init_from": checkpoint.get("init_from"),
-        "train_faces": checkpoint.get("train_faces"),
-        **(extra or {}),
-    }
-    if cfg["model"] == "ciagan":
-        if centroids is None:
-            raise InputError("CIAGAN export needs the pseudo-identity centroids")
-        state = {
-            "generator": half(nets["generator"]),
-            "centroids": torch.from_numpy(np.asarray(centroids, np.float32)),
-        }
-        path = weights_dir / C.CIAGAN_WEIGHTS
-        num_ids = int(nets["generator"]["embed.weight"].shape[0])
-        meta.update(
-            format=C.FORMAT,
-            num_ids=num_ids,
-            id_dim=cfg["id_dim"],
-            lambda_id=cfg["lambda_id"],
-            lambda_low=cfg["lambda_low"],
-            margin=cfg["margin"],
-        )
-    else:
-        state = {"encoder": half(nets["encoder"]), "decoder": half(nets["decoder"])}
-        path = weights_dir / D.DP_WEIGHTS
-        meta.update(
-            format=D.FORMAT,
-            latent=cfg["latent"],
-            clip=cfg["clip"],
-            eps_train_range=[cfg["eps_min"], cfg["eps_max"]],
-        )
-    torch.save(state, path)
-    meta["sha256"] = C.file_sha256(path)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
-    return path
-
-
 def corpus_centroids(data_dir: Path, corpus: Corpus) -> np.ndarray:
     """Pseudo-identity centroids: stored in corpus.npz, else means of train embeddings."""
     npz = Path(data_dir) / "corpus.npz"
@@ -433,6 +375,7 @@ def run_training(
     )
     if init_from is not None and not resume:
         trainer.init_from_weights(init_from)
+        assert trainer.init_meta is not None, "a warm start records its source"
         say(f"warm start from {init_from} ({trainer.init_meta['steps']} steps)")
     result = trainer.train(resume=resume, progress=say)
     path = trainer.export(
@@ -440,150 +383,6 @@ def run_training(
     )
     say(f"exported {path} after {result['step']} steps ({result['elapsed_s'] / 60:.1f} min)")
     return {**result, "weights": str(path)}
-
-
-_EVAL: dict = {}
-
-
-def _eval_faces(indices: list[int]) -> list[dict]:
-    """Per-face records for the held-out rows ``indices`` (state in ``_EVAL``; fork-safe)."""
-    from veilchain.anonymizer import faces as F
-    from veilchain.anonymizer import metrics as M
-    from veilchain.anonymizer.pipeline import Anonymizer
-
-    torch.set_num_threads(1)
-    gen, test, retries, thr, seed = (_EVAL[k] for k in ("gen", "test", "retries", "thr", "seed"))
-    embedder, detector = F.FaceEmbedder(), F.HogDetector(upsample=1, low_light=False)
-    checked = Anonymizer(
-        detector,
-        gen,
-        embedder=embedder,
-        identity_threshold=thr,
-        identity_retries=retries,
-        seed=seed,
-    )
-    unchecked = Anonymizer(detector, gen, seed=seed)  # the first attempt only
-    records = []
-    for i in indices:
-        crop, lm, emb = test.faces[i], test.landmarks[i], test.embeddings[i]
-        b_orig = [b for b, _ in detector.detect_boxes(crop)]
-        lo, hi = lm.min(0), lm.max(0)  # HOG's box as in the pipeline, else the landmarks'
-        box = b_orig[0] if b_orig else (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
-        # the landmarks the pipeline itself predicts on this image (the corpus's came from the
-        # full-size source before alignment and sit 0.07 IOD away from these on average)
-        lm_orig = F.landmarks_for_box(crop, box)
-        faces = [F.FaceDetection(box, 1.0, lm_orig)]
-        rec: dict = {"i": int(i), "retries": checked.identity_retries}
-        h_orig = F.haar_face_boxes(crop)
-        for name, anon in (("first", unchecked), ("checked", checked)):
-            res = anon.anonymize(crop, detections=faces, face_keys=[int(i)])
-            out, lm_out = res.image, F.landmarks_for_box(res.image, box)
-            rec[name] = embedder.embed(out, lm_out)[0]
-            rec["dist_" + name] = float(np.linalg.norm(rec[name] - emb))
-            rec["disp_" + name] = M.landmark_displacement(lm_orig, lm_out)
-            if b_orig:
-                after = [b for b, _ in detector.detect_boxes(out)]
-                rec["ret_" + name] = M.detection_retention(b_orig, after)
-            if h_orig:
-                rec["ret_haar_" + name] = M.detection_retention(h_orig, F.haar_face_boxes(out))
-        rec.update(
-            attempts=res.faces[0].attempts,
-            passed=res.faces[0].passed,
-            psnr=M.psnr(crop, out),
-            ssim=M.ssim(crop, out),
-        )
-        records.append(rec)
-    return records
-
-
-def evaluate_holdout(
-    generator,
-    corpus: Corpus,
-    *,
-    retries: int | None = None,
-    threshold: float = 0.6,
-    seed: int = 0,
-    limit: int | None = None,
-    workers: int = 1,
-) -> dict:
-    """Privacy and utility of ``generator`` on the held-out faces of ``corpus``.
-
-    Per face, the pipeline's own path (``Anonymizer`` given the face box and the landmarks
-    dlib predicts in it, as the pipeline would: align, generate, match lighting, blend; its
-    checks and up to ``retries`` retries, by default the pipeline's) on the 128 crop, once
-    without checks (first attempt) and once with them. The face box is HOG's on the original
-    crop (as the pipeline has it), else the corpus landmarks' bounding box. The output is
-    embedded with dlib (68 landmarks re-predicted in the face box) and compared with the
-    source embedding. Detection retention counts HOG detections
-    (upsample 1) on the whole crop; it agrees with the pipeline's own re-detection check, so
-    it is also reported for OpenCV's Haar cascade, a detector no check uses. Re-identification is
-    rank-1 against the gallery of all held-out originals (metrics.reidentification), for the
-    first attempt and for the identity-checked output. Landmark displacement compares
-    landmarks predicted with the same box on the original and the output crop. ``workers``
-    processes (fork, one torch thread each) share the faces.
-    """
-    import multiprocessing as mp
-
-    from veilchain.anonymizer import metrics as M
-
-    test = corpus.test()
-    if test.embeddings is None:
-        raise InputError("evaluation needs the corpus embeddings (build the corpus first)")
-    n = len(test.faces) if limit is None else min(limit, len(test.faces))
-    _EVAL.update(gen=generator, test=test, retries=retries, thr=threshold, seed=seed)
-    t0 = time.time()
-    chunks = [list(range(k, n, workers)) for k in range(workers)]
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_eval_faces, chunks)
-    else:
-        parts = [_eval_faces(chunks[0])]
-    recs = sorted((r for part in parts for r in part), key=lambda r: r["i"])
-    ids = np.array([r["i"] for r in recs])
-    gallery = test.embeddings
-    r0 = M.reidentification(
-        gallery, np.stack([r["first"] for r in recs]), probe_ids=ids, threshold=threshold
-    )
-    r1 = M.reidentification(
-        gallery, np.stack([r["checked"] for r in recs]), probe_ids=ids, threshold=threshold
-    )
-    dist = np.array([r["dist_checked"] for r in recs])
-    disp = np.array([r["disp_checked"] for r in recs])
-    hog = np.array(["ret_checked" in r for r in recs])
-
-    def share(key: str) -> tuple[float, int]:
-        vals = [r[key] for r in recs if key in r]
-        return (float(np.mean(vals)) if vals else float("nan")), len(vals)
-
-    return {
-        "n": n,
-        "gallery": len(gallery),
-        "reid_rate_no_check": r0["rate"],
-        "reid_rate_with_check": r1["rate"],
-        # the pipeline's verdict (its own embedding of the source) and, stricter, how many
-        # outputs sit under the threshold from the corpus embedding (other landmarks)
-        "check_failed_rate": float(np.mean([r["passed"] is False for r in recs])),
-        "within_threshold_of_source_rate": float((dist < threshold).mean()),
-        "mean_attempts": float(np.mean([r["attempts"] for r in recs])),
-        "dist_to_source_first_mean": float(np.mean([r["dist_first"] for r in recs])),
-        "dist_to_source_checked_mean": float(dist.mean()),
-        "landmark_displacement_iod_mean": float(disp.mean()),
-        "landmark_displacement_iod_median": float(np.median(disp)),
-        "landmark_displacement_iod_mean_first": float(np.mean([r["disp_first"] for r in recs])),
-        # over the faces HOG finds on the original: the pipeline's own inputs, boxed by HOG
-        "landmark_displacement_iod_mean_hog": float(disp[hog].mean()) if hog.any() else None,
-        "crop_psnr_db": float(np.mean([r["psnr"] for r in recs])),
-        "crop_ssim": float(np.mean([r["ssim"] for r in recs])),
-        "detection_retention": share("ret_checked")[0],
-        "detection_retention_first": share("ret_first")[0],
-        "detection_base": share("ret_checked")[1],
-        "detection_retention_haar": share("ret_haar_checked")[0],
-        "detection_retention_haar_first": share("ret_haar_first")[0],
-        "detection_base_haar": share("ret_haar_checked")[1],
-        "threshold": threshold,
-        "retries": recs[0]["retries"] if recs else retries,
-        "seconds": round(time.time() - t0, 1),
-    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -623,27 +422,20 @@ def main(argv: list[str] | None = None) -> None:
         path = export_weights(ckpt, a.weights, centroids=cents, extra=extra)
         print(path)
         return
-    corpus = load_corpus(a.data)
-    say = lambda m: print(m, flush=True)  # noqa: E731
-    results: dict = {"model": a.model, "data": str(a.data), "threads": a.threads}
-    if a.model == "ciagan":
-        gen = C.build_ciagan_generator(a.weights)
-        results["model_hash"] = gen.model_hash()
-        results["ciagan"] = evaluate_holdout(
-            gen, corpus, retries=a.retries, limit=a.limit, workers=a.workers
-        )
-        say(json.dumps(results["ciagan"]))
-    else:
-        results["dp"] = {}
-        for eps in [float(e) for e in a.epsilons.split(",")]:
-            gen = D.build_dp_generator(epsilon=eps, weights_dir=a.weights)
-            results["model_hash"] = gen.model_hash()
-            results["clip"] = gen.clip
-            checked = {float(e) for e in a.check_epsilons.split(",") if e}
-            retries = a.retries if eps in checked else 0
-            r = evaluate_holdout(gen, corpus, retries=retries, limit=a.limit, workers=a.workers)
-            results["dp"][str(eps)] = r
-            say(f"epsilon {eps}: {json.dumps(r)}")
+    from veilchain.anonymizer.holdout import evaluate_weights
+
+    results = evaluate_weights(
+        a.model,
+        load_corpus(a.data),
+        weights=a.weights,
+        epsilons=[float(e) for e in a.epsilons.split(",")],
+        check_epsilons={float(e) for e in a.check_epsilons.split(",") if e},
+        retries=a.retries,
+        limit=a.limit,
+        workers=a.workers,
+        say=lambda m: print(m, flush=True),
+    )
+    results = {"model": a.model, "data": str(a.data), "threads": a.threads, **results}
     text = json.dumps(results, indent=1)
     if a.out:
         a.out.write_text(text + "\n")

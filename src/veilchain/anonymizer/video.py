@@ -66,12 +66,15 @@ class FaceTracker:
             if ids[i] is None and t not in used:
                 ids[i] = t
                 used.add(t)
-        for i in range(len(boxes)):
-            if ids[i] is None:
-                ids[i] = self._next
+        out: list[int] = []
+        for i, matched in enumerate(ids):
+            track = matched
+            if track is None:
+                track = self._next
                 self._next += 1
-            self._tracks[ids[i]] = (tuple(boxes[i]), self._frame)
-        return [int(t) for t in ids]
+            self._tracks[track] = (tuple(boxes[i]), self._frame)
+            out.append(track)
+        return out
 
 
 @dataclass
@@ -113,7 +116,7 @@ def anonymize_video(
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     dst.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(
-        str(dst), cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[dst.suffix.lower()]), fps, (w, h)
+        str(dst), cv2.VideoWriter.fourcc(*VIDEO_SUFFIXES[dst.suffix.lower()]), fps, (w, h)
     )
     if not writer.isOpened():
         cap.release()

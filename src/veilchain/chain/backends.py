@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -228,9 +228,11 @@ class ChainBackend:
     def _priority_fee(self) -> int:
         return 1_000_000_000
 
-    def get_logs(self, *, address: str, topics: list, from_block: int, to_block: int) -> list[dict]:
+    def get_logs(
+        self, *, address: str, topics: list, from_block: int, to_block: int
+    ) -> list[Mapping[str, Any]]:
         """Logs of ``address`` matching ``topics`` in [from_block, to_block], in bounded ranges."""
-        out: list[dict] = []
+        out: list[Mapping[str, Any]] = []
         start = from_block
         while start <= to_block:
             end = min(to_block, start + self.log_block_range - 1)
@@ -238,7 +240,9 @@ class ChainBackend:
             start = end + 1
         return out
 
-    def _get_logs_range(self, address: str, topics: list, start: int, end: int) -> list[dict]:
+    def _get_logs_range(
+        self, address: str, topics: list, start: int, end: int
+    ) -> list[Mapping[str, Any]]:
         params = {
             "address": to_checksum_address(address),
             "fromBlock": start,

@@ -24,7 +24,7 @@ class BlockCache(Generic[V]):
         self._block_number = block_number
         self._max_keys = max_keys
         self._cache: dict[Hashable, tuple[int, V]] = {}
-        self._flights: dict[tuple[Hashable, int], Future] = {}
+        self._flights: dict[tuple[Hashable, int], Future[V]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, read: Callable[[int], V]) -> V:
@@ -34,12 +34,12 @@ class BlockCache(Generic[V]):
             hit = self._cache.get(key)
             if hit is not None and hit[0] == block:
                 return hit[1]
-            flight = self._flights.get(flight_key)
-            leader = flight is None
-            if leader:
-                flight = self._flights[flight_key] = Future()
-        if not leader:
-            return flight.result()
+            waiting = self._flights.get(flight_key)
+            if waiting is None:  # this caller leads the flight; later ones wait on it
+                flight: Future[V] = Future()
+                self._flights[flight_key] = flight
+        if waiting is not None:
+            return waiting.result()
         try:
             value = read(block)
         except BaseException as exc:  # not cached: the next caller reads again

@@ -1,4 +1,7 @@
-"""ChainClient: the one class the platform uses to talk to VeilRegistry, on any backend."""
+"""ChainClient: the one class the platform uses to talk to VeilRegistry, on any backend.
+
+Over 500 lines on purpose: one short method per contract function, so one ABI stays in one file.
+"""
 
 from __future__ import annotations
 

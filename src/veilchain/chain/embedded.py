@@ -18,7 +18,9 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from hexbytes import HexBytes
@@ -105,13 +107,14 @@ def _make_kv_class():
 def _chain_class():
     from eth.chains.base import MiningChain
     from eth.vm.forks import PragueVM
+    from eth_typing import BlockNumber
     from eth_utils.toolz import assoc
 
     class VeilTesterChain(MiningChain):
         """eth-tester's tester chain, rebuilt here so it can be reopened on a stored head."""
 
         chain_id = TESTER_CHAIN_ID
-        vm_configuration = ((0, PragueVM),)
+        vm_configuration = ((BlockNumber(0), PragueVM),)
 
         def create_header_from_parent(self, parent_header, **header_params):
             return super().create_header_from_parent(
@@ -124,6 +127,8 @@ def _chain_class():
     return VeilTesterChain
 
 
+# Over 80 lines because it is a class statement (eth-tester's backend subclassed once its
+# optional imports succeed), not one long procedure: each method is short.
 def _make_pyevm_backend_class():
     from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
     from eth.vm.forks import PragueVM
@@ -249,7 +254,7 @@ class EthTesterBackend(ChainBackend):
         if self.db_path is not None:
             self.description = f"the embedded chain in {self.db_path}"
             self.db_path.mkdir(parents=True, exist_ok=True)
-            self._acquire_lock(lock_timeout_s)
+            self._acquire_lock(self.db_path, lock_timeout_s)
             try:
                 kv = kv_class(self.db_path / _DB_FILE)
             except sqlite3.Error as exc:
@@ -269,10 +274,10 @@ class EthTesterBackend(ChainBackend):
         super().__init__(Web3(EthereumTesterProvider(self.tester)), log_block_range=log_block_range)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def _acquire_lock(self, timeout_s: float) -> None:
+    def _acquire_lock(self, directory: Path, timeout_s: float) -> None:
         import fcntl
 
-        path = self.db_path / _LOCK_FILE
+        path = directory / _LOCK_FILE
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -313,14 +318,16 @@ class EthTesterBackend(ChainBackend):
         return super()._translate(exc, action)
 
     # -- fast paths -----------------------------------------------------------------------
-    def _get_logs_range(self, address: str, topics: list, start: int, end: int) -> list[dict]:
+    def _get_logs_range(
+        self, address: str, topics: list, start: int, end: int
+    ) -> list[Mapping[str, Any]]:
         from eth_bloom import BloomFilter
         from web3.datastructures import AttributeDict
 
         chain = self._pyevm.chain
         want_address = to_canonical_address(address)
         wanted = [_topic_set(t) for t in topics]
-        out: list[dict] = []
+        out: list[Mapping[str, Any]] = []
         with self.translating(f"reading logs of blocks {start}-{end}"):
             head = chain.get_canonical_head().block_number
             for number in range(max(0, start), min(end, head) + 1):

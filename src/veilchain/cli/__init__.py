@@ -44,7 +44,7 @@ def _plain_metavars() -> None:
     words = {"float": "NUMBER", "int": "INTEGER", "str": "TEXT", "path": "PATH", "Path": "PATH"}
     typed = core.TyperArgument.display_type
 
-    def display_type(self, ctx) -> str | None:  # type: ignore[no-untyped-def]
+    def display_type(self, ctx) -> str | None:
         if isinstance(self, core.TyperArgument) and self.metavar is not None:
             return None
         label = str(typed(self, ctx)).strip("<>")
@@ -53,8 +53,9 @@ def _plain_metavars() -> None:
         word = words.get(label, label.upper())
         return f"{word}..." if many else word
 
-    core.TyperArgument.display_type = display_type  # type: ignore[method-assign]
-    core.TyperOption.display_type = display_type  # type: ignore[method-assign]
+    # typer types the hook "-> str"; None (no label after a named argument) works at run time.
+    core.TyperArgument.display_type = display_type  # type: ignore[method-assign, assignment]
+    core.TyperOption.display_type = display_type  # type: ignore[method-assign, assignment]
 
 
 _plain_metavars()

@@ -7,7 +7,7 @@ Each entry commits to the one before it::
 where ``entry`` holds ``seq, ts, event, actor, subject, details, prev_hash`` and the first
 entry's ``prev_hash`` is 32 zero bytes. The head hash therefore commits to the whole log; the
 platform anchors it on chain (:meth:`AuditLog.root_for_anchor`, :meth:`AuditLog.record_anchor`).
-docs/keys.md defines the canonical JSON so that anyone can re-verify an export.
+The entry, its tables and its hash are defined in :mod:`veilchain.platform.audit_entries`.
 
 Appends are serialized through a one-row ``audit_head`` table: the first statement of every
 append is an ``UPDATE`` of that row, which takes SQLite's write lock or a PostgreSQL row lock,
@@ -18,100 +18,49 @@ each caller returns once its entry is committed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Integer,
-    String,
-    Text,
+    Table,
     bindparam,
     insert,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.errors import AuditChainBrokenError, AuditError
-from veilchain.platform.db import Base, engine_of
+from veilchain.platform.audit_entries import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditEvent,
+    AuditHead,
+    AuditRow,
+    AuditVerification,
+    canonical_json,
+    check_details,
+    entry_hash,
+    row_to_entry,
+)
+from veilchain.platform.db import Base, engine_of, first_line
 
 log = logging.getLogger(__name__)
 
-GENESIS_HASH = bytes(32)
 DEFAULT_QUERY_LIMIT = 1_000
 _EVENT_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-# Keys that must never appear in audit details (defence in depth against leaking secrets).
-_FORBIDDEN_DETAIL_KEYS = frozenset(
-    {
-        "data_key",
-        "dek",
-        "kek",
-        "key",
-        "master_key",
-        "master_key_hex",
-        "passphrase",
-        "password",
-        "plaintext",
-        "private_key",
-        "secret",
-        "secret_key",
-        "seed",
-        "token",
-    }
-)
-_SEQ_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 
-
-class AuditEvent(StrEnum):
-    """Event types used by the platform; other lowercase names are accepted too."""
-
-    REGISTER = "register"
-    RELEASE = "release"
-    REFUSAL = "refusal"
-    ROTATION = "rotation"
-    REWRAP = "rewrap"
-    RETIRE = "retire"
-    KEY_DELETION = "key_deletion"
-    ROOT_REKEY = "root_rekey"
-    GRANT = "grant"
-    REVOKE = "revoke"
-    ANCHOR = "anchor"
-
-
-class AuditRow(Base):
-    __tablename__ = "audit_log"
-
-    seq: Mapped[int] = mapped_column(_SEQ_TYPE, primary_key=True, autoincrement=False)
-    ts: Mapped[str] = mapped_column(String(32))
-    event: Mapped[str] = mapped_column(String(64), index=True)
-    actor: Mapped[str] = mapped_column(String(256))
-    subject: Mapped[str] = mapped_column(String(512), index=True)
-    details: Mapped[str] = mapped_column(Text)  # canonical JSON
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    entry_hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditHead(Base):
-    __tablename__ = "audit_head"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(_SEQ_TYPE)
-    head_hash: Mapped[str] = mapped_column(String(64))
-
-
-_LOG = AuditRow.__table__
-_HEAD = AuditHead.__table__
+# A declarative class's __table__ is typed FromClause; for these mapped classes it is a Table.
+_LOG = cast(Table, AuditRow.__table__)
+_HEAD = cast(Table, AuditHead.__table__)
 # Built once: an append runs these three, and building them per call cost more than running.
 _BUMP_HEAD = (
     update(_HEAD)
@@ -123,114 +72,8 @@ _INSERT_LOG = insert(_LOG)
 _SET_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(head_hash=bindparam("h"))
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    seq: int
-    ts: str
-    event: str
-    actor: str
-    subject: str
-    details: dict[str, Any]
-    prev_hash: str
-    entry_hash: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class AuditVerification:
-    """Result of :meth:`AuditLog.verify`. ``first_bad_seq`` names the first broken entry."""
-
-    ok: bool
-    entries: int  # entries that verified (all of them when ok)
-    head_hash: str
-    first_bad_seq: int | None = None
-    reason: str | None = None
-    anchors_checked: int = 0
-
-    def raise_if_broken(self) -> None:
-        if not self.ok:
-            raise AuditChainBrokenError(
-                f"audit log broken at entry {self.first_bad_seq}: {self.reason}"
-            )
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8, no NaN/Infinity: the bytes that get hashed."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
-def entry_hash(
-    *,
-    seq: int,
-    ts: str,
-    event: str,
-    actor: str,
-    subject: str,
-    details: Mapping[str, Any],
-    prev_hash: str,
-) -> str:
-    """Hex sha256(prev_hash || canonical_json(entry)) as defined in docs/keys.md."""
-    body = canonical_json(
-        {
-            "seq": seq,
-            "ts": ts,
-            "event": event,
-            "actor": actor,
-            "subject": subject,
-            "details": details,
-            "prev_hash": prev_hash,
-        }
-    )
-    return hashlib.sha256(bytes.fromhex(prev_hash) + body).hexdigest()
-
-
-def _check_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
-    if details is None:
-        return {}
-    if not isinstance(details, Mapping):
-        raise AuditError("audit details must be a JSON object")
-
-    def walk(node: Any) -> None:
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                if not isinstance(key, str):
-                    raise AuditError("audit detail keys must be strings")
-                if key.lower() in _FORBIDDEN_DETAIL_KEYS:
-                    raise AuditError(f"audit details must not carry secrets (key {key!r})")
-                walk(value)
-        elif isinstance(node, list | tuple):
-            for value in node:
-                walk(value)
-        elif isinstance(node, bytes | bytearray | memoryview):
-            raise AuditError("audit details must not carry raw bytes; log a hash or an id")
-
-    walk(details)
-    try:
-        canonical_json(details)
-    except (TypeError, ValueError) as exc:
-        raise AuditError(f"audit details are not JSON-serializable: {exc}") from exc
-    return json.loads(canonical_json(details))
-
-
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _row_to_entry(row: Any) -> AuditEntry:
-    return AuditEntry(
-        seq=row.seq,
-        ts=row.ts,
-        event=row.event,
-        actor=row.actor,
-        subject=row.subject,
-        details=json.loads(row.details),
-        prev_hash=row.prev_hash,
-        entry_hash=row.entry_hash,
-    )
 
 
 class _Pending:
@@ -258,7 +101,7 @@ class AuditLog:
             Base.metadata.create_all(self._engine, tables=[_LOG, _HEAD])
             self._ensure_head()
         except SQLAlchemyError as exc:
-            raise AuditError(f"cannot open the audit log: {_first_line(exc)}") from exc
+            raise AuditError(f"cannot open the audit log: {first_line(exc)}") from exc
 
     def _ensure_head(self) -> None:
         with self._session_factory() as session:
@@ -290,7 +133,7 @@ class AuditLog:
         event = str(event)
         if not _EVENT_RE.match(event):
             raise AuditError(f"invalid audit event type {event!r}; use a lowercase name")
-        clean = _check_details(details)
+        clean = check_details(details)
         if session is not None:
             return self._append_in(session, [(event, actor, subject, clean)])[0]
         return self._append_grouped(_Pending(event, actor, subject, clean))
@@ -317,16 +160,17 @@ class AuditLog:
                 else:
                     for p, entry in zip(batch, entries, strict=True):
                         p.entry, p.done = entry, True
-        exc = mine.error
-        if exc is None:
+        error = mine.error
+        if error is None:
+            assert mine.entry is not None, "a committed batch sets every entry"
             return mine.entry
-        if isinstance(exc, SQLAlchemyError):
-            raise AuditError(f"cannot append to the audit log: {_first_line(exc)}") from exc
-        if not isinstance(exc, Exception):  # KeyboardInterrupt and the like
-            raise exc
-        if isinstance(exc, AuditError):  # one instance per caller, the cause chained
-            raise type(exc)(str(exc)) from exc
-        raise AuditError(f"cannot append to the audit log: {exc!r}") from exc
+        if isinstance(error, SQLAlchemyError):
+            raise AuditError(f"cannot append to the audit log: {first_line(error)}") from error
+        if not isinstance(error, Exception):  # KeyboardInterrupt and the like
+            raise error
+        if isinstance(error, AuditError):  # one instance per caller, the cause chained
+            raise type(error)(str(error)) from error
+        raise AuditError(f"cannot append to the audit log: {error!r}") from error
 
     def _append_in(
         self, conn: Session | Connection, items: list[tuple[str, str, str, dict[str, Any]]]
@@ -391,7 +235,7 @@ class AuditLog:
         if since_seq is not None:
             stmt = stmt.where(_LOG.c.seq > since_seq)
         with self._read() as session:
-            return [_row_to_entry(r) for r in session.execute(stmt)]
+            return [row_to_entry(r) for r in session.execute(stmt)]
 
     def iter_entries(self, batch: int = 1_000) -> Iterator[AuditEntry]:
         """Every entry in order, read in batches (for exports)."""
@@ -494,7 +338,7 @@ class AuditLog:
             details={"tx_hash": tx_hash, "root": "0x" + root.hex(), "count": count},
         )
 
-    def _read(self) -> Session:
+    def _read(self) -> _ReadSession:
         return _ReadSession(self._session_factory)
 
 
@@ -510,7 +354,7 @@ class _ReadSession:
     def __exit__(self, exc_type, exc, tb) -> None:
         self._session.close()
         if isinstance(exc, SQLAlchemyError):
-            raise AuditError(f"cannot read the audit log: {_first_line(exc)}") from exc
+            raise AuditError(f"cannot read the audit log: {first_line(exc)}") from exc
 
 
 def _broken(first_bad: int, reason: str, head_hash: str) -> AuditVerification:
@@ -518,8 +362,3 @@ def _broken(first_bad: int, reason: str, head_hash: str) -> AuditVerification:
     return AuditVerification(
         False, max(first_bad - 1, 0), head_hash, first_bad_seq=first_bad, reason=reason
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from veilchain.chain.blockcache import BlockCache
 from veilchain.errors import AuthenticationError
-from veilchain.platform.db import Base
+from veilchain.platform.db import Base, affected_rows
 
 # siwe's EIP-4361 grammar redefines a few core ABNF rules on purpose; abnf warns about each
 # (four lines of noise on every server start), at import and on the first message parsed
@@ -170,12 +170,14 @@ def login(
         raise AuthenticationError(
             f"SIWE verification failed ({type(exc).__name__}); sign the message again"
         ) from exc
-    consumed = session.execute(
-        update(AuthNonce)
-        .where(AuthNonce.nonce == msg.nonce, AuthNonce.used_at.is_(None))
-        .where(AuthNonce.expires_at > now)
-        .values(used_at=now)
-    ).rowcount
+    consumed = affected_rows(
+        session.execute(
+            update(AuthNonce)
+            .where(AuthNonce.nonce == msg.nonce, AuthNonce.used_at.is_(None))
+            .where(AuthNonce.expires_at > now)
+            .values(used_at=now)
+        )
+    )
     session.commit()
     if consumed != 1:
         raise AuthenticationError("nonce unknown, expired or already used; get a new one")
@@ -278,12 +280,14 @@ def list_api_keys(*, session: Session, address: str) -> list[ApiKey]:
 
 def revoke_api_key(*, session: Session, address: str, key_id: str) -> bool:
     """Revoke one of ``address``'s keys; False when there is no such live key."""
-    done = session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.address == to_checksum_address(address))
-        .where(ApiKey.revoked_at.is_(None))
-        .values(revoked_at=_now())
-    ).rowcount
+    done = affected_rows(
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.address == to_checksum_address(address))
+            .where(ApiKey.revoked_at.is_(None))
+            .values(revoked_at=_now())
+        )
+    )
     session.commit()
     return done == 1
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, CursorResult, Result, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -107,7 +108,7 @@ def make_engine(
             f"the driver for {parsed.drivername} is missing; pip install 'veilchain[postgres]'"
         ) from exc
     except (ArgumentError, SQLAlchemyError) as exc:
-        raise ConfigError(f"cannot create a database engine: {_first_line(exc)}") from exc
+        raise ConfigError(f"cannot create a database engine: {first_line(exc)}") from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -115,7 +116,8 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error (its driver's message when it has one)."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -126,3 +128,12 @@ def engine_of(session_factory: sessionmaker[Session]) -> Engine:
     if not isinstance(bind, Engine):
         raise ConfigError("the session factory is not bound to an engine; use make_session_factory")
     return bind
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched.
+
+    ``Session.execute`` is typed as returning ``Result``; for DML it is a ``CursorResult``,
+    which carries ``rowcount``.
+    """
+    return cast(CursorResult[Any], result).rowcount

@@ -21,7 +21,8 @@ from eth_utils import is_address, to_checksum_address
 
 from veilchain.chain.client import ChainClient, Grant
 from veilchain.errors import AccessDeniedError, GrantNotFoundError, InputError
-from veilchain.platform.audit import AuditEvent, AuditLog
+from veilchain.platform.audit import AuditLog
+from veilchain.platform.audit_entries import AuditEvent
 from veilchain.platform.limits import check_grant_expiry, grant_expiry_from_ttl
 
 __all__ = ["Actor", "GrantBook", "GrantChange", "live_grant_until"]

@@ -20,7 +20,7 @@ from sqlalchemy import JSON, DateTime, Integer, String, Text, func, select, upda
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from veilchain.errors import JobNotFoundError, VeilchainError
-from veilchain.platform.db import Base
+from veilchain.platform.db import Base, affected_rows
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ def list_jobs(
 
 def requeue_interrupted(*, session: Session) -> list[str]:
     """Put jobs a dead process left ``running`` back in the queue, marked for resume."""
-    ids = list(session.scalars(select(Job.id).where(Job.status == "running")))
-    for job_id in ids:
-        job = session.get(Job, job_id)
+    jobs = list(session.scalars(select(Job).where(Job.status == "running")))
+    ids = [job.id for job in jobs]
+    for job in jobs:
         job.params = {**job.params, "resume": True}
         job.status, job.stage, job.updated_at = "queued", "resuming", _now()
     session.commit()
@@ -110,11 +110,13 @@ def requeue_interrupted(*, session: Session) -> list[str]:
 def _claim_next(session: Session) -> Job | None:
     stmt = select(Job.id).where(Job.status == "queued").order_by(Job.created_at).limit(1)
     for job_id in session.scalars(stmt):
-        claimed = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == "queued")
-            .values(status="running", attempts=Job.attempts + 1, updated_at=_now())
-        ).rowcount
+        claimed = affected_rows(
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "queued")
+                .values(status="running", attempts=Job.attempts + 1, updated_at=_now())
+            )
+        )
         session.commit()
         if claimed == 1:
             return session.get(Job, job_id)

@@ -16,8 +16,20 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["anonymizer_secret", "ensure_private", "read_or_create_secret", "resolve_local_secrets"]
+from veilchain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from veilchain.config import Settings
+
+__all__ = [
+    "anonymizer_secret",
+    "ensure_private",
+    "read_or_create_secret",
+    "required_secret",
+    "resolve_local_secrets",
+]
 
 log = logging.getLogger(__name__)
 SECRETS_DIR = "secrets"
@@ -75,12 +87,22 @@ def _legacy(data_dir: Path, what: str, marker: Path, name: str) -> str | None:
     return _LEGACY_PASSPHRASE
 
 
-def resolve_local_secrets(settings):
+def required_secret(value: str | None, variable: str) -> str:
+    """``value`` once :func:`resolve_local_secrets` has run; a ConfigError naming ``variable``
+    if it is still unset (a caller skipped the resolution)."""
+    if value is None:
+        raise ConfigError(
+            f"{variable} is unset: set it, or build the settings through resolve_local_secrets"
+        )
+    return value
+
+
+def resolve_local_secrets(settings: Settings) -> Settings:
     """``settings`` with every unset secret filled from (or generated in) the data directory."""
     data_dir = Path(settings.data_dir)
     sdir = data_dir / SECRETS_DIR
     auth, kms, chain = settings.auth, settings.kms, settings.chain
-    updates = {}
+    updates: dict[str, Any] = {}
     if auth.jwt_secret is None:
         updates["auth"] = auth.model_copy(
             update={"jwt_secret": read_or_create_secret(sdir / "jwt_secret")}

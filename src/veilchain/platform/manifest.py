@@ -25,7 +25,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from veilchain.errors import InputError
-from veilchain.platform.audit import canonical_json
+from veilchain.platform.audit_entries import canonical_json
 
 FORMAT_PREFIX = "veilchain-manifest/"
 MANIFEST_FORMAT_VERSION = 2

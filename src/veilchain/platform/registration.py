@@ -23,21 +23,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.anonymizer.batch import AnonymizedFile, anonymize_files
 from veilchain.anonymizer.files import iter_input_images
-from veilchain.chain.client import ChainClient, VersionRef
+from veilchain.chain.client import ChainClient
 from veilchain.chain.merkle import PackedMerkleTree
 from veilchain.errors import (
     AnonymizationError,
     ContentNotFoundError,
-    DatasetNotFoundError,
     InputError,
     RegistrationStateError,
 )
-from veilchain.platform.audit import AuditEvent, AuditLog
+from veilchain.platform.audit import AuditLog
 from veilchain.platform.executors import (
     LOCAL,
     RAY,
@@ -48,8 +47,6 @@ from veilchain.platform.keys import KeyManager
 from veilchain.platform.limits import check_epsilon, check_seed
 from veilchain.platform.manifest import (
     Manifest,
-    chain_params_text,
-    epsilon_milli_of,
 )
 from veilchain.platform.provenance import Anchor, CredentialsSigner
 from veilchain.platform.registrations import (
@@ -57,16 +54,25 @@ from veilchain.platform.registrations import (
     DONE,
     PENDING,
     PROCESSING,
+    REENCRYPT_PREFIX,
     REGISTERED,
     SUBMITTING,
     RegistrationImageRow,
     RegistrationResult,
     RegistrationRow,
+    count_images,
+    done_image_ids,
+    has_reencrypted_images,
+    image_row,
+    image_rows,
+    iter_records,
+    registered_row,
+    registration_row,
 )
 from veilchain.platform.storage import IpfsStorage
+from veilchain.platform.submission import Submitter
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
-_REENCRYPT_PREFIX = "veilchain:"
 
 
 def no_progress(done: int, total: int, stage: str) -> None:
@@ -105,6 +111,9 @@ class Registrar:
         self.executor = executor or ExecutorChoice(kind=LOCAL)
         self.last_ray_stats: Any = None  # the Ray pool's failure statistics of the last run
         self._uids: dict[tuple[int, int], str] = {}
+        self.submitter = Submitter(
+            chain=chain, accounts=accounts, session_factory=session_factory, audit=audit
+        )
 
     def _signer(self) -> ChainClient:
         return self.chain.with_account(self.accounts["institution"])
@@ -147,7 +156,7 @@ class Registrar:
             prev.method,
             params.get("epsilon"),
             prev.seed,
-            [f"{_REENCRYPT_PREFIX}{prev.uid}/{r.image_id}" for r in rows],
+            [f"{REENCRYPT_PREFIX}{prev.uid}/{r.image_id}" for r in rows],
             dataset_id=dataset_id,
             previous_manifest_cid=prev.manifest_cid,
             params=params,
@@ -209,7 +218,7 @@ class Registrar:
             reg = s.get(RegistrationRow, uid)
             if reg is None or reg.status not in (PROCESSING, SUBMITTING):
                 raise RegistrationStateError(f"registration {uid} is not in progress")
-            if reg.status == SUBMITTING and self._find_submitted(reg) is not None:
+            if reg.status == SUBMITTING and self.submitter.find_submitted(reg) is not None:
                 raise RegistrationStateError(
                     f"registration {uid} already reached the chain; run resume to record it"
                 )
@@ -219,7 +228,7 @@ class Registrar:
                 self.storage.unpin(cid)
         self.keys.delete_keys(uid)
         with self.session_factory() as s, s.begin():
-            _registration(s, uid).status = ABORTED
+            registration_row(s, uid).status = ABORTED
 
     def _start(
         self,
@@ -283,12 +292,12 @@ class Registrar:
 
     def _run(self, uid: str, *, allow_recognizable: bool, progress: Progress):
         with self.session_factory() as s:
-            reg = _registration(s, uid)
+            reg = registration_row(s, uid)
         if reg.status == PROCESSING:
             self._process_images(reg, allow_recognizable, progress)
             reg = self._pin_manifest(uid)
         if reg.status == SUBMITTING:
-            reg = self._submit(reg)
+            reg = self.submitter.submit(reg)
         return self._result(reg)
 
     def _process_images(self, reg: RegistrationRow, allow_recognizable: bool, progress) -> None:
@@ -308,12 +317,12 @@ class Registrar:
             pending, self._anonymized(reg, pending, allow_recognizable), strict=True
         ):
             png = out.png
-            if signer is not None and not row.source.startswith(_REENCRYPT_PREFIX):
+            if signer is not None and not row.source.startswith(REENCRYPT_PREFIX):
                 png = self._signed(signer, reg, row.image_id, png)
             ciphertext = self.keys.encrypt(png, dataset=reg.uid, image=row.image_id)
             cid = self.storage.add(ciphertext)
             with self.session_factory() as s, s.begin():
-                r = _image(s, (reg.uid, row.image_id))
+                r = image_row(s, (reg.uid, row.image_id))
                 r.cid = cid
                 r.ciphertext_sha256 = hashlib.sha256(ciphertext).hexdigest()
                 r.anonymized_sha256 = hashlib.sha256(png).hexdigest()
@@ -372,54 +381,16 @@ class Registrar:
         )  # fmt: skip
 
     def _count(self, uid: str, status: str | None = None) -> int:
-        q = select(func.count()).where(RegistrationImageRow.uid == uid)
-        if status is not None:
-            q = q.where(RegistrationImageRow.status == status)
         with self.session_factory() as s:
-            return int(s.scalar(q) or 0)
+            return count_images(s, uid, status)
 
     def _done_ids(self, uid: str, ids: set[str]) -> set[str]:
-        found: set[str] = set()
-        ordered = sorted(ids)
         with self.session_factory() as s:
-            for i in range(0, len(ordered), 500):
-                found |= set(
-                    s.scalars(
-                        select(RegistrationImageRow.image_id).where(
-                            RegistrationImageRow.uid == uid,
-                            RegistrationImageRow.status == DONE,
-                            RegistrationImageRow.image_id.in_(ordered[i : i + 500]),
-                        )
-                    )
-                )
-        return found
+            return done_image_ids(s, uid, ids)
 
     def _has_reencrypted(self, uid: str) -> bool:
-        q = select(RegistrationImageRow.image_id).where(
-            RegistrationImageRow.uid == uid,
-            RegistrationImageRow.source.startswith(_REENCRYPT_PREFIX),
-        )
         with self.session_factory() as s:
-            return s.scalars(q.limit(1)).first() is not None
-
-    def _records(self, uid: str) -> Iterator[Any]:
-        """Every image record of a registration in order, read a page at a time."""
-        last = -1
-        while True:
-            with self.session_factory() as s:
-                page = list(
-                    s.scalars(
-                        select(RegistrationImageRow)
-                        .where(RegistrationImageRow.uid == uid, RegistrationImageRow.idx > last)
-                        .order_by(RegistrationImageRow.idx)
-                        .limit(500)
-                    )
-                )
-            if not page:
-                return
-            for row in page:
-                yield row.to_record()
-            last = page[-1].idx
+            return has_reencrypted_images(s, uid)
 
     def _anonymized(
         self, reg: RegistrationRow, rows: list[RegistrationImageRow], allow_recognizable: bool
@@ -430,13 +401,13 @@ class Registrar:
         build = partial(
             self.anonymizer_factory, reg.method, epsilon=params.get("epsilon"), seed=reg.seed
         )
-        files = [Path(r.source) for r in rows if not r.source.startswith(_REENCRYPT_PREFIX)]
+        files = [Path(r.source) for r in rows if not r.source.startswith(REENCRYPT_PREFIX)]
         anonymized: Generator[AnonymizedFile, None, None] = anonymize_files(
             build, files, workers=self.workers, allow_recognizable=allow_recognizable
         )
         try:
             for row in rows:
-                if row.source.startswith(_REENCRYPT_PREFIX):
+                if row.source.startswith(REENCRYPT_PREFIX):
                     yield self._decrypt_previous(row.source)
                 else:
                     yield next(anonymized)
@@ -444,18 +415,18 @@ class Registrar:
             anonymized.close()  # stops the worker processes
 
     def _decrypt_previous(self, source: str) -> AnonymizedFile:
-        prev_uid, image_id = source[len(_REENCRYPT_PREFIX) :].split("/", 1)
+        prev_uid, image_id = source[len(REENCRYPT_PREFIX) :].split("/", 1)
         with self.session_factory() as s:
-            prev = _image(s, (prev_uid, image_id))
+            prev = image_row(s, (prev_uid, image_id))
         assert prev.cid and prev.report_json and prev.width and prev.height  # it was done
         plain = self.keys.decrypt(self.storage.cat(prev.cid), dataset=prev_uid, image=image_id)
         return AnonymizedFile(plain, json.loads(prev.report_json), prev.width, prev.height)
 
     def _pin_manifest(self, uid: str) -> RegistrationRow:
         with self.session_factory() as s:
-            reg = _registration(s, uid)
+            reg = registration_row(s, uid)
         leaves = bytearray()  # 32 bytes per image: the only per-image state held
-        for record in self._records(uid):
+        for record in iter_records(self.session_factory, uid):
             leaves += record.leaf()
         tree = PackedMerkleTree(leaves)
         del leaves
@@ -485,13 +456,13 @@ class Registrar:
                     len(tree),
                     (
                         (r, ["0x" + p.hex() for p in tree.proof(r.index)])
-                        for r in self._records(uid)
+                        for r in iter_records(self.session_factory, uid)
                     ),
                 )
             manifest_cid = self.storage.add_file(path)
         inst = self._signer()
         with self.session_factory() as s, s.begin():
-            reg = _registration(s, uid)
+            reg = registration_row(s, uid)
             reg.manifest_cid = manifest_cid
             reg.merkle_root = "0x" + tree.root.hex()
             reg.chain_count_before = inst.dataset_count()
@@ -500,85 +471,16 @@ class Registrar:
             reg.status = SUBMITTING
         return reg
 
-    def _find_submitted(self, reg: RegistrationRow) -> tuple[int, int] | None:
-        """The (dataset_id, version) this registration already created, if its tx landed."""
-        assert reg.merkle_root and reg.chain_count_before is not None  # set when pinned
-        root = bytes.fromhex(reg.merkle_root[2:])
-        if reg.dataset_id is None:
-            candidates = [
-                (i, 1) for i in range(reg.chain_count_before + 1, self.chain.dataset_count() + 1)
-            ]
-        else:
-            n = self.chain.get_dataset(reg.dataset_id).version_count
-            assert reg.versions_before is not None
-            candidates = [(reg.dataset_id, v) for v in range(reg.versions_before + 1, n + 1)]
-        for ds, v in candidates:
-            ver = self.chain.get_version(ds, v)
-            if ver.merkle_root == root and ver.manifest_cid == reg.manifest_cid:
-                return ds, v
-        return None
-
-    def _submit(self, reg: RegistrationRow) -> RegistrationRow:
-        found = self._find_submitted(reg)
-        tx_hash = reg.tx_hash
-        if found is None and tx_hash:  # sent before a crash: pending or dropped, not mined
-            ref = self._signer().version_of_tx(tx_hash)
-            found = None if ref is None else (ref.dataset_id, ref.version)
-        if found is None:
-            ref = self._send(reg)
-            found, tx_hash = (ref.dataset_id, ref.version), ref.tx_hash
-        with self.session_factory() as s, s.begin():
-            row = _registration(s, reg.uid)
-            row.dataset_id, row.version = found
-            row.tx_hash = tx_hash if isinstance(tx_hash, str) or tx_hash is None else tx_hash.hex()
-            row.status = REGISTERED
-            self.audit.append(
-                AuditEvent.REGISTER,
-                actor=self.accounts["institution"].address,
-                subject=f"dataset:{found[0]}/v{found[1]}",
-                details={
-                    "uid": row.uid,
-                    "manifest_cid": row.manifest_cid,
-                    "merkle_root": row.merkle_root,
-                    "tx_hash": row.tx_hash,
-                },
-                session=s,
-            )
-        return row
-
-    def _send(self, reg: RegistrationRow) -> VersionRef:
-        """The one transaction: a new data set, or a version of an existing one."""
-        assert reg.merkle_root and reg.manifest_cid  # set when pinned
-        params = json.loads(reg.params_json)
-        inst = self._signer()
-        fields: dict[str, Any] = dict(
-            merkle_root=bytes.fromhex(reg.merkle_root[2:]),
-            record_count=self._count(reg.uid),
-            manifest_cid=reg.manifest_cid,
-            model_hash=bytes.fromhex(reg.model_hash[2:]),
-            method=reg.method,
-            params=chain_params_text(params),
-            epsilon_milli=epsilon_milli_of(params),
-            on_sent=partial(self._record_tx, reg.uid),  # recorded before the wait to be mined
-        )
-        if reg.dataset_id is None:
-            return inst.register_dataset(**fields)
-        return inst.add_version(reg.dataset_id, **fields)
-
-    def _record_tx(self, uid: str, tx_hash: str) -> None:
-        with self.session_factory() as s, s.begin():
-            _registration(s, uid).tx_hash = tx_hash
-
     def _result(self, reg: RegistrationRow) -> RegistrationResult:
         assert reg.dataset_id and reg.version and reg.manifest_cid and reg.merkle_root
         records = faces = failed = without = 0
-        for record in self._records(reg.uid):  # streamed: counts only
+        for record in iter_records(self.session_factory, reg.uid):  # streamed: counts only
             records += 1
             found = record.report.get("faces") or []
             faces += len(found)
             failed += sum(1 for f in found if f.get("passed") is False)
             without += not found
-        tx_hash, gas_used = self._tx_cost(reg)
+        tx_hash, gas_used = self.submitter.tx_cost(reg)
         return RegistrationResult(
             uid=reg.uid,
             dataset_id=reg.dataset_id,
@@ -596,40 +498,13 @@ class Registrar:
             images_without_faces=without,
         )
 
-    def _tx_cost(self, reg: RegistrationRow) -> tuple[str, int]:
-        """The registering transaction's hash and gas used, read back from its receipt."""
-        assert reg.dataset_id and reg.version
-        tx_hash = reg.tx_hash or self.chain.get_version(reg.dataset_id, reg.version).tx_hash
-        backend = self.chain.backend
-        with backend.translating(f"reading the receipt of {tx_hash}"):
-            receipt = backend.w3.eth.get_transaction_receipt(tx_hash)
-        return tx_hash, int(receipt["gasUsed"])
-
     def _image_rows(self, uid: str) -> list[RegistrationImageRow]:
         with self.session_factory() as s:
-            return list(
-                s.scalars(
-                    select(RegistrationImageRow)
-                    .where(RegistrationImageRow.uid == uid)
-                    .order_by(RegistrationImageRow.idx)
-                )
-            )
+            return image_rows(s, uid)
 
     def _registration_for(self, dataset_id: int, version: int | None) -> RegistrationRow:
         with self.session_factory() as s:
-            q = select(RegistrationRow).where(
-                RegistrationRow.dataset_id == dataset_id, RegistrationRow.status == REGISTERED
-            )
-            if version is not None:
-                q = q.where(RegistrationRow.version == version)
-            reg = s.scalars(q.order_by(RegistrationRow.version.desc())).first()
-        if reg is None:
-            raise DatasetNotFoundError(
-                f"data set {dataset_id}"
-                + (f" version {version}" if version else "")
-                + " was not registered by this Veilchain instance"
-            )
-        return reg
+            return registered_row(s, dataset_id, version)
 
     def uid_of(self, dataset_id: int, version: int) -> str:
         """The local uid (key set name) of a registered version; a registered version never
@@ -638,20 +513,6 @@ class Registrar:
         if key not in self._uids:
             self._uids[key] = self._registration_for(dataset_id, version).uid
         return self._uids[key]
-
-
-def _registration(s: Session, uid: str) -> RegistrationRow:
-    row = s.get(RegistrationRow, uid)
-    if row is None:
-        raise RegistrationStateError(f"no registration {uid} in this data directory")
-    return row
-
-
-def _image(s: Session, key: tuple[str, str]) -> RegistrationImageRow:
-    row = s.get(RegistrationImageRow, key)
-    if row is None:
-        raise RegistrationStateError(f"registration {key[0]} has no image {key[1]}")
-    return row
 
 
 def _now_iso() -> str:

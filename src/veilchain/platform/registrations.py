@@ -9,11 +9,13 @@ stored. Nothing here holds an image or a key.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from veilchain.errors import DatasetNotFoundError, RegistrationStateError
 from veilchain.platform.db import Base
 from veilchain.platform.manifest import ImageRecord
 
@@ -114,3 +116,107 @@ class RegistrationResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def registration_row(session: Session, uid: str) -> RegistrationRow:
+    """The registration ``uid``; RegistrationStateError when this database has none."""
+    row = session.get(RegistrationRow, uid)
+    if row is None:
+        raise RegistrationStateError(f"no registration {uid} in this data directory")
+    return row
+
+
+def image_row(session: Session, key: tuple[str, str]) -> RegistrationImageRow:
+    """The image row ``(uid, name)``; RegistrationStateError when it is missing."""
+    row = session.get(RegistrationImageRow, key)
+    if row is None:
+        raise RegistrationStateError(f"registration {key[0]} has no image {key[1]}")
+    return row
+
+
+def image_rows(session: Session, uid: str) -> list[RegistrationImageRow]:
+    """The images of registration ``uid``, in manifest order."""
+    return list(
+        session.scalars(
+            select(RegistrationImageRow)
+            .where(RegistrationImageRow.uid == uid)
+            .order_by(RegistrationImageRow.idx)
+        )
+    )
+
+
+def registered_row(session: Session, dataset_id: int, version: int | None) -> RegistrationRow:
+    """This instance's registration of ``dataset_id`` at ``version`` (None: the latest);
+    DatasetNotFoundError when it registered no such version."""
+    q = select(RegistrationRow).where(
+        RegistrationRow.dataset_id == dataset_id, RegistrationRow.status == REGISTERED
+    )
+    if version is not None:
+        q = q.where(RegistrationRow.version == version)
+    reg = session.scalars(q.order_by(RegistrationRow.version.desc())).first()
+    if reg is None:
+        raise DatasetNotFoundError(
+            f"data set {dataset_id}"
+            + (f" version {version}" if version else "")
+            + " was not registered by this Veilchain instance"
+        )
+    return reg
+
+
+#: The source of an image re-encrypted from an earlier version: ``veilchain:<uid>/<image>``.
+REENCRYPT_PREFIX = "veilchain:"
+
+
+def count_images(session: Session, uid: str, status: str | None = None) -> int:
+    """How many images registration ``uid`` has (with ``status``, when given)."""
+    q = select(func.count()).where(RegistrationImageRow.uid == uid)
+    if status is not None:
+        q = q.where(RegistrationImageRow.status == status)
+    return int(session.scalar(q) or 0)
+
+
+def done_image_ids(session: Session, uid: str, ids: set[str]) -> set[str]:
+    """Which of ``ids`` are done in registration ``uid`` (asked 500 at a time)."""
+    found: set[str] = set()
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), 500):
+        found |= set(
+            session.scalars(
+                select(RegistrationImageRow.image_id).where(
+                    RegistrationImageRow.uid == uid,
+                    RegistrationImageRow.status == DONE,
+                    RegistrationImageRow.image_id.in_(ordered[i : i + 500]),
+                )
+            )
+        )
+    return found
+
+
+def has_reencrypted_images(session: Session, uid: str) -> bool:
+    """Whether registration ``uid`` re-encrypts images of an earlier version."""
+    q = select(RegistrationImageRow.image_id).where(
+        RegistrationImageRow.uid == uid,
+        RegistrationImageRow.source.startswith(REENCRYPT_PREFIX),
+    )
+    return session.scalars(q.limit(1)).first() is not None
+
+
+def iter_records(session_factory: sessionmaker[Session], uid: str) -> Iterator[ImageRecord]:
+    """Every image record of a registration in order, read a page at a time (one session
+    per page, so no transaction stays open while the caller works)."""
+    last = -1
+    while True:
+        with session_factory() as s:
+            page = list(
+                s.scalars(
+                    select(RegistrationImageRow)
+                    .where(RegistrationImageRow.uid == uid, RegistrationImageRow.idx > last)
+                    .order_by(RegistrationImageRow.idx)
+                    .limit(500)
+                )
+            )
+        if not page:
+            return
+        for row in page:
+            yield row.to_record()
+        last = page[-1].idx

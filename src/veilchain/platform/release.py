@@ -30,7 +30,8 @@ from veilchain.errors import (
     StorageError,
     VeilchainError,
 )
-from veilchain.platform.audit import AuditEvent, AuditLog, canonical_json
+from veilchain.platform.audit import AuditLog
+from veilchain.platform.audit_entries import AuditEvent, canonical_json
 from veilchain.platform.grants import live_grant_until
 from veilchain.platform.keys import KeyManager, decrypt_with_data_key, open_sealed_key
 from veilchain.platform.registrations import UsedNonceRow

@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from veilchain.chain.client import ChainClient, Grant
 from veilchain.errors import AccessDeniedError
 from veilchain.platform import jobs
-from veilchain.platform.audit import AuditLog, canonical_json
+from veilchain.platform.audit import AuditLog
 from veilchain.platform.audit_anchors import AuditVerdict, anchor_audit, audit_verdict
+from veilchain.platform.audit_entries import canonical_json
 from veilchain.platform.catalog import (
     Catalog,
     DatasetDetail,

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
 
@@ -22,7 +22,10 @@ from veilchain.config import Settings
 from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.service import VeilchainService
 
-__all__ = ["ROLES", "RoleAccounts", "build_service"]
+if TYPE_CHECKING:
+    from veilchain.chain import Keystore
+
+__all__ = ["ROLES", "RoleAccounts", "build_service", "open_keystore"]
 
 ROLES = ("institution", "auditor", "keyservice")
 
@@ -86,17 +89,36 @@ class LazyCredentials:
             return self._signer
 
 
+def open_keystore(settings: Settings) -> Keystore:
+    """The keystore of the data directory's accounts (roles and grantees), secrets resolved."""
+    from veilchain.chain import Keystore
+    from veilchain.platform.local_secrets import required_secret, resolve_local_secrets
+
+    settings = resolve_local_secrets(settings)
+    passphrase = required_secret(
+        settings.chain.keystore_passphrase, "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE"
+    )
+    return Keystore(Path(settings.data_dir) / "keystore", passphrase)
+
+
 def build_service(settings: Settings) -> VeilchainService:
     """Open (or create) everything under the settings' data directory and wire the service."""
     from veilchain.chain import Keystore, build_chain_client
     from veilchain.platform.audit import AuditLog
     from veilchain.platform.db import make_engine, make_session_factory
     from veilchain.platform.keys import build_key_manager
-    from veilchain.platform.local_secrets import anonymizer_secret, resolve_local_secrets
+    from veilchain.platform.local_secrets import (
+        anonymizer_secret,
+        required_secret,
+        resolve_local_secrets,
+    )
     from veilchain.platform.migrations import migrate
     from veilchain.platform.storage import build_storage
 
     settings = resolve_local_secrets(settings)  # unset secrets: generated per data dir
+    keystore_passphrase = required_secret(
+        settings.chain.keystore_passphrase, "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE"
+    )
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
@@ -114,12 +136,12 @@ def build_service(settings: Settings) -> VeilchainService:
         rpc_url=settings.chain.rpc_url,
         data_dir=data_dir,
         private_key=settings.chain.private_key,
-        keystore_passphrase=settings.chain.keystore_passphrase,
+        keystore_passphrase=keystore_passphrase,
         contract_address=settings.chain.contract_address,
         log_block_range=settings.chain.log_block_range,
         confirmations=settings.chain.confirmations,
     )
-    keystore = Keystore(data_dir / "keystore", settings.chain.keystore_passphrase)
+    keystore = Keystore(data_dir / "keystore", keystore_passphrase)
     accounts = RoleAccounts(keystore, chain.account)
     _appoint_roles(chain, accounts)
     a = settings.anonymizer

@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 from sqlalchemy import update
 
-from tests.platform.api.conftest import bearer, login, sign, siwe_message
+from tests.factories import bearer, login, sign, siwe_message
 from veilchain.platform.auth import AuthNonce, RateLimiter
 
 

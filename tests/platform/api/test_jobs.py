@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from tests.platform.api.conftest import bearer, login, make_settings, upload, wait_job
+from tests.factories import api_settings, bearer, login, upload, wait_job
 from veilchain.platform.api import create_app
 from veilchain.platform.jobs import Job, get_job
 
@@ -16,7 +16,7 @@ class _Crash(BaseException):
 
 
 def test_registration_resumes_after_restart(tmp_path):
-    settings = make_settings(tmp_path, login_rate_per_minute=1000)
+    settings = api_settings(tmp_path, login_rate_per_minute=1000)
     app = create_app(settings, worker=False)  # nothing runs the queue: the job stays queued
     ctx = app.state.ctx
     with TestClient(app) as c:
@@ -99,7 +99,7 @@ def test_zip_upload_registers(stack):
     import io
     import zipfile
 
-    from tests.platform.api.conftest import SAMPLES
+    from tests.factories import SAMPLES
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

@@ -1,54 +1,27 @@
-"""Alembic migrations on SQLite and PostgreSQL: upgrade, no drift from the models, downgrade."""
+"""Alembic migrations on SQLite: upgrade, no drift from the models, downgrade, adoption of an
+old database. The same checks on PostgreSQL are in tests/integration/test_postgres.py."""
 
 from __future__ import annotations
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
 
+from tests.migration_checks import (
+    check_migrate_is_idempotent_and_adopts_old_databases,
+    check_upgrade_matches_models_and_downgrades,
+)
 from veilchain.platform.db import make_engine
-from veilchain.platform.migrations import alembic_config, migrate
-from veilchain.platform.migrations.models import load_models
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    else:
-        eng = make_engine(request.getfixturevalue("pg_url"))
-        with eng.begin() as conn:  # the cluster is shared by the session: start empty
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+@pytest.fixture
+def engine(tmp_path):
+    eng = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     yield eng
     eng.dispose()
 
 
-def _diff(engine) -> list:
-    with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-        return compare_metadata(ctx, load_models())
-
-
 def test_upgrade_matches_models_and_downgrades(engine):
-    cfg = alembic_config(engine)
-    command.upgrade(cfg, "head")
-    tables = set(inspect(engine).get_table_names())
-    assert {"auth_nonces", "api_keys", "jobs", "alembic_version"} <= tables
-    assert _diff(engine) == [], "models changed without a migration: run alembic revision"
-    command.downgrade(cfg, "base")
-    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    check_upgrade_matches_models_and_downgrades(engine)
 
 
 def test_migrate_is_idempotent_and_adopts_databases_made_before_migrations(engine):
-    command.upgrade(alembic_config(engine), "0001")  # the first schema, as create_all made it
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE alembic_version"))  # before migrations existed
-    migrate(engine)
-    migrate(engine)
-    with engine.connect() as conn:
-        head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert head == ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert _diff(engine) == []
+    check_migrate_is_idempotent_and_adopts_old_databases(engine)

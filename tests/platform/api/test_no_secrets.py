@@ -7,7 +7,7 @@ import logging
 
 from nacl.public import PrivateKey, SealedBox
 
-from tests.platform.api.conftest import bearer, login, sign, siwe_message
+from tests.factories import bearer, login, sign, siwe_message
 
 
 def _forms(secret: bytes | str) -> list[str]:

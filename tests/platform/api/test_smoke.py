@@ -6,7 +6,7 @@ import base64
 
 from nacl.public import PrivateKey, SealedBox
 
-from tests.platform.api.conftest import wait_job
+from tests.factories import wait_job
 
 
 def test_flow(stack, dataset):

@@ -9,12 +9,12 @@ import os
 import pytest
 from sqlalchemy import select, update
 
+from tests.factories import FAST_SCRYPT_N, PASSPHRASE
 from veilchain.errors import (
     DataKeyNotFoundError,
     DecryptionError,
     InputError,
     KeyManagementError,
-    KeystoreError,
 )
 from veilchain.platform.keys import (
     HEADER_LEN,
@@ -25,8 +25,6 @@ from veilchain.platform.keys import (
     open_sealed_key,
 )
 from veilchain.platform.keys.tables import DATA_KEYS
-
-from .conftest import FAST_SCRYPT_N, PASSPHRASE
 
 
 def test_round_trip_and_wrapped_key_record(km, session_factory):
@@ -185,51 +183,6 @@ def test_keys_are_never_stored_in_plaintext(km, tmp_path):
     assert PASSPHRASE.encode() not in blob
     for key in keys:
         assert key not in blob
-
-
-def test_postgres_backend_full_cycle(pg_session_factory):
-    import threading
-
-    from veilchain.platform.audit import AuditLog
-
-    audit = AuditLog(pg_session_factory)
-    km = KeyManager(pg_session_factory, PassphraseSource(PASSPHRASE, n=FAST_SCRYPT_N), audit)
-    results: dict[int, list[bytes]] = {}
-
-    def worker(n: int) -> None:
-        items = [(f"t{n}-{i}", f"image {n}/{i}".encode()) for i in range(20)]
-        results[n] = km.encrypt_many(items, dataset="pg")
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(km.images_with_keys("pg")) == 80
-    assert km.rotate() == 2
-    assert km.rewrap(batch=7) == 80
-    km.set_min_decryption_version(2)
-    for n, cts in results.items():
-        pairs = [(f"t{n}-{i}", ct) for i, ct in enumerate(cts)]
-        assert km.decrypt_many(pairs, dataset="pg") == [
-            f"image {n}/{i}".encode() for i in range(20)
-        ]
-    with pytest.raises(DecryptionError):
-        km.decrypt(results[0][0], dataset="pg", image="t0-1")
-    sk, pk = generate_keypair()
-    key = open_sealed_key(
-        km.release_sealed(dataset="pg", image="t1-0", recipient_public_key=pk), sk
-    )
-    assert decrypt_with_data_key(results[1][0], key, dataset="pg", image="t1-0") == b"image 1/0"
-    assert km.delete_keys("pg", ["t0-0"]) == 1
-    with pytest.raises(KeystoreError):
-        KeyManager(pg_session_factory, PassphraseSource("wrong", n=FAST_SCRYPT_N), audit)
-    assert audit.verify().ok and [e.event for e in audit.query()] == [
-        "rotation",
-        "rewrap",
-        "retire",
-        "key_deletion",
-    ]
 
 
 def test_concurrent_encrypt_many_and_rotation_on_sqlite(km):

@@ -9,12 +9,11 @@ import secrets
 import pytest
 from sqlalchemy import select, update
 
+from tests.factories import FAST_SCRYPT_N, PASSPHRASE
 from veilchain.errors import ConfigError, KeystoreError, KeyVersionError
 from veilchain.platform.keys import KeyManager, PassphraseSource, RawKeySource, build_key_manager
 from veilchain.platform.keys.keystore import DEFAULT_SCRYPT_N
 from veilchain.platform.keys.tables import DATA_KEYS, KEK_VERSIONS, KEYSTORE
-
-from .conftest import FAST_SCRYPT_N, PASSPHRASE
 
 
 def _versions(session_factory, dataset=None) -> dict[str, int]:

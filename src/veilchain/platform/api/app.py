@@ -21,7 +21,7 @@ from veilchain.platform.api.problems import (
     problem_responses,
 )
 from veilchain.platform.api.routes import api_router
-from veilchain.platform.local_secrets import resolve_local_secrets
+from veilchain.platform.local_secrets import required_secret, resolve_local_secrets
 from veilchain.platform.service import VeilchainService
 from veilchain.platform.uploads import MAX_UPLOAD_BYTES
 from veilchain.platform.wiring import build_service
@@ -44,6 +44,7 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 def build_context(settings: Settings, service: VeilchainService | None = None) -> ApiContext:
     """Build the service (unless given) and the shared per-app objects."""
     settings = resolve_local_secrets(settings)  # unset secrets: generated per data dir
+    jwt_secret = required_secret(settings.auth.jwt_secret, "VEILCHAIN_AUTH__JWT_SECRET")
     if service is None:
         service = build_service(settings)  # migrates the database
     return ApiContext(
@@ -51,7 +52,8 @@ def build_context(settings: Settings, service: VeilchainService | None = None) -
         service=service,
         session_factory=service.session_factory,
         roles=auth.RoleResolver(service.chain.roles_of, service.chain.block_number),
-        tokens=auth.TokenVerifier(secret=settings.auth.jwt_secret, issuer=settings.auth.domain),
+        tokens=auth.TokenVerifier(secret=jwt_secret, issuer=settings.auth.domain),
+        jwt_secret=jwt_secret,
         chain_id=service.chain_id,
         login_limiter=auth.RateLimiter(settings.auth.login_rate_per_minute),
         nonce_limiter=auth.RateLimiter(settings.auth.login_rate_per_minute * 2),
@@ -78,7 +80,8 @@ def _problem_422_in_openapi(app: FastAPI) -> None:
         app.openapi_schema = schema
         return schema
 
-    app.openapi = openapi
+    # FastAPI documents replacing app.openapi to customise the schema; mypy sees a method.
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(

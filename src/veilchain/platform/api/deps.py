@@ -32,6 +32,7 @@ class ApiContext:
     session_factory: sessionmaker[Session]
     roles: auth.RoleResolver
     tokens: auth.TokenVerifier
+    jwt_secret: str
     chain_id: int
     login_limiter: auth.RateLimiter
     nonce_limiter: auth.RateLimiter

@@ -12,6 +12,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from veilchain.errors import ConfigError
+
 DOCS_ASSETS = "/docs-assets"
 
 
@@ -27,11 +29,14 @@ def mount_pages(app: FastAPI, web_dir: Path) -> None:
         app.mount("/dashboard", StaticFiles(directory=web_dir, html=True), name="dashboard")
     app.mount(DOCS_ASSETS, StaticFiles(directory=_docs_assets_dir()), name="docs-assets")
     title = f"{app.title} docs"
+    openapi_url = app.openapi_url
+    if openapi_url is None:
+        raise ConfigError("the /docs and /redoc pages need the app's OpenAPI schema (openapi_url)")
 
     @app.get("/docs", include_in_schema=False)
     def _swagger() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url,
+            openapi_url=openapi_url,
             title=title,
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
@@ -41,7 +46,7 @@ def mount_pages(app: FastAPI, web_dir: Path) -> None:
     @app.get("/redoc", include_in_schema=False)
     def _redoc() -> HTMLResponse:
         return get_redoc_html(
-            openapi_url=app.openapi_url,
+            openapi_url=openapi_url,
             title=title,
             redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
             redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",

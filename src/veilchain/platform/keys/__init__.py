@@ -6,13 +6,9 @@ from veilchain.platform.keys.envelope import (
     decrypt_with_data_key,
     encrypt_with_data_key,
 )
+from veilchain.platform.keys.factory import build_key_manager
 from veilchain.platform.keys.keystore import PassphraseSource, RawKeySource
-from veilchain.platform.keys.manager import (
-    KekVersionInfo,
-    KeyManager,
-    KeyStatus,
-    build_key_manager,
-)
+from veilchain.platform.keys.manager import KekVersionInfo, KeyManager, KeyStatus
 from veilchain.platform.keys.sealing import generate_keypair, open_sealed_key, seal_data_key
 
 __all__ = [

@@ -12,28 +12,28 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.errors import (
-    ConfigError,
     DataKeyNotFoundError,
     InputError,
     KeyManagementError,
     KeyVersionError,
 )
-from veilchain.platform.audit import AuditEvent, AuditLog
-from veilchain.platform.db import Base, engine_of, make_engine, make_session_factory
+from veilchain.platform.audit import AuditLog
+from veilchain.platform.audit_entries import AuditEvent
+from veilchain.platform.db import Base, affected_rows, engine_of, first_line
 from veilchain.platform.keys.envelope import (
     DATA_KEY_LEN,
     context_bytes,
     decrypt_with_data_key,
     encrypt_with_data_key,
 )
-from veilchain.platform.keys.keystore import KekSource, Keyring, PassphraseSource, RawKeySource
+from veilchain.platform.keys.keystore import KekSource, Keyring
 from veilchain.platform.keys.sealing import seal_data_key
 from veilchain.platform.keys.tables import ALL_TABLES, DATA_KEYS, KEK_VERSIONS, KEYSTORE
 
@@ -109,7 +109,7 @@ class KeyManager:
             Base.metadata.create_all(self._engine, tables=ALL_TABLES)
             self._keyring = Keyring(session_factory, kek_source)
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot open the key store: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot open the key store: {first_line(exc)}") from exc
 
     # --- encryption -------------------------------------------------------------------
     def encrypt(self, plaintext: bytes, *, dataset: str, image: str) -> bytes:
@@ -160,7 +160,7 @@ class KeyManager:
                 "delete_keys() it before encrypting that image again"
             ) from exc
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot store data keys: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot store data keys: {first_line(exc)}") from exc
 
     def decrypt(self, ciphertext: bytes, *, dataset: str, image: str) -> bytes:
         """Decrypt one image; DecryptionError when anything was altered or misplaced."""
@@ -200,7 +200,7 @@ class KeyManager:
                     ):
                         found[img] = (version, bytes(wrapped), min_version)
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot read data keys: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot read data keys: {first_line(exc)}") from exc
         keys: dict[str, bytes] = {}
         for image in wanted:
             if image not in found:
@@ -238,17 +238,19 @@ class KeyManager:
         try:
             with self._session_factory() as session:
                 if image_list is None:
-                    deleted = session.execute(
-                        delete(DATA_KEYS).where(DATA_KEYS.c.dataset == dataset)
-                    ).rowcount
+                    deleted = affected_rows(
+                        session.execute(delete(DATA_KEYS).where(DATA_KEYS.c.dataset == dataset))
+                    )
                 else:
                     for start in range(0, len(image_list), _IN_CHUNK):
                         chunk = image_list[start : start + _IN_CHUNK]
-                        deleted += session.execute(
-                            delete(DATA_KEYS).where(
-                                DATA_KEYS.c.dataset == dataset, DATA_KEYS.c.image.in_(chunk)
+                        deleted += affected_rows(
+                            session.execute(
+                                delete(DATA_KEYS).where(
+                                    DATA_KEYS.c.dataset == dataset, DATA_KEYS.c.image.in_(chunk)
+                                )
                             )
-                        ).rowcount
+                        )
                 details: dict = {"dataset": dataset, "deleted": deleted}
                 if image_list is not None and len(image_list) <= _AUDIT_IMAGE_LIST_MAX:
                     details["images"] = image_list
@@ -263,7 +265,7 @@ class KeyManager:
                 )
                 session.commit()
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot delete data keys: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot delete data keys: {first_line(exc)}") from exc
         log.info("deleted %d data keys of dataset %s", deleted, dataset)
         return deleted
 
@@ -288,7 +290,7 @@ class KeyManager:
                 )
                 session.commit()
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot rotate the master key: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot rotate the master key: {first_line(exc)}") from exc
         log.info("master key rotated to version %d", version)
         return version
 
@@ -335,19 +337,6 @@ class KeyManager:
                     rows = session.execute(stmt).all()
                     if not rows:
                         break
-                    params = []
-                    for ds, img, version, wrapped in rows:
-                        ctx = context_bytes(ds, img)
-                        data_key = self._keyring.unwrap(version, wrapped, ctx)
-                        params.append(
-                            {
-                                "b_ds": ds,
-                                "b_img": img,
-                                "b_old": version,
-                                "b_new": current,
-                                "b_wrapped": self._keyring.wrap(current, data_key, ctx),
-                            }
-                        )
                     session.execute(
                         update(DATA_KEYS)
                         .where(
@@ -356,7 +345,7 @@ class KeyManager:
                             DATA_KEYS.c.kek_version == bindparam("b_old"),
                         )
                         .values(kek_version=bindparam("b_new"), wrapped=bindparam("b_wrapped")),
-                        params,
+                        self._rewrapped(rows, current),
                     )
                     session.commit()
                     total += len(rows)
@@ -370,9 +359,27 @@ class KeyManager:
                 )
                 session.commit()
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot rewrap data keys: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot rewrap data keys: {first_line(exc)}") from exc
         log.info("re-wrapped %d data keys under master key version %d", total, current)
         return total
+
+    def _rewrapped(self, rows: Sequence[Any], current: int) -> list[dict[str, Any]]:
+        """UPDATE parameters moving each ``(dataset, image, version, wrapped)`` row's data key
+        under master key version ``current``."""
+        params = []
+        for ds, img, version, wrapped in rows:
+            ctx = context_bytes(ds, img)
+            data_key = self._keyring.unwrap(version, wrapped, ctx)
+            params.append(
+                {
+                    "b_ds": ds,
+                    "b_img": img,
+                    "b_old": version,
+                    "b_new": current,
+                    "b_wrapped": self._keyring.wrap(current, data_key, ctx),
+                }
+            )
+        return params
 
     def set_min_decryption_version(
         self, version: int, *, force: bool = False, actor: str | None = None
@@ -414,7 +421,7 @@ class KeyManager:
                 session.commit()
         except SQLAlchemyError as exc:
             raise KeyManagementError(
-                f"cannot set the minimum decryption version: {_first_line(exc)}"
+                f"cannot set the minimum decryption version: {first_line(exc)}"
             ) from exc
         log.info("master key versions below %d retired", version)
 
@@ -435,7 +442,7 @@ class KeyManager:
                 )
                 session.commit()
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot change the root key: {_first_line(exc)}") from exc
+            raise KeyManagementError(f"cannot change the root key: {first_line(exc)}") from exc
         self._keyring.commit_root()
         log.info("keystore root key changed (%s)", kdf_name)
 
@@ -444,7 +451,7 @@ class KeyManager:
 
         def read(session: Session) -> KeyStatus:
             ks = session.execute(select(KEYSTORE)).one()
-            counts = dict(
+            counts: dict[int, int] = dict(
                 session.execute(
                     select(DATA_KEYS.c.kek_version, func.count()).group_by(DATA_KEYS.c.kek_version)
                 ).all()
@@ -476,42 +483,4 @@ class KeyManager:
             with self._session_factory() as session:
                 return fn(session)
         except SQLAlchemyError as exc:
-            raise KeyManagementError(f"cannot read the key store: {_first_line(exc)}") from exc
-
-
-def build_key_manager(
-    *,
-    db_url: str | None = None,
-    session_factory: sessionmaker[Session] | None = None,
-    passphrase: str | None = None,
-    master_key_hex: str | None = None,
-    data_dir: str | Path | None = None,
-    audit: AuditLog | None = None,
-    scrypt_n: int | None = None,
-) -> KeyManager:
-    """Wire a KeyManager from settings values. ``master_key_hex`` wins over ``passphrase``;
-    without ``db_url``/``session_factory`` the database is ``data_dir/veilchain.db``."""
-    if session_factory is None:
-        if db_url is None:
-            if data_dir is None:
-                raise InputError("build_key_manager needs db_url, session_factory or data_dir")
-            db_url = f"sqlite:///{(Path(data_dir) / 'veilchain.db').resolve()}"
-        engine = make_engine(db_url)
-        from veilchain.platform.migrations import migrate
-
-        migrate(engine)
-        session_factory = make_session_factory(engine)
-    if master_key_hex:
-        source: KekSource = RawKeySource.from_hex(master_key_hex)
-    elif passphrase:
-        source = (
-            PassphraseSource(passphrase, n=scrypt_n) if scrypt_n else PassphraseSource(passphrase)
-        )
-    else:
-        raise ConfigError("set VEILCHAIN_KMS__PASSPHRASE or VEILCHAIN_KMS__MASTER_KEY_HEX")
-    return KeyManager(session_factory, source, audit or AuditLog(session_factory))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+            raise KeyManagementError(f"cannot read the key store: {first_line(exc)}") from exc

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
+from typing import cast
+
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from veilchain.platform.db import Base
@@ -44,7 +46,8 @@ class DataKeyRow(Base):
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-KEYSTORE = KeystoreRow.__table__
-KEK_VERSIONS = KekVersionRow.__table__
-DATA_KEYS = DataKeyRow.__table__
+# A declarative class's __table__ is typed FromClause; for these mapped classes it is a Table.
+KEYSTORE = cast(Table, KeystoreRow.__table__)
+KEK_VERSIONS = cast(Table, KekVersionRow.__table__)
+DATA_KEYS = cast(Table, DataKeyRow.__table__)
 ALL_TABLES = [KEYSTORE, KEK_VERSIONS, DATA_KEYS]

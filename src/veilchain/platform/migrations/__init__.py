@@ -16,6 +16,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from veilchain.errors import ConfigError
+from veilchain.platform.db import first_line
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
@@ -44,10 +45,5 @@ def migrate(engine: Engine) -> None:
     except SQLAlchemyError as exc:
         where = engine.url.render_as_string(hide_password=True)
         raise ConfigError(
-            f"cannot initialise the database {where}: {_first_line(exc)}; check VEILCHAIN_DB__URL"
+            f"cannot initialise the database {where}: {first_line(exc)}; check VEILCHAIN_DB__URL"
         ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -11,6 +11,7 @@ TABLE_MODULES = (
     "veilchain.platform.auth",
     "veilchain.platform.jobs",
     "veilchain.platform.audit",
+    "veilchain.platform.audit_entries",
     "veilchain.platform.keys",
     "veilchain.platform.keys.tables",
     "veilchain.platform.registrations",

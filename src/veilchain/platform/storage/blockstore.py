@@ -17,9 +17,11 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from veilchain.errors import CidMismatchError, ContentNotFoundError, StorageError
 from veilchain.platform.storage.cid import (
+    ReadsInto,
     compute_cid,
     compute_cid_stream,
     normalize_cid,
@@ -37,10 +39,10 @@ def _fsync_dir(path: Path) -> None:
 class _TeeReader:
     """Wraps a binary file: everything read through ``readinto`` is also written to ``sink``."""
 
-    def __init__(self, source, sink) -> None:
+    def __init__(self, source: ReadsInto, sink: BinaryIO) -> None:
         self.source, self.sink = source, sink
 
-    def readinto(self, buf) -> int:
+    def readinto(self, buf: memoryview) -> int | None:
         got = self.source.readinto(buf)
         if got:
             self.sink.write(memoryview(buf)[:got])

@@ -14,7 +14,7 @@ import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from veilchain.errors import InputError, InvalidCidError
 
@@ -207,7 +207,13 @@ def compute_cid(data: bytes | bytearray | memoryview, *, version: int = 1) -> st
     return _format_cid(builder.finish())
 
 
-def compute_cid_stream(stream: BinaryIO, *, version: int = 1) -> str:
+class ReadsInto(Protocol):
+    """A binary stream read with ``readinto`` (an open file, or a wrapper around one)."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+def compute_cid_stream(stream: ReadsInto, *, version: int = 1) -> str:
     """Like :func:`compute_cid`, reading ``stream`` in 256 KiB chunks (constant memory)."""
     _check_version(version)
     builder = _DagBuilder(version)

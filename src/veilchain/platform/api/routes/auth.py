@@ -60,7 +60,7 @@ def login(body: LoginIn, ctx: CtxDep, session: SessionDep) -> TokenPublic:
         signature=body.signature,
         domain=a.domain,
         chain_id=ctx.chain_id,
-        jwt_secret=a.jwt_secret,
+        jwt_secret=ctx.jwt_secret,
         token_ttl_s=a.token_ttl_s,
         uri=a.uri,
         max_age_s=a.nonce_ttl_s,
