@@ -3,7 +3,8 @@
 Used by test_service_resume.py: ``python -m tests.platform.register_driver INPUT KILL_AT``
 with VEILCHAIN_DATA_DIR set. KILL_AT is one of: image:N (after N images are stored),
 after-encrypt:N (a data key stored, ciphertext not pinned), after-pin:N (ciphertext pinned,
-not recorded), before-tx, after-tx (transaction mined, not recorded), none.
+not recorded), after-manifest (the manifest pinned, not recorded), before-tx, after-tx
+(transaction mined, not recorded), none.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def main(inputs: str, kill_at: str) -> None:
         die_after_call(KeyManager, "encrypt", int(n))
     elif where == "after-pin":
         die_after_call(IpfsStorage, "add", int(n))
+    elif where == "after-manifest":  # the manifest is streamed to a file and pinned from it
+        die_after_call(IpfsStorage, "add_file", 1)
     elif where == "before-tx":
         ChainClient.register_dataset = lambda self, **kw: die()
     elif where == "after-tx":

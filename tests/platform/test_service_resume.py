@@ -32,7 +32,7 @@ def _kill_run(data_dir: Path, inputs: Path, kill_at: str) -> int:
 
 @pytest.mark.parametrize(
     "kill_at",
-    ["image:1", "after-encrypt:2", "after-pin:2", "after-pin:4", "before-tx", "after-tx"],
+    ["image:1", "after-encrypt:2", "after-pin:2", "after-manifest", "before-tx", "after-tx"],
 )
 def test_sigkill_then_resume(tmp_path, sample_inputs, kill_at):
     data_dir = tmp_path / "data"
