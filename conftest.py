@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column  # module level: the mapper resolves them here
 
-from tests.factories import Deployed, deploy_with_roles
+from tests.factories import SAMPLE_INPUT_NAMES, Deployed, deploy_with_roles
 from veilchain.platform.db import Base
 
 # Real servers the suite starts itself (ganache, js-ipfs, PostgreSQL); each module owns one.
@@ -19,9 +19,6 @@ pytest_plugins = [
     "tests.servers.ipfs",
     "tests.servers.postgres",
 ]
-
-#: The photos of :func:`sample_inputs`.
-SAMPLE_INPUT_NAMES = ("astronaut.jpg", "obama.jpg", "biden.jpg")
 
 
 @pytest.fixture(scope="session")

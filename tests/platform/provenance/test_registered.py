@@ -9,7 +9,7 @@ import hashlib
 import pytest
 from eth_account import Account
 
-from tests.platform.conftest import SAMPLE_NAMES, make_settings
+from tests.factories import SAMPLE_INPUT_NAMES, make_settings
 from tests.platform.provenance.test_credentials import flip_pixel_byte, independent, manifest_leaks
 from veilchain.client import Grantee
 from veilchain.platform.wiring import build_service
@@ -65,11 +65,11 @@ def test_no_manifest_holds_anything_from_the_original(registered, fetched, sampl
     _, images = fetched
     leaks = {}
     for img in images:
-        for name in SAMPLE_NAMES:  # any original could be this image's source
+        for name in SAMPLE_INPUT_NAMES:  # any original could be this image's source
             found = manifest_leaks(img.data, (sample_inputs / name).read_bytes(), name)
             if found:
                 leaks[img.image_id, name] = found
-    assert len(images) == len(SAMPLE_NAMES) and leaks == {}
+    assert len(images) == len(SAMPLE_INPUT_NAMES) and leaks == {}
 
 
 def test_independent_reader_validates_every_registered_image(svc, fetched, tmp_path) -> None:
