@@ -5,7 +5,8 @@
   actors);
 - chain: :func:`named_account`, :func:`random_bytes32`, :func:`version_fields` and
   :func:`deploy_with_roles` (a VeilRegistry with every role appointed);
-- keys: :data:`PASSPHRASE` and :data:`FAST_SCRYPT_N`.
+- keys: :data:`PASSPHRASE` and :data:`FAST_SCRYPT_N`;
+- the service: :func:`make_settings`, :data:`SAMPLE_INPUT_NAMES`.
 
 The fixtures several packages use live in the top-level conftest.py.
 """
@@ -42,6 +43,11 @@ SAMPLE_INPUT_NAMES = ("astronaut.jpg", "obama.jpg", "biden.jpg")
 # --- keys --------------------------------------------------------------------------------
 PASSPHRASE = "correct horse battery staple"
 FAST_SCRYPT_N = 2**14  # tests only; the default is 2**17
+
+
+def make_settings(data_dir: Path, **kw) -> Settings:
+    """Settings for a service in a temp dir (env test, embedded defaults)."""
+    return Settings(data_dir=data_dir, env="test", **kw)
 
 
 # --- API -----------------------------------------------------------------------------------

@@ -3,18 +3,11 @@ the top-level conftest.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from veilchain.config import Settings
 from veilchain.platform.audit import AuditLog
 from veilchain.platform.db import make_engine, make_session_factory
 from veilchain.platform.migrations import migrate
-
-
-def make_settings(data_dir: Path, **kw) -> Settings:
-    return Settings(data_dir=data_dir, env="test", **kw)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import make_settings
 from veilchain.errors import InputError
 from veilchain.platform.manifest import (
     MAX_SAFE_INTEGER,
@@ -20,8 +21,6 @@ from veilchain.platform.manifest import (
     publishable,
 )
 from veilchain.platform.wiring import build_service
-
-from .conftest import make_settings
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "manifest_v1"
 

@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.factories import make_settings
 from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.registrations import RegistrationImageRow
 from veilchain.platform.wiring import build_service
-
-from .conftest import make_settings
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,13 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tests.factories import make_settings
 from veilchain.anonymizer import load_image, save_image
 from veilchain.anonymizer.plates import PlateDetector
 from veilchain.platform.demo import samples_dir
 from veilchain.platform.manifest import Manifest
 from veilchain.platform.wiring import build_service
-
-from .conftest import make_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "anonymizer"))
 from test_plates import scene_with  # noqa: E402

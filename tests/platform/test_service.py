@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from tests.factories import make_settings
 from veilchain.client import Grantee, x25519_keypair_for
 from veilchain.errors import (
     AccessDeniedError,
@@ -22,8 +23,6 @@ from veilchain.errors import (
 from veilchain.platform.manifest import Manifest
 from veilchain.platform.release import ReleaseRequest
 from veilchain.platform.wiring import build_service
-
-from .conftest import make_settings
 
 pytestmark = pytest.mark.slow
 

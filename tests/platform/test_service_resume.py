@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import make_settings
 from veilchain.platform.registrations import REGISTERED
 from veilchain.platform.wiring import build_service
-
-from .conftest import make_settings
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

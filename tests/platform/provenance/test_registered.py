@@ -9,7 +9,7 @@ import hashlib
 import pytest
 from eth_account import Account
 
-from tests.platform.conftest import make_settings
+from tests.factories import make_settings
 from tests.platform.provenance.test_credentials import flip_pixel_byte, independent, manifest_leaks
 from veilchain.client import Grantee
 from veilchain.platform.wiring import build_service
