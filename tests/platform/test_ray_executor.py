@@ -19,6 +19,7 @@ import pytest
 
 from tests.factories import make_settings
 from veilchain.platform.executors import ExecutorChoice
+from veilchain.platform.local_secrets import SECRETS_DIR
 from veilchain.platform.registrations import RegistrationImageRow
 from veilchain.platform.wiring import build_service
 
@@ -110,6 +111,11 @@ def test_ray_and_local_give_the_same_records(tmp_path, two_nodes, sample_inputs)
     differ by design: each leaf commits to the ciphertext's CID and sha256, and a ciphertext
     is under a fresh random data key and nonce (and the data set uid is in its AD)."""
     ray_svc = _service(tmp_path / "ray", two_nodes)
+    # "same seed" includes the installation's secret, which keys every random stream (the
+    # plates' redrawn text, for one): the second data directory gets the first one's
+    secret = Path(SECRETS_DIR) / "anonymizer_secret"
+    (tmp_path / "local" / SECRETS_DIR).mkdir(parents=True, mode=0o700)
+    shutil.copy2(tmp_path / "ray" / secret, tmp_path / "local" / secret)
     local_svc = _service(tmp_path / "local")
     kw = dict(name="same", method="blur", seed=7, allow_recognizable=True)
     a = ray_svc.register([sample_inputs], **kw)
