@@ -3,7 +3,9 @@
     VeilchainError
     ├── ConfigError
     ├── InputError                      bad user input (paths, names, arguments)
-    │   └── OutOfRangeError             epsilon, seed or expiry out of bounds (422, exit 2)
+    │   ├── OutOfRangeError             epsilon, seed or expiry out of bounds (422, exit 2)
+    │   └── InvalidTextError            a data set's description, licence or consent statement
+    │                                   too long or not plain text (422, exit 2)
     ├── AnonymizationError
     │   ├── ImageDecodeError            corrupt, non-image, unsupported or decompression-bomb input
     │   ├── FaceDetectionError
@@ -60,6 +62,10 @@ class InputError(VeilchainError):
 
 class OutOfRangeError(InputError):
     """A number outside what the system can honour (epsilon, seed, grant expiry): 422."""
+
+
+class InvalidTextError(InputError):
+    """A data set statement (description, licence, consent) too long or not plain text: 422."""
 
 
 # --- anonymizer -------------------------------------------------------------

@@ -135,6 +135,16 @@ def derive_malformed(manifest_bytes: bytes) -> dict:
                 },
             )
         ),  # fmt: skip
+        # the data set statements (description, licence, consent): all three or none
+        "description as a number": edited(
+            lambda d: d["dataset"].update(description=42, licence="CC-BY-4.0", consent=None)
+        ),
+        "consent as an object": edited(
+            lambda d: d["dataset"].update(description=None, licence=None, consent={"text": "x"})
+        ),
+        "licence without description and consent": edited(
+            put(["dataset", "licence"], "CC-BY-4.0")
+        ),
         # RFC 8785 needs well-formed Unicode (I-JSON): a lone surrogate has no canonical form
         "a lone surrogate in a string": text.replace(
             '"name":"worked example"', '"name":"worked \\ud800example"', 1

@@ -73,6 +73,21 @@ def register(
             help="ciagan/dp only: regenerate just these features (eyes,nose,mouth).",
         ),
     ] = None,
+    description: Annotated[
+        str | None,
+        typer.Option(metavar="TEXT", help="What the data set holds (published in its manifest)."),
+    ] = None,
+    licence: Annotated[
+        str | None,
+        typer.Option(metavar="LICENCE", help="Its licence: an SPDX id (CC-BY-4.0) or one line."),
+    ] = None,
+    consent: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT",
+            help='How the people shown consented (published); long: --consent "$(cat FILE)".',
+        ),
+    ] = None,
     allow_recognizable: Annotated[
         bool, typer.Option(help="Publish faces that failed the identity check (reported).")
     ] = False,
@@ -102,11 +117,16 @@ def register(
 ) -> None:
     """Anonymize, encrypt, pin and register PATH (image files or folders) as a data set.
 
-    One transaction records the data set on chain. --name is required to register.
+    One transaction records the data set on chain. --name is required to register;
+    --description, --licence and --consent are published in the manifest, shown on the data
+    set card and verified with it.
 
     Examples:
 
         veilchain register photos/ --name clinic-2026 --method ciagan
+
+        veilchain register photos/ --name staff --licence CC-BY-4.0 --description "Staff
+        portraits" --consent "$(cat consent.txt)"
 
         veilchain register a.jpg b.png --name test --method dp --epsilon 2 -q
 
@@ -119,6 +139,11 @@ def register(
             raise InputError("--resume and --abort exclude each other; pick one")
         if not (resume or abort) and (not inputs or not name):
             raise InputError("give image files or folders and --name (or --resume / --abort)")
+        if (resume or abort) and any(x is not None for x in (description, licence, consent)):
+            raise InputError(
+                "--description, --licence and --consent describe a new registration;"
+                " a resumed one keeps what it was started with"
+            )
         if executor not in (None, "local", "ray"):
             raise InputError(f"--executor must be local or ray, not {executor!r}")
         if ray_address and executor == "local":
@@ -154,6 +179,9 @@ def register(
                         seed=seed,
                         allow_recognizable=allow_recognizable,
                         progress=update,
+                        description=description,
+                        licence=licence,
+                        consent=consent,
                     )
                 ]
     if as_json:
@@ -229,12 +257,14 @@ def show_dataset(
         if version is None or v.version.version == version
     ]
     s = detail.summary
-    head = {"id": s.dataset_id, "name": s.name, "owner": s.owner, "uploader": detail.uploader,
-            "versions": s.versions}  # fmt: skip
+    head = {"id": s.dataset_id, "name": s.name, **s.statements.to_dict(), "owner": s.owner,
+            "uploader": detail.uploader, "versions": s.versions}  # fmt: skip
     if as_json:
         emit_json({**head, "versions": versions, **({"images": images} if images else {})})
         return
-    show(f"data set {dataset_id}", head)
+    given = s.statements.to_dict()
+    not_given = {k: "not given at registration" for k, v in given.items() if v is None}
+    show(f"data set {dataset_id}", {**head, **not_given})
     for v in versions:
         show(f"version {v['version']}", v)
     if images is not None:

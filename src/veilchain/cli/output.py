@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from veilchain.errors import (
     AnonymizationError,
@@ -174,7 +175,7 @@ def show(
         table.add_column(no_wrap=True, style="bold")
         table.add_column(overflow="fold")
         for k, v in data.items():
-            table.add_row(k.replace("_", " "), human(v, k))
+            table.add_row(k.replace("_", " "), Text(human(v, k)))  # literally: no markup
         out.print(table)
 
 
@@ -202,7 +203,7 @@ def show_rows(
     for c in table.columns:
         c.overflow = "fold"
     for r in rows:
-        table.add_row(*(human(r.get(c), c) for c in columns))
+        table.add_row(*(Text(human(r.get(c), c)) for c in columns))
     out.print(table)
 
 

@@ -22,6 +22,7 @@ from veilchain.errors import (
     VeilchainError,
 )
 from veilchain.platform.manifest import ImageRecord, Manifest
+from veilchain.platform.statements import DatasetStatements
 from veilchain.platform.storage import IpfsStorage
 
 CACHE_VERSIONS = 256
@@ -34,6 +35,9 @@ class DatasetSummary:
     versions: int
     name: str | None
     latest: dict
+    # the newest version's description, licence and consent statement (all None when its
+    # manifest has none or cannot be read)
+    statements: DatasetStatements = field(default_factory=DatasetStatements)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,11 +113,16 @@ class Catalog:
         self.check_dataset(dataset_id)
         info = self.chain.get_dataset(dataset_id)
         ver = self.chain.get_version(dataset_id, info.version_count)
+        name: str | None = None
+        statements = DatasetStatements()
         try:
-            name: str | None = self._cached(dataset_id, info.version_count).manifest.name
+            manifest = self._cached(dataset_id, info.version_count).manifest
+            name, statements = manifest.name, manifest.statements or statements
         except VeilchainError:  # the manifest is unreachable: the chain still answers
-            name = None
-        return DatasetSummary(dataset_id, info.owner, info.version_count, name, _latest(ver))
+            pass
+        return DatasetSummary(
+            dataset_id, info.owner, info.version_count, name, _latest(ver), statements
+        )
 
     def dataset_detail(self, dataset_id: int) -> DatasetDetail:
         summary = self.get_dataset(dataset_id)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from veilchain.errors import JobNotFoundError, RegistrationStateError, VeilchainError
 from veilchain.platform import jobs
 from veilchain.platform.registrations import PROCESSING, REGISTERED, SUBMITTING
+from veilchain.platform.statements import DatasetStatements
 from veilchain.platform.uploads import JobAbortedError
 
 
@@ -44,6 +45,7 @@ class JobHandlers:
         params: dict,
         items: list[bytes],
         allow_recognizable: bool = False,
+        statements: DatasetStatements | None = None,
     ) -> jobs.Job:
         """Spool the uploads encrypted, then queue a registration job (in that order: the
         worker may claim a queued job at once, and must find every upload spooled)."""
@@ -57,7 +59,8 @@ class JobHandlers:
                 kind="register",
                 owner=owner,
                 params={"name": name, "method": method, "method_params": params,
-                        "allow_recognizable": allow_recognizable, "count": len(items)},
+                        "allow_recognizable": allow_recognizable, "count": len(items),
+                        "statements": (statements or DatasetStatements()).to_dict()},
                 job_id=job_id,
             )  # fmt: skip
         except Exception:
@@ -100,6 +103,7 @@ class JobHandlers:
                     allow_recognizable=allow,
                     progress=progress,
                     job_id=job.id,
+                    **p.get("statements", {}),
                 )
             elif reg.status == REGISTERED:
                 result = service.registration_result(reg.uid)

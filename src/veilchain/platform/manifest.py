@@ -26,6 +26,8 @@ from eth_utils import keccak
 
 from veilchain.errors import InputError
 from veilchain.platform.audit_entries import canonical_json
+from veilchain.platform.statements import FIELDS as STATEMENT_FIELDS
+from veilchain.platform.statements import DatasetStatements
 
 FORMAT_PREFIX = "veilchain-manifest/"
 MANIFEST_FORMAT_VERSION = 2
@@ -235,6 +237,17 @@ _CREDENTIALS = {"institution": _STR, "ca_certificate": _STR, "ca_sha256": "64 he
                 "signer_serial": _STR, "signer_sha256": "64 hex"}  # fmt: skip
 
 
+def _statements_problem(ds: dict) -> str | None:
+    """The dataset statements (description, licence, consent) come all together, each a
+    string or null, or not at all (manifests written before they were published)."""
+    if not any(name in ds for name in STATEMENT_FIELDS):
+        return None
+    for name in STATEMENT_FIELDS:
+        if name not in ds or not _fits(ds[name], _NULLSTR):
+            return f"dataset.{name} must be {_NULLSTR}"
+    return None
+
+
 def shape_problem(d: dict) -> str | None:
     """The first field of a format-2 manifest whose JSON type is wrong (docs/manifest.md
     section 3), as ``"records[2].size must be an integer"``; None when all fit."""
@@ -252,6 +265,9 @@ def shape_problem(d: dict) -> str | None:
         for name, kind in fields.items():
             if not _fits(part.get(name), kind):
                 return f"{section}.{name} must be {kind}"
+    problem = _statements_problem(d["dataset"])
+    if problem:
+        return problem
     if not isinstance(d.get("records"), list):
         return "records must be a list"
     for i, rec in enumerate(d["records"]):
@@ -294,6 +310,9 @@ class Manifest:
     # the Content Credentials signer (docs/provenance.md): the CA certificate verifiers trust
     # and the signing certificate; absent from manifests written before images were signed
     credentials: dict | None = None
+    # description, licence, consent statement (each may be None: not given); None: the
+    # manifest has none of the keys (written before they were published)
+    statements: DatasetStatements | None = None
 
     @property
     def epsilon_milli(self) -> int:
@@ -309,6 +328,7 @@ class Manifest:
         if v2:
             anonymization["epsilon_milli"] = self.epsilon_milli
         credentials = {} if self.credentials is None else {"credentials": self.credentials}
+        statements = {} if self.statements is None else self.statements.to_dict()
         return {
             "format": f"{FORMAT_PREFIX}{self.format_version}",
             **credentials,
@@ -320,6 +340,7 @@ class Manifest:
                 "contract": self.contract,
                 "previous_manifest_cid": self.previous_manifest_cid,
                 "created_at": self.created_at,
+                **statements,
             },
             "anonymization": anonymization,
             "merkle": {
@@ -404,6 +425,14 @@ class Manifest:
                 proofs=[list(r.get("proof", [])) for r in d["records"]],
                 format_version=fmt,
                 credentials=d.get("credentials"),
+                statements=_statements_of(ds),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"manifest is not valid {FORMAT_PREFIX}{fmt} JSON: {exc}") from exc
+
+
+def _statements_of(ds: dict) -> DatasetStatements | None:
+    """The statements as published (not re-checked: a verifier checks types only)."""
+    if not any(name in ds for name in STATEMENT_FIELDS):
+        return None
+    return DatasetStatements(**{name: ds.get(name) for name in STATEMENT_FIELDS})

@@ -69,6 +69,7 @@ from veilchain.platform.registrations import (
     registered_row,
     registration_row,
 )
+from veilchain.platform.statements import DatasetStatements
 from veilchain.platform.storage import IpfsStorage
 from veilchain.platform.submission import Submitter
 
@@ -129,11 +130,13 @@ class Registrar:
         allow_recognizable: bool = False,
         progress: Progress = no_progress,
         job_id: str | None = None,
+        statements: DatasetStatements | None = None,
     ) -> RegistrationResult:
         """Register image files (or folders of them) as a new data set. ``job_id``: the API
-        job this registration runs for (the CLI's own have none)."""
+        job this registration runs for (the CLI's own have none); ``statements``: the
+        description, licence and consent statement, published in the manifest."""
         files = (str(f.resolve()) for f in iter_input_images(inputs))  # read lazily
-        uid = self._start(name, method, epsilon, seed, files, job_id=job_id)
+        uid = self._start(name, method, epsilon, seed, files, job_id=job_id, statements=statements)
         try:
             return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
         except (AnonymizationError, InputError):
@@ -161,6 +164,7 @@ class Registrar:
             previous_manifest_cid=prev.manifest_cid,
             params=params,
             model_hash=prev.model_hash,
+            statements=_statements_of(prev),  # kept from the version it derives from
         )
         return self._run(uid, allow_recognizable=True, progress=progress)
 
@@ -243,6 +247,7 @@ class Registrar:
         params: dict | None = None,
         model_hash: str | None = None,
         job_id: str | None = None,
+        statements: DatasetStatements | None = None,
     ) -> str:
         if not name or len(name) > 200:
             raise InputError("a data set needs a name of 1 to 200 characters (--name)")
@@ -275,6 +280,7 @@ class Registrar:
                     dataset_id=dataset_id,
                     previous_manifest_cid=previous_manifest_cid,
                     job_id=job_id,
+                    **(statements or DatasetStatements()).to_dict(),
                 )
             )
             s.flush()
@@ -447,6 +453,7 @@ class Registrar:
             previous_manifest_cid=reg.previous_manifest_cid,
             created_at=reg.created_at,
             credentials=None if signer is None else signer.identity.public(),
+            statements=_statements_of(reg),
         )
         with tempfile.TemporaryDirectory(prefix="veilchain-manifest-") as tmp:
             path = Path(tmp) / "manifest.json"
@@ -517,6 +524,10 @@ class Registrar:
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _statements_of(reg: RegistrationRow) -> DatasetStatements:
+    return DatasetStatements(description=reg.description, licence=reg.licence, consent=reg.consent)
 
 
 def _hex32(h: str) -> str:

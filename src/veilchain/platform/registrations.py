@@ -46,6 +46,10 @@ class RegistrationRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The API job that started it (None: the CLI's own).
     job_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # What the institution states about the data set (statements.py); None: not given.
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    licence: Mapped[str | None] = mapped_column(Text, nullable=True)
+    consent: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class RegistrationImageRow(Base):

@@ -52,6 +52,7 @@ from veilchain.platform.provenance import (
 from veilchain.platform.registration import Progress, Registrar, no_progress
 from veilchain.platform.registrations import RegistrationResult, RegistrationRow
 from veilchain.platform.release import KeyRelease, ReleaseRequest, open_image
+from veilchain.platform.statements import DatasetStatements
 from veilchain.platform.storage import IpfsStorage
 from veilchain.platform.uploads import UploadSpool
 from veilchain.platform.verification import VerificationReport, verify_version
@@ -129,11 +130,19 @@ class VeilchainService:
         allow_recognizable: bool = False,
         progress: Progress = no_progress,
         job_id: str | None = None,
+        description: str | None = None,
+        licence: str | None = None,
+        consent: str | None = None,
     ) -> RegistrationResult:
-        """Register image files (or folders of them) as a new data set."""
+        """Register image files (or folders of them) as a new data set; the description,
+        licence and consent statement are published in its manifest (statements.py)."""
+        statements = DatasetStatements.checked(
+            description=description, licence=licence, consent=consent
+        )
         return self.registrar.register(
             inputs, name=name, method=method, epsilon=epsilon, seed=seed,
             allow_recognizable=allow_recognizable, progress=progress, job_id=job_id,
+            statements=statements,
         )  # fmt: skip
 
     def add_reencrypted_version(
@@ -317,11 +326,18 @@ class VeilchainService:
         params: dict,
         items: list[bytes],
         allow_recognizable: bool = False,
+        description: str | None = None,
+        licence: str | None = None,
+        consent: str | None = None,
     ) -> jobs.Job:
-        """Spool an upload encrypted and queue its registration."""
+        """Spool an upload encrypted and queue its registration (the statements are
+        checked first: bad text is refused before anything is spooled)."""
+        statements = DatasetStatements.checked(
+            description=description, licence=licence, consent=consent
+        )
         return self.jobs.submit_registration(
             session, owner=owner, name=name, method=method, params=params, items=items,
-            allow_recognizable=allow_recognizable,
+            allow_recognizable=allow_recognizable, statements=statements,
         )  # fmt: skip
 
     def submit_verification(

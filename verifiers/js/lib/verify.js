@@ -118,6 +118,14 @@ function fits (v, kind) {
     default: return Array.isArray(v) && v.every(p => typeof p === 'string' && HEX32.test(p))
   }
 }
+// The data set's description, licence and consent statement: all three, each a string or
+// null, or none of them (manifests written before they were published).
+const STATEMENTS = ['description', 'licence', 'consent']
+function statementsProblem (ds) {
+  if (!STATEMENTS.some(name => Object.hasOwn(ds, name))) return null
+  for (const name of STATEMENTS) if (!fits(ds[name], NULLSTR)) return `dataset.${name} must be ${NULLSTR}`
+  return null
+}
 // The optional section naming the images' Content Credentials signer (docs/provenance.md).
 const CREDENTIALS = { institution: STR, ca_certificate: STR, ca_sha256: '64 hex', signer_serial: STR, signer_sha256: '64 hex' }
 function shapeProblem (m) {
@@ -129,6 +137,8 @@ function shapeProblem (m) {
     if (!isObject(m[section])) return `${section} must be an object`
     for (const [name, kind] of Object.entries(fields)) if (!fits(m[section][name], kind)) return `${section}.${name} must be ${kind}`
   }
+  const statements = statementsProblem(m.dataset)
+  if (statements) return statements
   if (!Array.isArray(m.records)) return 'records must be a list'
   for (const [i, r] of m.records.entries()) {
     if (!isObject(r)) return `records[${i}] must be an object`

@@ -90,3 +90,12 @@ test('a format-1 manifest is refused in one line, not misread', () => {
   const got = parseManifest(v1)
   assert.match(got.problem, /^unknown manifest format 'veilchain-manifest\/1'; this verifier reads format 2 only/)
 })
+
+test('data set statements: all three, each a string or null, pass C4; the example predates them', () => {
+  const m = JSON.parse(read('example/manifest.json').toString('utf8'))
+  assert.ok(!('description' in m.dataset) && parseManifest(read('example/manifest.json')).manifest)
+  m.dataset = { ...m.dataset, description: 'Staff portraits\nsecond line', licence: 'CC-BY-4.0', consent: null }
+  const got = parseManifest(Buffer.from(canonicalize(m), 'utf8'))
+  assert.ok(got.manifest, got.problem)
+  assert.equal(got.manifest.dataset.licence, 'CC-BY-4.0')
+})

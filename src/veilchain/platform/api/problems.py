@@ -26,6 +26,7 @@ PROBLEM_BASE = "https://veilchain.dev/problems/"
 # Checked in order: leaves before their bases, InputError before the areas it is mixed into.
 STATUS_MAP: list[tuple[type[E.VeilchainError], int]] = [
     (E.OutOfRangeError, 422),
+    (E.InvalidTextError, 422),
     (E.InputError, 400),
     (E.ConfigError, 500),
     (E.ImageDecodeError, 422),

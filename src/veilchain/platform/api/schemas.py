@@ -192,12 +192,24 @@ class DatasetPublic(DatasetSummary):
     uploader: str | None = Field(
         default=None, description="The institution that uploaded it through this API, if any."
     )
+    description: str | None = Field(
+        default=None,
+        description="Given at registration, from the newest version's manifest; null: not given.",
+        examples=["Portraits of consenting staff, anonymized for a face detection benchmark."],
+    )
+    licence: str | None = Field(default=None, examples=["CC-BY-4.0"])
+    consent: str | None = Field(
+        default=None,
+        description="The consent statement given at registration; null: not given.",
+        examples=["Every person shown gave written consent to publication on 2026-11-02."],
+    )
     versions: list[VersionPublic]
 
     @classmethod
     def of_detail(cls, d: DatasetDetail) -> DatasetPublic:
         return cls(
             **DatasetSummary.of(d.summary).model_dump(),
+            **d.summary.statements.to_dict(),
             uploader=d.uploader,
             versions=[VersionPublic.of(v) for v in d.versions],
         )

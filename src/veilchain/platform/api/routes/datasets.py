@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -33,9 +33,26 @@ from veilchain.platform.api.schemas import (
     VersionPublic,
 )
 from veilchain.platform.limits import check_epsilon, check_seed
+from veilchain.platform.statements import LIMITS
 from veilchain.platform.uploads import MAX_IMAGE_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+_EXAMPLES = {
+    "description": "Portraits of consenting staff, anonymized for a face detection benchmark.",
+    "licence": "CC-BY-4.0",
+    "consent": "Every person shown gave written consent to publication on 2026-11-02.",
+}
+
+
+def _statement(field: str) -> Any:
+    """The form field of one data set statement; its rules live in platform/statements.py."""
+    label, limit, multiline = LIMITS[field]
+    lines = "line breaks allowed" if multiline else "one line"
+    return Form(
+        examples=[_EXAMPLES[field]],
+        description=f"The data set's {label}: plain text, at most {limit} characters, {lines};"
+        " published in the manifest. Too long or with control characters: 422.",
+    )
 
 
 @router.post(
@@ -63,15 +80,21 @@ async def upload_dataset(
     allow_recognizable: Annotated[
         bool, Form(description="Publish images whose faces failed the identity check.")
     ] = False,
+    description: Annotated[str | None, _statement("description")] = None,
+    licence: Annotated[str | None, _statement("licence")] = None,
+    consent: Annotated[str | None, _statement("consent")] = None,
 ) -> JobPublic:
-    """Upload images with an anonymization method and its parameters; returns the job that
-    anonymizes, encrypts, pins and registers them (poll ``GET /jobs/{id}``)."""
+    """Upload images with an anonymization method and its parameters, and optionally the
+    data set's description, licence and consent statement (published in its manifest);
+    returns the job that anonymizes, encrypts, pins and registers them (poll
+    ``GET /jobs/{id}``)."""
     validate_method(method)
     method_params = _method_params(method, params)
     items = await read_upload(files or [], archive)
     job = await run_in_threadpool(
         service.submit_registration, session, owner=user.address, name=name, method=method,
         params=method_params, items=items, allow_recognizable=allow_recognizable,
+        description=description, licence=licence, consent=consent,
     )  # fmt: skip
     return JobPublic.model_validate(job)
 
