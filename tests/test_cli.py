@@ -129,3 +129,40 @@ def test_error_cases_exit_with_the_documented_code(tmp_path):
     for r in (_cli(home, "grant", "99", "--to", "0x" + "ab" * 20),):
         assert r.returncode == codes["not found"], r.stderr
         assert "reverted" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# --- the data set statements: given to register, shown by show -----------------------------
+@pytest.mark.slow
+def test_register_publishes_the_statements_and_show_prints_them(tmp_path, sample_inputs):
+    home = tmp_path / "home"
+    consent = "Every person shown signed the form of 2026-11-02.\nWithdrawal: privacy@x.org"
+    r = _cli(home, "register", str(sample_inputs), "--name", "staff", "--method", "blur",
+             "--allow-recognizable", "--description", "Staff [bold]portraits[/bold]",
+             "--licence", "CC-BY-4.0", "--consent", consent, "-q")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    ds = r.stdout.strip()
+    r = _cli(home, "show", ds, "--json")
+    shown = json.loads(r.stdout)
+    assert shown["description"] == "Staff [bold]portraits[/bold]"
+    assert (shown["licence"], shown["consent"]) == ("CC-BY-4.0", consent)
+    r = _cli(home, "show", ds)
+    text = " ".join(r.stdout.split())
+    assert r.returncode == 0 and "Staff [bold]portraits[/bold]" in text, r.stdout  # no markup
+    assert "CC-BY-4.0" in text and "Withdrawal: privacy@x.org" in text
+    r = _cli(home, "verify", ds)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    r = _cli(home, "register", str(sample_inputs), "--name", "plain", "--method", "blur",
+             "--allow-recognizable", "-q")  # fmt: skip
+    r = _cli(home, "show", r.stdout.strip())
+    assert r.stdout.count("not given at registration") == 3, r.stdout
+
+    codes = _readme_codes()
+    for bad, words in [(["--licence", "MIT\nand more"], "the licence must be one line"),
+                       (["--consent", "bell \x07"], "control character U+0007")]:  # fmt: skip
+        r = _cli(home, "register", str(sample_inputs), "--name", "x", "--method", "blur", *bad)
+        assert r.returncode == codes["bad input"], r.stderr
+        assert r.stderr.startswith("error: ") and words in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = _cli(home, "list", "--json")
+    assert len(json.loads(r.stdout)) == 2  # the refused ones registered nothing
