@@ -142,9 +142,7 @@ def derive_malformed(manifest_bytes: bytes) -> dict:
         "consent as an object": edited(
             lambda d: d["dataset"].update(description=None, licence=None, consent={"text": "x"})
         ),
-        "licence without description and consent": edited(
-            put(["dataset", "licence"], "CC-BY-4.0")
-        ),
+        "licence without description and consent": edited(put(["dataset", "licence"], "CC-BY-4.0")),
         # RFC 8785 needs well-formed Unicode (I-JSON): a lone surrogate has no canonical form
         "a lone surrogate in a string": text.replace(
             '"name":"worked example"', '"name":"worked \\ud800example"', 1
