@@ -298,6 +298,9 @@ def test_institution_uploads_reads_the_card_grants_and_revokes(server, ui, tmp_p
     page.select_option("#u-method", "dppix")
     expect(page.locator("#u-epsilon")).to_be_visible()
     page.fill("#u-epsilon", "2")
+    page.fill("#u-description", "Two portraits from the sample set.\nUploaded as a folder.")
+    page.fill("#u-licence", "CC-BY-4.0")
+    page.fill("#u-consent", "Both people shown agreed to publication (test data).")
     shot(page, "upload")
     page.click("#upload-btn")
     status = page.get_by_test_id("upload-status")
@@ -307,6 +310,14 @@ def test_institution_uploads_reads_the_card_grants_and_revokes(server, ui, tmp_p
 
     card = page.get_by_test_id("dataset-card")
     expect(card).to_contain_text("uploaded in the browser")
+    # the statements, as the manifest publishes them (the browser sent CRLF; LF is kept)
+    assert page.get_by_test_id("fact-description").inner_text() == (
+        "Two portraits from the sample set.\nUploaded as a folder."
+    )
+    expect(page.get_by_test_id("fact-licence")).to_have_text("CC-BY-4.0")
+    expect(page.get_by_test_id("fact-consent")).to_have_text(
+        "Both people shown agreed to publication (test data)."
+    )
     expect(page.get_by_test_id("fig-images")).to_contain_text("2")
     expect(page.get_by_test_id("fig-epsilon")).to_contain_text("2")
     expect(page.get_by_test_id("fig-threshold")).to_contain_text("0.6")
@@ -331,6 +342,10 @@ def test_institution_uploads_reads_the_card_grants_and_revokes(server, ui, tmp_p
         "re-encrypted as version 2", timeout=180_000
     )
     expect(page.get_by_test_id("version-2")).to_be_visible()
+    expect(page.get_by_test_id("fact-licence")).to_have_text("CC-BY-4.0")  # kept by version 2
+    ds = int(page.locator("#datasets tr.selected").get_attribute("data-id"))
+    v2 = svc.manifest(ds, 2)
+    assert v2.statements is not None and v2.statements.licence == "CC-BY-4.0"
 
     page.click("#tab-keys")
     page.fill("#k-name", "ingest-1")

@@ -351,7 +351,8 @@ function renderCard() {
   if (!d) return;
   $("#dataset-title").textContent = `${d.name} (data set ${d.id})`;
   const latest = d.versions.at(-1);
-  const notGiven = (x) => x || el("span", { class: "muted" }, "not given at registration");
+  // as the manifest publishes them (plain text; line breaks kept by .statement)
+  const notGiven = (x) => x ? el("span", { class: "statement" }, x) : el("span", { class: "muted" }, "not given at registration");
   const facts = [
     ["description", notGiven(d.description)],
     ["licence", notGiven(d.licence)],
@@ -361,7 +362,8 @@ function renderCard() {
     ["size", el("span", { id: "dataset-size" }, `${d.record_count} images in version ${latest?.version ?? "–"}`)],
     ["versions", String(d.version_count)],
   ];
-  $("#dataset-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("#dataset-facts").replaceChildren(...facts.flatMap(([k, v]) =>
+    [el("dt", {}, k), el("dd", { "data-testid": `fact-${k.replaceAll(" ", "-")}` }, v)]));
   $("#versions tbody").replaceChildren(...d.versions.map(versionRow));
   const sel = $("#version-select");
   sel.replaceChildren(...d.versions.map((v) => el("option", { value: v.version }, `version ${v.version}`)));
@@ -852,6 +854,10 @@ async function upload() {
   form.append("name", name);
   form.append("method", m.name);
   form.append("params", JSON.stringify(params));
+  for (const field of ["description", "licence", "consent"]) {
+    const text = $(`#u-${field}`).value.trim();
+    if (text) form.append(field, text);
+  }
   for (const f of files) form.append("files", f, f.name);
   if (zip) form.append("archive", zip, zip.name);
   const btn = $("#upload-btn");
