@@ -41,13 +41,13 @@ def veilchain(*args: str) -> subprocess.CompletedProcess:
 
 
 class DataSet:
-    def __init__(self, data_dir: Path, rpc: str, ipfs: str | None, inputs: Path):
+    def __init__(self, data_dir: Path, rpc: str, ipfs: str | None, inputs: Path, *extra: str):
         self.data_dir, self.rpc, self.ipfs = data_dir, rpc, ipfs
         self.globals = ["--data-dir", str(data_dir), "--rpc", rpc]
         if ipfs:
             self.globals += ["--ipfs", ipfs]
         r = veilchain(*self.globals, "register", str(inputs), "--name", "js", "--method", "blur",
-                      "--allow-recognizable", "--json")  # fmt: skip
+                      "--allow-recognizable", "--json", *extra)  # fmt: skip
         assert r.returncode == 0, r.stderr
         (self.result,) = json.loads(r.stdout)
         book = json.loads((data_dir / "addressbook.json").read_text())
@@ -92,6 +92,11 @@ def sample_inputs(tmp_path_factory) -> Path:
     return d
 
 
+# the data set statements (docs/manifest.md section 3), published in the manifest
+STATEMENTS = ("--description", "Three sample portraits.\nSecond line.", "--licence", "CC-BY-4.0",
+              "--consent", "Public-domain press photos; no consent needed.")  # fmt: skip
+
+
 def _jsipfs_block(repo: Path, cid: str) -> Path:
     key = base64.b32encode(b"\x12\x20" + decode_cid(cid)[3]).decode().rstrip("=")
     return repo / "blocks" / key[-3:-1] / f"{key}.data"
@@ -119,7 +124,7 @@ def _flip(data: bytes, at: int = 100) -> bytes:
 def on_jsipfs(tmp_path_factory, ganache_url, ipfs_daemon, sample_inputs):
     _require_js()
     return DataSet(tmp_path_factory.mktemp("js-ipfs"), ganache_url, ipfs_daemon.api_addr,
-                   sample_inputs)  # fmt: skip
+                   sample_inputs, *STATEMENTS)  # fmt: skip
 
 
 def test_register_json_reports_gas_and_tx_on_ganache(on_jsipfs):
@@ -207,6 +212,27 @@ def test_unknown_data_set_is_exit_7_for_both(on_jsipfs):
     js = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == js.returncode == 7, (r.stderr, js.stderr)
     assert js.stderr.startswith("error: ") and js.stderr.count("\n") == 1
+
+
+def test_statements_are_published_and_a_wrong_type_is_refused_by_both(on_jsipfs):
+    """The manifest of v1 carries the statements and passes both; the same manifest with a
+    number for its description, pinned and anchored as a new version, fails C4 in both."""
+    import rfc8785
+
+    from veilchain.platform.storage import build_storage
+
+    manifest = json.loads(_cat(on_jsipfs, on_jsipfs.result["manifest_cid"]))
+    assert manifest["dataset"]["description"] == "Three sample portraits.\nSecond line."
+    assert manifest["dataset"]["licence"] == "CC-BY-4.0"
+    manifest["dataset"]["description"] = 42
+    storage = build_storage(api_url=on_jsipfs.ipfs, data_dir=on_jsipfs.data_dir)
+    version = _add_version(on_jsipfs, manifest_cid=storage.add(rfc8785.dumps(manifest)))
+    py, js = on_jsipfs.both(version)
+    assert not py["ok"] and not js["failing"] and py["computed_root"] is None
+    for verdict in (py, js):
+        assert verdict["problems"][-1].endswith(
+            "not valid veilchain-manifest/2 JSON: dataset.description must be a string or null"
+        ), verdict["problems"]
 
 
 def _cat(ds: DataSet, cid: str) -> bytes:
