@@ -3,6 +3,7 @@ published in the manifest (and so verified), shown, and kept by a re-encrypted v
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -72,6 +73,12 @@ def test_manifest_round_trips_the_statements_and_writes_null_for_not_given():
     )  # fmt: skip
     back = Manifest.from_bytes(data)
     assert back.statements == given and back.to_bytes() == data
+    streamed = io.BytesIO()  # as a registration pins it: one record at a time
+    m = _manifest(given)
+    Manifest(**{**m.__dict__, "records": [], "proofs": []}).write_streaming(
+        streamed, 1, zip(m.records, m.proofs, strict=True)
+    )
+    assert streamed.getvalue() == data
 
 
 def test_a_manifest_written_before_statements_still_parses_and_round_trips():
