@@ -18,6 +18,9 @@ from veilchain.platform.keys import KeyManager
 from veilchain.platform.storage import IpfsStorage
 from veilchain.platform.wiring import build_service
 
+# published in the manifest: a resumed registration must pin them as given
+STATEMENTS = {"description": "killed\nand resumed", "licence": "CC0-1.0", "consent": "given"}
+
 
 def main(inputs: str, kill_at: str) -> None:
     where, _, n = kill_at.partition(":")
@@ -36,7 +39,8 @@ def main(inputs: str, kill_at: str) -> None:
         die_after_call(ChainClient, "register_dataset", 1)
     service = build_service(get_settings())
     kwargs = {"progress": progress} if progress else {}
-    service.register([inputs], name="killed", method="blur", allow_recognizable=True, **kwargs)
+    service.register([inputs], name="killed", method="blur", allow_recognizable=True,
+                     **STATEMENTS, **kwargs)  # fmt: skip
 
 
 if __name__ == "__main__":

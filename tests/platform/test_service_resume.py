@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.factories import make_settings
+from tests.platform.register_driver import STATEMENTS
 from veilchain.platform.registrations import REGISTERED
+from veilchain.platform.statements import DatasetStatements
 from veilchain.platform.wiring import build_service
 
 pytestmark = pytest.mark.slow
@@ -51,6 +53,7 @@ def test_sigkill_then_resume(tmp_path, sample_inputs, kill_at):
     assert svc.verify(results[0].dataset_id).ok
     assert not svc.pending_registrations()
     manifest = svc.manifest(results[0].dataset_id)
+    assert manifest.statements == DatasetStatements(**STATEMENTS)
     ids = {r.image_id for r in manifest.records}
     assert svc.keys.images_with_keys(uid) == ids, "a key without its image, or the reverse"
     for rec in manifest.records:
