@@ -108,11 +108,11 @@ class Catalog:
     def get_dataset(self, dataset_id: int) -> DatasetSummary:
         self.check_dataset(dataset_id)
         info = self.chain.get_dataset(dataset_id)
-        ver = self.chain.get_version(dataset_id, info.version_count)
         try:
-            name: str | None = self._cached(dataset_id, info.version_count).manifest.name
+            cached = self._cached(dataset_id, info.version_count)
+            ver, name = cached.chain, cached.manifest.name
         except VeilchainError:  # the manifest is unreachable: the chain still answers
-            name = None
+            ver, name = self.chain.get_version(dataset_id, info.version_count), None
         return DatasetSummary(dataset_id, info.owner, info.version_count, name, _latest(ver))
 
     def dataset_detail(self, dataset_id: int) -> DatasetDetail:
