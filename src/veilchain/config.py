@@ -50,7 +50,7 @@ class AnonymizerSettings(BaseModel):
     @field_validator("identifiers")
     @classmethod
     def _known_identifiers(cls, identifiers: str) -> str:
-        from veilchain.anonymizer.pipeline import parse_identifiers
+        from veilchain.anonymizer.wiring import parse_identifiers
 
         return ",".join(parse_identifiers(identifiers))
 

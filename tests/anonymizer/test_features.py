@@ -11,7 +11,7 @@ from veilchain.anonymizer.ciagan import build_ciagan_generator
 from veilchain.anonymizer.faces import landmarks_for_box
 from veilchain.anonymizer.features import FeatureSelective, feature_mask, parse_features
 from veilchain.anonymizer.methods import build_method
-from veilchain.anonymizer.pipeline import build_anonymizer
+from veilchain.anonymizer.wiring import build_anonymizer
 from veilchain.cli import app
 from veilchain.errors import InputError
 

@@ -18,7 +18,8 @@ from PIL import Image
 from veilchain.anonymizer.detectors import CenterFaceDetector
 from veilchain.anonymizer.image_io import load_image
 from veilchain.anonymizer.methods import METHODS
-from veilchain.anonymizer.pipeline import Anonymizer, build_anonymizer
+from veilchain.anonymizer.pipeline import Anonymizer
+from veilchain.anonymizer.wiring import build_anonymizer
 from veilchain.errors import ImageDecodeError, UncoveredFaceError
 
 SECRET = b"test installation secret"

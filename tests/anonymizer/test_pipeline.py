@@ -17,8 +17,8 @@ from veilchain.anonymizer.pipeline import (
     DEFAULT_FACE_RETRIES,
     DEFAULT_IDENTITY_RETRIES,
     Anonymizer,
-    build_anonymizer,
 )
+from veilchain.anonymizer.wiring import build_anonymizer
 from veilchain.errors import IdentityCheckError, InputError, ModelLoadError, PrivacyBudgetError
 
 BASELINES = ["blur", "pixelate", "mask", "dppix"]

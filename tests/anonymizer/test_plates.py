@@ -297,7 +297,7 @@ def test_same_secret_same_output_and_plates_only():
 
 
 def test_identifiers_and_settings():
-    from veilchain.anonymizer.pipeline import parse_identifiers
+    from veilchain.anonymizer.wiring import parse_identifiers
     from veilchain.config import AnonymizerSettings, Settings
 
     assert parse_identifiers("faces, plates") == ("faces", "plates")

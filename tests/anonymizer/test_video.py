@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from veilchain.anonymizer.files import anonymize_paths
-from veilchain.anonymizer.pipeline import build_anonymizer
 from veilchain.anonymizer.video import FaceTracker, anonymize_video
+from veilchain.anonymizer.wiring import build_anonymizer
 from veilchain.errors import ImageDecodeError, InputError
 
 

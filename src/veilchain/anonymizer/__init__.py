@@ -16,8 +16,9 @@ from veilchain.anonymizer.methods import (
     build_method,
     validate_method,
 )
-from veilchain.anonymizer.pipeline import Anonymizer, build_anonymizer
+from veilchain.anonymizer.pipeline import Anonymizer
 from veilchain.anonymizer.report import AnonymizationResult, FaceReport
+from veilchain.anonymizer.wiring import build_anonymizer
 
 __all__ = [
     "METHODS",

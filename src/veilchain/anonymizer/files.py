@@ -133,7 +133,7 @@ def anonymize_paths(
 
     files = collect_inputs(inputs)
     outdir = Path(outdir)
-    from veilchain.anonymizer.pipeline import build_anonymizer
+    from veilchain.anonymizer.wiring import build_anonymizer
 
     anon = anonymizer or build_anonymizer(
         method,

@@ -38,30 +38,16 @@ import hmac
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from veilchain.anonymizer.alignment import (
-    DEFAULT_CROP_SIZE,
-    align_face,
-    face_hull,
-    face_mask,
-    head_box_iod,
-    head_mask,
-    head_roi,
-    inter_ocular_distance,
-    transform_points,
-    warp_back,
-)
+from veilchain.anonymizer.alignment import DEFAULT_CROP_SIZE
 from veilchain.anonymizer.baselines import GaussianBlur
-from veilchain.anonymizer.blending import blend
 from veilchain.anonymizer.detectors import (
     DEFAULT_SWEEP_THRESHOLD,
     CenterFaceDetector,
     DetectedFace,
-    build_detector,
     landmark_box,
     locate_face,
 )
@@ -72,34 +58,16 @@ from veilchain.anonymizer.faces import (
     enhance_low_light,
     is_low_light,
     landmarks_for_box,
-    match_lighting,
 )
-from veilchain.anonymizer.files import gallery_embeddings
-from veilchain.anonymizer.methods import (
-    FaceGenerator,
-    RegionMethod,
-    build_fallback,
-    build_method,
-)
+from veilchain.anonymizer.methods import FaceGenerator, RegionMethod
 from veilchain.anonymizer.metrics import landmark_displacement
-from veilchain.anonymizer.plates.stage import (
-    DEFAULT_PLATE_EPSILON,
-    PlateAnonymizer,
-    build_plate_anonymizer,
-)
+from veilchain.anonymizer.plates.stage import PlateAnonymizer
+from veilchain.anonymizer.replacement import FaceShape, Written, cover_head, write_face
 from veilchain.anonymizer.report import AnonymizationResult, AttemptCheck, FaceReport, build_report
 from veilchain.anonymizer.second_look import DEFAULT_SWEEP_ANGLES, uncovered_faces
-from veilchain.errors import (
-    AnonymizationError,
-    IdentityCheckError,
-    InputError,
-    UncoveredFaceError,
-)
+from veilchain.errors import IdentityCheckError, InputError, UncoveredFaceError
 
 DEFAULT_IDENTITY_THRESHOLD = 0.6
-#: What an anonymizer covers, and the default of :func:`build_anonymizer`.
-IDENTIFIERS = ("faces", "plates")
-DEFAULT_IDENTIFIERS = ("faces",)
 DEFAULT_IDENTITY_RETRIES = 5
 #: Generators held to the face checks (CIAGAN) must pass three checks at once and spend no
 #: privacy budget per attempt, so they get more retries by default.
@@ -127,12 +95,6 @@ def _face_key_base(secret: bytes, image: np.ndarray) -> int:
 
 
 _STAGES = ("detect", "landmarks", "generate", "blend", "identity", "fallback", "second_look")
-
-
-def _roi(mask_box: tuple[int, int, int, int], shape, pad: int) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = mask_box
-    h, w = shape[:2]
-    return max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
 
 
 class Anonymizer:
@@ -215,6 +177,10 @@ class Anonymizer:
             raise InputError("nothing to anonymize: name faces, plates or both")
 
     @property
+    def shape(self) -> FaceShape:
+        return FaceShape(self.dilation, self.feather, self.blend_mode, self.crop_size)
+
+    @property
     def identifiers(self) -> list[str]:
         return [n for n, on in (("faces", self.faces), ("plates", self.plates)) if on]
 
@@ -258,83 +224,9 @@ class Anonymizer:
         return np.random.default_rng(np.random.SeedSequence([self.seed, key, attempt]))
 
     # -- the per-face step ---------------------------------------------------
-    def _replace(
-        self,
-        out: np.ndarray,
-        original: np.ndarray,
-        work: np.ndarray,
-        lm: np.ndarray,
-        rng: np.random.Generator,
-        embedding: np.ndarray | None,
-        timing: dict[str, float],
-    ) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
-        """Write one anonymized face into ``out`` (in place), inside its dilated mask.
-
-        Returns the region written and its previous pixels (to undo a failed attempt)."""
-        iod = max(inter_ocular_distance(lm), 2.0)
-        hull = face_hull(lm)
-        r = int(round(self.dilation * inter_ocular_distance(lm))) + 2
-        lo, hi = np.floor(hull.min(0)).astype(int), np.ceil(hull.max(0)).astype(int) + 1
-        x0, y0, x1, y1 = _roi((lo[0], lo[1], hi[0], hi[1]), out.shape, r)
-        if x1 <= x0 or y1 <= y0:
-            return None
-        mask = face_mask(lm, (y1 - y0, x1 - x0), dilation=self.dilation, offset=(x0, y0))
-        if not mask.any():
-            return None
-        region = out[y0:y1, x0:x1]
-        t0 = time.perf_counter()
-        if self.is_generator:
-            assert isinstance(self.method, FaceGenerator), "is_generator is this isinstance"
-            crop, matrix = align_face(work, lm, self.crop_size)
-            crop_lm = transform_points(lm, matrix)
-            fake = self.method.generate(crop, crop_lm, rng, embedding=embedding)
-            fake = np.asarray(fake)
-            if fake.shape != crop.shape or fake.dtype != np.uint8:
-                raise AnonymizationError(
-                    f"{self.method.name} returned {fake.dtype} {fake.shape}, "
-                    f"expected uint8 {crop.shape}"
-                )
-            t1 = time.perf_counter()
-            orig_crop = crop if work is original else align_face(original, lm, self.crop_size)[0]
-            crop_mask = face_mask(crop_lm, crop.shape)
-            fake = match_lighting(fake, orig_crop, crop_mask)
-            new = warp_back(fake, matrix, region.shape, offset=(x0, y0))
-            ones = np.full(crop.shape[:2], 255, np.uint8)
-            cover = warp_back(ones, matrix, region.shape, offset=(x0, y0)) >= 254
-            mask = mask & cover
-            blended = blend(region, new, mask, feather_px=self.feather * iod, mode=self.blend_mode)
-        else:
-            assert isinstance(self.method, RegionMethod), "__init__ admits only the two kinds"
-            new = self.method.apply(region.copy(), mask, iod, rng)
-            t1 = time.perf_counter()
-            blended = blend(region, new, mask, mode="hard")
-        previous = region.copy()
-        out[y0:y1, x0:x1] = blended
-        t2 = time.perf_counter()
-        timing["generate"] += t1 - t0
-        timing["blend"] += t2 - t1
-        return slice(y0, y1), slice(x0, x1), previous, mask
-
-    def _cover_head(
-        self,
-        out: np.ndarray,
-        covered: np.ndarray,
-        box: Sequence[float],
-        rng: np.random.Generator,
-        timing: dict[str, float],
-    ) -> None:
-        """Rewrite the whole head around ``box`` with the fallback region method."""
-        t = time.perf_counter()
-        x0, y0, x1, y1 = head_roi(box, out.shape)
-        if x1 <= x0 or y1 <= y0:
-            return
-        mask = head_mask(box, (y1 - y0, x1 - x0), offset=(x0, y0))
-        region = out[y0:y1, x0:x1]
+    def _cover_head(self, out, covered, box, key: int, timing: dict[str, float]) -> None:
         assert isinstance(self.fallback, RegionMethod), "a generator falls back to a blur"
-        new = self.fallback.apply(region.copy(), mask, head_box_iod(box), rng)
-        out[y0:y1, x0:x1] = blend(region, new, mask, mode="hard")
-        covered[y0:y1, x0:x1] |= mask
-        timing["fallback"] += time.perf_counter() - t
+        cover_head(out, covered, box, self.fallback, self.rng_for(key, 1), timing)
 
     def _check(
         self,
@@ -416,51 +308,30 @@ class Anonymizer:
         work = enhance_low_light(image) if low_light else image
         if not self.faces:
             detections = []
-        if detections is None:
-            t = time.perf_counter()
-            found = self._detect(work)
-            timing["detect"] = time.perf_counter() - t
-            t = time.perf_counter()
-            detections = [self._locate(work, f) for f in found]
-            timing["landmarks"] = time.perf_counter() - t
+        elif detections is None:
+            detections = self._find(work, timing)
         detections = list(detections)
         base = _face_key_base(self.secret, image)
         if face_keys is None:
             face_keys = [(base + i) % (1 << 63) for i in range(len(detections))]
-        if len(face_keys) != len(detections):
-            raise InputError("face_keys must have one key per detection")
-        firsts = list(first_attempts) if first_attempts is not None else [1] * len(detections)
-        if len(firsts) != len(detections):
-            raise InputError("first_attempts must have one attempt per detection")
+        firsts = [1] * len(detections) if first_attempts is None else list(first_attempts)
+        if len(face_keys) != len(detections) or len(firsts) != len(detections):
+            raise InputError("face_keys and first_attempts need one entry per detection")
 
         out = image.copy()
         covered = np.zeros(image.shape[:2], bool)
-        checked = [d for d in detections if d.fallback is None]
-        t = time.perf_counter()
-        embeddings = (
-            self.embedder.embed(work, [d.landmarks for d in checked])
-            if self.embedder is not None and checked
-            else None
-        )
-        originals = {id(d): (None if embeddings is None else embeddings[n])
-                     for n, d in enumerate(checked)}  # fmt: skip
-        timing["identity"] += time.perf_counter() - t
+        originals = self._original_embeddings(work, detections, timing)
         reports: list[FaceReport] = []
         for i, (det, key) in enumerate(zip(detections, face_keys, strict=True)):
-            if det.fallback is not None:
-                self._cover_head(out, covered, det.box, self.rng_for(key, 1), timing)
-                reports.append(
-                    FaceReport(
-                        i, det.box, det.score, 1, None, None, key=int(key), fallback=det.fallback
-                    )  # fmt: skip
-                )
+            if det.fallback is None:
+                reports.append(self._anonymize_face(
+                    out, covered, image, work, low_light, det, i, key, firsts[i],
+                    originals[i], timing,
+                ))  # fmt: skip
                 continue
-            face_report = self._anonymize_face(
-                out, covered, image, work, low_light, det, i, key, firsts[i],
-                originals[id(det)], timing,
-            )  # fmt: skip
-            reports.append(face_report)
-
+            self._cover_head(out, covered, det.box, key, timing)
+            reports.append(FaceReport(i, det.box, det.score, 1, None, None, key=int(key),
+                                      fallback=det.fallback))  # fmt: skip
         plate_reports = []
         if self.plates is not None:
             plate_reports = self.plates.anonymize(
@@ -468,47 +339,70 @@ class Anonymizer:
             )
         sweep = {"found": 0, "uncovered": 0}
         if self.second_look and self.faces:
-            t = time.perf_counter()
-            seen = enhance_low_light(out) if low_light else out
-            if self._sweeper is None:
-                self._sweeper = CenterFaceDetector()
-            missed, sweep["found"] = uncovered_faces(
-                self._sweeper, seen, covered,
-                threshold=self.sweep_threshold, angles=self.sweep_angles,
-            )  # fmt: skip
-            sweep["uncovered"] = len(missed)
-            timing["second_look"] += time.perf_counter() - t
-            for face in missed:
-                i = len(reports)
-                key = (base + i) % (1 << 63)
-                self._cover_head(out, covered, face.box, self.rng_for(key, 1), timing)
-                reports.append(
-                    FaceReport(
-                        i,
-                        face.box,
-                        face.score,
-                        1,
-                        None,
-                        None,
-                        key=int(key),
-                        fallback="second_look",
-                        found_by="second_look",
-                    )  # fmt: skip
-                )
+            sweep = self._sweep(out, covered, low_light, base, reports, timing)
         report = build_report(self, reports, low_light, sweep, timing, plates=plate_reports)
+        if self.strict:
+            self._refuse(reports, sweep, report)
+        return AnonymizationResult(out, reports, report, detections, plate_reports)
+
+    def _find(self, work: np.ndarray, timing: dict[str, float]) -> list[FaceDetection]:
+        t = time.perf_counter()
+        found = self._detect(work)
+        timing["detect"] = time.perf_counter() - t
+        t = time.perf_counter()
+        detections = [self._locate(work, f) for f in found]
+        timing["landmarks"] = time.perf_counter() - t
+        return detections
+
+    def _original_embeddings(
+        self, work: np.ndarray, detections: list[FaceDetection], timing: dict[str, float]
+    ) -> list[np.ndarray | None]:
+        """Each face's dlib embedding before anonymization (None: not checked)."""
+        checked = [n for n, d in enumerate(detections) if d.fallback is None]
+        result: list[np.ndarray | None] = [None] * len(detections)
+        if self.embedder is None or not checked:
+            return result
+        t = time.perf_counter()
+        embeddings = self.embedder.embed(work, [detections[n].landmarks for n in checked])
+        for row, n in enumerate(checked):
+            result[n] = embeddings[row]
+        timing["identity"] += time.perf_counter() - t
+        return result
+
+    def _sweep(self, out, covered, low_light, base, reports, timing) -> dict[str, int]:
+        """The second look: cover (and report) every face the output still shows that no
+        anonymized region covers."""
+        t = time.perf_counter()
+        seen = enhance_low_light(out) if low_light else out
+        if self._sweeper is None:
+            self._sweeper = CenterFaceDetector()
+        missed, found = uncovered_faces(
+            self._sweeper, seen, covered, threshold=self.sweep_threshold, angles=self.sweep_angles
+        )
+        timing["second_look"] += time.perf_counter() - t
+        for face in missed:
+            i = len(reports)
+            key = (base + i) % (1 << 63)
+            self._cover_head(out, covered, face.box, key, timing)
+            reports.append(FaceReport(i, face.box, face.score, 1, None, None, key=int(key),
+                                      fallback="second_look", found_by="second_look"))  # fmt: skip
+        return {"found": found, "uncovered": len(missed)}
+
+    def _refuse(self, reports: list[FaceReport], sweep: dict[str, int], report: dict) -> None:
+        """``strict``: a face that still matches, or one only the second look found, fails
+        the image."""
         failed = [r.index for r in reports if r.passed is False]
-        if failed and self.strict:
+        if failed:
             raise IdentityCheckError(
                 f"{len(failed)} face(s) still matched the original (distance < "
                 f"{self.identity_threshold}) after {report['max_attempts']} attempt(s); "
                 "try another method"
             )
-        if sweep["uncovered"] and self.strict:
+        if sweep["uncovered"]:
             raise UncoveredFaceError(
                 f"the second look found {sweep['uncovered']} face(s) that detection missed; "
                 "they were covered by the fallback, but --strict refuses such an image"
             )
-        return AnonymizationResult(out, reports, report, detections, plate_reports)
 
     def _plate_key(self, base: int, index: int) -> int:
         digest = hmac.new(self.secret, f"plate:{base}:{index}".encode(), hashlib.sha256).digest()
@@ -520,37 +414,38 @@ class Anonymizer:
         """Replace one face (retrying while a check fails) and say what happened."""
         max_attempts = self.max_attempts()
         best: tuple | None = None  # (rank, attempt, check, pixels)
-        undo = None
+        written: Written | None = None
         first = first if 1 <= first <= max_attempts else 1
         order = [first, *(a for a in range(1, max_attempts + 1) if a != first)]
         tried = 0
         attempt = first
         for attempt in order:
             tried += 1
-            if undo is not None:  # restore the face region before the next attempt
-                out[undo[0], undo[1]] = undo[2]
-            undo = self._replace(
-                out, image, work, det.landmarks, self.rng_for(key, attempt), emb, timing
-            )
+            if written is not None:  # restore the face region before the next attempt
+                written.undo(out)
+            written = write_face(
+                out, image, work, det.landmarks, self.method, self.shape,
+                self.rng_for(key, attempt), emb, timing,
+            )  # fmt: skip
             if self.embedder is None:
                 best = (None, attempt, AttemptCheck(None, None, None, None), None)
                 break
             check = self._check(out, low_light, det, emb, timing)
             rank = check.rank(self.face_tolerance)
             if best is None or rank > best[0]:
-                pixels = None if undo is None else out[undo[0], undo[1]].copy()
+                pixels = None if written is None else out[written.rows, written.cols].copy()
                 best = (rank, attempt, check, pixels)
             if check.acceptable(self.face_tolerance):
                 break
         assert best is not None
         _, kept, check, pixels = best
-        if undo is not None and pixels is not None and kept != attempt:  # an earlier one won
-            out[undo[0], undo[1]] = pixels
-        if undo is None:  # the landmarks gave no region to write: cover the head instead
-            self._cover_head(out, covered, det.box, self.rng_for(key, 1), timing)
+        if written is None:  # the landmarks gave no region to write: cover the head instead
+            self._cover_head(out, covered, det.box, key, timing)
             return FaceReport(index, det.box, det.score, tried, None, None, key=int(key),
                               fallback="no_face_region")  # fmt: skip
-        covered[undo[0], undo[1]] |= undo[3]
+        if pixels is not None and kept != attempt:  # an earlier attempt won
+            out[written.rows, written.cols] = pixels
+        covered[written.rows, written.cols] |= written.mask
         passed = check.passed
         low = det.score < self.score_floor()
         if low and passed is False:
@@ -576,89 +471,3 @@ class Anonymizer:
         if self.check_score_floor is not None:
             return self.check_score_floor
         return getattr(self.detector, "low_confidence_below", DEFAULT_CHECK_SCORE_FLOOR)
-
-
-def build_anonymizer(
-    method: str,
-    *,
-    epsilon: float | None = None,
-    seed: int = 0,
-    weights_dir: Path | None = None,
-    identity_check: bool = True,
-    identity_threshold: float = DEFAULT_IDENTITY_THRESHOLD,
-    identity_retries: int | None = None,
-    strict: bool = False,
-    detector_name: str = "centerface",
-    detector_threshold: float | None = None,
-    upsample: int | None = None,
-    second_look: bool = True,
-    sweep_threshold: float | None = None,
-    secret: bytes | None = None,
-    detector=None,
-    embedder: FaceEmbedder | None = None,
-    gallery: Sequence[str | Path] = (),
-    features: Sequence[str] = (),
-    identifiers: Sequence[str] | str = DEFAULT_IDENTIFIERS,
-    plate_epsilon: float | None = None,
-) -> Anonymizer:
-    """Wire a detector, the method and (unless ``identity_check=False``) a dlib embedder.
-
-    ``detector_name``: "centerface" (default) or "hog" (``upsample`` is HOG's).
-    ``second_look``: sweep each output for faces detection missed (on by default), and
-    cover candidates down to ``sweep_threshold`` (None: :data:`DEFAULT_SWEEP_THRESHOLD`).
-    ``secret``: keys the per-face random streams (None: fresh entropy, so two anonymizers
-    differ; pass the installation's secret for reproducible output).
-    ``gallery``: photos (files or folders) of known people; every output face must also be
-    at least ``identity_threshold`` from each face in them (see :func:`gallery_embeddings`).
-    ``features``: regenerate only these features of each face (anonymizer/features.py).
-    ``identifiers``: "faces", "plates" or both (a list or a comma string); ``plate_epsilon``
-    is the plates' text budget (None: :data:`DEFAULT_PLATE_EPSILON`)."""
-    wanted = parse_identifiers(identifiers)
-    m = build_method(
-        method, epsilon=epsilon, seed=seed, weights_dir=weights_dir, features=tuple(features)
-    )
-    detector = detector or build_detector(
-        detector_name, threshold=detector_threshold, upsample=upsample
-    )
-    embedder = (embedder or FaceEmbedder()) if identity_check else None
-    if gallery and embedder is None:
-        raise InputError("--gallery needs the identity check")
-    anonymizer = Anonymizer(
-        detector,
-        m,
-        embedder=embedder,
-        identity_threshold=identity_threshold,
-        identity_retries=identity_retries,
-        seed=seed,
-        strict=strict,
-        fallback=build_fallback(method, epsilon),
-        second_look=second_look,
-        sweep_threshold=DEFAULT_SWEEP_THRESHOLD if sweep_threshold is None else sweep_threshold,
-        secret=secret,
-        plates=(
-            build_plate_anonymizer(
-                DEFAULT_PLATE_EPSILON if plate_epsilon is None else plate_epsilon
-            )
-            if "plates" in wanted
-            else None
-        ),
-        faces="faces" in wanted,
-    )
-    if gallery:
-        assert embedder is not None
-        anonymizer.gallery = gallery_embeddings(gallery, anonymizer, embedder)
-    return anonymizer
-
-
-def parse_identifiers(identifiers: Sequence[str] | str) -> tuple[str, ...]:
-    """("faces", "plates") from a list or a comma string; unknown names are an InputError."""
-    if isinstance(identifiers, str):
-        identifiers = identifiers.split(",")
-    names = tuple(dict.fromkeys(n.strip().lower() for n in identifiers if n.strip()))
-    unknown = [n for n in names if n not in IDENTIFIERS]
-    if unknown or not names:
-        raise InputError(
-            f"unknown identifier(s) {', '.join(unknown) or '(none)'}: choose from "
-            f"{', '.join(IDENTIFIERS)} (e.g. --identifiers faces,plates)"
-        )
-    return names

@@ -138,7 +138,7 @@ def anonymize(
     from rich.progress import Progress
 
     from veilchain.anonymizer.files import anonymize_paths
-    from veilchain.anonymizer.pipeline import build_anonymizer
+    from veilchain.anonymizer.wiring import build_anonymizer
     from veilchain.platform.local_secrets import anonymizer_secret
 
     with errors_to_exit(as_json):

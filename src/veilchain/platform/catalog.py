@@ -112,14 +112,13 @@ class Catalog:
     def get_dataset(self, dataset_id: int) -> DatasetSummary:
         self.check_dataset(dataset_id)
         info = self.chain.get_dataset(dataset_id)
-        ver = self.chain.get_version(dataset_id, info.version_count)
-        name: str | None = None
         statements = DatasetStatements()
         try:
-            manifest = self._cached(dataset_id, info.version_count).manifest
-            name, statements = manifest.name, manifest.statements or statements
+            cached = self._cached(dataset_id, info.version_count)
+            ver, name = cached.chain, cached.manifest.name
+            statements = cached.manifest.statements or statements
         except VeilchainError:  # the manifest is unreachable: the chain still answers
-            pass
+            ver, name = self.chain.get_version(dataset_id, info.version_count), None
         return DatasetSummary(
             dataset_id, info.owner, info.version_count, name, _latest(ver), statements
         )

@@ -73,14 +73,23 @@ def _appoint_roles(chain: ChainClient, accounts: RoleAccounts) -> None:
 
 def open_keystore(settings: Settings) -> Keystore:
     """The keystore of the data directory's accounts (roles and grantees), secrets resolved."""
-    from veilchain.chain import Keystore
-    from veilchain.platform.local_secrets import required_secret, resolve_local_secrets
+    from veilchain.platform.local_secrets import resolve_local_secrets
 
-    settings = resolve_local_secrets(settings)
-    passphrase = required_secret(
-        settings.chain.keystore_passphrase, "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE"
+    return _keystore(resolve_local_secrets(settings))
+
+
+def _keystore(resolved: Settings) -> Keystore:
+    from veilchain.chain import Keystore
+
+    return Keystore(Path(resolved.data_dir) / "keystore", _keystore_passphrase(resolved))
+
+
+def _keystore_passphrase(resolved: Settings) -> str:
+    from veilchain.platform.local_secrets import required_secret
+
+    return required_secret(
+        resolved.chain.keystore_passphrase, "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE"
     )
-    return Keystore(Path(settings.data_dir) / "keystore", passphrase)
 
 
 class LazyCredentials:
@@ -103,22 +112,15 @@ class LazyCredentials:
 
 def build_service(settings: Settings) -> VeilchainService:
     """Open (or create) everything under the settings' data directory and wire the service."""
-    from veilchain.chain import Keystore, build_chain_client
+    from veilchain.chain import build_chain_client
     from veilchain.platform.audit import AuditLog
     from veilchain.platform.db import make_engine, make_session_factory
     from veilchain.platform.keys import build_key_manager
-    from veilchain.platform.local_secrets import (
-        anonymizer_secret,
-        required_secret,
-        resolve_local_secrets,
-    )
+    from veilchain.platform.local_secrets import anonymizer_secret, resolve_local_secrets
     from veilchain.platform.migrations import migrate
     from veilchain.platform.storage import build_storage
 
     settings = resolve_local_secrets(settings)  # unset secrets: generated per data dir
-    keystore_passphrase = required_secret(
-        settings.chain.keystore_passphrase, "VEILCHAIN_CHAIN__KEYSTORE_PASSPHRASE"
-    )
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
@@ -136,12 +138,12 @@ def build_service(settings: Settings) -> VeilchainService:
         rpc_url=settings.chain.rpc_url,
         data_dir=data_dir,
         private_key=settings.chain.private_key,
-        keystore_passphrase=keystore_passphrase,
+        keystore_passphrase=_keystore_passphrase(settings),
         contract_address=settings.chain.contract_address,
         log_block_range=settings.chain.log_block_range,
         confirmations=settings.chain.confirmations,
     )
-    keystore = Keystore(data_dir / "keystore", keystore_passphrase)
+    keystore = _keystore(settings)
     accounts = RoleAccounts(keystore, chain.account)
     _appoint_roles(chain, accounts)
     a = settings.anonymizer

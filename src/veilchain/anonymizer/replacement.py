@@ -1,0 +1,139 @@
+"""Writing one anonymized face, or one covered head, into an image in place.
+
+These are the pixel steps of :class:`~veilchain.anonymizer.pipeline.Anonymizer`: the pipeline
+decides which face gets which step, how often to retry, and what to report; the functions
+here only write pixels, inside a dilated face mask (:func:`write_face`) or a head mask
+(:func:`cover_head`), and leave every other pixel as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from veilchain.anonymizer.alignment import (
+    DEFAULT_CROP_SIZE,
+    align_face,
+    face_hull,
+    face_mask,
+    head_box_iod,
+    head_mask,
+    head_roi,
+    inter_ocular_distance,
+    transform_points,
+    warp_back,
+)
+from veilchain.anonymizer.blending import blend
+from veilchain.anonymizer.faces import match_lighting
+from veilchain.anonymizer.methods import FaceGenerator, RegionMethod
+from veilchain.errors import AnonymizationError
+
+
+@dataclass(frozen=True)
+class Written:
+    """The region :func:`write_face` wrote, its previous pixels (to undo a failed attempt)
+    and the mask inside it that now holds new pixels."""
+
+    rows: slice
+    cols: slice
+    previous: np.ndarray
+    mask: np.ndarray
+
+    def undo(self, out: np.ndarray) -> None:
+        out[self.rows, self.cols] = self.previous
+
+
+@dataclass(frozen=True)
+class FaceShape:
+    """How a face's mask is drawn and blended (fractions of the inter-ocular distance)."""
+
+    dilation: float
+    feather: float
+    blend_mode: str = "feather"
+    crop_size: int = DEFAULT_CROP_SIZE
+
+
+def _roi(mask_box: tuple[int, int, int, int], shape, pad: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = mask_box
+    h, w = shape[:2]
+    return max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
+
+
+def write_face(
+    out: np.ndarray,
+    original: np.ndarray,
+    work: np.ndarray,
+    lm: np.ndarray,
+    method: FaceGenerator | RegionMethod,
+    shape: FaceShape,
+    rng: np.random.Generator,
+    embedding: np.ndarray | None,
+    timing: dict[str, float],
+) -> Written | None:
+    """Write one anonymized face into ``out`` inside its dilated mask; None when the
+    landmarks give no region to write.
+
+    A generator works on the aligned crop of ``work`` (the enhanced image when dark), gets
+    the original's lighting and is warped back; a region method rewrites the region."""
+    iod = max(inter_ocular_distance(lm), 2.0)
+    hull = face_hull(lm)
+    r = int(round(shape.dilation * inter_ocular_distance(lm))) + 2
+    lo, hi = np.floor(hull.min(0)).astype(int), np.ceil(hull.max(0)).astype(int) + 1
+    x0, y0, x1, y1 = _roi((lo[0], lo[1], hi[0], hi[1]), out.shape, r)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    mask = face_mask(lm, (y1 - y0, x1 - x0), dilation=shape.dilation, offset=(x0, y0))
+    if not mask.any():
+        return None
+    region = out[y0:y1, x0:x1]
+    t0 = time.perf_counter()
+    if isinstance(method, FaceGenerator) and hasattr(method, "generate"):
+        crop, matrix = align_face(work, lm, shape.crop_size)
+        crop_lm = transform_points(lm, matrix)
+        fake = np.asarray(method.generate(crop, crop_lm, rng, embedding=embedding))
+        if fake.shape != crop.shape or fake.dtype != np.uint8:
+            raise AnonymizationError(
+                f"{method.name} returned {fake.dtype} {fake.shape}, expected uint8 {crop.shape}"
+            )
+        t1 = time.perf_counter()
+        orig_crop = crop if work is original else align_face(original, lm, shape.crop_size)[0]
+        fake = match_lighting(fake, orig_crop, face_mask(crop_lm, crop.shape))
+        new = warp_back(fake, matrix, region.shape, offset=(x0, y0))
+        ones = np.full(crop.shape[:2], 255, np.uint8)
+        mask = mask & (warp_back(ones, matrix, region.shape, offset=(x0, y0)) >= 254)
+        blended = blend(region, new, mask, feather_px=shape.feather * iod, mode=shape.blend_mode)
+    else:
+        assert isinstance(method, RegionMethod), "the pipeline admits only the two kinds"
+        new = method.apply(region.copy(), mask, iod, rng)
+        t1 = time.perf_counter()
+        blended = blend(region, new, mask, mode="hard")
+    previous = region.copy()
+    out[y0:y1, x0:x1] = blended
+    t2 = time.perf_counter()
+    timing["generate"] += t1 - t0
+    timing["blend"] += t2 - t1
+    return Written(slice(y0, y1), slice(x0, x1), previous, mask)
+
+
+def cover_head(
+    out: np.ndarray,
+    covered: np.ndarray,
+    box: Sequence[float],
+    fallback: RegionMethod,
+    rng: np.random.Generator,
+    timing: dict[str, float],
+) -> None:
+    """Rewrite the whole head around ``box`` with a region method, and mark it covered."""
+    t = time.perf_counter()
+    x0, y0, x1, y1 = head_roi(box, out.shape)
+    if x1 <= x0 or y1 <= y0:
+        return
+    mask = head_mask(box, (y1 - y0, x1 - x0), offset=(x0, y0))
+    region = out[y0:y1, x0:x1]
+    new = fallback.apply(region.copy(), mask, head_box_iod(box), rng)
+    out[y0:y1, x0:x1] = blend(region, new, mask, mode="hard")
+    covered[y0:y1, x0:x1] |= mask
+    timing["fallback"] += time.perf_counter() - t
