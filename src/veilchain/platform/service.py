@@ -5,6 +5,7 @@ A thin facade; each step of the workflow lives in a module named after it:
     registration.py   images -> anonymized (anonymizer/batch.py), encrypted, pinned ->
                       manifest -> one transaction; resumable, sent once
     catalog.py        the keyless read side: data sets, versions, records, proofs
+    statements.py     a data set's description, licence, consent: checked, then published
     verification.py   a version checked against the chain, without any key; attest
     grants.py         who may grant, expiry, visibility, liveness
     release.py        a data key sealed to a grantee with a live grant (signed requests)
