@@ -37,6 +37,10 @@ MAX_MEDIAN_GAP = 0.35
 _LINK_SPAN = 12
 #: Ink thresholds (grey levels beyond the local mean) tried at each level.
 OFFSETS = (12, 32)
+#: Heights (px, full resolution) of the plate grounds looked at again, magnified
+#: ``GROUND_ZOOM`` times (see :func:`_ground_like`).
+GROUND_PX = (14, 64)
+GROUND_ZOOM = 3
 
 
 @dataclass
@@ -76,17 +80,22 @@ def order_quad(pts: np.ndarray) -> np.ndarray:
     return np.roll(pts, -start, axis=0)
 
 
-def _char_components(gray: np.ndarray, dark: bool, offset: int = 12) -> np.ndarray:
-    """Character-like components: rows of (x, y, w, h, fill). A larger ``offset`` (how far
-    from the local mean a pixel must be to count as ink) thins strokes and separates
-    characters that blur made touch."""
+def _components(gray: np.ndarray, dark: bool, offset: int = 12) -> np.ndarray:
+    """Connected components of the ink (``dark``: pixels darker than their local mean by
+    ``offset``; else lighter by it), as rows of (x, y, w, h, fill). A larger ``offset`` thins
+    strokes and separates characters that blur made touch."""
     mode = cv2.THRESH_BINARY_INV if dark else cv2.THRESH_BINARY
     c = offset if dark else -offset
     binary = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, mode, 31, c)
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     s = stats[1:].astype(np.float32)
     x, y, w, h, area = s.T
-    fill = area / np.maximum(w * h, 1)
+    return np.stack([x, y, w, h, area / np.maximum(w * h, 1)], 1)
+
+
+def _char_like(comps: np.ndarray) -> np.ndarray:
+    """The components shaped like characters."""
+    x, y, w, h, fill = comps.T
     keep = (
         (h >= MIN_CHAR_PX)
         & (h <= MAX_CHAR_PX)
@@ -96,7 +105,29 @@ def _char_components(gray: np.ndarray, dark: bool, offset: int = 12) -> np.ndarr
         & (fill > 0.12)
         & (fill < 0.9)
     )
-    return np.stack([x, y, w, h, fill], 1)[keep]
+    return comps[keep]
+
+
+def _char_components(gray: np.ndarray, dark: bool, offset: int = 12) -> np.ndarray:
+    """Character-like components: rows of (x, y, w, h, fill)."""
+    return _char_like(_components(gray, dark, offset))
+
+
+def _ground_like(comps: np.ndarray) -> np.ndarray:
+    """Components shaped like a small plate's ground: a plate-proportioned blob, 14-64 px
+    tall, with holes (its characters) that leave it 35-90 % filled. On a plate 20-30 px tall
+    the characters are 8-12 px and blur joins them to each other and to the plate's edge, so
+    the row search misses them; the ground is still one clean blob."""
+    x, y, w, h, fill = comps.T
+    keep = (
+        (h >= GROUND_PX[0])
+        & (h <= GROUND_PX[1])
+        & (w >= 1.2 * h)
+        & (w <= 6.0 * h)
+        & (fill > 0.35)
+        & (fill < 0.9)
+    )
+    return comps[keep]
 
 
 def _rows(comps: np.ndarray, width: int | None = None) -> list[np.ndarray]:
@@ -319,27 +350,66 @@ class PlateDetector:
             )
             if min(g.shape) < MIN_CHAR_PX * 2:
                 break
+            grounds = []
             for dark, offset in itertools.product((True, False), OFFSETS):
-                for members in _rows(_char_components(g, dark, offset), g.shape[1]):
+                comps = _components(g, dark, offset)
+                if s == 1.0 and offset == OFFSETS[0]:
+                    # light blobs are the grounds of dark text, dark blobs of light text
+                    grounds += [(not dark, b) for b in _ground_like(comps)]
+                for members in _rows(_char_like(comps), g.shape[1]):
                     if not _row_ok(members):
                         if not _zoomable(g, members):
                             continue
                         members = _zoom_in(g, members, dark)  # type: ignore[assignment]  # None: skipped below
                         if members is None:
                             continue
-                    row_quad, hh = _row_quad(members, 0.25, 0.2)
-                    if _contrast(g, row_quad) < MIN_CONTRAST:
-                        continue  # printed plates are high-contrast; textures mostly are not
-                    quad = _plate_quad(g, row_quad, hh, dark)
-                    few = len(members) < MIN_CHARS and not _at_border(members, g.shape[1])
-                    if quad is None and (few or self.require_ground):
-                        continue  # no plate ground around the row: texture, not a plate
-                    if quad is None:
-                        quad, _ = _row_quad(members, 0.6, 0.4)
-                    found.append(
-                        PlateDetection(quad / s, row_quad / s, hh / s, _n_chars(members), dark)
-                    )
+                    self._add(found, g, s, members, dark)
+            for dark, b in grounds:
+                box = (b[0], b[1], b[0] + b[2], b[1] + b[3])
+                if any(_overlap_small(box, d.box) > 0.3 for d in found):
+                    continue  # already found through its text
+                if _contrast(g, np.array([box[:2], box[2:]], np.float32)) < MIN_CONTRAST:
+                    continue
+                members = _zoom_ground(g, b, dark)
+                if members is not None:
+                    self._add(found, g, s, members, dark, zoomed=True)
         return _merge(found)
+
+    def _add(self, found, g, s, members, dark, zoomed=False) -> None:
+        """Turn a text row into a plate (its quad, or None when it is not plate-like)."""
+        row_quad, hh = _row_quad(members, 0.25, 0.2)
+        if _contrast(g, row_quad) < MIN_CONTRAST:
+            return  # printed plates are high-contrast; textures mostly are not
+        quad = _plate_quad(g, row_quad, hh, dark)
+        few = len(members) < MIN_CHARS and not _at_border(members, g.shape[1])
+        if quad is None and (few or self.require_ground):
+            return  # no plate ground around the row: texture, not a plate
+        if quad is None:
+            quad, _ = _row_quad(members, 0.6, 0.4)
+        det = PlateDetection(quad / s, row_quad / s, hh / s, _n_chars(members), dark)
+        if zoomed:
+            det.source = "text_rows_zoomed"
+        found.append(det)
+
+
+def _zoom_ground(gray: np.ndarray, ground: np.ndarray, dark: bool) -> np.ndarray | None:
+    """The text row inside a small plate's ground (:func:`_ground_like`), looked for at
+    ``GROUND_ZOOM`` times the resolution; in ``gray``'s coordinates, or None."""
+    x, y, w, h = (int(v) for v in ground[:4])
+    m = max(2, h // 6)
+    x0, y0 = max(0, x - m), max(0, y - m)
+    x1, y1 = min(gray.shape[1], x + w + m), min(gray.shape[0], y + h + m)
+    z = GROUND_ZOOM
+    roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=z, fy=z, interpolation=cv2.INTER_CUBIC)
+    for offset in OFFSETS:
+        for row in _rows(_char_components(roi, dark, offset)):
+            if _n_chars(row) >= MIN_CHARS and _row_ok(row):
+                row = row.copy()
+                row[:, :4] /= z
+                row[:, 0] += x0
+                row[:, 1] += y0
+                return row
+    return None
 
 
 def _zoomable(gray: np.ndarray, members: np.ndarray) -> bool:
