@@ -82,6 +82,7 @@ from veilchain.anonymizer.methods import (
     build_method,
 )
 from veilchain.anonymizer.metrics import landmark_displacement
+from veilchain.anonymizer.plates.second_look import refuse_uncovered as refuse_uncovered_plates
 from veilchain.anonymizer.plates.stage import (
     DEFAULT_PLATE_EPSILON,
     PlateAnonymizer,
@@ -461,11 +462,12 @@ class Anonymizer:
             )  # fmt: skip
             reports.append(face_report)
 
-        plate_reports = []
+        plate_reports, plate_sweep = [], {"found": 0, "uncovered": 0}
         if self.plates is not None:
             plate_reports = self.plates.anonymize(
-                out, image, lambda i: self.rng_for(self._plate_key(base, i), 1), timing
-            )
+                out, image, lambda i: self.rng_for(self._plate_key(base, i), 1), timing,
+                second_look=self.second_look, covered=covered, sweep=plate_sweep,
+            )  # fmt: skip
         sweep = {"found": 0, "uncovered": 0}
         if self.second_look and self.faces:
             t = time.perf_counter()
@@ -495,7 +497,9 @@ class Anonymizer:
                         found_by="second_look",
                     )  # fmt: skip
                 )
-        report = build_report(self, reports, low_light, sweep, timing, plates=plate_reports)
+        report = build_report(
+            self, reports, low_light, sweep, timing, plates=plate_reports, plate_sweep=plate_sweep
+        )
         failed = [r.index for r in reports if r.passed is False]
         if failed and self.strict:
             raise IdentityCheckError(
@@ -508,6 +512,8 @@ class Anonymizer:
                 f"the second look found {sweep['uncovered']} face(s) that detection missed; "
                 "they were covered by the fallback, but --strict refuses such an image"
             )
+        if self.strict:
+            refuse_uncovered_plates(plate_sweep)
         return AnonymizationResult(out, reports, report, detections, plate_reports)
 
     def _plate_key(self, base: int, index: int) -> int:
