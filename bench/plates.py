@@ -13,6 +13,9 @@ and the mean character edit distance of read plates. Edit distance by epsilon is
 the TRUE text and the text the stage publishes for each detected plate (read plates get DP
 text, unread ones random text), 5 draws per plate. "Unchanged" counts plates >= 20 px whose
 published text equals the truth or that were not detected (published as they were).
+"Second look" runs the whole stage as the pipeline does (detection, OCR, redraw, then the
+sweep of the output) and counts the plates still published unchanged by pixels (fewer than
+half of a plate's visible pixels rewritten), what the sweep redrew and its false positives.
 
 Speed: 1280x720 scenes, the plates stage alone and the whole pipeline (pixelate, CenterFace,
 second look, no identity check) with identifiers faces+plates against faces only, measured

@@ -1,19 +1,18 @@
 """The plates' second look: sweep the anonymized image for plates that no rewritten region
 covers (fail closed).
 
-The detector can miss a plate: faded ink below its contrast threshold, characters that blur
-joined at the size the first pass looks at. After every plate is redrawn (and every face
-anonymized), :func:`uncovered_plates` runs the detector again on the *output*, with a lower
-contrast threshold (``SWEEP_CONTRAST`` against the first pass's 90) and at another scale
-(``SWEEP_SCALES``: 0.75, between the first pass's 1 and 1/2, so characters meet the
-component filters at other sizes). Every plate it finds whose quad is not mostly covered by
-pixels the pipeline rewrote is redrawn with uniform random text by the stage
+The detector can miss a plate: faded ink below its contrast threshold, a small plate whose
+ground blob is under the first pass's 14 px. After every plate is redrawn (and every face
+anonymized), :func:`uncovered_plates` runs the detector again on the *output*, in a more
+permissive setting: plate grounds only (no full row search, which would repeat the first
+pass), contrast >= ``SWEEP_CONTRAST`` (60, against the first pass's 90), grounds from 10 px
+tall. Grounds mostly inside pixels already rewritten are skipped. Every plate it finds whose
+quad is less than half rewritten is redrawn with uniform random text by the stage
 (``found_by: "second_look"``); with ``strict`` the image is refused instead
 (:func:`refuse_uncovered`).
 
-Outside the rewritten regions the output equals the input, so the sweep sees exactly what a
-first pass with these settings would have seen there; it is a second, more permissive view,
-not a check of the redrawn plates (those are inside the covered regions and are skipped).
+Outside the rewritten regions the output equals the input, so the sweep sees the original
+pixels there, through a second, more permissive view.
 """
 
 from __future__ import annotations
