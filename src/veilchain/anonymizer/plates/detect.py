@@ -332,6 +332,7 @@ class PlateDetector:
         min_contrast: float = MIN_CONTRAST,
         ground_px: tuple[int, int] = GROUND_PX,
         text_rows: bool = True,
+        offsets: tuple[int, ...] = OFFSETS,
     ) -> None:
         self.scales = tuple(scales)
         # True: a row counts only with a uniform plate ground around it (fewer false
@@ -342,6 +343,7 @@ class PlateDetector:
         self.min_contrast = float(min_contrast)
         self.ground_px = (int(ground_px[0]), int(ground_px[1]))
         self.text_rows = bool(text_rows)
+        self.offsets = tuple(int(o) for o in offsets)
 
     def describe(self) -> dict:
         return {
@@ -351,6 +353,7 @@ class PlateDetector:
             "min_contrast": self.min_contrast,
             "ground_px": list(self.ground_px),
             "text_rows": self.text_rows,
+            "offsets": list(self.offsets),
             "chars": [MIN_CHARS, MAX_CHARS],
             "char_px": [MIN_CHAR_PX, MAX_CHAR_PX],
         }
@@ -369,10 +372,10 @@ class PlateDetector:
             if min(g.shape) < MIN_CHAR_PX * 2:
                 break
             grounds: list[tuple[bool, np.ndarray]] = []
-            offsets = OFFSETS if self.text_rows else OFFSETS[:1]
+            offsets = self.offsets if self.text_rows else self.offsets[:1]
             for dark, offset in itertools.product((True, False), offsets):
                 comps = _components(g, dark, offset)
-                if s == self.scales[0] and offset == OFFSETS[0]:
+                if s == self.scales[0] and offset == self.offsets[0]:
                     # light blobs are the grounds of dark text, dark blobs of light text
                     grounds += [(not dark, b) for b in _ground_like(comps, self.ground_px)]
                 if not self.text_rows:
@@ -381,7 +384,7 @@ class PlateDetector:
                     if not _row_ok(members):
                         if not _zoomable(g, members, self.min_contrast):
                             continue
-                        members = _zoom_in(g, members, dark)  # type: ignore[assignment]  # None: skipped below
+                        members = _zoom_in(g, members, dark, self.offsets)  # type: ignore[assignment]  # None: skipped below
                         if members is None:
                             continue
                     self._add(found, g, s, members, dark)
@@ -394,7 +397,7 @@ class PlateDetector:
                     continue
                 if _contrast(g, np.array([box[:2], box[2:]], np.float32)) < self.min_contrast:
                     continue
-                row = _zoom_ground(g, b, dark)
+                row = _zoom_ground(g, b, dark, self.offsets)
                 if row is not None:
                     self._add(found, g, s, row, dark, ground=box)
         return _merge(found)
@@ -426,7 +429,9 @@ def _skipped(skip: np.ndarray, box: tuple) -> bool:
     return bool(skip[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)].mean() >= 0.5)
 
 
-def _zoom_ground(gray: np.ndarray, ground: np.ndarray, dark: bool) -> np.ndarray | None:
+def _zoom_ground(
+    gray: np.ndarray, ground: np.ndarray, dark: bool, offsets: tuple[int, ...] = OFFSETS
+) -> np.ndarray | None:
     """The text row inside a small plate's ground (:func:`_ground_like`), looked for at a
     higher resolution; in ``gray``'s coordinates, or None."""
     x, y, w, h = (int(v) for v in ground[:4])
@@ -435,7 +440,7 @@ def _zoom_ground(gray: np.ndarray, ground: np.ndarray, dark: bool) -> np.ndarray
     x1, y1 = min(gray.shape[1], x + w + m), min(gray.shape[0], y + h + m)
     z = min(GROUND_ZOOM, max(1.0, GROUND_ZOOM_TO / h))
     roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=z, fy=z, interpolation=cv2.INTER_CUBIC)
-    for offset in OFFSETS:
+    for offset in offsets:
         for row in _rows(_char_components(roi, dark, offset)):
             if _n_chars(row) >= MIN_CHARS and _row_ok(row):
                 row = row.copy()
@@ -455,7 +460,9 @@ def _zoomable(gray: np.ndarray, members: np.ndarray, min_contrast: float) -> boo
     return _contrast(gray, _row_quad(members, 0.25, 0.2)[0]) >= min_contrast
 
 
-def _zoom_in(gray: np.ndarray, members: np.ndarray, dark: bool) -> np.ndarray | None:
+def _zoom_in(
+    gray: np.ndarray, members: np.ndarray, dark: bool, offsets: tuple[int, ...] = OFFSETS
+) -> np.ndarray | None:
     """A row of few, wide blobs (characters blur made touch, on small plates) looked at
     again at twice the resolution, where the strokes separate; the row found there (in
     ``gray``'s coordinates) or None."""
@@ -465,7 +472,7 @@ def _zoom_in(gray: np.ndarray, members: np.ndarray, dark: bool) -> np.ndarray | 
     x1 = min(gray.shape[1], int((members[:, 0] + members[:, 2]).max() + h))
     y1 = min(gray.shape[0], int((members[:, 1] + members[:, 3]).max() + h))
     roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
-    for offset in OFFSETS:
+    for offset in offsets:
         for row in _rows(_char_components(roi, dark, offset)):
             if _row_ok(row):
                 row = row.copy()
