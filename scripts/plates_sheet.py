@@ -5,8 +5,9 @@
 Three scenes from the plate benchmark's generator (scripts/build_plate_set.py), each with a
 sample photo's person pasted on the pavement, are anonymized with the defaults a registration
 uses (pixelate, identifiers faces+plates, plate epsilon 1). Left: the input with a green
-frame on each plate found; right: what is published. Below, every plate zoomed, before and
-after. The sample photos are the project's own (src/veilchain/data/samples, see SOURCES.md).
+frame on each plate found (orange: found by the second look); right: what is published.
+Below, every plate zoomed, before and after. The sample photos are the project's own
+(src/veilchain/data/samples, see SOURCES.md).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def main(argv=None) -> None:
         before = scene.copy()
         for p in res.plates:
             q = np.round(np.array(p.quad)).astype(np.int32)
-            cv2.polylines(before, [q], True, (0, 220, 0), 2)
+            colour = (0, 220, 0) if p.found_by == "detection" else (255, 140, 0)
+            cv2.polylines(before, [q], True, colour, 2)
             x0, y0, x1, y1 = (int(v) for v in p.box)
             pad = 6
             x0, y0 = max(0, x0 - pad), max(0, y0 - pad)

@@ -12,7 +12,8 @@
     │   ├── ModelLoadError              missing or incompatible weights
     │   ├── PrivacyBudgetError          epsilon / clipping parameters out of range
     │   ├── IdentityCheckError          a face stayed recognizable after every retry
-    │   └── UncoveredFaceError          --strict: the second look found a face detection missed
+    │   ├── UncoveredFaceError          --strict: the second look found a face detection missed
+    │   └── UncoveredPlateError         --strict: the second look found a plate detection missed
     ├── ChainError
     │   ├── ChainUnavailableError       node down or unreachable
     │   ├── ContractRevertedError       a revert, decoded to the contract's custom error name
@@ -94,6 +95,10 @@ class IdentityCheckError(AnonymizationError):
 
 
 class UncoveredFaceError(AnonymizationError):
+    pass
+
+
+class UncoveredPlateError(AnonymizationError):
     pass
 
 

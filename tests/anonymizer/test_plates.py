@@ -27,7 +27,7 @@ from veilchain.anonymizer.plates.dp import (
     laplace_wrap_log_distribution,
     random_text,
 )
-from veilchain.errors import InputError
+from veilchain.errors import InputError, UncoveredPlateError
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="apt-get install tesseract-ocr"
@@ -42,19 +42,25 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     )
 
 
-def flat_plate(text: str, w: int = 520, h: int = 112) -> np.ndarray:
+def flat_plate(text: str, w: int = 520, h: int = 112, ink: int = 15) -> np.ndarray:
     img = Image.new("RGB", (w, h), (245, 245, 240))
     d = ImageDraw.Draw(img)
-    d.rectangle([2, 2, w - 3, h - 3], outline=(10, 10, 10), width=4)
-    d.text((w / 2, h / 2), text, font=_font(int(h * 0.62)), fill=(15, 15, 15), anchor="mm")
+    d.rectangle([2, 2, w - 3, h - 3], outline=(ink - 5,) * 3, width=4)
+    d.text((w / 2, h / 2), text, font=_font(int(h * 0.62)), fill=(ink,) * 3, anchor="mm")
     return np.asarray(img)
 
 
 def scene_with(
-    text: str | None, *, width: float = 180, center=(640, 460), size=(1280, 720), tilt: float = 4.0
+    text: str | None,
+    *,
+    width: float = 180,
+    center=(640, 460),
+    size=(1280, 720),
+    tilt: float = 4.0,
+    ink: int = 15,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A grey street-like scene (textured road, a car body) with one plate; returns the
-    image and the plate's quad."""
+    image and the plate's quad. ``ink``: the characters' grey level (the ground is 245)."""
     rng = np.random.default_rng(0)
     W, H = size
     img = np.full((H, W, 3), 90, np.uint8)
@@ -70,7 +76,7 @@ def scene_with(
     )
     if text is None:
         return img, None
-    flat = flat_plate(text)
+    flat = flat_plate(text, ink=ink)
     h = width * flat.shape[0] / flat.shape[1]
     r = math.radians(tilt)
     pts = np.array(
@@ -350,3 +356,54 @@ def test_a_plate_that_cannot_be_drawn_is_masked(monkeypatch):
     assert r.action == "masked" and r.epsilon is None and r.edit_distance is None
     assert "masked" in r.ocr_reason and "\n" not in r.ocr_reason
     assert _changed_inside(img, out, quad) > 25
+
+
+# -- the second look ----------------------------------------------------------------------
+def _faded_plate():
+    """A plate whose grey ink (contrast about 74 against its ground) is below the first
+    pass's contrast threshold (90) but above the second look's (60)."""
+    img, quad = scene_with("KX47 ZTR", width=180, tilt=0.0, ink=170)
+    assert PlateDetector().detect(img) == []  # the first pass misses it
+    return img, quad
+
+
+def test_second_look_redraws_a_plate_the_first_pass_misses():
+    img, quad = _faded_plate()
+    stage = build_plate_anonymizer(1.0)
+    out, sweep = img.copy(), {}
+    reports = stage.anonymize(out, img, lambda i: np.random.default_rng(i), {}, sweep=sweep)
+    assert sweep == {"found": 1, "uncovered": 1}
+    (r,) = reports
+    assert r.found_by == "second_look" and r.action == "random_text" and r.epsilon is None
+    assert r.to_dict()["found_by"] == "second_look" and "not read" in r.ocr_reason
+    assert _changed_inside(img, out, quad) > 25
+    # without the sweep the plate is published as it was
+    out2 = img.copy()
+    reports = stage.anonymize(out2, img, lambda i: np.random.default_rng(i), {}, second_look=False)
+    assert reports == [] and np.array_equal(out2, img)
+
+
+def test_second_look_skips_the_plates_already_redrawn():
+    img, _ = scene_with("KX47 ZTR", width=260)
+    stage = build_plate_anonymizer(1.0)
+    out, sweep = img.copy(), {}
+    reports = stage.anonymize(out, img, lambda i: np.random.default_rng(i), {}, sweep=sweep)
+    assert [r.found_by for r in reports] == ["detection"]
+    assert sweep["uncovered"] == 0
+
+
+def test_second_look_is_counted_in_the_report_and_strict_refuses():
+    from veilchain.anonymizer import build_anonymizer
+
+    img, quad = _faded_plate()
+    kw = {"identity_check": False, "identifiers": "faces,plates", "secret": b"s" * 32}
+    res = build_anonymizer("pixelate", **kw).anonymize(img)
+    assert res.report["plates_second_look"] == {"found": 1, "uncovered": 1}
+    assert [p["found_by"] for p in res.report["plates"]] == ["second_look"]
+    assert _changed_inside(img, res.image, quad) > 25
+    with pytest.raises(UncoveredPlateError, match="second look found 1 plate"):
+        build_anonymizer("pixelate", strict=True, **kw).anonymize(img)
+    # a clear plate: found by detection, nothing for the sweep, strict passes
+    clear, _ = scene_with("KX47 ZTR", width=260)
+    res = build_anonymizer("pixelate", strict=True, **kw).anonymize(clear)
+    assert res.report["plates_second_look"]["uncovered"] == 0

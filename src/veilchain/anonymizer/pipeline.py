@@ -61,6 +61,7 @@ from veilchain.anonymizer.faces import (
 )
 from veilchain.anonymizer.methods import FaceGenerator, RegionMethod
 from veilchain.anonymizer.metrics import landmark_displacement
+from veilchain.anonymizer.plates.second_look import refuse_uncovered as refuse_uncovered_plates
 from veilchain.anonymizer.plates.stage import PlateAnonymizer
 from veilchain.anonymizer.replacement import FaceShape, Written, cover_head, write_face
 from veilchain.anonymizer.report import AnonymizationResult, AttemptCheck, FaceReport, build_report
@@ -332,17 +333,21 @@ class Anonymizer:
             self._cover_head(out, covered, det.box, key, timing)
             reports.append(FaceReport(i, det.box, det.score, 1, None, None, key=int(key),
                                       fallback=det.fallback))  # fmt: skip
-        plate_reports = []
+        plate_reports, plate_sweep = [], {"found": 0, "uncovered": 0}
         if self.plates is not None:
             plate_reports = self.plates.anonymize(
-                out, image, lambda i: self.rng_for(self._plate_key(base, i), 1), timing
-            )
+                out, image, lambda i: self.rng_for(self._plate_key(base, i), 1), timing,
+                second_look=self.second_look, covered=covered, sweep=plate_sweep,
+            )  # fmt: skip
         sweep = {"found": 0, "uncovered": 0}
         if self.second_look and self.faces:
             sweep = self._sweep(out, covered, low_light, base, reports, timing)
-        report = build_report(self, reports, low_light, sweep, timing, plates=plate_reports)
+        report = build_report(
+            self, reports, low_light, sweep, timing, plates=plate_reports, plate_sweep=plate_sweep
+        )
         if self.strict:
             self._refuse(reports, sweep, report)
+            refuse_uncovered_plates(plate_sweep)
         return AnonymizationResult(out, reports, report, detections, plate_reports)
 
     def _find(self, work: np.ndarray, timing: dict[str, float]) -> list[FaceDetection]:

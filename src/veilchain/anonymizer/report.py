@@ -93,10 +93,13 @@ class AnonymizationResult:
         return [f for f in self.faces if f.passed is False]
 
 
-def build_report(anon, reports, low_light, sweep, timing, plates=()) -> dict[str, Any]:
+def build_report(
+    anon, reports, low_light, sweep, timing, plates=(), plate_sweep=None
+) -> dict[str, Any]:
     """The published privacy report: nothing in it is derived from the original pixels
     beyond the measured figures (distances, counts); see :class:`FaceReport`. ``plates``:
-    the plates stage's :class:`PlateReport` list (published without boxes or text)."""
+    the plates stage's :class:`PlateReport` list (published without boxes or text);
+    ``plate_sweep``: what the plates' second look found and had to redraw."""
     failed = [r.index for r in reports if r.passed is False]
     unverified = [
         r.index for r in reports if r.low_confidence and r.passed is None and r.distance is not None
@@ -136,6 +139,7 @@ def build_report(anon, reports, low_light, sweep, timing, plates=()) -> dict[str
     if getattr(anon, "plates", None) is not None:
         report["n_plates"] = len(plates)
         report["plates"] = [p.to_dict() for p in plates]
+        report["plates_second_look"] = plate_sweep or {"found": 0, "uncovered": 0}
         unread = [p for p in plates if not p.ocr_read]
         if unread:
             report["plates_note"] = (

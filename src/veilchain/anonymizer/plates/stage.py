@@ -8,6 +8,9 @@ Per plate, one of three things happens, and the plate is never left as it was:
   ``random_text``  OCR could not read it (or no OCR engine is installed): the new text is
                    uniform random of the row's length, independent of the plate
   ``masked``       the plate is too small or degenerate to draw on: filled with its ground colour
+
+Then the second look (:mod:`veilchain.anonymizer.plates.second_look`) sweeps the output for
+plates detection missed and redraws each with random text (``found_by: "second_look"``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from veilchain.anonymizer.plates.dp import (
 )
 from veilchain.anonymizer.plates.ocr import OcrResult, PlateReader
 from veilchain.anonymizer.plates.render import font_path, mask_plate, measure_look, paste_plate
+from veilchain.anonymizer.plates.second_look import sweep_detector, uncovered_plates
 from veilchain.errors import AnonymizationError, InputError
 
 DEFAULT_PLATE_EPSILON = 1.0
@@ -52,6 +56,7 @@ class PlateReport:
     n_chars: int
     edit_distance: int | None  # read text -> published text (None: nothing was read)
     changed_fraction: float  # of the plate's pixels, how many the new plate changed
+    found_by: str = "detection"  # or "second_look"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -63,7 +68,8 @@ class PlateReport:
 
 class PlateAnonymizer:
     """Replace every licence plate (see the module docstring). ``reader`` None: no OCR, every
-    plate gets random text (fails closed; the report says so)."""
+    plate gets random text (fails closed; the report says so). ``sweeper``: the second
+    look's detector (None: :func:`~veilchain.anonymizer.plates.second_look.sweep_detector`)."""
 
     def __init__(
         self,
@@ -72,6 +78,7 @@ class PlateAnonymizer:
         *,
         epsilon: float = DEFAULT_PLATE_EPSILON,
         reader_error: str | None = None,
+        sweeper: PlateDetector | None = None,
     ) -> None:
         if not (isinstance(epsilon, int | float) and 0 < epsilon < float("inf")):
             raise InputError(f"the plate epsilon must be a positive number, got {epsilon!r}")
@@ -79,6 +86,7 @@ class PlateAnonymizer:
         self.reader = reader
         self.reader_error = reader_error
         self.epsilon = float(epsilon)
+        self.sweeper = sweeper or sweep_detector()
 
     def privacy_params(self) -> dict[str, Any]:
         """What goes on chain and in the manifest next to the face method's parameters."""
@@ -89,14 +97,26 @@ class PlateAnonymizer:
             "unread_plates": "uniform random text",
             "detector": self.detector.describe(),
             "ocr": self.reader.describe() if self.reader else None,
+            "second_look": self.sweeper.describe(),
             "font": font_path().rsplit("/", 1)[-1],
         }
 
     def anonymize(
-        self, out: np.ndarray, original: np.ndarray, rng_for, timing: dict[str, float]
+        self,
+        out: np.ndarray,
+        original: np.ndarray,
+        rng_for,
+        timing: dict[str, float],
+        *,
+        second_look: bool = True,
+        covered: np.ndarray | None = None,
+        sweep: dict[str, int] | None = None,
     ) -> list[PlateReport]:
         """Find plates in ``original`` and redraw them in ``out`` (in place). ``rng_for(i)``
-        gives plate i's random stream."""
+        gives plate i's random stream. With ``second_look``, then sweep ``out`` for plates
+        outside the redrawn ones and ``covered`` (pixels already rewritten, e.g. faces) and
+        redraw those with random text; ``sweep`` (if given) receives how many plates the
+        sweep saw (``found``) and had to redraw (``uncovered``)."""
         t = time.perf_counter()
         plates = self.detector.detect(original)
         timing["plates_detect"] = timing.get("plates_detect", 0.0) + time.perf_counter() - t
@@ -108,14 +128,43 @@ class PlateAnonymizer:
             readings = [OcrResult(None, 0.0, reason) for _ in plates]
         timing["plates_ocr"] = timing.get("plates_ocr", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
+        rewritten = np.zeros(out.shape[:2], bool) if covered is None else covered.copy()
         reports = [
-            self._replace(out, original, p, r, rng_for(i), i)
+            self._replace(out, original, p, r, rng_for(i), i, rewritten)
             for i, (p, r) in enumerate(zip(plates, readings, strict=True))
         ]
         timing["plates_render"] = timing.get("plates_render", 0.0) + time.perf_counter() - t
+        counts = {"found": 0, "uncovered": 0}
+        if second_look:
+            t = time.perf_counter()
+            missed, counts["found"] = uncovered_plates(self.sweeper, out, rewritten)
+            counts["uncovered"] = len(missed)
+            unread = OcrResult(None, 0.0, "found by the second look; not read")
+            for p in missed:
+                i = len(reports)
+                reports.append(
+                    self._replace(out, original, p, unread, rng_for(i), i, rewritten,
+                                  found_by="second_look")
+                )  # fmt: skip
+            timing["plates_second_look"] = (
+                timing.get("plates_second_look", 0.0) + time.perf_counter() - t
+            )
+        if sweep is not None:
+            sweep.update(counts)
         return reports
 
-    def _replace(self, out, original, plate: PlateDetection, reading: OcrResult, rng, index):
+    def _replace(
+        self,
+        out,
+        original,
+        plate: PlateDetection,
+        reading: OcrResult,
+        rng,
+        index,
+        rewritten: np.ndarray | None = None,
+        found_by: str = "detection",
+    ) -> PlateReport:
+        """Redraw one plate in ``out``; marks the pixels it rewrote in ``rewritten``."""
         area = float(cv2.contourArea(plate.quad.astype(np.float32)))
         # colours and light from the text row: inside the plate whatever quad was found
         look = measure_look(original, plate.row_quad, plate.dark_text)
@@ -140,6 +189,8 @@ class PlateAnonymizer:
                 mask = mask_plate(out, plate.quad, look)
         if not mask.any():
             raise AnonymizationError(f"plate {index} lies outside the image; nothing to redraw")
+        if rewritten is not None:
+            rewritten |= mask
         changed = (np.abs(out[mask].astype(int) - original[mask].astype(int)).max(1) > 0).mean()
         return PlateReport(
             index=index,
@@ -153,6 +204,7 @@ class PlateAnonymizer:
             n_chars=plate.n_chars,
             edit_distance=dist,
             changed_fraction=float(changed),
+            found_by=found_by,
         )
 
 
