@@ -68,9 +68,7 @@ def test_a_small_face_only_mtcnn_finds_is_anonymized(method, second_look):
     """Found in the detection pass (so with or without the second look) and covered over
     the whole head like any weak candidate."""
     img, box = _small_face_photo()
-    anon = build_anonymizer(
-        method, identity_check=False, second_look=second_look, secret=SECRET
-    )
+    anon = build_anonymizer(method, identity_check=False, second_look=second_look, secret=SECRET)
     r = anon.anonymize(img)
     assert _changed(r.image, img, box) >= 0.7, r.report
     (face,) = [f for f in r.faces if _centre_in(box, [f])]
@@ -80,8 +78,9 @@ def test_a_small_face_only_mtcnn_finds_is_anonymized(method, second_look):
 def test_the_verifier_turns_down_what_is_not_a_face():
     bg = load_image(RECALL / "base" / "bg" / "brick.jpg")
     h, w = bg.shape[:2]
-    boxes = np.array([[x, y, x + s, y + s] for s in (16, 32, 64)
-                      for x in range(0, w - s, w // 5) for y in range(0, h - s, h // 4)])  # fmt: skip
+    grid = [(x, y, s) for s in (16, 32, 64) for x in range(0, w - s, w // 5)
+            for y in range(0, h - s, h // 4)]  # fmt: skip
+    boxes = np.array([[x, y, x + s, y + s] for x, y, s in grid])
     assert MtcnnVerifier().verify(bg, boxes, np.full(len(boxes), 0.05)) == []
 
 

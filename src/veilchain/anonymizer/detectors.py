@@ -206,40 +206,39 @@ class CenterFaceDetector:
         small = image if (sw, sh) == (w, h) else cv2.resize(image, (sw, sh), interpolation=interp)
         tile = max(self.max_side, 64)
         step = tile * 3 // 4
-        raw = []
+        parts = []
         for ty in range(0, max(sh - tile, 0) + step, step):
             for tx in range(0, max(sw - tile, 0) + step, step):
-                part = small[ty : ty + tile, tx : tx + tile]
-                raw += [
-                    (b + [tx, ty, tx, ty], sc, k + [tx, ty]) for b, sc, k in self._decode(part, thr)
-                ]
+                pb, ps, pk = self._decode(small[ty : ty + tile, tx : tx + tile], thr)
+                parts.append((pb + [tx, ty, tx, ty], ps, pk + [tx, ty]))
                 if tx + tile >= sw:
                     break
             if ty + tile >= sh:
                 break
-        if not raw:
+        boxes, scores, marks = (np.concatenate(a) for a in zip(*parts, strict=True))
+        if not len(scores):
             return []
-        boxes = np.array([r[0] for r in raw])
-        keep = _nms(boxes, np.array([r[1] for r in raw]), _NMS_IOU)
         fx, fy = w / sw, h / sh
-        out, weak = [], []
-        for i in keep:
-            b = raw[i][0] * [fx, fy, fx, fy]
-            b = (max(b[0], 0.0), max(b[1], 0.0), min(b[2], w - 1.0), min(b[3], h - 1.0))
+        out: list[DetectedFace] = []
+        weak: list[DetectedFace] = []
+        for i in _nms(boxes, scores, _NMS_IOU):
+            x0, y0, x1, y1 = (float(v) for v in boxes[i] * [fx, fy, fx, fy])
+            b = (max(x0, 0.0), max(y0, 0.0), min(x1, w - 1.0), min(y1, h - 1.0))
             if b[2] - b[0] < 2 or b[3] - b[1] < 2:
                 continue
-            kp = (raw[i][2] * [fx, fy]).astype(np.float32)
-            (out if raw[i][1] >= wanted else weak).append(DetectedFace(b, float(raw[i][1]), kp))
+            kp = (marks[i] * [fx, fy]).astype(np.float32)
+            (out if scores[i] >= wanted else weak).append(DetectedFace(b, float(scores[i]), kp))
         if weak and self.verifier is not None:
-            boxes = np.array([f.box for f in weak])
-            for face in self.verifier.verify(image, boxes, np.array([f.score for f in weak])):
+            candidates = np.array([f.box for f in weak])
+            for face in self.verifier.verify(image, candidates, np.array([f.score for f in weak])):
                 cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
                 if not any(o.box[0] <= cx <= o.box[2] and o.box[1] <= cy <= o.box[3] for o in out):
                     out.append(face)  # not a strong face seen again by the verifier
         return out
 
-    def _decode(self, part: np.ndarray, thr: float):
-        """(box, score, (5, 2) keypoints) above ``thr`` in one image part, in its pixels."""
+    def _decode(self, part: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (N, 4), scores (N,) and keypoints (N, 5, 2) above ``thr`` in one image part,
+        in its pixels."""
         sh, sw = part.shape[:2]
         ph, pw = -(-sh // 32) * 32, -(-sw // 32) * 32
         canvas = np.zeros((ph, pw, 3), np.float32)
@@ -255,11 +254,8 @@ class CenterFaceDetector:
         # keypoints are offsets from the box corner in units of the box size
         kx = marks[0, 1::2, ys, xs] * bw[:, None] + x0[:, None]
         ky = marks[0, 0::2, ys, xs] * bh[:, None] + y0[:, None]
-        return [
-            (np.array([x0[n], y0[n], x0[n] + bw[n], y0[n] + bh[n]]), float(scores[n]),
-             np.stack([kx[n], ky[n]], axis=1))
-            for n in range(len(scores))
-        ]  # fmt: skip
+        boxes = np.stack([x0, y0, x0 + bw, y0 + bh], axis=1)
+        return boxes, scores.astype(np.float64), np.stack([kx, ky], axis=2)
 
 
 def build_detector(

@@ -3,9 +3,10 @@
 Detection can miss a face (a profile, a bowed head, a face rolled 45 degrees). Before an image
 is published, :func:`uncovered_faces` runs the detector again on the *output*, at a lower
 threshold, at half resolution, upright and on copies turned by ``angles`` degrees (a CNN
-trained on upright faces misses strongly rolled ones; the turned copies only when the upright
-pass saw an uncovered weak candidate, see :data:`DEFAULT_CANDIDATE_FLOOR`), and returns every face whose centre is
-not covered by a region the pipeline rewrote. The pipeline covers those with its fallback
+trained on upright faces misses strongly rolled ones; the turned copies only around the
+upright pass's uncovered weak candidates, see :data:`DEFAULT_CANDIDATE_FLOOR`, which also get
+the detector's verifier's second opinion), and returns every face whose centre is not
+covered by a region the pipeline rewrote. The pipeline covers those with its fallback
 region method (or, with ``strict``, refuses the image), so a face the first pass missed is
 not published as it was.
 """
@@ -86,7 +87,8 @@ def _windows(boxes: Sequence[Sequence[float]], shape) -> list[tuple[int, int, in
     """The windows (x0, y0, x1, y1) the turned sweeps look at around ``boxes``, or None when
     they would cover so much of the image that turning the whole of it is cheaper."""
     h, w = shape[:2]
-    out, area = [], 0
+    out: list[tuple[int, int, int, int]] = []
+    area = 0
     for b in boxes:
         side = max(TURN_WINDOW * max(b[2] - b[0], b[3] - b[1]), TURN_WINDOW_MIN_PX)
         cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
@@ -124,7 +126,7 @@ def _turned_around(
         for angle in angles:
             for f in detect_turned(detector, part, angle, threshold, scale=scale):
                 b = (f.box[0] + x0, f.box[1] + y0, f.box[2] + x0, f.box[3] + y0)
-                kp = None if f.keypoints is None else f.keypoints + np.float32([x0, y0])
+                kp = None if f.keypoints is None else f.keypoints + np.array([x0, y0], np.float32)
                 out.append(DetectedFace(b, f.score, kp))
     return out
 
