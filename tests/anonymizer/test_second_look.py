@@ -69,9 +69,13 @@ def _holds(box, point) -> bool:
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
-def test_windows_give_way_to_the_whole_image_when_they_would_cover_most_of_it():
+def test_windows_merge_and_give_way_to_the_whole_image_when_they_would_cover_most_of_it():
     shape = (480, 640)
     assert _windows([(10, 10, 40, 40)], shape) == [(0, 0, 89, 89)]
     assert _windows([(10, 10, 40, 40), (20, 20, 30, 30)], shape) == [(0, 0, 89, 89)]
+    merged = _windows([(10, 10, 40, 40), (100, 100, 130, 130)], shape)
+    assert merged == [(0, 0, 179, 179)]  # two overlapping windows: their bounding box
+    apart = _windows([(10, 10, 40, 40), (300, 300, 330, 330)], shape)
+    assert apart == [(0, 0, 89, 89), (251, 251, 379, 379)]
     many = [(x, y, x + 60, y + 60) for x in range(0, 600, 120) for y in range(0, 440, 120)]
     assert _windows(many, shape) is None

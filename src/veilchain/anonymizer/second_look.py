@@ -35,8 +35,8 @@ UPRIGHT_SCALE = 0.5
 #: upright heatmap that much: the recall set's tilted faces, see docs/anonymizer.md
 #: "Throughput"): a window of
 #: :data:`TURN_WINDOW` times the candidate's size (at least :data:`TURN_WINDOW_MIN_PX`) around
-#: each. When the windows would cover more than :data:`TURN_WHOLE_FRACTION` of the image, the
-#: whole image is turned instead.
+#: each, overlapping windows merged. When the windows would cover more than
+#: :data:`TURN_WHOLE_FRACTION` of the image, the whole image is turned instead.
 DEFAULT_CANDIDATE_FLOOR = 0.02
 TURN_WINDOW = 3.0
 TURN_WINDOW_MIN_PX = 128
@@ -83,22 +83,30 @@ def detect_turned(
     return out
 
 
-def _windows(boxes: Sequence[Sequence[float]], shape) -> list[tuple[int, int, int, int]] | None:
-    """The windows (x0, y0, x1, y1) the turned sweeps look at around ``boxes``, or None when
-    they would cover so much of the image that turning the whole of it is cheaper."""
+Window = tuple[int, int, int, int]
+
+
+def _overlap(a: Window, b: Window) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _windows(boxes: Sequence[Sequence[float]], shape) -> list[Window] | None:
+    """The windows (x0, y0, x1, y1) the turned sweeps look at around ``boxes`` (overlapping
+    ones merged into their bounding box), or None when they would cover so much of the image
+    that turning the whole of it is cheaper."""
     h, w = shape[:2]
-    out: list[tuple[int, int, int, int]] = []
-    area = 0
+    out: list[Window] = []
     for b in boxes:
-        side = max(TURN_WINDOW * max(b[2] - b[0], b[3] - b[1]), TURN_WINDOW_MIN_PX)
+        half = max(TURN_WINDOW * max(b[2] - b[0], b[3] - b[1]), TURN_WINDOW_MIN_PX) / 2
         cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-        x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-        x1, y1 = int(min(w, np.ceil(cx + side / 2))), int(min(h, np.ceil(cy + side / 2)))
-        if any(o[0] <= x0 and o[1] <= y0 and x1 <= o[2] and y1 <= o[3] for o in out):
-            continue  # inside a window already swept
-        out.append((x0, y0, x1, y1))
-        area += (x1 - x0) * (y1 - y0)
-        if area > TURN_WHOLE_FRACTION * h * w:
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        win = (x0, y0, int(min(w, np.ceil(cx + half))), int(min(h, np.ceil(cy + half))))
+        while touching := [o for o in out if _overlap(o, win)]:  # merge until none overlaps
+            out = [o for o in out if o not in touching]
+            corners = np.array([win, *touching])
+            win = (*corners[:, :2].min(0).tolist(), *corners[:, 2:].max(0).tolist())
+        out.append(win)
+        if sum((o[2] - o[0]) * (o[3] - o[1]) for o in out) > TURN_WHOLE_FRACTION * h * w:
             return None
     return out
 
