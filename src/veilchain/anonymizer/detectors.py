@@ -17,12 +17,15 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from veilchain.errors import InputError, ModelLoadError
+
+if TYPE_CHECKING:
+    from veilchain.anonymizer.mtcnn import MtcnnVerifier
 
 DETECTORS = ("centerface", "hog")
 DEFAULT_DETECTOR = "centerface"
@@ -30,6 +33,10 @@ DEFAULT_DETECTOR = "centerface"
 #: lower :data:`DEFAULT_SWEEP_THRESHOLD`.
 DEFAULT_CENTERFACE_THRESHOLD = 0.4
 DEFAULT_SWEEP_THRESHOLD = 0.15
+#: CenterFace's candidates scoring from this up to the threshold in use are shown to the
+#: verifier (MTCNN's R- and O-Net, see :mod:`veilchain.anonymizer.mtcnn`); those it takes for
+#: faces are returned beside CenterFace's own, with their (low) CenterFace score.
+DEFAULT_PROPOSAL_FLOOR = 0.02
 #: Images are downscaled so that their longer side is at most this for detection.
 DEFAULT_DETECT_MAX_SIDE = 1280
 #: Images longer than this many times their height (or width) are read in tiles.
@@ -115,7 +122,9 @@ class CenterFaceDetector:
 
     ``threshold`` is the heatmap score a face must reach; ``max_side`` bounds the detection
     resolution (larger images are downscaled, boxes are returned in full-resolution pixels);
-    ``upscale`` runs small images larger (a finer scale finds smaller faces).
+    ``verifier`` (an :class:`~veilchain.anonymizer.mtcnn.MtcnnVerifier`) gets a second look
+    at the candidates scoring from ``proposal_floor`` up to the threshold in use (see
+    :meth:`detect_faces`).
     """
 
     name = "centerface"
@@ -128,9 +137,15 @@ class CenterFaceDetector:
         threshold: float = DEFAULT_CENTERFACE_THRESHOLD,
         max_side: int = DEFAULT_DETECT_MAX_SIDE,
         threads: int = 1,
+        verifier: MtcnnVerifier | None = None,
+        proposal_floor: float = DEFAULT_PROPOSAL_FLOOR,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise InputError(f"detector threshold must be in (0, 1), got {threshold}")
+        if not 0.0 < proposal_floor < 1.0:
+            raise InputError(f"proposal floor must be in (0, 1), got {proposal_floor}")
+        self.verifier = verifier
+        self.proposal_floor = float(proposal_floor)
         self.threshold = float(threshold)
         self.max_side = int(max_side)
         self.threads = int(threads)
@@ -160,16 +175,28 @@ class CenterFaceDetector:
             "model_sha256": self.model_sha256(),
             "threshold": self.threshold,
             "max_side": self.max_side,
+            "verifier": None
+            if self.verifier is None
+            else {**self.verifier.describe(), "candidates_from": self.proposal_floor},
         }
 
     def detect_faces(
-        self, image: np.ndarray, *, threshold: float | None = None, scale: float = 1.0
+        self,
+        image: np.ndarray,
+        *,
+        threshold: float | None = None,
+        scale: float = 1.0,
+        verify: bool = True,
     ) -> list[DetectedFace]:
         """Faces in an RGB uint8 image, best score first. The image is shrunk so that its
         longer side fits ``max_side`` (times ``scale``); a panorama (longer side over
         :data:`PANORAMA_ASPECT` times the shorter) is instead shrunk by its shorter side and
-        read in overlapping tiles, so its faces keep their size."""
-        thr = self.threshold if threshold is None else float(threshold)
+        read in overlapping tiles, so its faces keep their size. With a verifier (and
+        ``verify``), the candidates from ``proposal_floor`` up to ``threshold`` that it takes
+        for faces follow, with its boxes and keypoints and their own scores."""
+        wanted = self.threshold if threshold is None else float(threshold)
+        verify = verify and self.verifier is not None and self.proposal_floor < wanted
+        thr = self.proposal_floor if verify else wanted
         h, w = image.shape[:2]
         long_side = max(h, w) if max(h, w) <= PANORAMA_ASPECT * min(h, w) else min(h, w)
         s = min(1.0, self.max_side / long_side) * scale
@@ -179,34 +206,39 @@ class CenterFaceDetector:
         small = image if (sw, sh) == (w, h) else cv2.resize(image, (sw, sh), interpolation=interp)
         tile = max(self.max_side, 64)
         step = tile * 3 // 4
-        raw = []
+        parts = []
         for ty in range(0, max(sh - tile, 0) + step, step):
             for tx in range(0, max(sw - tile, 0) + step, step):
-                part = small[ty : ty + tile, tx : tx + tile]
-                raw += [
-                    (b + [tx, ty, tx, ty], sc, k + [tx, ty]) for b, sc, k in self._decode(part, thr)
-                ]
+                pb, ps, pk = self._decode(small[ty : ty + tile, tx : tx + tile], thr)
+                parts.append((pb + [tx, ty, tx, ty], ps, pk + [tx, ty]))
                 if tx + tile >= sw:
                     break
             if ty + tile >= sh:
                 break
-        if not raw:
+        boxes, scores, marks = (np.concatenate(a) for a in zip(*parts, strict=True))
+        if not len(scores):
             return []
-        boxes = np.array([r[0] for r in raw])
-        keep = _nms(boxes, np.array([r[1] for r in raw]), _NMS_IOU)
         fx, fy = w / sw, h / sh
-        out = []
-        for i in keep:
-            b = raw[i][0] * [fx, fy, fx, fy]
-            b = (max(b[0], 0.0), max(b[1], 0.0), min(b[2], w - 1.0), min(b[3], h - 1.0))
+        out: list[DetectedFace] = []
+        weak: list[DetectedFace] = []
+        for i in _nms(boxes, scores, _NMS_IOU):
+            x0, y0, x1, y1 = (float(v) for v in boxes[i] * [fx, fy, fx, fy])
+            b = (max(x0, 0.0), max(y0, 0.0), min(x1, w - 1.0), min(y1, h - 1.0))
             if b[2] - b[0] < 2 or b[3] - b[1] < 2:
                 continue
-            kp = (raw[i][2] * [fx, fy]).astype(np.float32)
-            out.append(DetectedFace(b, float(raw[i][1]), kp))
+            kp = (marks[i] * [fx, fy]).astype(np.float32)
+            (out if scores[i] >= wanted else weak).append(DetectedFace(b, float(scores[i]), kp))
+        if weak and self.verifier is not None:
+            candidates = np.array([f.box for f in weak])
+            for face in self.verifier.verify(image, candidates, np.array([f.score for f in weak])):
+                cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+                if not any(o.box[0] <= cx <= o.box[2] and o.box[1] <= cy <= o.box[3] for o in out):
+                    out.append(face)  # not a strong face seen again by the verifier
         return out
 
-    def _decode(self, part: np.ndarray, thr: float):
-        """(box, score, (5, 2) keypoints) above ``thr`` in one image part, in its pixels."""
+    def _decode(self, part: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (N, 4), scores (N,) and keypoints (N, 5, 2) above ``thr`` in one image part,
+        in its pixels."""
         sh, sw = part.shape[:2]
         ph, pw = -(-sh // 32) * 32, -(-sw // 32) * 32
         canvas = np.zeros((ph, pw, 3), np.float32)
@@ -222,11 +254,8 @@ class CenterFaceDetector:
         # keypoints are offsets from the box corner in units of the box size
         kx = marks[0, 1::2, ys, xs] * bw[:, None] + x0[:, None]
         ky = marks[0, 0::2, ys, xs] * bh[:, None] + y0[:, None]
-        return [
-            (np.array([x0[n], y0[n], x0[n] + bw[n], y0[n] + bh[n]]), float(scores[n]),
-             np.stack([kx[n], ky[n]], axis=1))
-            for n in range(len(scores))
-        ]  # fmt: skip
+        boxes = np.stack([x0, y0, x0 + bw, y0 + bh], axis=1)
+        return boxes, scores.astype(np.float64), np.stack([kx, ky], axis=2)
 
 
 def build_detector(
@@ -235,15 +264,24 @@ def build_detector(
     threshold: float | None = None,
     upsample: int | None = None,
     max_side: int = DEFAULT_DETECT_MAX_SIDE,
+    verifier: bool = True,
 ):
     """A face detector by name (see :data:`DETECTORS`); ``threshold`` is CenterFace's and
-    ``upsample`` dlib HOG's pyramid level."""
+    ``upsample`` dlib HOG's pyramid level; ``verifier``: CenterFace's weak candidates get
+    MTCNN's second opinion (its weights must be installed: facenet-pytorch, see
+    :mod:`veilchain.anonymizer.mtcnn`)."""
     if name == "centerface":
         if upsample is not None:
             raise InputError("--upsample applies to the hog detector only")
         if threshold is None:
             threshold = DEFAULT_CENTERFACE_THRESHOLD
-        return CenterFaceDetector(max_side=max_side, threshold=threshold)
+        checker = None
+        if verifier:
+            from veilchain.anonymizer.mtcnn import MtcnnVerifier, mtcnn_weights_dir
+
+            mtcnn_weights_dir()  # a missing wheel is an error now, not in a worker later
+            checker = MtcnnVerifier()
+        return CenterFaceDetector(max_side=max_side, threshold=threshold, verifier=checker)
     if name == "hog":
         from veilchain.anonymizer.faces import HogDetector
 

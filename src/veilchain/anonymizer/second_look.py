@@ -3,8 +3,10 @@
 Detection can miss a face (a profile, a bowed head, a face rolled 45 degrees). Before an image
 is published, :func:`uncovered_faces` runs the detector again on the *output*, at a lower
 threshold, at half resolution, upright and on copies turned by ``angles`` degrees (a CNN
-trained on upright faces misses strongly rolled ones), and returns every face whose centre is
-not covered by a region the pipeline rewrote. The pipeline covers those with its fallback
+trained on upright faces misses strongly rolled ones; the turned copies only around the
+upright pass's uncovered weak candidates, see :data:`DEFAULT_CANDIDATE_FLOOR`, which also get
+the detector's verifier's second opinion), and returns every face whose centre is not
+covered by a region the pipeline rewrote. The pipeline covers those with its fallback
 region method (or, with ``strict``, refuses the image), so a face the first pass missed is
 not published as it was.
 """
@@ -26,6 +28,19 @@ TURNED_SCALE = 0.5
 #: smaller faces scoring above the sweep's threshold are already taken, at full resolution,
 #: by the detection pass (see ``Anonymizer._detect``).
 UPRIGHT_SCALE = 0.5
+#: The upright sweep's weak candidates (from this score up to the sweep's threshold) that no
+#: rewritten region covers get the detector's verifier's second opinion (MTCNN, see
+#: :mod:`veilchain.anonymizer.mtcnn`), and the turned sweeps look only around uncovered
+#: candidates scoring at least this (a face rolled 40 degrees still lights CenterFace's
+#: upright heatmap that much: the recall set's tilted faces, see docs/anonymizer.md
+#: "Throughput"): a window of
+#: :data:`TURN_WINDOW` times the candidate's size (at least :data:`TURN_WINDOW_MIN_PX`) around
+#: each, overlapping windows merged. When the windows would cover more than
+#: :data:`TURN_WHOLE_FRACTION` of the image, the whole image is turned instead.
+DEFAULT_CANDIDATE_FLOOR = 0.02
+TURN_WINDOW = 3.0
+TURN_WINDOW_MIN_PX = 128
+TURN_WHOLE_FRACTION = 0.5
 #: A found face counts as covered when this fraction of its central region was rewritten.
 COVERED_FRACTION = 0.5
 #: The central region: this fraction of the box's width and height around its centre.
@@ -54,7 +69,7 @@ def detect_turned(
     inv = cv2.invertAffineTransform(m)
     inv *= np.array([[w / sw], [h / sh]])  # back to the full-resolution image
     out = []
-    for face in detector.detect_faces(turned, threshold=threshold):
+    for face in _detect(detector, turned, threshold):
         x0, y0, x1, y1 = face.box
         corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) @ inv[:, :2].T + inv[:, 2]
         bx0, by0 = np.maximum(corners.min(0), 0)
@@ -66,6 +81,69 @@ def detect_turned(
             kp = (face.keypoints @ inv[:, :2].T + inv[:, 2]).astype(np.float32)
         out.append(DetectedFace((bx0, by0, bx1, by1), face.score, kp))
     return out
+
+
+Window = tuple[int, int, int, int]
+
+
+def _overlap(a: Window, b: Window) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _windows(boxes: Sequence[Sequence[float]], shape) -> list[Window] | None:
+    """The windows (x0, y0, x1, y1) the turned sweeps look at around ``boxes`` (overlapping
+    ones merged into their bounding box), or None when they would cover so much of the image
+    that turning the whole of it is cheaper."""
+    h, w = shape[:2]
+    out: list[Window] = []
+    for b in boxes:
+        half = max(TURN_WINDOW * max(b[2] - b[0], b[3] - b[1]), TURN_WINDOW_MIN_PX) / 2
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        win = (x0, y0, int(min(w, np.ceil(cx + half))), int(min(h, np.ceil(cy + half))))
+        while touching := [o for o in out if _overlap(o, win)]:  # merge until none overlaps
+            out = [o for o in out if o not in touching]
+            corners = np.array([win, *touching])
+            win = (*corners[:, :2].min(0).tolist(), *corners[:, 2:].max(0).tolist())
+        out.append(win)
+        if sum((o[2] - o[0]) * (o[3] - o[1]) for o in out) > TURN_WHOLE_FRACTION * h * w:
+            return None
+    return out
+
+
+def _turned_around(
+    detector,
+    image: np.ndarray,
+    candidates: Sequence[DetectedFace],
+    angles: Sequence[float],
+    threshold: float,
+) -> list[DetectedFace]:
+    """Faces found on turned copies of the windows around ``candidates`` (see
+    :data:`DEFAULT_CANDIDATE_FLOOR`), in ``image``'s pixels, at the resolution the whole image would
+    be turned at."""
+    if not candidates:
+        return []
+    windows = _windows([c.box for c in candidates], image.shape)
+    if windows is None:
+        return [f for a in angles for f in detect_turned(detector, image, a, threshold)]
+    h, w = image.shape[:2]
+    scale = min(1.0, getattr(detector, "max_side", max(h, w)) / max(h, w)) * TURNED_SCALE
+    out = []
+    for x0, y0, x1, y1 in windows:
+        part = image[y0:y1, x0:x1]
+        for angle in angles:
+            for f in detect_turned(detector, part, angle, threshold, scale=scale):
+                b = (f.box[0] + x0, f.box[1] + y0, f.box[2] + x0, f.box[3] + y0)
+                kp = None if f.keypoints is None else f.keypoints + np.array([x0, y0], np.float32)
+                out.append(DetectedFace(b, f.score, kp))
+    return out
+
+
+def _detect(detector, image: np.ndarray, threshold: float, scale: float = 1.0):
+    """The sweep's detections, CenterFace's alone: :func:`uncovered_faces` shows the upright
+    sweep's uncovered weak candidates to the verifier (verifying the turned copies' candidates
+    found no further face on the recall set, only false positives)."""
+    return detector.detect_faces(image, threshold=threshold, scale=scale, verify=False)
 
 
 def _core(box: Sequence[float], shape) -> tuple[slice, slice]:
@@ -89,12 +167,22 @@ def uncovered_faces(
     *,
     threshold: float,
     angles: Sequence[float] = DEFAULT_SWEEP_ANGLES,
+    candidate_floor: float = DEFAULT_CANDIDATE_FLOOR,
 ) -> tuple[list[DetectedFace], int]:
     """Faces the sweep finds in ``image`` outside ``covered`` (H, W bool), without duplicates,
-    and how many faces it found in all."""
-    found = list(detector.detect_faces(image, threshold=threshold, scale=UPRIGHT_SCALE))
-    for angle in angles:
-        found += detect_turned(detector, image, angle, threshold)
+    and how many faces it found in all. Uncovered candidates from ``candidate_floor`` up to
+    ``threshold`` are shown to the detector's verifier (when it has one), and the turned
+    copies are swept around uncovered candidates only."""
+    upright = _detect(detector, image, min(threshold, candidate_floor), scale=UPRIGHT_SCALE)
+    found = [f for f in upright if f.score >= threshold]
+    uncovered = [f for f in upright if not is_covered(f.box, covered)]
+    weak = [f for f in uncovered if f.score < threshold]
+    verifier = getattr(detector, "verifier", None)
+    if verifier is not None and weak:
+        boxes, scores = np.array([f.box for f in weak]), np.array([f.score for f in weak])
+        found += verifier.verify(image, boxes, scores)
+    if angles:
+        found += _turned_around(detector, image, uncovered, angles, threshold)
     found.sort(key=lambda f: -f.score)
     missed: list[DetectedFace] = []
     for face in found:

@@ -1,0 +1,232 @@
+"""MTCNN's R-Net and O-Net as a second opinion on CenterFace's weak candidates.
+
+CenterFace scores many real faces below the pipeline's candidate threshold (0.15): faces
+under about 30 px tall most of all, but also some blurred or occluded larger ones. At a lower
+score its heatmap still marks them, among many places that are not faces. :class:`MtcnnVerifier`
+looks at each of those weak candidates with the last two stages of MTCNN (Zhang et al., 2016),
+whose R-Net (24 px crops) and O-Net (48 px crops) take a face from a non-face in about a
+millisecond for a few dozen candidates: a full MTCNN pass (its P-Net over an image pyramid) cost
+2x CenterFace here, and the candidates it would propose are CenterFace's already. What passes
+is returned with O-Net's refined box and five keypoints (eyes, nose, mouth corners).
+:class:`~veilchain.anonymizer.detectors.CenterFaceDetector` runs it (its ``verifier``).
+
+The weights are the state dicts that ship in the ``facenet-pytorch==2.6.0`` wheel
+(``facenet_pytorch/data/{rnet,onet}.pt``, MIT licence). The package itself is never imported
+(it imports torchvision, which does not work here): the networks below are written to match
+those state dicts, and the wheel is found with :func:`importlib.util.find_spec`. Install it
+with ``pip install --no-deps facenet-pytorch==2.6.0`` (its declared dependencies pin an older
+torch and pull torchvision).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from veilchain.anonymizer.detectors import DetectedFace, _nms
+from veilchain.errors import InputError, ModelLoadError
+
+#: R-Net's and O-Net's score thresholds (the values MTCNN was published with).
+DEFAULT_MTCNN_THRESHOLDS = (0.7, 0.7)
+_NETS = ("rnet", "onet")
+
+
+def mtcnn_weights_dir() -> Path:
+    """The folder of the MTCNN state dicts inside the installed facenet-pytorch wheel."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the MTCNN weights ship in the facenet-pytorch wheel: "
+            "pip install --no-deps facenet-pytorch==2.6.0"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    missing = [n for n in _NETS if not (folder / f"{n}.pt").is_file()]
+    if missing:
+        raise ModelLoadError(f"{folder} lacks {missing}; reinstall facenet-pytorch==2.6.0")
+    return folder
+
+
+@functools.lru_cache(maxsize=1)
+def mtcnn_sha256() -> str:
+    """sha256 of the two weight files used, read one after the other (R-Net, O-Net)."""
+    h = hashlib.sha256()
+    folder = mtcnn_weights_dir()
+    for n in _NETS:
+        h.update((folder / f"{n}.pt").read_bytes())
+    return h.hexdigest()
+
+
+def _build_nets() -> tuple[Any, Any]:
+    """R-Net and O-Net with the wheel's weights, in eval mode."""
+    import torch
+    from torch import nn
+
+    def conv(cin: int, cout: int, k: int, pool: tuple[int, int] | None) -> list[nn.Module]:
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, k), nn.PReLU(cout)]
+        if pool:
+            layers.append(nn.MaxPool2d(pool[0], pool[1], ceil_mode=True))
+        return layers
+
+    class _Net(nn.Module):
+        """A stack of conv + PReLU (+ max-pool) stages, then heads; the attribute names are
+        those of the shipped state dicts."""
+
+        def __init__(self, stages, dense: tuple[str, int, int] | None, heads) -> None:
+            super().__init__()
+            self._order: list[str] = []
+            for n, (cin, cout, k, pool) in enumerate(stages, start=1):
+                c, p, *mp = conv(cin, cout, k, pool)
+                self._add(f"conv{n}", c)
+                self._add(f"prelu{n}", p)
+                if mp:
+                    self._add(f"pool{n}", mp[0])
+            self.dense = dense
+            if dense:
+                name, fin, fout = dense
+                self._add(name, nn.Linear(fin, fout))
+                self._add(name.replace("dense", "prelu"), nn.PReLU(fout))
+            self.heads = [(name, n_out) for name, n_out, _ in heads]
+            for name, n_out, fin in heads:
+                layer = nn.Linear(fin, n_out) if dense else nn.Conv2d(fin, n_out, 1)
+                setattr(self, name, layer)
+
+        def _add(self, name: str, module: nn.Module) -> None:
+            setattr(self, name, module)
+            self._order.append(name)
+
+        def forward(self, x):
+            for name in self._order:
+                if self.dense and name == self.dense[0]:
+                    # the weights were converted from a column-major framework
+                    x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+                x = getattr(self, name)(x)
+            return [getattr(self, name)(x) for name, _ in self.heads]
+
+    rnet = _Net(
+        [(3, 28, 3, (3, 2)), (28, 48, 3, (3, 2)), (48, 64, 2, None)],
+        ("dense4", 576, 128),
+        [("dense5_1", 2, 128), ("dense5_2", 4, 128)],
+    )
+    onet = _Net(
+        [(3, 32, 3, (3, 2)), (32, 64, 3, (3, 2)), (64, 64, 3, (2, 2)), (64, 128, 2, None)],
+        ("dense5", 1152, 256),
+        [("dense6_1", 2, 256), ("dense6_2", 4, 256), ("dense6_3", 10, 256)],
+    )
+    folder = mtcnn_weights_dir()
+    for name, net in zip(_NETS, (rnet, onet), strict=True):
+        state = torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        net.eval()
+    return rnet, onet
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Boxes (N, 4+) grown to squares around the same centres."""
+    out = boxes.copy()
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + (w - side) / 2
+    out[:, 1] = boxes[:, 1] + (h - side) / 2
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def _refine(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    """Apply the networks' box regression (offsets in units of the box size)."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return boxes[:, :4] + reg * np.stack([w, h, w, h], axis=1)
+
+
+def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Each box's pixels (zero outside the image) resized to ``size`` x ``size``, normalised,
+    as an (N, 3, size, size) float32 batch."""
+    h, w = image.shape[:2]
+    out = np.zeros((len(boxes), size, size, 3), np.float32)
+    for n, (x0, y0, x1, y1) in enumerate(np.round(boxes[:, :4]).astype(int)):
+        bw, bh = max(x1 - x0, 1), max(y1 - y0, 1)
+        patch = np.zeros((bh, bw, 3), np.uint8)
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if sx1 > sx0 and sy1 > sy0:
+            patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+        out[n] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    return ((out - 127.5) / 128.0).transpose(0, 3, 1, 2)
+
+
+class MtcnnVerifier:
+    """R-Net then O-Net on candidate boxes (see the module docstring); ``thresholds`` are
+    their score thresholds. torch runs on the process's threads (the batch workers set one)."""
+
+    name = "mtcnn"
+
+    def __init__(self, *, thresholds: tuple[float, float] = DEFAULT_MTCNN_THRESHOLDS) -> None:
+        if len(thresholds) != 2 or not all(0.0 < t < 1.0 for t in thresholds):
+            raise InputError(f"MTCNN thresholds must be two scores in (0, 1), got {thresholds}")
+        self.thresholds = (float(thresholds[0]), float(thresholds[1]))
+        self._nets: tuple[Any, Any] | None = None
+
+    def model_sha256(self) -> str:
+        return mtcnn_sha256()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "stages": list(_NETS),
+            "model_sha256": self.model_sha256(),
+            "thresholds": list(self.thresholds),
+        }
+
+    def _networks(self) -> tuple[Any, Any]:
+        if self._nets is None:
+            self._nets = _build_nets()
+        return self._nets
+
+    def verify(
+        self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray
+    ) -> list[DetectedFace]:
+        """The candidates (boxes (N, 4) in ``image``'s pixels, their detector's ``scores``)
+        that R-Net and O-Net take for faces, with O-Net's box and keypoints and the
+        candidate's own score, best first."""
+        import torch
+
+        rnet, onet = self._networks()
+        h, w = image.shape[:2]
+        t_r, t_o = self.thresholds
+        boxes = _square(np.asarray(boxes, np.float64).reshape(-1, 4))
+        origin = np.arange(len(boxes))
+        if not len(boxes):
+            return []
+        with torch.inference_mode():
+            prob, reg = (t.numpy() for t in rnet(torch.from_numpy(_crops(image, boxes, 24))))
+            p = _softmax1(prob)
+            keep = np.flatnonzero(p >= t_r)
+            if not len(keep):
+                return []
+            keep = keep[_nms(boxes[keep], p[keep], 0.7)]
+            boxes, origin = _square(_refine(boxes[keep], reg[keep])), origin[keep]
+            prob, reg, marks = (t.numpy() for t in onet(torch.from_numpy(_crops(image, boxes, 48))))
+        p = _softmax1(prob)
+        keep = np.flatnonzero(p >= t_o)
+        boxes, reg, marks, origin, p = boxes[keep], reg[keep], marks[keep], origin[keep], p[keep]
+        side = boxes[:, 2:3] - boxes[:, 0:1]
+        kp = np.stack([boxes[:, 0:1] + marks[:, :5] * side, boxes[:, 1:2] + marks[:, 5:] * side], 2)
+        boxes = _refine(boxes, reg)
+        given = np.asarray(scores, np.float64)[origin]
+        out = []
+        for i in _nms(boxes, p, 0.5):
+            x0, y0, x1, y1 = boxes[i]
+            b = (max(x0, 0.0), max(y0, 0.0), min(x1, w - 1.0), min(y1, h - 1.0))
+            if b[2] - b[0] >= 2 and b[3] - b[1] >= 2:
+                out.append(DetectedFace(b, float(given[i]), kp[i].astype(np.float32)))
+        return sorted(out, key=lambda f: -f.score)
+
+
+def _softmax1(logits: np.ndarray) -> np.ndarray:
+    """The face class's probability from (N, 2) logits."""
+    return 1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))
