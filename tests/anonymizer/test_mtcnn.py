@@ -14,7 +14,7 @@ import pytest
 from veilchain.anonymizer.detectors import CenterFaceDetector, build_detector
 from veilchain.anonymizer.image_io import load_image
 from veilchain.anonymizer.mtcnn import MtcnnVerifier
-from veilchain.anonymizer.pipeline import build_anonymizer
+from veilchain.anonymizer.wiring import build_anonymizer
 
 RECALL = Path(__file__).resolve().parents[2] / "bench" / "data" / "recall"
 SECRET = b"test-mtcnn"

@@ -7,7 +7,7 @@ import numpy as np
 
 from veilchain.anonymizer.detectors import CenterFaceDetector
 from veilchain.anonymizer.faces import HogDetector
-from veilchain.anonymizer.pipeline import Anonymizer, build_anonymizer
+from veilchain.anonymizer.pipeline import Anonymizer
 from veilchain.anonymizer.second_look import (
     DEFAULT_CANDIDATE_FLOOR,
     UPRIGHT_SCALE,
@@ -15,6 +15,7 @@ from veilchain.anonymizer.second_look import (
     is_covered,
     uncovered_faces,
 )
+from veilchain.anonymizer.wiring import build_anonymizer
 
 SECRET = b"test-second-look"
 
