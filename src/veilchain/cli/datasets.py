@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from veilchain.anonymizer.methods import METHODS
+from veilchain.anonymizer.sources import iter_uri_list
 from veilchain.cli import app, settings
 from veilchain.cli.output import (
     console,
@@ -50,6 +52,15 @@ def register(
     inputs: Annotated[
         list[Path] | None,
         typer.Argument(metavar="PATH", show_default=False),
+    ] = None,
+    uri_list: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also register the images at these URIs: one file:// or http(s):// URI a"
+            " line (- for standard input; blank lines and # comments skipped), read lazily;"
+            " each is fetched where it is anonymized.",
+        ),
     ] = None,
     name: Annotated[
         str | None,
@@ -100,15 +111,21 @@ def register(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Anonymize, encrypt, pin and register PATH (image files or folders) as a data set.
+    """Anonymize, encrypt, pin and register PATH (image files or folders) and the images
+    of a --uri-list as a data set.
 
-    One transaction records the data set on chain. --name is required to register.
+    One transaction records the data set on chain. --name is required to register. An input
+    that cannot be read (a 404, an image over 50 MiB) gives the registration up; a server
+    that does not answer (timeout, 5xx) leaves it to --resume, which fetches only what is
+    not done.
 
     Examples:
 
         veilchain register photos/ --name clinic-2026 --method ciagan
 
         veilchain register a.jpg b.png --name test --method dp --epsilon 2 -q
+
+        veilchain register --uri-list urls.txt --name web-2026 --executor ray
 
         veilchain register photos/ --name big --executor ray --ray-address 10.0.0.5:6379
 
@@ -117,8 +134,10 @@ def register(
     with errors_to_exit(as_json):
         if resume and abort:
             raise InputError("--resume and --abort exclude each other; pick one")
-        if not (resume or abort) and (not inputs or not name):
-            raise InputError("give image files or folders and --name (or --resume / --abort)")
+        if not (resume or abort) and (not (inputs or uri_list) or not name):
+            raise InputError(
+                "give image files, folders or --uri-list, and --name (or --resume / --abort)"
+            )
         if executor not in (None, "local", "ray"):
             raise InputError(f"--executor must be local or ray, not {executor!r}")
         if ray_address and executor == "local":
@@ -147,7 +166,7 @@ def register(
             else:
                 results = [
                     svc.register(
-                        inputs or [],
+                        _inputs(inputs or [], uri_list),
                         name=name or "",
                         method=method or settings().anonymizer.method,
                         epsilon=epsilon,
@@ -168,6 +187,13 @@ def register(
             f"next: veilchain verify {ds}   veilchain show {ds} --version"
             f" {results[-1].version}   veilchain grant {ds} --to ADDRESS"
         )
+
+
+def _inputs(paths: list[Path], uri_list: str | None) -> Iterator[str | Path]:
+    """The paths, then the URIs of ``uri_list`` (read lazily, as registration consumes them)."""
+    yield from paths
+    if uri_list is not None:
+        yield from iter_uri_list(uri_list)
 
 
 @app.command("list")

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.anonymizer.batch import AnonymizedFile, anonymize_files
-from veilchain.anonymizer.files import iter_input_images
+from veilchain.anonymizer.sources import iter_sources
 from veilchain.chain.client import ChainClient
 from veilchain.chain.merkle import PackedMerkleTree
 from veilchain.errors import (
@@ -41,6 +41,7 @@ from veilchain.platform.executors import (
     LOCAL,
     RAY,
     ExecutorChoice,
+    pending_rows,
     process_on_ray,
 )
 from veilchain.platform.keys import KeyManager
@@ -130,10 +131,11 @@ class Registrar:
         progress: Progress = no_progress,
         job_id: str | None = None,
     ) -> RegistrationResult:
-        """Register image files (or folders of them) as a new data set. ``job_id``: the API
-        job this registration runs for (the CLI's own have none)."""
-        files = (str(f.resolve()) for f in iter_input_images(inputs))  # read lazily
-        uid = self._start(name, method, epsilon, seed, files, job_id=job_id)
+        """Register image files, folders of them, or URIs (``anonymizer/sources.py``) as a new
+        data set. ``job_id``: the API job this registration runs for (the CLI's own have
+        none)."""
+        sources = iter_sources(inputs)  # read lazily
+        uid = self._start(name, method, epsilon, seed, sources, job_id=job_id)
         try:
             return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
         except (AnonymizationError, InputError):
@@ -301,21 +303,14 @@ class Registrar:
         return self._result(reg)
 
     def _process_images(self, reg: RegistrationRow, allow_recognizable: bool, progress) -> None:
+        """Streaming, like the Ray executor: pending rows are read a page at a time."""
         if self.executor.kind == RAY and not self._has_reencrypted(reg.uid):
             return self._process_images_on_ray(reg, allow_recognizable, progress)
-        rows = self._image_rows(reg.uid)
-        pending = [r for r in rows if r.status != DONE]
-        # A crash may have left a key (and a pinned ciphertext) for an unfinished image:
-        # drop the key now; the image is encrypted again under a fresh one below.
-        stale = self.keys.images_with_keys(reg.uid) & {r.image_id for r in pending}
-        if stale:
-            self.keys.delete_keys(reg.uid, sorted(stale), actor="resume")
-        total, done = len(rows), len(rows) - len(pending)
+        total, done = self._count(reg.uid), self._count(reg.uid, DONE)
+        self._drop_stale_keys(reg.uid)
         progress(done, total, "anonymize+encrypt+pin")
         signer = self.credentials()
-        for row, out in zip(
-            pending, self._anonymized(reg, pending, allow_recognizable), strict=True
-        ):
+        for row, out in self._anonymized(reg, total - done, allow_recognizable):
             png = out.png
             if signer is not None and not row.source.startswith(REENCRYPT_PREFIX):
                 png = self._signed(signer, reg, row.image_id, png)
@@ -360,11 +355,7 @@ class Registrar:
         """As ``_process_images``, streaming: pending rows are read a page at a time and
         each batch is recorded as it arrives from the cluster."""
         total, done = self._count(reg.uid), self._count(reg.uid, DONE)
-        stale = self.keys.images_with_keys(reg.uid)  # keys of images a crash left unfinished
-        if stale:
-            stale -= self._done_ids(reg.uid, stale)
-            if stale:
-                self.keys.delete_keys(reg.uid, sorted(stale), actor="resume")
+        self._drop_stale_keys(reg.uid)
         progress(done, total, "anonymize+encrypt+pin")
 
         def on_batch(n: int) -> None:
@@ -380,6 +371,15 @@ class Registrar:
             sign=None if signer is None else partial(self._signed, signer, reg),
         )  # fmt: skip
 
+    def _drop_stale_keys(self, uid: str) -> None:
+        """A crash may have left a key (and a pinned ciphertext) for an unfinished image:
+        drop the key; the image is encrypted again under a fresh one."""
+        stale = self.keys.images_with_keys(uid)
+        if stale:
+            stale -= self._done_ids(uid, stale)
+            if stale:
+                self.keys.delete_keys(uid, sorted(stale), actor="resume")
+
     def _count(self, uid: str, status: str | None = None) -> int:
         with self.session_factory() as s:
             return count_images(s, uid, status)
@@ -393,24 +393,25 @@ class Registrar:
             return has_reencrypted_images(s, uid)
 
     def _anonymized(
-        self, reg: RegistrationRow, rows: list[RegistrationImageRow], allow_recognizable: bool
-    ) -> Iterator[AnonymizedFile]:
-        """One anonymized output per row, in order (a re-encrypted version reuses the
-        previous version's output)."""
+        self, reg: RegistrationRow, pending: int, allow_recognizable: bool
+    ) -> Iterator[tuple[RegistrationImageRow, AnonymizedFile]]:
+        """Each pending row with its anonymized output, in order, read lazily (a
+        re-encrypted version, whose rows all are, reuses the previous version's output)."""
+        rows = pending_rows(self.session_factory, reg.uid)
+        if self._has_reencrypted(reg.uid):
+            yield from ((row, self._decrypt_previous(row.source)) for row in rows)
+            return
         params = json.loads(reg.params_json)
         build = partial(
             self.anonymizer_factory, reg.method, epsilon=params.get("epsilon"), seed=reg.seed
         )
-        files = [Path(r.source) for r in rows if not r.source.startswith(REENCRYPT_PREFIX)]
+        ahead, rows = itertools.tee(rows)  # buffers only what the workers are ahead by
         anonymized: Generator[AnonymizedFile, None, None] = anonymize_files(
-            build, files, workers=self.workers, allow_recognizable=allow_recognizable
-        )
+            build, (r.source for r in ahead), workers=min(self.workers, pending),
+            allow_recognizable=allow_recognizable, reader=self.executor.reader(),
+        )  # fmt: skip
         try:
-            for row in rows:
-                if row.source.startswith(REENCRYPT_PREFIX):
-                    yield self._decrypt_previous(row.source)
-                else:
-                    yield next(anonymized)
+            yield from zip(rows, anonymized, strict=True)
         finally:
             anonymized.close()  # stops the worker processes
 
