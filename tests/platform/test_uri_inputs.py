@@ -95,9 +95,7 @@ def test_an_unreadable_uri_gives_the_registration_up(tmp_path, image_server):
     assert reg.status == ABORTED and svc.keys.images_with_keys(reg.uid) == set()
 
 
-def test_a_server_down_leaves_it_to_resume_which_fetches_only_unfinished(
-    tmp_path, image_server
-):
+def test_a_server_down_leaves_it_to_resume_which_fetches_only_unfinished(tmp_path, image_server):
     svc = _service(tmp_path / "d")
     paths = [f"/{n}" for n in SAMPLE_INPUT_NAMES]
     image_server.fail_once.add(paths[1])
