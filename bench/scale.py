@@ -1,7 +1,8 @@
 """Registration on Ray beside the local process pool, measured side by side in one run.
 
-    PYTHONPATH=src python bench/scale.py --json          # JSON on stdout, table on stderr
+    PYTHONPATH=src python bench/scale.py --json          # only JSON on stdout; logs on stderr
     PYTHONPATH=src python bench/scale.py --images 12 --rss-sizes 1000,10000
+    PYTHONPATH=src python bench/scale.py --json --parts rss   # only the driver's peak RSS
 
 1. Throughput: the same photos (the package's samples, copied ``--images`` times in all,
    method blur with the identity check) registered with the local pool (``--cpus`` worker
@@ -9,7 +10,9 @@
    CPU each, 127.0.0.1 only), rounds alternating; images/s of ``register`` (service start
    excluded), median over rounds.
 2. Driver peak RSS: a fresh driver process registers N small synthetic images (64x64 noise,
-   no face) on the Ray cluster, for each N in ``--rss-sizes``; ``ru_maxrss`` of that process.
+   no face) on the Ray cluster, and another with the local pool (``--cpus`` worker
+   processes, not counted: they are other processes), for each N in ``--rss-sizes``;
+   ``ru_maxrss`` of that process.
 3. Worker-kill: a Ray registration of the photos during which the worker node is SIGKILLed
    after the first recorded batch; completeness (ids 0..n-1 once each, keys = records,
    verify ok) and the time lost (the failed batches' time in flight, and the wall time
@@ -83,14 +86,44 @@ def _complete(svc, result, n: int) -> bool:
     )
 
 
-def rss_child(n: int, address: str, workdir: Path) -> None:
-    """One driver: register n synthetic images on the cluster, print its peak RSS (MiB)."""
+def rss_child(n: int, executor: str, workdir: Path) -> None:
+    """One driver: register n synthetic images with ``executor`` (``local:CPUS`` or
+    ``ray:ADDRESS``), print its peak RSS (MiB)."""
     inputs = _synthetic(workdir / "in", n)
-    svc = _service(workdir / "data", ExecutorChoice(kind="ray", address=address, batch=64), 1)
+    kind, arg = executor.split(":", 1)
+    if kind == "ray":
+        svc = _service(workdir / "data", ExecutorChoice(kind="ray", address=arg, batch=64), 1)
+    else:
+        svc = _service(workdir / "data", ExecutorChoice(kind="local"), int(arg))
     seconds, result = _register(svc, inputs)
     assert result.records == n
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"images": n, "peak_rss_mib": round(peak, 1), "seconds": round(seconds, 1)}))
+    print(json.dumps({"executor": kind, "images": n, "peak_rss_mib": round(peak, 1),
+                      "seconds": round(seconds, 1)}))  # fmt: skip
+
+
+def _worker_kill(cluster, on_ray, photos: Path, tmp: Path, args) -> dict:
+    """A Ray registration whose worker node is SIGKILLed after the first recorded batch."""
+    calm_s, _ = _register(on_ray, photos)
+    killer = _service(tmp / "kill", on_ray.registrar.executor, args.cpus)
+    worker = next(iter(cluster.worker_nodes))
+    killed: list[int] = []
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if done >= 1 and not killed:
+            cluster.remove_node(worker, allow_graceful=False)
+            killed.append(done)
+
+    kill_s, result = _register(killer, photos, progress)
+    stats = killer.registrar.last_ray_stats
+    return {
+        "images": args.images, "killed_after": killed[0] if killed else None,
+        "complete_exactly_once": _complete(killer, result, args.images),
+        "batches_resubmitted": stats.resubmitted,
+        "in_flight_time_lost_s": round(stats.lost_s, 2),
+        "wall_s": round(kill_s, 2), "undisturbed_wall_s": round(calm_s, 2),
+        "wall_time_lost_s": round(kill_s - calm_s, 2),
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -100,11 +133,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--rss-sizes", default="1000,10000")
-    ap.add_argument("--rss-child", nargs=3, metavar=("N", "ADDRESS", "DIR"))
+    ap.add_argument("--parts", default="throughput,kill,rss", help="which measurements")
+    ap.add_argument("--rss-child", nargs=3, metavar=("N", "EXECUTOR", "DIR"))
     args = ap.parse_args()
     if args.rss_child:
         rss_child(int(args.rss_child[0]), args.rss_child[1], Path(args.rss_child[2]))
         return
+    parts = set(args.parts.split(","))
+    # stdout carries the JSON only: everything else written to fd 1 (Ray's and its node
+    # processes' log lines included) goes to stderr
+    result_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     import ray
     from ray.cluster_utils import Cluster
 
@@ -117,56 +157,43 @@ def main() -> None:
     try:
         photos = _photos(tmp / "photos", args.images)
         ray_choice = ExecutorChoice(kind="ray", address=cluster.address, batch=2)
-        local = _service(tmp / "local", ExecutorChoice(kind="local"), args.cpus)
         on_ray = _service(tmp / "ray", ray_choice, args.cpus)
-        rates: dict[str, list[float]] = {"local": [], "ray": []}
-        for _ in range(args.rounds):
-            for name, svc in (("local", local), ("ray", on_ray)):
-                seconds, result = _register(svc, photos)
-                assert _complete(svc, result, args.images)
-                rates[name].append(args.images / seconds)
-        lr, rr = statistics.median(rates["local"]), statistics.median(rates["ray"])
-        out["throughput"] = {
-            "images": args.images, "method": "blur", "rounds": args.rounds,
-            "local_pool_images_s": round(lr, 2), "ray_images_s": round(rr, 2),
-            "ray_vs_local": round(rr / lr, 3), "target": 0.9,
-            "per_round": {k: [round(v, 2) for v in vs] for k, vs in rates.items()},
-        }  # fmt: skip
-        print(json.dumps({"throughput": out["throughput"]}), file=sys.stderr, flush=True)
-        # worker-kill run beside an undisturbed one
-        calm_s, _ = _register(on_ray, photos)
-        killer = _service(tmp / "kill", ray_choice, args.cpus)
-        worker = next(iter(cluster.worker_nodes))
-        killed: list[int] = []
-
-        def progress(done: int, total: int, stage: str) -> None:
-            if done >= 1 and not killed:
-                cluster.remove_node(worker, allow_graceful=False)
-                killed.append(done)
-
-        kill_s, result = _register(killer, photos, progress)
-        stats = killer.registrar.last_ray_stats
-        out["worker_kill"] = {
-            "images": args.images, "killed_after": killed[0] if killed else None,
-            "complete_exactly_once": _complete(killer, result, args.images),
-            "batches_resubmitted": stats.resubmitted,
-            "in_flight_time_lost_s": round(stats.lost_s, 2),
-            "wall_s": round(kill_s, 2), "undisturbed_wall_s": round(calm_s, 2),
-            "wall_time_lost_s": round(kill_s - calm_s, 2),
-        }  # fmt: skip
-        print(json.dumps({"worker_kill": out["worker_kill"]}), file=sys.stderr, flush=True)
-        out["rss"] = []
-        for n in [int(x) for x in args.rss_sizes.split(",") if x]:
-            proc = subprocess.run(
-                [sys.executable, __file__, "--rss-child", str(n), cluster.address,
-                 str(tmp / f"rss{n}")],
-                capture_output=True, text=True, check=True, env={**os.environ},
-            )  # fmt: skip
-            out["rss"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(json.dumps({"rss": out["rss"][-1]}), file=sys.stderr, flush=True)
-        if len(out["rss"]) >= 2:
-            a, b = out["rss"][0]["peak_rss_mib"], out["rss"][-1]["peak_rss_mib"]
-            out["rss_growth"] = round(b / a - 1, 3)
+        if "throughput" in parts:
+            local = _service(tmp / "local", ExecutorChoice(kind="local"), args.cpus)
+            rates: dict[str, list[float]] = {"local": [], "ray": []}
+            for _ in range(args.rounds):
+                for name, svc in (("local", local), ("ray", on_ray)):
+                    seconds, result = _register(svc, photos)
+                    assert _complete(svc, result, args.images)
+                    rates[name].append(args.images / seconds)
+            lr, rr = statistics.median(rates["local"]), statistics.median(rates["ray"])
+            out["throughput"] = {
+                "images": args.images, "method": "blur", "rounds": args.rounds,
+                "local_pool_images_s": round(lr, 2), "ray_images_s": round(rr, 2),
+                "ray_vs_local": round(rr / lr, 3), "target": 0.9,
+                "per_round": {k: [round(v, 2) for v in vs] for k, vs in rates.items()},
+            }  # fmt: skip
+            print(json.dumps({"throughput": out["throughput"]}), file=sys.stderr, flush=True)
+        if "kill" in parts:  # worker-kill run beside an undisturbed one
+            out["worker_kill"] = _worker_kill(cluster, on_ray, photos, tmp, args)
+            print(json.dumps({"worker_kill": out["worker_kill"]}), file=sys.stderr, flush=True)
+        if "rss" in parts:
+            sizes = [int(x) for x in args.rss_sizes.split(",") if x]
+            out["rss"] = []
+            for executor in (f"ray:{cluster.address}", f"local:{args.cpus}"):
+                for n in sizes:
+                    proc = subprocess.run(
+                        [sys.executable, __file__, "--rss-child", str(n), executor,
+                         str(tmp / f"rss-{executor.split(':')[0]}{n}")],
+                        stdout=subprocess.PIPE, text=True, check=True, env={**os.environ},
+                    )  # fmt: skip
+                    out["rss"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                    print(json.dumps({"rss": out["rss"][-1]}), file=sys.stderr, flush=True)
+            if len(sizes) >= 2:
+                out["rss_growth"] = {}
+                for kind in ("ray", "local"):
+                    peaks = [r["peak_rss_mib"] for r in out["rss"] if r["executor"] == kind]
+                    out["rss_growth"][kind] = round(peaks[-1] / peaks[0] - 1, 3)
     finally:
         if ray.is_initialized():
             ray.shutdown()
@@ -176,7 +203,7 @@ def main() -> None:
     text = json.dumps(out, indent=2)
     print(text, file=sys.stderr)
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(out), file=result_out, flush=True)
 
 
 if __name__ == "__main__":

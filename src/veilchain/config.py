@@ -156,6 +156,8 @@ class ExecutorSettings(BaseModel):
     address: str | None = None
     actors: int = Field(default=0, ge=0)  # Ray: anonymizer actors; 0: one per cluster CPU
     batch: int = Field(default=8, ge=1, le=1024)  # Ray: images per actor call
+    # either executor: seconds to fetch one http(s):// input (--uri-list) in whole
+    fetch_timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
 
 class Settings(BaseSettings):

@@ -21,6 +21,7 @@
     │   └── TransactionFailedError      mined but status 0, or dropped
     ├── StorageError
     │   ├── StorageUnavailableError     IPFS daemon down
+    │   │   └── SourceUnavailableError  an input URI's server did not answer (resume later)
     │   ├── ContentNotFoundError
     │   ├── CidMismatchError            daemon CID differs from the locally computed one
     │   └── InvalidCidError             malformed CID (also an InputError: exit code 2)
@@ -138,6 +139,11 @@ class StorageError(VeilchainError):
 
 class StorageUnavailableError(StorageError):
     pass
+
+
+class SourceUnavailableError(StorageUnavailableError):
+    """An input URI's server timed out, refused or answered 5xx: transient, so a
+    registration is left to resume instead of being given up."""
 
 
 class ContentNotFoundError(StorageError):

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from tests.factories import make_settings
+from tests.platform.conftest import ImageServer
+from veilchain.errors import SourceUnavailableError
 from veilchain.platform.executors import ExecutorChoice
 from veilchain.platform.local_secrets import SECRETS_DIR
 from veilchain.platform.registrations import RegistrationImageRow
@@ -171,3 +173,31 @@ def test_driver_killed_then_resume(tmp_path, two_nodes, six_inputs, kill_at):
     (result,) = svc.resume(allow_recognizable=True)
     assert svc.chain.dataset_count() == 1, "resume must not register twice"
     _check_complete(svc, result, 6)
+
+
+def test_uris_fetched_on_the_workers_and_resumed(tmp_path, two_nodes, six_inputs):
+    """http:// inputs on the cluster: a server answering 503 stops the run, resume finishes
+    it and fetches none of the images recorded before."""
+    server = ImageServer(six_inputs)
+    try:
+        paths = [f"/{f.name}" for f in sorted(six_inputs.iterdir(), key=lambda f: int(f.stem))]
+        server.fail_once.add(paths[-1])  # sent after two batches came back (4 in flight)
+        svc = _service(tmp_path / "d", two_nodes)
+        uris = [server.url + p for p in paths]
+        with pytest.raises(SourceUnavailableError, match="HTTP 503"):
+            svc.register(uris, name="web", method="blur", allow_recognizable=True)
+        (pending,) = svc.pending_registrations()
+        with svc.session_factory() as s:
+            done = {r.idx for r in s.query(RegistrationImageRow).filter_by(uid=pending.uid)
+                    if r.status == "done"}  # fmt: skip
+        assert len(done) >= 2, "nothing was recorded before the failure: the test proves nothing"
+        fetched = dict(server.hits)
+        (result,) = svc.resume(allow_recognizable=True)
+        _check_complete(svc, result, 6)
+        for i in done:
+            assert server.hits[paths[i]] == fetched[paths[i]] == 1, f"image {i} fetched again"
+        assert server.hits[paths[-1]] == 2
+        published = svc.storage.cat(result.manifest_cid).decode()
+        assert "127.0.0.1" not in published and ".jpg" not in published
+    finally:
+        server.close()

@@ -1,27 +1,33 @@
 """Anonymize many files, in worker processes when asked: the registration's batch engine.
 
 ``AnonymizerFactory`` is picklable, so each worker builds its own anonymizer once (the model
-loads once per process). ``anonymize_files`` yields one :class:`AnonymizedFile` per input, in
-input order, and stops the workers when the caller stops reading.
+loads once per process). ``anonymize_files`` reads its sources (paths or URIs,
+``sources.py``) lazily, keeps a bounded number in flight, yields one :class:`AnonymizedFile`
+per source, in input order, and stops the workers when the caller stops reading.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import sys
 import threading
 import time
-from collections.abc import Generator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Generator, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from veilchain.anonymizer.sources import SourceReader, label
 from veilchain.errors import IdentityCheckError
 
 __all__ = ["AnonymizedFile", "AnonymizerFactory", "anonymize_file", "anonymize_files"]
+
+_IN_FLIGHT_PER_WORKER = 2
 
 
 @dataclass(frozen=True)
@@ -45,17 +51,23 @@ class AnonymizedFile:
     height: int
 
 
-def anonymize_file(anonymizer: Any, path: Path, allow_recognizable: bool) -> AnonymizedFile:
-    """One file -> PNG bytes and its private report. A face that stays recognizable after
-    every retry fails the file unless ``allow_recognizable``."""
+def anonymize_file(
+    anonymizer: Any,
+    source: str | Path,
+    allow_recognizable: bool,
+    reader: SourceReader = SourceReader(),
+) -> AnonymizedFile:
+    """One source (a path or a URI, read here) -> PNG bytes and its private report. A face
+    that stays recognizable after every retry fails the file unless ``allow_recognizable``."""
     from veilchain.anonymizer.image_io import encode_image, load_image
 
-    image = load_image(path)
+    data = reader.read(source)
+    image = load_image(data, name=str(source)) if isinstance(data, bytes) else load_image(data)
     result = anonymizer.anonymize(image)
     if result.failed and not allow_recognizable:
         raise IdentityCheckError(
-            f"{path.name}: {len(result.failed)} face(s) stayed recognizable after every retry;"
-            " use another method or --allow-recognizable to publish it with that report"
+            f"{label(source)}: {len(result.failed)} face(s) stayed recognizable after every"
+            " retry; use another method or --allow-recognizable to publish it with that report"
         )
     report = {
         **{k: v for k, v in result.report.items() if k != "timing_s"},
@@ -66,25 +78,42 @@ def anonymize_file(anonymizer: Any, path: Path, allow_recognizable: bool) -> Ano
 
 
 def anonymize_files(
-    build: Any, files: Sequence[Path], *, workers: int = 1, allow_recognizable: bool = False
+    build: Any,
+    sources: Iterable[str | Path],
+    *,
+    workers: int = 1,
+    allow_recognizable: bool = False,
+    reader: SourceReader = SourceReader(),
 ) -> Generator[AnonymizedFile, None, None]:
-    """Anonymize ``files`` in order with anonymizers from ``build()`` (a picklable callable),
-    in ``workers`` processes when more than one is asked for and there is more than one file."""
-    if not files:
+    """Anonymize ``sources`` in order with anonymizers from ``build()`` (a picklable
+    callable), in ``workers`` processes when more than one is asked for. ``sources`` is read
+    lazily, at most two per worker ahead of the caller: memory does not grow with their
+    number."""
+    ahead = iter(sources)
+    head = list(itertools.islice(ahead, 2))
+    source = itertools.chain(head, ahead)
+    if not head:
         return
-    if workers <= 1 or len(files) <= 1:
+    if workers <= 1 or len(head) == 1:
         anonymizer = build()
-        for f in files:
-            yield anonymize_file(anonymizer, f, allow_recognizable)
+        for s in source:
+            yield anonymize_file(anonymizer, s, allow_recognizable, reader)
         return
     pool = ProcessPoolExecutor(
-        min(workers, len(files)),
+        workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_Worker.start,
         initargs=(build,),
     )
+    run = partial(_Worker.run, allow_recognizable=allow_recognizable, reader=reader)
+    pending: deque[Future[AnonymizedFile]] = deque()
     try:
-        yield from pool.map(partial(_Worker.run, allow_recognizable=allow_recognizable), files)
+        for s in source:
+            pending.append(pool.submit(run, s))
+            if len(pending) >= workers * _IN_FLIGHT_PER_WORKER:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -109,5 +138,5 @@ class _Worker:
             sys.modules["torch"].set_num_threads(1)
 
     @classmethod
-    def run(cls, path: Path, *, allow_recognizable: bool) -> AnonymizedFile:
-        return anonymize_file(cls.anonymizer, path, allow_recognizable)
+    def run(cls, source: str, *, allow_recognizable: bool, reader: SourceReader) -> AnonymizedFile:
+        return anonymize_file(cls.anonymizer, source, allow_recognizable, reader)

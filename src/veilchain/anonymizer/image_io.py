@@ -23,6 +23,8 @@ from veilchain.errors import ImageDecodeError, InputError
 
 #: Refuse images with more pixels than this (about 10,000 x 10,000) before decoding them.
 DEFAULT_MAX_PIXELS = 100_000_000
+#: The largest encoded image accepted (an upload's file, a fetched URI's body).
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm"}
 _FORMATS = {
     "jpg": "JPEG",

@@ -1,7 +1,8 @@
 """Anonymize on a Ray cluster: actors that load the anonymizer once each, fed batches.
 
 ``RayPool`` starts (or joins) Ray, creates one actor per CPU it is given, and
-``run(items)`` streams batches of ``(key, path)`` references to them, a bounded number in
+``run(items)`` streams batches of ``(key, source)`` references to them (a path on storage
+the workers share, or a URI the actor fetches itself: ``sources.py``), a bounded number in
 flight, yielding each batch's results as it completes (not in input order). Each result is
 ``finish(anonymized_file, key)``: the caller's picklable post-processing, which runs on the
 worker (the platform encrypts there, so no anonymized image crosses the network in clear).
@@ -19,9 +20,9 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from veilchain.anonymizer.sources import SourceReader
 from veilchain.errors import ConfigError
 
 __all__ = ["RayPool", "RayPoolStats", "import_ray"]
@@ -30,7 +31,7 @@ DEFAULT_BATCH = 8
 _IN_FLIGHT_PER_ACTOR = 2
 _ACTOR_WAIT_S = 120.0
 
-Item = tuple[str, Path]  # (key, image file)
+Item = tuple[str, str]  # (key, image source: a path or a URI)
 
 
 def import_ray() -> Any:
@@ -66,18 +67,23 @@ class RayPoolStats:
 class _Anonymizer:
     """The actor body: one anonymizer, built once, run over batches."""
 
-    def __init__(self, build: Callable[[], Any], finish: Callable[[Any, str], Any]) -> None:
+    def __init__(
+        self, build: Callable[[], Any], finish: Callable[[Any, str], Any], reader: SourceReader
+    ) -> None:
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(1)
         self.anonymizer = build()
         self.finish = finish
+        self.reader = reader
 
     def run(self, batch: list[Item], allow_recognizable: bool) -> list[Any]:
         from veilchain.anonymizer.batch import anonymize_file
 
         return [
-            self.finish(anonymize_file(self.anonymizer, Path(path), allow_recognizable), key)
-            for key, path in batch
+            self.finish(
+                anonymize_file(self.anonymizer, source, allow_recognizable, self.reader), key
+            )
+            for key, source in batch
         ]
 
     def node(self) -> str:
@@ -98,6 +104,7 @@ class RayPool:
         actors: int = 0,
         batch: int = DEFAULT_BATCH,
         local_cpus: int | None = None,
+        reader: SourceReader = SourceReader(),
     ) -> None:
         if _is_loopback(address):
             # Ray otherwise rewrites 127.0.0.1 to the machine's interface address; must be
@@ -113,7 +120,7 @@ class RayPool:
         self._n_actors = max(1, actors or cpus)
         self._batch = max(1, batch)
         self._cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Anonymizer)
-        self._build, self._finish = build, finish
+        self._build, self._finish, self._reader = build, finish, reader
         self._actors = [self._new_actor() for _ in range(self._n_actors)]
         self.stats = RayPoolStats()
 
@@ -144,7 +151,9 @@ class RayPool:
         return (e.RayActorError, e.ObjectLostError, e.WorkerCrashedError, e.NodeDiedError)
 
     def _new_actor(self) -> Any:
-        return self._cls.options(scheduling_strategy="SPREAD").remote(self._build, self._finish)
+        return self._cls.options(scheduling_strategy="SPREAD").remote(
+            self._build, self._finish, self._reader
+        )
 
     def run(self, items: Iterable[Item], *, allow_recognizable: bool) -> Iterator[list[Any]]:
         """Yield the results of each batch as it completes; ``items`` is read lazily."""

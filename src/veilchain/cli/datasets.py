@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from veilchain.anonymizer.methods import METHODS
+from veilchain.anonymizer.sources import iter_uri_list
 from veilchain.cli import app, settings
 from veilchain.cli.output import (
     console,
@@ -50,6 +52,15 @@ def register(
     inputs: Annotated[
         list[Path] | None,
         typer.Argument(metavar="PATH", show_default=False),
+    ] = None,
+    uri_list: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also register the images at these URIs: one file:// or http(s):// URI a"
+            " line (- for standard input; blank lines and # comments skipped), read lazily;"
+            " each is fetched where it is anonymized.",
+        ),
     ] = None,
     name: Annotated[
         str | None,
@@ -115,11 +126,14 @@ def register(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Anonymize, encrypt, pin and register PATH (image files or folders) as a data set.
+    """Anonymize, encrypt, pin and register PATH (image files or folders) and the images
+    of a --uri-list as a data set.
 
     One transaction records the data set on chain. --name is required to register;
     --description, --licence and --consent are published in the manifest, shown on the data
-    set card and verified with it.
+    set card and verified with it. An input that cannot be read (a 404, an image over
+    50 MiB) gives the registration up; a server that does not answer (timeout, 5xx) leaves
+    it to --resume, which fetches only what is not done.
 
     Examples:
 
@@ -130,6 +144,8 @@ def register(
 
         veilchain register a.jpg b.png --name test --method dp --epsilon 2 -q
 
+        veilchain register --uri-list urls.txt --name web-2026 --executor ray
+
         veilchain register photos/ --name big --executor ray --ray-address 10.0.0.5:6379
 
         veilchain register --resume
@@ -137,8 +153,10 @@ def register(
     with errors_to_exit(as_json):
         if resume and abort:
             raise InputError("--resume and --abort exclude each other; pick one")
-        if not (resume or abort) and (not inputs or not name):
-            raise InputError("give image files or folders and --name (or --resume / --abort)")
+        if not (resume or abort) and (not (inputs or uri_list) or not name):
+            raise InputError(
+                "give image files, folders or --uri-list, and --name (or --resume / --abort)"
+            )
         if (resume or abort) and any(x is not None for x in (description, licence, consent)):
             raise InputError(
                 "--description, --licence and --consent describe a new registration;"
@@ -172,7 +190,7 @@ def register(
             else:
                 results = [
                     svc.register(
-                        inputs or [],
+                        _inputs(inputs or [], uri_list),
                         name=name or "",
                         method=method or settings().anonymizer.method,
                         epsilon=epsilon,
@@ -196,6 +214,13 @@ def register(
             f"next: veilchain verify {ds}   veilchain show {ds} --version"
             f" {results[-1].version}   veilchain grant {ds} --to ADDRESS"
         )
+
+
+def _inputs(paths: list[Path], uri_list: str | None) -> Iterator[str | Path]:
+    """The paths, then the URIs of ``uri_list`` (read lazily, as registration consumes them)."""
+    yield from paths
+    if uri_list is not None:
+        yield from iter_uri_list(uri_list)
 
 
 @app.command("list")

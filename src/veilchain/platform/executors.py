@@ -19,12 +19,12 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from veilchain.anonymizer.sources import FETCH_TIMEOUT_S, SourceReader
 from veilchain.platform.keys import KeyManager, generate_keypair
 from veilchain.platform.keys.envelope import decrypt_with_data_key, encrypt_with_data_key
 from veilchain.platform.keys.transport import EncryptedImage, WorkerEncryptor, open_data_key
@@ -48,6 +48,11 @@ class ExecutorChoice:
     actors: int = 0
     batch: int = 8
     local_cpus: int | None = None  # a local instance's CPUs (None: one per core)
+    fetch_timeout_s: float = FETCH_TIMEOUT_S  # either executor: a URI source's deadline
+
+    def reader(self) -> SourceReader:
+        """How workers read image sources (paths, or URIs they fetch themselves)."""
+        return SourceReader(timeout_s=self.fetch_timeout_s)
 
 
 def pending_rows(
@@ -97,9 +102,10 @@ def process_on_ray(
     build = partial(anonymizer_factory, reg.method, epsilon=params.get("epsilon"), seed=reg.seed)
     private_key, public_key = generate_keypair()  # this run's transport key, never stored
     encryptor = WorkerEncryptor(dataset=reg.uid, transport_public_key=public_key)
-    items = ((row.image_id, Path(row.source)) for row in pending_rows(session_factory, reg.uid))
+    items = ((row.image_id, row.source) for row in pending_rows(session_factory, reg.uid))
     with RayPool(build, encryptor, address=choice.address, actors=choice.actors,
-                 batch=choice.batch, local_cpus=choice.local_cpus) as pool:  # fmt: skip
+                 batch=choice.batch, local_cpus=choice.local_cpus,
+                 reader=choice.reader()) as pool:  # fmt: skip
         for results in pool.run(items, allow_recognizable=allow_recognizable):
             _record_batch(reg.uid, results, private_key, keys, storage, session_factory, sign)
             on_batch(len(results))

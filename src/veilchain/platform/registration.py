@@ -21,13 +21,13 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.anonymizer.batch import AnonymizedFile, anonymize_files
-from veilchain.anonymizer.files import iter_input_images
+from veilchain.anonymizer.sources import iter_sources
 from veilchain.chain.client import ChainClient
 from veilchain.chain.merkle import PackedMerkleTree
 from veilchain.errors import (
@@ -37,17 +37,10 @@ from veilchain.errors import (
     RegistrationStateError,
 )
 from veilchain.platform.audit import AuditLog
-from veilchain.platform.executors import (
-    LOCAL,
-    RAY,
-    ExecutorChoice,
-    process_on_ray,
-)
+from veilchain.platform.executors import LOCAL, RAY, ExecutorChoice, pending_rows, process_on_ray
 from veilchain.platform.keys import KeyManager
 from veilchain.platform.limits import check_epsilon, check_seed
-from veilchain.platform.manifest import (
-    Manifest,
-)
+from veilchain.platform.manifest import Manifest
 from veilchain.platform.provenance import Anchor, CredentialsSigner
 from veilchain.platform.registrations import (
     ABORTED,
@@ -57,11 +50,13 @@ from veilchain.platform.registrations import (
     REENCRYPT_PREFIX,
     REGISTERED,
     SUBMITTING,
+    DatasetSpec,
     RegistrationImageRow,
     RegistrationResult,
     RegistrationRow,
     count_images,
     done_image_ids,
+    face_counts,
     has_reencrypted_images,
     image_row,
     image_rows,
@@ -74,6 +69,7 @@ from veilchain.platform.storage import IpfsStorage
 from veilchain.platform.submission import Submitter
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
+T = TypeVar("T")
 
 
 def no_progress(done: int, total: int, stage: str) -> None:
@@ -116,27 +112,27 @@ class Registrar:
             chain=chain, accounts=accounts, session_factory=session_factory, audit=audit
         )
 
+    def _read(self, query: Callable[..., T], *args: Any) -> T:
+        """``query(session, *args)`` in a session of its own."""
+        with self.session_factory() as s:
+            return query(s, *args)
+
     def _signer(self) -> ChainClient:
         return self.chain.with_account(self.accounts["institution"])
 
     def register(
         self,
         inputs: Iterable[str | Path],
+        spec: DatasetSpec,
         *,
-        name: str,
-        method: str,
-        epsilon: float | None = None,
-        seed: int | None = None,
         allow_recognizable: bool = False,
         progress: Progress = no_progress,
         job_id: str | None = None,
-        statements: DatasetStatements | None = None,
     ) -> RegistrationResult:
-        """Register image files (or folders of them) as a new data set. ``job_id``: the API
-        job this registration runs for (the CLI's own have none); ``statements``: the
-        description, licence and consent statement, published in the manifest."""
-        files = (str(f.resolve()) for f in iter_input_images(inputs))  # read lazily
-        uid = self._start(name, method, epsilon, seed, files, job_id=job_id, statements=statements)
+        """Register image files, folders of them, or URIs (``anonymizer/sources.py``) as the
+        new data set ``spec``. ``job_id``: the API job this registration runs for (the CLI's
+        own have none)."""
+        uid = self._start(spec, iter_sources(inputs), job_id=job_id)  # inputs read lazily
         try:
             return self._run(uid, allow_recognizable=allow_recognizable, progress=progress)
         except (AnonymizationError, InputError):
@@ -151,20 +147,19 @@ class Registrar:
     ) -> RegistrationResult:
         """True revocation: re-encrypt every image of the latest version under fresh data keys,
         pin the new ciphertexts and register them as a new version of the same data set."""
-        prev = self._registration_for(dataset_id, None)
-        rows = self._image_rows(prev.uid)
+        prev = self._read(registered_row, dataset_id, None)
         params = json.loads(prev.params_json)
+        statements = DatasetStatements(prev.description, prev.licence, prev.consent)
         uid = self._start(
-            prev.name,
-            prev.method,
-            params.get("epsilon"),
-            prev.seed,
-            [f"{REENCRYPT_PREFIX}{prev.uid}/{r.image_id}" for r in rows],
+            DatasetSpec(prev.name, prev.method, params.get("epsilon"), prev.seed, statements),
+            [
+                f"{REENCRYPT_PREFIX}{prev.uid}/{r.image_id}"
+                for r in self._read(image_rows, prev.uid)
+            ],
             dataset_id=dataset_id,
             previous_manifest_cid=prev.manifest_cid,
             params=params,
             model_hash=prev.model_hash,
-            statements=_statements_of(prev),  # kept from the version it derives from
         )
         return self._run(uid, allow_recognizable=True, progress=progress)
 
@@ -226,7 +221,7 @@ class Registrar:
                 raise RegistrationStateError(
                     f"registration {uid} already reached the chain; run resume to record it"
                 )
-            cids = [r.cid for r in self._image_rows(uid) if r.cid]
+            cids = [r.cid for r in self._read(image_rows, uid) if r.cid]
         for cid in cids:
             with contextlib.suppress(ContentNotFoundError):  # already unpinned
                 self.storage.unpin(cid)
@@ -236,10 +231,7 @@ class Registrar:
 
     def _start(
         self,
-        name: str,
-        method: str,
-        epsilon: float | None,
-        seed: int | None,
+        spec: DatasetSpec,
         sources: Iterable[str],
         *,
         dataset_id: int | None = None,
@@ -247,8 +239,8 @@ class Registrar:
         params: dict | None = None,
         model_hash: str | None = None,
         job_id: str | None = None,
-        statements: DatasetStatements | None = None,
     ) -> str:
+        name, method, epsilon, seed = spec.name, spec.method, spec.epsilon, spec.seed
         if not name or len(name) > 200:
             raise InputError("a data set needs a name of 1 to 200 characters (--name)")
         check_epsilon(epsilon)  # bounds before any work (OutOfRangeError)
@@ -280,7 +272,7 @@ class Registrar:
                     dataset_id=dataset_id,
                     previous_manifest_cid=previous_manifest_cid,
                     job_id=job_id,
-                    **(statements or DatasetStatements()).to_dict(),
+                    **spec.statements.to_dict(),
                 )
             )
             s.flush()
@@ -307,21 +299,14 @@ class Registrar:
         return self._result(reg)
 
     def _process_images(self, reg: RegistrationRow, allow_recognizable: bool, progress) -> None:
-        if self.executor.kind == RAY and not self._has_reencrypted(reg.uid):
+        """Streaming, like the Ray executor: pending rows are read a page at a time."""
+        if self.executor.kind == RAY and not self._read(has_reencrypted_images, reg.uid):
             return self._process_images_on_ray(reg, allow_recognizable, progress)
-        rows = self._image_rows(reg.uid)
-        pending = [r for r in rows if r.status != DONE]
-        # A crash may have left a key (and a pinned ciphertext) for an unfinished image:
-        # drop the key now; the image is encrypted again under a fresh one below.
-        stale = self.keys.images_with_keys(reg.uid) & {r.image_id for r in pending}
-        if stale:
-            self.keys.delete_keys(reg.uid, sorted(stale), actor="resume")
-        total, done = len(rows), len(rows) - len(pending)
+        total, done = self._read(count_images, reg.uid), self._read(count_images, reg.uid, DONE)
+        self._drop_stale_keys(reg.uid)
         progress(done, total, "anonymize+encrypt+pin")
         signer = self.credentials()
-        for row, out in zip(
-            pending, self._anonymized(reg, pending, allow_recognizable), strict=True
-        ):
+        for row, out in self._anonymized(reg, total - done, allow_recognizable):
             png = out.png
             if signer is not None and not row.source.startswith(REENCRYPT_PREFIX):
                 png = self._signed(signer, reg, row.image_id, png)
@@ -365,12 +350,8 @@ class Registrar:
     ) -> None:
         """As ``_process_images``, streaming: pending rows are read a page at a time and
         each batch is recorded as it arrives from the cluster."""
-        total, done = self._count(reg.uid), self._count(reg.uid, DONE)
-        stale = self.keys.images_with_keys(reg.uid)  # keys of images a crash left unfinished
-        if stale:
-            stale -= self._done_ids(reg.uid, stale)
-            if stale:
-                self.keys.delete_keys(reg.uid, sorted(stale), actor="resume")
+        total, done = self._read(count_images, reg.uid), self._read(count_images, reg.uid, DONE)
+        self._drop_stale_keys(reg.uid)
         progress(done, total, "anonymize+encrypt+pin")
 
         def on_batch(n: int) -> None:
@@ -386,37 +367,35 @@ class Registrar:
             sign=None if signer is None else partial(self._signed, signer, reg),
         )  # fmt: skip
 
-    def _count(self, uid: str, status: str | None = None) -> int:
-        with self.session_factory() as s:
-            return count_images(s, uid, status)
-
-    def _done_ids(self, uid: str, ids: set[str]) -> set[str]:
-        with self.session_factory() as s:
-            return done_image_ids(s, uid, ids)
-
-    def _has_reencrypted(self, uid: str) -> bool:
-        with self.session_factory() as s:
-            return has_reencrypted_images(s, uid)
+    def _drop_stale_keys(self, uid: str) -> None:
+        """A crash may have left a key (and a pinned ciphertext) for an unfinished image:
+        drop the key; the image is encrypted again under a fresh one."""
+        stale = self.keys.images_with_keys(uid)
+        if stale:
+            stale -= self._read(done_image_ids, uid, stale)
+            if stale:
+                self.keys.delete_keys(uid, sorted(stale), actor="resume")
 
     def _anonymized(
-        self, reg: RegistrationRow, rows: list[RegistrationImageRow], allow_recognizable: bool
-    ) -> Iterator[AnonymizedFile]:
-        """One anonymized output per row, in order (a re-encrypted version reuses the
-        previous version's output)."""
+        self, reg: RegistrationRow, pending: int, allow_recognizable: bool
+    ) -> Iterator[tuple[RegistrationImageRow, AnonymizedFile]]:
+        """Each pending row with its anonymized output, in order, read lazily (a
+        re-encrypted version, whose rows all are, reuses the previous version's output)."""
+        rows = pending_rows(self.session_factory, reg.uid)
+        if self._read(has_reencrypted_images, reg.uid):
+            yield from ((row, self._decrypt_previous(row.source)) for row in rows)
+            return
         params = json.loads(reg.params_json)
         build = partial(
             self.anonymizer_factory, reg.method, epsilon=params.get("epsilon"), seed=reg.seed
         )
-        files = [Path(r.source) for r in rows if not r.source.startswith(REENCRYPT_PREFIX)]
+        ahead, rows = itertools.tee(rows)  # buffers only what the workers are ahead by
         anonymized: Generator[AnonymizedFile, None, None] = anonymize_files(
-            build, files, workers=self.workers, allow_recognizable=allow_recognizable
-        )
+            build, (r.source for r in ahead), workers=min(self.workers, pending),
+            allow_recognizable=allow_recognizable, reader=self.executor.reader(),
+        )  # fmt: skip
         try:
-            for row in rows:
-                if row.source.startswith(REENCRYPT_PREFIX):
-                    yield self._decrypt_previous(row.source)
-                else:
-                    yield next(anonymized)
+            yield from zip(rows, anonymized, strict=True)
         finally:
             anonymized.close()  # stops the worker processes
 
@@ -453,7 +432,7 @@ class Registrar:
             previous_manifest_cid=reg.previous_manifest_cid,
             created_at=reg.created_at,
             credentials=None if signer is None else signer.identity.public(),
-            statements=_statements_of(reg),
+            statements=DatasetStatements(reg.description, reg.licence, reg.consent),
         )
         with tempfile.TemporaryDirectory(prefix="veilchain-manifest-") as tmp:
             path = Path(tmp) / "manifest.json"
@@ -480,13 +459,7 @@ class Registrar:
 
     def _result(self, reg: RegistrationRow) -> RegistrationResult:
         assert reg.dataset_id and reg.version and reg.manifest_cid and reg.merkle_root
-        records = faces = failed = without = 0
-        for record in iter_records(self.session_factory, reg.uid):  # streamed: counts only
-            records += 1
-            found = record.report.get("faces") or []
-            faces += len(found)
-            failed += sum(1 for f in found if f.get("passed") is False)
-            without += not found
+        records, faces, failed, without = face_counts(self.session_factory, reg.uid)
         tx_hash, gas_used = self.submitter.tx_cost(reg)
         return RegistrationResult(
             uid=reg.uid,
@@ -505,29 +478,17 @@ class Registrar:
             images_without_faces=without,
         )
 
-    def _image_rows(self, uid: str) -> list[RegistrationImageRow]:
-        with self.session_factory() as s:
-            return image_rows(s, uid)
-
-    def _registration_for(self, dataset_id: int, version: int | None) -> RegistrationRow:
-        with self.session_factory() as s:
-            return registered_row(s, dataset_id, version)
-
     def uid_of(self, dataset_id: int, version: int) -> str:
         """The local uid (key set name) of a registered version; a registered version never
         changes, so the answer is remembered."""
         key = (dataset_id, version)
         if key not in self._uids:
-            self._uids[key] = self._registration_for(dataset_id, version).uid
+            self._uids[key] = self._read(registered_row, dataset_id, version).uid
         return self._uids[key]
 
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _statements_of(reg: RegistrationRow) -> DatasetStatements:
-    return DatasetStatements(description=reg.description, licence=reg.licence, consent=reg.consent)
 
 
 def _hex32(h: str) -> str:

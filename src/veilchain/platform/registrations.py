@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from veilchain.errors import DatasetNotFoundError, RegistrationStateError
 from veilchain.platform.db import Base
 from veilchain.platform.manifest import ImageRecord
+from veilchain.platform.statements import DatasetStatements
 
 PROCESSING, SUBMITTING, REGISTERED, ABORTED = "processing", "submitting", "registered", "aborted"
 PENDING, DONE = "pending", "done"
@@ -97,6 +98,18 @@ class UsedNonceRow(Base):
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     address: Mapped[str] = mapped_column(String(42))
     issued_at: Mapped[int] = mapped_column(Integer)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A new data set: its name, how it is anonymized (``seed`` None: the installation's),
+    and what it says of itself (published in the manifest)."""
+
+    name: str
+    method: str
+    epsilon: float | None = None
+    seed: int | None = None
+    statements: DatasetStatements = DatasetStatements()
 
 
 @dataclass
@@ -224,3 +237,16 @@ def iter_records(session_factory: sessionmaker[Session], uid: str) -> Iterator[I
         for row in page:
             yield row.to_record()
         last = page[-1].idx
+
+
+def face_counts(session_factory: sessionmaker[Session], uid: str) -> tuple[int, int, int, int]:
+    """(records, faces, faces that failed the identity check, images without a face),
+    streamed over the registration's records."""
+    records = faces = failed = without = 0
+    for record in iter_records(session_factory, uid):
+        records += 1
+        found = record.report.get("faces") or []
+        faces += len(found)
+        failed += sum(1 for f in found if f.get("passed") is False)
+        without += not found
+    return records, faces, failed, without

@@ -51,7 +51,7 @@ from veilchain.platform.provenance import (
     expected_credentials,
 )
 from veilchain.platform.registration import Progress, Registrar, no_progress
-from veilchain.platform.registrations import RegistrationResult, RegistrationRow
+from veilchain.platform.registrations import DatasetSpec, RegistrationResult, RegistrationRow
 from veilchain.platform.release import KeyRelease, ReleaseRequest, open_image
 from veilchain.platform.statements import DatasetStatements
 from veilchain.platform.storage import IpfsStorage
@@ -141,9 +141,8 @@ class VeilchainService:
             description=description, licence=licence, consent=consent
         )
         return self.registrar.register(
-            inputs, name=name, method=method, epsilon=epsilon, seed=seed,
+            inputs, DatasetSpec(name, method, epsilon, seed, statements),
             allow_recognizable=allow_recognizable, progress=progress, job_id=job_id,
-            statements=statements,
         )  # fmt: skip
 
     def add_reencrypted_version(

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from veilchain.anonymizer.image_io import MAX_IMAGE_BYTES  # one cap: uploads and URIs
 from veilchain.errors import ConfigError, InputError, RegistrationStateError
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
 
 MAX_UPLOAD_FILES = 5_000
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
-MAX_IMAGE_BYTES = 50 * 1024 * 1024
 SHM_DIR = Path("/dev/shm")
 SHRED_EVENT = "job_shred"
 _TMP_PREFIX = "veilchain-"

@@ -167,5 +167,6 @@ def build_service(settings: Settings) -> VeilchainService:
             actors=settings.executor.actors,
             batch=settings.executor.batch,
             local_cpus=a.workers or None,
+            fetch_timeout_s=settings.executor.fetch_timeout_s,
         ),
     )

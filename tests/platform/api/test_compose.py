@@ -155,3 +155,21 @@ def test_prod_refuses_placeholder_or_short_jwt_secret(jwt_secret, message):
             chain={"private_key": "0x" + "cd" * 32},
             auth={"jwt_secret": jwt_secret},
         )
+
+
+def test_the_ray_profile_is_what_the_api_is_pointed_at(compose):
+    """The ``ray`` profile's nodes (docs/scale.md): started as the tests' two-node cluster is
+    (tests/platform/test_ray_executor.py: a head, then a node joining its GCS address, no
+    dashboard), run the api's image, read inputs at the api's paths, and are where the api
+    sends registrations."""
+    services = compose["services"]
+    head, worker, api = services["ray-head"], services["ray-worker"], services["api"]
+    assert head["profiles"] == worker["profiles"] == ["ray"]
+    assert head["image"] == worker["image"] == api["image"]  # the actors import veilchain
+    assert head["command"][:3] == ["ray", "start", "--head"] and "--block" in head["command"]
+    assert {"--port=6379", "--include-dashboard=false"} <= set(head["command"])
+    assert worker["command"] == ["ray", "start", "--address=ray-head:6379", "--block"]
+    assert worker["depends_on"]["ray-head"]
+    assert _env(compose)["VEILCHAIN_EXECUTOR__ADDRESS"] == "ray-head:6379"
+    for svc in (head, worker, api):  # workers read input files at the api's paths
+        assert any(str(v).startswith("inputs:/inputs") for v in svc["volumes"])
