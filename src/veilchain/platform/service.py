@@ -299,12 +299,11 @@ class VeilchainService:
 
     def release_key_to(
         self, address: str, dataset_id: int, version: int | None, index: int, recipient: bytes
-    ) -> tuple[dict, bytes]:
+    ) -> tuple[ImageRecord, bytes]:
         """For an address the caller authenticated: (the image's record, its sealed key)."""
-        rec = self.catalog.image_record(dataset_id, index, version)
-        sealed = self.release.release_key_to(
-            address, dataset_id, rec["version"], rec["image_id"], recipient
-        )
+        version = self.catalog.resolve_version(dataset_id, version)
+        rec = self.catalog.record(dataset_id, version, index)
+        sealed = self.release.release_key_to(address, dataset_id, version, rec.image_id, recipient)
         return rec, sealed
 
     def fetch_image(
@@ -312,7 +311,10 @@ class VeilchainService:
     ) -> bytes:
         """Decrypt one image here for an authenticated grantee (the API's content route)."""
         sk, pk = generate_keypair()
-        rec, sealed = self.release_key_to(address, dataset_id, version, index, pk)
+        rec = self.catalog.image_record(dataset_id, index, version)
+        sealed = self.release.release_key_to(
+            address, dataset_id, rec["version"], rec["image_id"], pk
+        )
         return open_image(self.storage, rec, sealed, sk)
 
     # --- jobs (job_handlers.py) ------------------------------------------------------------

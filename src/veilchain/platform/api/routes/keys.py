@@ -43,8 +43,8 @@ def release_key(
         dataset_id=dataset_id,
         version=version,
         index=index,
-        image_id=rec["image_id"],
-        cid=rec["cid"],
+        image_id=rec.image_id,
+        cid=rec.cid,
         scheme=SEAL_SCHEME,
         sealed_key=base64.b64encode(sealed).decode(),
     )
