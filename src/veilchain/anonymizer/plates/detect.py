@@ -411,10 +411,12 @@ class PlateDetector:
                         if members is None:
                             continue
                     self._add(found, g, s, members, dark)
+            boxes = [d.box for d in found]  # kept in step with found (box is computed)
             for dark, b in grounds:
                 box = (b[0], b[1], b[0] + b[2], b[1] + b[3])
                 full = tuple(v / s for v in box)  # detections' boxes are at full resolution
-                if any(_overlap_small(full, d.box) > 0.3 for d in found):
+                boxes += [d.box for d in found[len(boxes) :]]
+                if any(_overlap_small(full, fb) > 0.3 for fb in boxes):
                     continue  # already found through its text
                 if skip_sums is not None and _skipped(skip_sums, full):
                     continue
