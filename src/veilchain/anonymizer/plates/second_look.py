@@ -6,7 +6,9 @@ ground blob is under the first pass's 14 px. After every plate is redrawn (and e
 anonymized), :func:`uncovered_plates` runs the detector again on the *output*, in a more
 permissive setting: plate grounds only (no full row search, which would repeat the first
 pass), contrast >= ``SWEEP_CONTRAST`` (60, against the first pass's 90), grounds from 10 px
-tall, one ink threshold. Grounds mostly inside pixels already rewritten are skipped. Every
+tall, one ink threshold. Grounds mostly inside pixels already rewritten are skipped, and so
+are grounds the first pass magnified and found no row in whose pixels are unchanged (the
+stage passes its :class:`~veilchain.anonymizer.plates.detect.ZoomMemo`; same answer). Every
 plate it finds whose quad is less than half rewritten is redrawn with uniform random text by
 the stage (``found_by: "second_look"``); with ``strict`` the image is refused instead
 (:func:`refuse_uncovered`).
