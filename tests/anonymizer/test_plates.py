@@ -407,3 +407,94 @@ def test_second_look_is_counted_in_the_report_and_strict_refuses():
     clear, _ = scene_with("KX47 ZTR", width=260)
     res = build_anonymizer("pixelate", strict=True, **kw).anonymize(clear)
     assert res.report["plates_second_look"]["uncovered"] == 0
+
+
+def test_privacy_params_say_when_the_plates_second_look_is_off():
+    from veilchain.anonymizer import build_anonymizer
+
+    kw = {"identity_check": False, "identifiers": "faces,plates", "secret": b"s" * 32}
+    on = build_anonymizer("pixelate", **kw).privacy_params()["plates"]["second_look"]
+    assert on["text_rows"] is False and on["min_contrast"] == 60.0
+    off = build_anonymizer("pixelate", second_look=False, **kw).privacy_params()["plates"]
+    assert off["second_look"] == "off"
+    assert build_plate_anonymizer(1.0).privacy_params(second_look=False)["second_look"] == "off"
+
+
+# -- the sweep's shortcuts give the same answers ---------------------------------------------
+def test_linked_labels_match_scipy_connected_components():
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from veilchain.anonymizer.plates.detect import _linked_labels
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 60))
+        m = int(rng.integers(1, 2 * n))
+        src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+        mine = _linked_labels(n, src, dst)
+        _, ref = connected_components(
+            coo_matrix((np.ones(m), (src, dst)), shape=(n, n)), directed=False
+        )
+        # the same partition, labelled by each component's smallest node
+        assert all(mine[i] == np.flatnonzero(ref == ref[i])[0] for i in range(n))
+
+
+def test_skipped_matches_the_mean_of_the_mask():
+    from veilchain.anonymizer.plates.detect import _skipped
+
+    rng = np.random.default_rng(1)
+    skip = rng.random((40, 60)) < 0.5
+    sums = cv2.integral(skip.astype(np.uint8))
+    for _ in range(500):
+        x0, y0 = rng.uniform(0, 59), rng.uniform(0, 39)
+        box = (x0, y0, x0 + rng.uniform(0, 20), y0 + rng.uniform(0, 20))
+        a, b, c, d = (round(v) for v in box)
+        assert _skipped(sums, box) == bool(skip[b : max(d, b + 1), a : max(c, a + 1)].mean() >= 0.5)
+
+
+def test_zoom_memo_skips_only_unchanged_fruitless_grounds():
+    from veilchain.anonymizer.plates.detect import ZoomMemo, _zoom_ground
+
+    img, _ = scene_with("KX47 ZTR", width=260)
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    ground = np.array([10, 10, 60, 20, 0.5], np.float32)  # plain backdrop: no row in it
+    assert _zoom_ground(gray, ground, True, (12, 32)) is None
+    memo = ZoomMemo()
+    memo.record(gray, 1.0, ground, True, (12, 32))
+    assert memo.empty(gray.copy(), 1.0, ground, True, (12,))
+    assert not memo.empty(gray, 1.0, ground, True, (20,))  # a threshold not tried
+    assert not memo.empty(gray, 1.0, ground, False, (12,))  # the other polarity
+    assert not memo.empty(gray, 0.5, ground, True, (12,))  # another scale
+    changed = gray.copy()
+    changed[25, 40] ^= 0xFF  # one pixel inside the magnified region
+    assert not memo.empty(changed, 1.0, ground, True, (12,))
+
+
+def test_the_stage_gives_the_same_output_with_and_without_the_memo(monkeypatch):
+    import veilchain.anonymizer.plates.stage as stage_mod
+    from veilchain.anonymizer.plates.detect import ZoomMemo
+
+    hits = []
+
+    class Spy(ZoomMemo):
+        def empty(self, *a) -> bool:
+            hits.append(super().empty(*a))
+            return hits[-1]
+
+    sign, _ = scene_with("KX47 ZTR", width=260)
+    sign[100:130, 100:190] = 240  # a blank sign with three square spots: a ground, no text
+    for x in (110, 135, 160):
+        sign[108:122, x : x + 14] = 20
+    stage = build_plate_anonymizer(1.0)
+    for img in (_faded_plate()[0], sign):
+        outs = []
+        for memo in (Spy, lambda: None):
+            monkeypatch.setattr(stage_mod, "ZoomMemo", memo)
+            out, sweep = img.copy(), {}
+            rng_for = lambda i: np.random.default_rng(i)  # noqa: E731
+            reports = stage.anonymize(out, img, rng_for, {}, sweep=sweep)
+            outs.append((out, sweep, [(r.box, r.action, r.found_by) for r in reports]))
+        assert np.array_equal(outs[0][0], outs[1][0])
+        assert outs[0][1:] == outs[1][1:]
+    assert any(hits)  # the sweep skipped the sign the first pass had magnified in vain

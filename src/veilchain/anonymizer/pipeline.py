@@ -195,7 +195,7 @@ class Anonymizer:
     def privacy_params(self) -> dict[str, Any]:
         params = dict(self.method.privacy_params())
         if self.plates is not None:
-            params["plates"] = self.plates.privacy_params()
+            params["plates"] = self.plates.privacy_params(second_look=self.second_look)
         if not self.faces:
             params["faces"] = "off"
         return params

@@ -141,7 +141,7 @@ def _rows(comps: np.ndarray, width: int | None = None) -> list[np.ndarray]:
     c = comps[np.argsort(comps[:, 0])]
     x, y, w, h = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
     cy, right = y + h / 2, x + w
-    src, dst = [], []
+    srcs, dsts = [], []
     for k in range(1, min(_LINK_SPAN, n - 1) + 1):
         i = np.arange(n - k)
         j = i + k
@@ -154,16 +154,12 @@ def _rows(comps: np.ndarray, width: int | None = None) -> list[np.ndarray]:
             & (hr > 0.7)
             & (dy < 0.25 * h[i] + 0.2 * np.maximum(gap, 0))
         )
-        src.append(i[ok])
-        dst.append(j[ok])
-    src, dst = np.concatenate(src), np.concatenate(dst)  # type: ignore[assignment]  # lists -> arrays
+        srcs.append(i[ok])
+        dsts.append(j[ok])
+    src, dst = np.concatenate(srcs), np.concatenate(dsts)
     if not len(src):
         return []
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = _linked_labels(n, src, dst)
     rows = []
     linked = np.unique(np.concatenate([src, dst]))
     for r in np.unique(labels[linked]):
@@ -175,6 +171,23 @@ def _rows(comps: np.ndarray, width: int | None = None) -> list[np.ndarray]:
         if n_chars >= MIN_CHARS or (n_chars >= 2 and _at_border(members, width)):
             rows.append(members)
     return rows
+
+
+def _linked_labels(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Each of ``n`` nodes labelled with the smallest node index in its connected component
+    of the undirected graph with edges ``src[k]``-``dst[k]`` (label propagation with pointer
+    jumping; for these graphs of tens to a few thousand nodes much cheaper than building a
+    sparse matrix for scipy's ``connected_components``, which the row search did per call)."""
+    labels = np.arange(n)
+    while True:
+        low = np.minimum(labels[src], labels[dst])
+        new = labels.copy()
+        np.minimum.at(new, src, low)
+        np.minimum.at(new, dst, low)
+        new = new[new]
+        if np.array_equal(new, labels):
+            return labels
+        labels = new
 
 
 def _at_border(members: np.ndarray, width: int | None) -> bool:
@@ -358,11 +371,21 @@ class PlateDetector:
             "char_px": [MIN_CHAR_PX, MAX_CHAR_PX],
         }
 
-    def detect(self, image: np.ndarray, skip: np.ndarray | None = None) -> list[PlateDetection]:
+    def detect(
+        self,
+        image: np.ndarray,
+        skip: np.ndarray | None = None,
+        memo: ZoomMemo | None = None,
+    ) -> list[PlateDetection]:
         """The plates in ``image``. ``skip`` (H, W bool): plate grounds mostly inside it are
-        not looked at again (the second look passes the pixels already rewritten)."""
+        not looked at again (the second look passes the pixels already rewritten). ``memo``:
+        magnified grounds that held no row are recorded there, and one already recorded
+        with the same pixels is not magnified again (the stage shares one between the first
+        pass and the sweep; the result is the same either way)."""
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
         found: list[PlateDetection] = []
+        # sums of ``skip`` over any box in O(1): most of the sweep's grounds are tested
+        skip_sums = None if skip is None else cv2.integral(skip.astype(np.uint8))
         for s in self.scales:
             g = (
                 gray
@@ -388,16 +411,22 @@ class PlateDetector:
                         if members is None:
                             continue
                     self._add(found, g, s, members, dark)
+            boxes = [d.box for d in found]  # kept in step with found (box is computed)
             for dark, b in grounds:
                 box = (b[0], b[1], b[0] + b[2], b[1] + b[3])
                 full = tuple(v / s for v in box)  # detections' boxes are at full resolution
-                if any(_overlap_small(full, d.box) > 0.3 for d in found):
+                boxes += [d.box for d in found[len(boxes) :]]
+                if any(_overlap_small(full, fb) > 0.3 for fb in boxes):
                     continue  # already found through its text
-                if skip is not None and _skipped(skip, full):
+                if skip_sums is not None and _skipped(skip_sums, full):
                     continue
                 if _contrast(g, np.array([box[:2], box[2:]], np.float32)) < self.min_contrast:
                     continue
+                if memo is not None and memo.empty(g, s, b, dark, self.offsets):
+                    continue
                 row = _zoom_ground(g, b, dark, self.offsets)
+                if row is None and memo is not None:
+                    memo.record(g, s, b, dark, self.offsets)
                 if row is not None:
                     self._add(found, g, s, row, dark, ground=box)
         return _merge(found)
@@ -423,10 +452,63 @@ class PlateDetector:
         found.append(det)
 
 
-def _skipped(skip: np.ndarray, box: tuple) -> bool:
-    """Whether most of ``box`` lies inside ``skip``."""
+def _skipped(skip_sums: np.ndarray, box: tuple) -> bool:
+    """Whether most of ``box`` (its pixels inside the image, at least one) lies inside the
+    mask whose integral image (``cv2.integral``, (H + 1, W + 1)) is ``skip_sums``."""
+    H, W = skip_sums.shape[0] - 1, skip_sums.shape[1] - 1
     x0, y0, x1, y1 = (round(v) for v in box)
-    return bool(skip[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)].mean() >= 0.5)
+    x0, y0 = min(max(x0, 0), W), min(max(y0, 0), H)
+    x1, y1 = min(max(x1, x0 + 1), W), min(max(y1, y0 + 1), H)
+    n = (x1 - x0) * (y1 - y0)
+    if n <= 0:
+        return False
+    inside = skip_sums[y1, x1] - skip_sums[y0, x1] - skip_sums[y1, x0] + skip_sums[y0, x0]
+    return bool(2 * int(inside) >= n)
+
+
+def _ground_roi(shape: tuple[int, ...], ground: np.ndarray) -> tuple[int, int, int, int]:
+    """The region (x0, y0, x1, y1) :func:`_zoom_ground` magnifies: the ground and a margin."""
+    x, y, w, h = (int(v) for v in ground[:4])
+    m = max(2, h // 6)
+    return max(0, x - m), max(0, y - m), min(shape[1], x + w + m), min(shape[0], y + h + m)
+
+
+class ZoomMemo:
+    """Plate grounds :func:`_zoom_ground` magnified and found no row in. Its answer depends
+    only on the ground's box, its polarity, the ink thresholds and the pixels of
+    :func:`_ground_roi`, so a ground seen again with the same box, polarity and pixels, and
+    thresholds among those already tried, holds no row either. The second look sweeps the
+    output, which equals the input outside the rewritten regions: most of its grounds there
+    were already magnified by the first pass, in vain."""
+
+    def __init__(self) -> None:
+        self._gray: dict[float, np.ndarray] = {}
+        self._empty: dict[tuple, set[int]] = {}
+
+    @staticmethod
+    def _key(s: float, ground: np.ndarray, dark: bool) -> tuple:
+        return (s, bool(dark), *(int(v) for v in ground[:4]))
+
+    def record(
+        self, gray: np.ndarray, s: float, ground: np.ndarray, dark: bool, offsets: tuple
+    ) -> None:
+        """``_zoom_ground(gray, ground, dark, offsets)`` returned None."""
+        if self._gray.setdefault(s, gray) is not gray:
+            return  # a second image at this scale: only the first one's grounds are kept
+        self._empty.setdefault(self._key(s, ground, dark), set()).update(offsets)
+
+    def empty(
+        self, gray: np.ndarray, s: float, ground: np.ndarray, dark: bool, offsets: tuple
+    ) -> bool:
+        """Whether ``_zoom_ground(gray, ground, dark, offsets)`` is known to return None."""
+        tried = self._empty.get(self._key(s, ground, dark))
+        seen = self._gray.get(s)
+        if tried is None or seen is None or seen.shape != gray.shape:
+            return False
+        if not set(offsets) <= tried:
+            return False
+        x0, y0, x1, y1 = _ground_roi(gray.shape, ground)
+        return bool(np.array_equal(seen[y0:y1, x0:x1], gray[y0:y1, x0:x1]))
 
 
 def _zoom_ground(
@@ -434,10 +516,8 @@ def _zoom_ground(
 ) -> np.ndarray | None:
     """The text row inside a small plate's ground (:func:`_ground_like`), looked for at a
     higher resolution; in ``gray``'s coordinates, or None."""
-    x, y, w, h = (int(v) for v in ground[:4])
-    m = max(2, h // 6)
-    x0, y0 = max(0, x - m), max(0, y - m)
-    x1, y1 = min(gray.shape[1], x + w + m), min(gray.shape[0], y + h + m)
+    h = int(ground[3])
+    x0, y0, x1, y1 = _ground_roi(gray.shape, ground)
     z = min(GROUND_ZOOM, max(1.0, GROUND_ZOOM_TO / h))
     roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=z, fy=z, interpolation=cv2.INTER_CUBIC)
     for offset in offsets:

@@ -6,7 +6,9 @@ ground blob is under the first pass's 14 px. After every plate is redrawn (and e
 anonymized), :func:`uncovered_plates` runs the detector again on the *output*, in a more
 permissive setting: plate grounds only (no full row search, which would repeat the first
 pass), contrast >= ``SWEEP_CONTRAST`` (60, against the first pass's 90), grounds from 10 px
-tall, one ink threshold. Grounds mostly inside pixels already rewritten are skipped. Every
+tall, one ink threshold. Grounds mostly inside pixels already rewritten are skipped, and so
+are grounds the first pass magnified and found no row in whose pixels are unchanged (the
+stage passes its :class:`~veilchain.anonymizer.plates.detect.ZoomMemo`; same answer). Every
 plate it finds whose quad is less than half rewritten is redrawn with uniform random text by
 the stage (``found_by: "second_look"``); with ``strict`` the image is refused instead
 (:func:`refuse_uncovered`).
@@ -20,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector
+from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector, ZoomMemo
 from veilchain.errors import UncoveredPlateError
 
 #: The sweep's contrast threshold (grey levels between ink and ground; the first pass: 90)
@@ -54,11 +56,15 @@ def covered_fraction(quad: np.ndarray, covered: np.ndarray) -> float:
 
 
 def uncovered_plates(
-    detector: PlateDetector, image: np.ndarray, covered: np.ndarray
+    detector: PlateDetector,
+    image: np.ndarray,
+    covered: np.ndarray,
+    memo: ZoomMemo | None = None,
 ) -> tuple[list[PlateDetection], int]:
     """Plates ``detector`` finds in ``image`` outside ``covered`` (H, W bool), and how many it
-    found in all."""
-    found = detector.detect(image, skip=covered)
+    found in all. ``memo``: the first pass's magnified grounds that held no row; the sweep
+    does not magnify them again where their pixels are unchanged (same answer, less work)."""
+    found = detector.detect(image, skip=covered, memo=memo)
     missed = [p for p in found if covered_fraction(p.quad, covered) < COVERED_FRACTION]
     return missed, len(found)
 

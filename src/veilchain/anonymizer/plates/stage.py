@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector
+from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector, ZoomMemo
 from veilchain.anonymizer.plates.dp import (
     MECHANISM,
     PLATE_ALPHABET,
@@ -88,8 +88,9 @@ class PlateAnonymizer:
         self.epsilon = float(epsilon)
         self.sweeper = sweeper or sweep_detector()
 
-    def privacy_params(self) -> dict[str, Any]:
-        """What goes on chain and in the manifest next to the face method's parameters."""
+    def privacy_params(self, *, second_look: bool = True) -> dict[str, Any]:
+        """What goes on chain and in the manifest next to the face method's parameters.
+        ``second_look``: whether the pipeline runs the sweep (off: ``"second_look": "off"``)."""
         return {
             "epsilon": self.epsilon,
             "mechanism": MECHANISM,
@@ -97,7 +98,7 @@ class PlateAnonymizer:
             "unread_plates": "uniform random text",
             "detector": self.detector.describe(),
             "ocr": self.reader.describe() if self.reader else None,
-            "second_look": self.sweeper.describe(),
+            "second_look": self.sweeper.describe() if second_look else "off",
             "font": font_path().rsplit("/", 1)[-1],
         }
 
@@ -118,7 +119,8 @@ class PlateAnonymizer:
         redraw those with random text; ``sweep`` (if given) receives how many plates the
         sweep saw (``found``) and had to redraw (``uncovered``)."""
         t = time.perf_counter()
-        plates = self.detector.detect(original)
+        memo = ZoomMemo()  # the first pass's fruitless magnifications, which the sweep skips
+        plates = self.detector.detect(original, memo=memo)
         timing["plates_detect"] = timing.get("plates_detect", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
         if self.reader is not None:
@@ -137,7 +139,7 @@ class PlateAnonymizer:
         counts = {"found": 0, "uncovered": 0}
         if second_look:
             t = time.perf_counter()
-            missed, counts["found"] = uncovered_plates(self.sweeper, out, rewritten)
+            missed, counts["found"] = uncovered_plates(self.sweeper, out, rewritten, memo)
             counts["uncovered"] = len(missed)
             unread = OcrResult(None, 0.0, "found by the second look; not read")
             for p in missed:
