@@ -425,14 +425,14 @@ def test_linked_labels_match_scipy_connected_components():
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from veilchain.anonymizer.plates.detect import _linked_labels
+    from veilchain.anonymizer.plates.rows import linked_labels
 
     rng = np.random.default_rng(0)
     for _ in range(200):
         n = int(rng.integers(2, 60))
         m = int(rng.integers(1, 2 * n))
         src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
-        mine = _linked_labels(n, src, dst)
+        mine = linked_labels(n, src, dst)
         _, ref = connected_components(
             coo_matrix((np.ones(m), (src, dst)), shape=(n, n)), directed=False
         )

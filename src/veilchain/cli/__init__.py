@@ -1,8 +1,9 @@
 """The ``veilchain`` command: parse, call the service (or the anonymizer), print.
 
 Commands live by topic: ``anonymize.py`` (anonymize, evaluate, train), ``datasets.py``
-(register, list, show, verify, grants, fetch, account), ``operate.py`` (serve, demo, jobs,
-keys, chain, audit, cid). ``output.py`` holds the one error style and the exit codes.
+(register, list, show, verify), ``access.py`` (grant, revoke, grants, account, fetch),
+``operate.py`` (serve, demo, jobs, keys, chain, audit, cid). ``output.py`` holds the one
+error style and the exit codes.
 """
 
 from __future__ import annotations
@@ -140,6 +141,6 @@ def main(argv: list[str] | None = None) -> None:
     app(_global_options_first(list(sys.argv[1:] if argv is None else argv)), prog_name="veilchain")
 
 
-from veilchain.cli import anonymize, datasets, operate  # noqa: E402,F401  (register commands)
+from veilchain.cli import access, anonymize, datasets, operate  # noqa: E402,F401  (register commands)
 
 __all__ = ["app", "main", "settings"]
