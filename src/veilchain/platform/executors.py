@@ -16,26 +16,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from veilchain.anonymizer.sources import FETCH_TIMEOUT_S, SourceReader
 from veilchain.platform.keys import KeyManager, generate_keypair
 from veilchain.platform.keys.envelope import decrypt_with_data_key, encrypt_with_data_key
 from veilchain.platform.keys.transport import EncryptedImage, WorkerEncryptor, open_data_key
-from veilchain.platform.registrations import DONE, RegistrationImageRow, RegistrationRow
+from veilchain.platform.registrations import (
+    DONE,
+    RegistrationImageRow,
+    RegistrationRow,
+    iter_image_rows,
+)
 from veilchain.platform.storage import IpfsStorage
 
 if TYPE_CHECKING:
     from veilchain.anonymizer.ray_batch import RayPoolStats
 
 LOCAL, RAY = "local", "ray"
-_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -53,31 +56,6 @@ class ExecutorChoice:
     def reader(self) -> SourceReader:
         """How workers read image sources (paths, or URIs they fetch themselves)."""
         return SourceReader(timeout_s=self.fetch_timeout_s)
-
-
-def pending_rows(
-    session_factory: sessionmaker[Session], uid: str
-) -> Iterator[RegistrationImageRow]:
-    """The registration's unfinished image rows in order, read a page at a time."""
-    last = -1
-    while True:
-        with session_factory() as s:
-            page = list(
-                s.scalars(
-                    select(RegistrationImageRow)
-                    .where(
-                        RegistrationImageRow.uid == uid,
-                        RegistrationImageRow.status != DONE,
-                        RegistrationImageRow.idx > last,
-                    )
-                    .order_by(RegistrationImageRow.idx)
-                    .limit(_PAGE)
-                )
-            )
-        if not page:
-            return
-        yield from page
-        last = page[-1].idx
 
 
 def process_on_ray(
@@ -102,7 +80,8 @@ def process_on_ray(
     build = partial(anonymizer_factory, reg.method, epsilon=params.get("epsilon"), seed=reg.seed)
     private_key, public_key = generate_keypair()  # this run's transport key, never stored
     encryptor = WorkerEncryptor(dataset=reg.uid, transport_public_key=public_key)
-    items = ((row.image_id, row.source) for row in pending_rows(session_factory, reg.uid))
+    pending = iter_image_rows(session_factory, reg.uid, pending_only=True)
+    items = ((row.image_id, row.source) for row in pending)
     with RayPool(build, encryptor, address=choice.address, actors=choice.actors,
                  batch=choice.batch, local_cpus=choice.local_cpus,
                  reader=choice.reader()) as pool:  # fmt: skip

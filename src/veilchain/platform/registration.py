@@ -37,7 +37,7 @@ from veilchain.errors import (
     RegistrationStateError,
 )
 from veilchain.platform.audit import AuditLog
-from veilchain.platform.executors import LOCAL, RAY, ExecutorChoice, pending_rows, process_on_ray
+from veilchain.platform.executors import LOCAL, RAY, ExecutorChoice, process_on_ray
 from veilchain.platform.keys import KeyManager
 from veilchain.platform.limits import check_epsilon, check_seed
 from veilchain.platform.manifest import Manifest
@@ -60,6 +60,7 @@ from veilchain.platform.registrations import (
     has_reencrypted_images,
     image_row,
     image_rows,
+    iter_image_rows,
     iter_records,
     registered_row,
     registration_row,
@@ -381,7 +382,7 @@ class Registrar:
     ) -> Iterator[tuple[RegistrationImageRow, AnonymizedFile]]:
         """Each pending row with its anonymized output, in order, read lazily (a
         re-encrypted version, whose rows all are, reuses the previous version's output)."""
-        rows = pending_rows(self.session_factory, reg.uid)
+        rows = iter_image_rows(self.session_factory, reg.uid, pending_only=True)
         if self._read(has_reencrypted_images, reg.uid):
             yield from ((row, self._decrypt_previous(row.source)) for row in rows)
             return

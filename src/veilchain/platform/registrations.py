@@ -218,25 +218,30 @@ def has_reencrypted_images(session: Session, uid: str) -> bool:
     return session.scalars(q.limit(1)).first() is not None
 
 
-def iter_records(session_factory: sessionmaker[Session], uid: str) -> Iterator[ImageRecord]:
-    """Every image record of a registration in order, read a page at a time (one session
-    per page, so no transaction stays open while the caller works)."""
+def iter_image_rows(
+    session_factory: sessionmaker[Session], uid: str, *, pending_only: bool = False
+) -> Iterator[RegistrationImageRow]:
+    """A registration's image rows in order (``pending_only``: those not done yet), read a
+    page at a time (one session per page, so no transaction stays open while the caller
+    works)."""
     last = -1
     while True:
+        q = select(RegistrationImageRow).where(
+            RegistrationImageRow.uid == uid, RegistrationImageRow.idx > last
+        )
+        if pending_only:
+            q = q.where(RegistrationImageRow.status != DONE)
         with session_factory() as s:
-            page = list(
-                s.scalars(
-                    select(RegistrationImageRow)
-                    .where(RegistrationImageRow.uid == uid, RegistrationImageRow.idx > last)
-                    .order_by(RegistrationImageRow.idx)
-                    .limit(500)
-                )
-            )
+            page = list(s.scalars(q.order_by(RegistrationImageRow.idx).limit(500)))
         if not page:
             return
-        for row in page:
-            yield row.to_record()
+        yield from page
         last = page[-1].idx
+
+
+def iter_records(session_factory: sessionmaker[Session], uid: str) -> Iterator[ImageRecord]:
+    """Every image record of a registration in order, streamed (see :func:`iter_image_rows`)."""
+    return (row.to_record() for row in iter_image_rows(session_factory, uid))
 
 
 def face_counts(session_factory: sessionmaker[Session], uid: str) -> tuple[int, int, int, int]:
