@@ -303,6 +303,10 @@ DEFAULT_KEYPOINT_TOLERANCE = 0.35
 #: 68-point predictor (about 22 px tall).
 MIN_LANDMARK_EYE_MOUTH_PX = 8.0
 _ROLL_UPRIGHT_DEG = 10.0
+#: A face whose :func:`predictor_box` lies more than this fraction outside the image is cut by
+#: the border: the 68-point predictor then places the missing half on whatever the image
+#: shows, so the face is covered over its head instead ("cut_by_border").
+MAX_CUT_FRACTION = 0.2
 
 
 def _five_from_68(lm: np.ndarray) -> np.ndarray:
@@ -322,6 +326,16 @@ def _pose_reason(kp: np.ndarray) -> str | None:
         return "profile"
     along = float((kp[2] - kp[0]) @ axis) / max(ed * ed, 1e-6)  # nose between the eyes: 0..1
     return "profile" if not 0.15 <= along <= 0.85 else None
+
+
+def _cut_fraction(box: tuple[float, float, float, float], shape) -> float:
+    """The fraction of ``box``'s area outside an image of ``shape``."""
+    h, w = shape[:2]
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
+    inside = max(0.0, min(box[2], w) - max(box[0], 0.0)) * max(
+        0.0, min(box[3], h) - max(box[1], 0.0)
+    )
+    return 1.0 - inside / area
 
 
 def predictor_box(kp: np.ndarray) -> tuple[float, float, float, float]:
@@ -372,8 +386,9 @@ def locate_face(
     image: np.ndarray, face: DetectedFace, *, tolerance: float = DEFAULT_KEYPOINT_TOLERANCE
 ):
     """A :class:`~veilchain.anonymizer.faces.FaceDetection` with 68 landmarks for a detected
-    face, and ``fallback`` set when they cannot be trusted ("small", "profile", or
-    "landmarks_disagree": their eyes, nose and mouth are off the detector's keypoints)."""
+    face, and ``fallback`` set when they cannot be trusted ("small", "profile",
+    "cut_by_border": see :data:`MAX_CUT_FRACTION`, or "landmarks_disagree": their eyes, nose
+    and mouth are off the detector's keypoints)."""
     from veilchain.anonymizer.faces import FaceDetection, landmarks_for_box
 
     if face.keypoints is None:  # HOG: its boxes are the predictor's own
@@ -381,6 +396,8 @@ def locate_face(
     kp = face.keypoints
     lm = landmarks_from_keypoints(image, kp)
     reason = _pose_reason(kp)
+    if reason is None and _cut_fraction(predictor_box(kp), image.shape) > MAX_CUT_FRACTION:
+        reason = "cut_by_border"
     if reason is None:
         em = max(float(np.linalg.norm((kp[3] + kp[4] - kp[0] - kp[1]) / 2)), 1.0)
         error = float(np.linalg.norm(_five_from_68(lm) - kp, axis=1).mean()) / em

@@ -4,6 +4,13 @@ These are the pixel steps of :class:`~veilchain.anonymizer.pipeline.Anonymizer`:
 decides which face gets which step, how often to retry, and what to report; the functions
 here only write pixels, inside a dilated face mask (:func:`write_face`) or a head mask
 (:func:`cover_head`), and leave every other pixel as it was.
+
+A region method without a formal privacy guarantee (blur, pixelate, mask) can leave a face
+as it was: blurring a near-black or flat region moves its pixels by a grey level or two, and
+a black mask over a black face changes nothing. :func:`visible_cover` moves every covered
+pixel that stayed within :data:`VISIBLE_LEVELS` of the original by a random step, so no
+covered face is published unchanged. DP-Pix is left as it is (its noise is the release its
+epsilon describes, and a step that depends on the original pixels would not be).
 """
 
 from __future__ import annotations
@@ -30,6 +37,11 @@ from veilchain.anonymizer.blending import blend
 from veilchain.anonymizer.faces import match_lighting
 from veilchain.anonymizer.methods import FaceGenerator, RegionMethod
 from veilchain.errors import AnonymizationError
+
+#: A covered pixel must differ from the original by at least this many grey levels in some
+#: channel; one that does not is moved by a random step of this to three times this many
+#: levels (up from a dark pixel, down from a bright one), the same in every channel.
+VISIBLE_LEVELS = 6
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,7 @@ def write_face(
         blended = blend(region, new, mask, feather_px=shape.feather * iod, mode=shape.blend_mode)
     else:
         assert isinstance(method, RegionMethod), "the pipeline admits only the two kinds"
-        new = method.apply(region.copy(), mask, iod, rng)
+        new = visible_cover(region, method.apply(region.copy(), mask, iod, rng), mask, method, rng)
         t1 = time.perf_counter()
         blended = blend(region, new, mask, mode="hard")
     previous = region.copy()
@@ -116,6 +128,30 @@ def write_face(
     timing["generate"] += t1 - t0
     timing["blend"] += t2 - t1
     return Written(slice(y0, y1), slice(x0, x1), previous, mask)
+
+
+def visible_cover(
+    region: np.ndarray,
+    new: np.ndarray,
+    mask: np.ndarray,
+    method: RegionMethod,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``new`` (a region method's pixels for ``region``) with every pixel inside ``mask``
+    that stayed within :data:`VISIBLE_LEVELS` of ``region`` moved visibly (see the module
+    docstring); ``new`` as it is for a method with a formal privacy guarantee."""
+    if method.privacy_params().get("formal_privacy") is not None:
+        return new
+    before = region.astype(np.int16)
+    still = mask & (np.abs(new.astype(np.int16) - before).max(axis=2) < VISIBLE_LEVELS)
+    if not still.any():
+        return new
+    step = rng.integers(VISIBLE_LEVELS, 3 * VISIBLE_LEVELS + 1, size=int(still.sum()))
+    old = before[still]
+    sign = np.where(old.mean(axis=1) < 128, 1, -1)
+    out = new.copy()
+    out[still] = np.clip(old + (sign * step)[:, None], 0, 255).astype(np.uint8)
+    return out
 
 
 def cover_head(
@@ -134,6 +170,7 @@ def cover_head(
     mask = head_mask(box, (y1 - y0, x1 - x0), offset=(x0, y0))
     region = out[y0:y1, x0:x1]
     new = fallback.apply(region.copy(), mask, head_box_iod(box), rng)
+    new = visible_cover(region, new, mask, fallback, rng)
     out[y0:y1, x0:x1] = blend(region, new, mask, mode="hard")
     covered[y0:y1, x0:x1] |= mask
     timing["fallback"] += time.perf_counter() - t
