@@ -209,9 +209,17 @@ class MtcnnVerifier:
             if not len(keep):
                 return []
             keep = keep[_nms(boxes[keep], p[keep], 0.7)]
-            boxes, origin = _square(_refine(boxes[keep], reg[keep])), origin[keep]
+            n = len(keep)
+            # O-Net sees R-Net's refined box and the candidate's own: R-Net's regression
+            # drifts off faces smeared by motion blur, which O-Net then turns down
+            boxes = np.concatenate([_square(_refine(boxes[keep], reg[keep])), boxes[keep]])
+            origin = np.concatenate([origin[keep], origin[keep]])
             prob, reg, marks = (t.numpy() for t in onet(torch.from_numpy(_crops(image, boxes, 48))))
         p = _softmax1(prob)
+        better = np.where(p[n:] > p[:n], np.arange(n, 2 * n), np.arange(n))
+        boxes, prob, reg, marks, origin, p = (
+            a[better] for a in (boxes, prob, reg, marks, origin, p)
+        )
         keep = np.flatnonzero(p >= t_o)
         boxes, reg, marks, origin, p = boxes[keep], reg[keep], marks[keep], origin[keep], p[keep]
         side = boxes[:, 2:3] - boxes[:, 0:1]
