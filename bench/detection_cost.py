@@ -2,7 +2,9 @@
 
     python bench/detection_cost.py --json [--against /work/main/src] [--rounds 5]
 
-The other tree's ``detectors.py`` and ``second_look.py`` are loaded from their files; both
+The other tree's ``detectors.py``, ``second_look.py`` and (when it has one) ``mtcnn.py`` are
+loaded from their files, its detector gets its own MTCNN verifier as ``build_detector()``
+gives ours (so a change to the verifier is timed too); both
 trees then run alternately, image by image, in one process on one thread, so both see the
 same load (the machine is shared: separate runs minutes apart differ by 2-3x). Timed:
 detection of each input photo at the detector's threshold (0.4, the pipeline without the
@@ -57,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = args.against / "veilchain" / "anonymizer"
     other_det, other = (_load(folder / f"{n}.py") for n in ("detectors", "second_look"))
+    other_verifier = None
+    if (folder / "mtcnn.py").is_file():
+        other_verifier = _load(folder / "mtcnn.py").MtcnnVerifier()
 
     photos = photos_640x480()
     kept: list[tuple[np.ndarray, np.ndarray]] = []
@@ -72,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         anon.anonymize(img)
     pipeline.uncovered_faces = shipped
     load0 = os.getloadavg()
-    ours, theirs = build_detector(), other_det.CenterFaceDetector()
+    ours = build_detector()
+    theirs = other_det.CenterFaceDetector(
+        **({"verifier": other_verifier} if other_verifier else {})
+    )
 
     def detect(detector, threshold: float):
         return lambda im: detector.detect_faces(im, threshold=threshold)

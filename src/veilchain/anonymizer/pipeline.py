@@ -382,8 +382,9 @@ class Anonymizer:
         if self._sweeper is None:
             self._sweeper = CenterFaceDetector()
         missed, found = uncovered_faces(
-            self._sweeper, seen, covered, threshold=self.sweep_threshold, angles=self.sweep_angles
-        )
+            self._sweeper, seen, covered, threshold=self.sweep_threshold, angles=self.sweep_angles,
+            also=out if low_light else None,
+        )  # fmt: skip
         timing["second_look"] += time.perf_counter() - t
         for face in missed:
             i = len(reports)

@@ -6,9 +6,9 @@ threshold, at half resolution, upright and on copies turned by ``angles`` degree
 trained on upright faces misses strongly rolled ones; the turned copies only around the
 upright pass's uncovered weak candidates, see :data:`DEFAULT_CANDIDATE_FLOOR`, which also get
 the detector's verifier's second opinion), and returns every face whose centre is not
-covered by a region the pipeline rewrote. The pipeline covers those with its fallback
-region method (or, with ``strict``, refuses the image), so a face the first pass missed is
-not published as it was.
+covered by a region the pipeline rewrote (a dark image's output is swept brightened and,
+upright, as it is too). The pipeline covers those with its fallback region method (or, with
+``strict``, refuses the image), so a face the first pass missed is not published as it was.
 """
 
 from __future__ import annotations
@@ -168,19 +168,27 @@ def uncovered_faces(
     threshold: float,
     angles: Sequence[float] = DEFAULT_SWEEP_ANGLES,
     candidate_floor: float = DEFAULT_CANDIDATE_FLOOR,
+    also: np.ndarray | None = None,
 ) -> tuple[list[DetectedFace], int]:
     """Faces the sweep finds in ``image`` outside ``covered`` (H, W bool), without duplicates,
     and how many faces it found in all. Uncovered candidates from ``candidate_floor`` up to
     ``threshold`` are shown to the detector's verifier (when it has one), and the turned
-    copies are swept around uncovered candidates only."""
-    upright = _detect(detector, image, min(threshold, candidate_floor), scale=UPRIGHT_SCALE)
-    found = [f for f in upright if f.score >= threshold]
-    uncovered = [f for f in upright if not is_covered(f.box, covered)]
-    weak = [f for f in uncovered if f.score < threshold]
-    verifier = getattr(detector, "verifier", None)
-    if verifier is not None and weak:
-        boxes, scores = np.array([f.box for f in weak]), np.array([f.score for f in weak])
-        found += verifier.verify(image, boxes, scores)
+    copies are swept around uncovered candidates only. ``also``: another view of the same
+    pixels (the output as it is, when ``image`` is its brightened copy) that gets the upright
+    pass too: brightening a dark image lifts most faces but buries a few in its noise."""
+    found: list[DetectedFace] = []
+    uncovered: list[DetectedFace] = []  # the turned copies look around those of ``image``
+    for view in (image,) if also is None else (image, also):
+        upright = _detect(detector, view, min(threshold, candidate_floor), scale=UPRIGHT_SCALE)
+        found += [f for f in upright if f.score >= threshold]
+        missed = [f for f in upright if not is_covered(f.box, covered)]
+        if view is image:
+            uncovered = missed
+        weak = [f for f in missed if f.score < threshold]
+        verifier = getattr(detector, "verifier", None)
+        if verifier is not None and weak:
+            boxes, scores = np.array([f.box for f in weak]), np.array([f.score for f in weak])
+            found += verifier.verify(view, boxes, scores)
     if angles:
         found += _turned_around(detector, image, uncovered, angles, threshold)
     found.sort(key=lambda f: -f.score)
