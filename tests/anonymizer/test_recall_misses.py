@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"test-recall-misses"
 WANTED = (
     "generated/low_light/frontal_07_low_light.jpg",
-    "generated/low_light/frontal_08_low_light.jpg",
+    "generated/profile/profile_01.jpg",
     "generated/low_light/frontal_04_low_light.jpg",
     "generated/edge/edge_04.jpg",
     "generated/edge/grace_hopper_top.jpg",
@@ -89,14 +89,24 @@ def test_a_black_mask_over_a_black_face_still_changes_every_pixel():
     mask = np.zeros((40, 30), bool)
     mask[5:35, 3:27] = True
     method = SolidMask(color=(0, 0, 0))
-    new = visible_cover(region, method.apply(region.copy(), mask, 10.0, rng), mask, method, rng)
+    black = method.apply(region.copy(), mask, 10.0, rng)
+    new = visible_cover(region, black, mask, method, rng)
     moved = np.abs(new.astype(int) - region.astype(int)).max(axis=-1)
     assert (moved[mask] >= VISIBLE_LEVELS).all()
-    assert (new[~mask] == method.apply(region.copy(), mask, 10.0, rng)[~mask]).all()
-    bright = np.full((40, 30, 3), 250, np.uint8)  # steps go down from bright pixels
+    assert (new[~mask] == black[~mask]).all()
+    bright = np.full((40, 30, 3), 250, np.uint8)  # steps go down from a bright cover
     blurred = GaussianBlur().apply(bright.copy(), mask, 10.0, rng)
     new = visible_cover(bright, blurred, mask, GaussianBlur(), rng)
-    assert (new[mask] <= 250 - VISIBLE_LEVELS).all()
+    assert (new[mask] <= 250 - 2 * VISIBLE_LEVELS).all()
+
+
+def test_a_cover_that_shows_is_left_as_it_is():
+    """A blurred textured face: most pixels moved, so no step is added."""
+    rng = np.random.default_rng(0)
+    region = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    mask = np.ones((40, 30), bool)
+    blurred = GaussianBlur().apply(region.copy(), mask, 10.0, rng)
+    assert (visible_cover(region, blurred, mask, GaussianBlur(), rng) == blurred).all()
 
 
 def test_dppix_output_is_left_as_its_epsilon_describes():
@@ -111,14 +121,14 @@ def test_dppix_output_is_left_as_its_epsilon_describes():
 @pytest.mark.parametrize(
     ("method", "file", "index"),
     [
-        ("blur", "generated/low_light/frontal_08_low_light.jpg", 0),
         ("ciagan", "generated/low_light/frontal_04_low_light.jpg", 2),
+        ("blur", "generated/profile/profile_01.jpg", 1),
     ],
 )
 def test_the_second_look_sees_a_dark_output_as_it_is_too(recall_set, method, file, index):
-    """Faces 38-49 px tall that the detection pass misses and that the sweep of the
-    brightened output misses too (CLAHE lifts the noise around them), but not the sweep
-    of the output as it is."""
+    """Faces the detection pass misses in a dark photo and the sweep of the brightened
+    output misses too (CLAHE lifts the noise around them), but not the sweep of the output
+    as it is: a 49 px face, and a man turned away (79 px, cheek and ear) in a dark frame."""
     img, faces = recall_set[file]
     box = faces[index]["box"]
     result = build_anonymizer(method, identity_check=False, secret=SECRET).anonymize(img)

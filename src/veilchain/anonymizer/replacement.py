@@ -7,10 +7,9 @@ here only write pixels, inside a dilated face mask (:func:`write_face`) or a hea
 
 A region method without a formal privacy guarantee (blur, pixelate, mask) can leave a face
 as it was: blurring a near-black or flat region moves its pixels by a grey level or two, and
-a black mask over a black face changes nothing. :func:`visible_cover` moves every covered
-pixel that stayed within :data:`VISIBLE_LEVELS` of the original by a random step, so no
-covered face is published unchanged. DP-Pix is left as it is (its noise is the release its
-epsilon describes, and a step that depends on the original pixels would not be).
+a black mask over a black face changes nothing. :func:`visible_cover` then adds a random step
+to the whole cover, so no covered face is published unchanged. DP-Pix is left as it is (its
+noise is the release its epsilon describes).
 """
 
 from __future__ import annotations
@@ -38,9 +37,13 @@ from veilchain.anonymizer.faces import match_lighting
 from veilchain.anonymizer.methods import FaceGenerator, RegionMethod
 from veilchain.errors import AnonymizationError
 
-#: A covered pixel must differ from the original by at least this many grey levels in some
-#: channel; one that does not is moved by a random step of this to three times this many
-#: levels (up from a dark pixel, down from a bright one), the same in every channel.
+#: A cover leaves a face "unchanged" when more than :data:`STILL_FRACTION` of its pixels
+#: differ from the original by less than :data:`VISIBLE_LEVELS` grey levels in every channel.
+#: Every pixel of such a cover is then moved by a random 2-3 times VISIBLE_LEVELS levels (the
+#: same in each channel; up where the cover is dark, down where it is bright): a pixel the
+#: cover had left within VISIBLE_LEVELS of the original ends at least that far from it. The
+#: step is drawn independently of the original, so it adds nothing of the face back.
+STILL_FRACTION = 0.25
 VISIBLE_LEVELS = 6
 
 
@@ -137,20 +140,20 @@ def visible_cover(
     method: RegionMethod,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """``new`` (a region method's pixels for ``region``) with every pixel inside ``mask``
-    that stayed within :data:`VISIBLE_LEVELS` of ``region`` moved visibly (see the module
-    docstring); ``new`` as it is for a method with a formal privacy guarantee."""
-    if method.privacy_params().get("formal_privacy") is not None:
+    """``new`` (a region method's pixels for ``region``), moved visibly inside ``mask`` when
+    it left the face unchanged (see :data:`STILL_FRACTION`); ``new`` as it is otherwise and
+    for a method with a formal privacy guarantee."""
+    covered = int(mask.sum())
+    if not covered or method.privacy_params().get("formal_privacy") is not None:
         return new
-    before = region.astype(np.int16)
-    still = mask & (np.abs(new.astype(np.int16) - before).max(axis=2) < VISIBLE_LEVELS)
-    if not still.any():
+    moved = np.abs(new.astype(np.int16) - region.astype(np.int16)).max(axis=2)
+    if int((moved[mask] < VISIBLE_LEVELS).sum()) <= STILL_FRACTION * covered:
         return new
-    step = rng.integers(VISIBLE_LEVELS, 3 * VISIBLE_LEVELS + 1, size=int(still.sum()))
-    old = before[still]
-    sign = np.where(old.mean(axis=1) < 128, 1, -1)
+    step = rng.integers(2 * VISIBLE_LEVELS, 3 * VISIBLE_LEVELS + 1, size=covered)
+    cover = new[mask].astype(np.int16)
+    sign = np.where(cover.mean(axis=1) < 128, 1, -1)
     out = new.copy()
-    out[still] = np.clip(old + (sign * step)[:, None], 0, 255).astype(np.uint8)
+    out[mask] = np.clip(cover + (sign * step)[:, None], 0, 255).astype(np.uint8)
     return out
 
 

@@ -181,10 +181,10 @@ def uncovered_faces(
     for view in (image,) if also is None else (image, also):
         upright = _detect(detector, view, min(threshold, candidate_floor), scale=UPRIGHT_SCALE)
         found += [f for f in upright if f.score >= threshold]
-        missed = [f for f in upright if not is_covered(f.box, covered)]
+        open_ = [f for f in upright if not is_covered(f.box, covered)]
         if view is image:
-            uncovered = missed
-        weak = [f for f in missed if f.score < threshold]
+            uncovered = open_
+        weak = [f for f in open_ if f.score < threshold]
         verifier = getattr(detector, "verifier", None)
         if verifier is not None and weak:
             boxes, scores = np.array([f.box for f in weak]), np.array([f.score for f in weak])
