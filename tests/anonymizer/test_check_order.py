@@ -17,7 +17,7 @@ from veilchain.anonymizer.faces import HogDetector, landmarks_for_box
 from veilchain.anonymizer.methods import build_method
 from veilchain.anonymizer.metrics import landmark_displacement
 from veilchain.anonymizer.pipeline import Anonymizer
-from veilchain.anonymizer.replacement import write_face
+from veilchain.anonymizer.replacement import plan_face, write_face
 from veilchain.anonymizer.report import AttemptCheck
 
 SECRET = b"check order"
@@ -30,8 +30,9 @@ def _every_check(anon: Anonymizer, image: np.ndarray, det, key: int, original: n
     for attempt in range(1, anon.max_attempts() + 1):
         out = image.copy()
         timing = dict.fromkeys(("generate", "blend"), 0.0)
-        write_face(out, image, image, det.landmarks, anon.method, anon.shape,
-                   anon.rng_for(key, attempt), original, timing)  # fmt: skip
+        plan = plan_face(out.shape, image, image, det.landmarks, anon.method, anon.shape)
+        assert plan is not None
+        write_face(out, plan, anon.method, anon.shape, anon.rng_for(key, attempt), original, timing)
         lm = landmarks_for_box(out, box)
         distance = float(face_distance(anon.embedder.embed(out, [lm]), original)[0, 0])
         check = AttemptCheck(

@@ -64,7 +64,13 @@ from veilchain.anonymizer.methods import FaceGenerator, RegionMethod
 from veilchain.anonymizer.metrics import landmark_displacement
 from veilchain.anonymizer.plates.second_look import refuse_uncovered as refuse_uncovered_plates
 from veilchain.anonymizer.plates.stage import PlateAnonymizer
-from veilchain.anonymizer.replacement import FaceShape, Written, cover_head, write_face
+from veilchain.anonymizer.replacement import (
+    FaceShape,
+    Written,
+    cover_head,
+    plan_face,
+    write_face,
+)
 from veilchain.anonymizer.report import AnonymizationResult, AttemptCheck, FaceReport, build_report
 from veilchain.anonymizer.second_look import DEFAULT_SWEEP_ANGLES, uncovered_faces
 from veilchain.errors import IdentityCheckError, InputError, UncoveredFaceError
@@ -468,19 +474,25 @@ class Anonymizer:
         its embedding and HOG wait until no attempt is, and HOG runs only on a face the
         recognizer no longer matches (or when the ranking needs it)."""
         max_attempts = self.max_attempts()
-        written: Written | None = None
         first = first if 1 <= first <= max_attempts else 1
         order = [first, *(a for a in range(1, max_attempts + 1) if a != first)]
+        t = time.perf_counter()
+        plan = plan_face(out.shape, image, work, det.landmarks, self.method, self.shape)
+        timing["generate"] += time.perf_counter() - t
+        if plan is None:  # the landmarks gave no region to write: cover the head instead
+            self._cover_head(out, covered, det.box, key, timing)
+            return FaceReport(index, det.box, det.score, 1, None, None, key=int(key),
+                              fallback="no_face_region")  # fmt: skip
         trials: list[_Trial] = []
         kept: _Trial | None = None
+        written: Written | None = None
         for position, attempt in enumerate(order):
             if written is not None:  # restore the face region before the next attempt
                 written.undo(out)
             written = write_face(
-                out, image, work, det.landmarks, self.method, self.shape,
-                self.rng_for(key, attempt), emb, timing,
-            )  # fmt: skip
-            if self.embedder is None or written is None:
+                out, plan, self.method, self.shape, self.rng_for(key, attempt), emb, timing
+            )
+            if self.embedder is None:
                 break
             trial = self._trial(out, low_light, det, written, position, timing)
             trials.append(trial)
@@ -493,11 +505,8 @@ class Anonymizer:
                     kept = trial
                     break
             trial.seen = None  # ``out`` gets the next attempt
+        assert written is not None, "at least one attempt is made"
         tried = len(trials) if trials else 1
-        if written is None:  # the landmarks gave no region to write: cover the head instead
-            self._cover_head(out, covered, det.box, key, timing)
-            return FaceReport(index, det.box, det.score, tried, None, None, key=int(key),
-                              fallback="no_face_region")  # fmt: skip
         check = AttemptCheck(None, None, None, None)
         if trials:
             measure = self._measurer(out, written, low_light, det, emb, timing)
