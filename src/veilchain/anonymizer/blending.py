@@ -80,9 +80,8 @@ def blend(
     if mode == "laplacian":
         levels = max(1, int(np.log2(max(feather_px, 2.0))))
         mixed = _laplacian_mix(background, foreground, alpha, levels)
-        out[m] = np.clip(np.rint(mixed[m]), 0, 255).astype(np.uint8)
-        return out
-    a = alpha[m][:, None]  # the same float32 sums as over the whole region, inside it only
-    mixed = background[m].astype(np.float32) * (1 - a) + foreground[m].astype(np.float32) * a
-    out[m] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    else:
+        a = alpha[..., None]
+        mixed = background.astype(np.float32) * (1 - a) + foreground.astype(np.float32) * a
+    out[m] = np.clip(np.rint(mixed[m]), 0, 255).astype(np.uint8)
     return out
