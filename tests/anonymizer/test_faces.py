@@ -131,23 +131,25 @@ def test_embeddings_same_face_close_other_far(detector, embedder, sample):
     assert np.allclose(batch[0][0], e[0], atol=1e-5)
 
 
-def test_torch_embedder_matches_dlib(detector, sample):
-    """The PyTorch run of dlib's ResNet (dlib's weights, dlib's chip) gives dlib's embeddings."""
-    torch_emb, dlib_emb = FaceEmbedder(), FaceEmbedder(backend="dlib")
-    assert torch_emb.backend == "torch" and FaceEmbedder(num_jitters=1).backend == "dlib"
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_embedder_backends_match_dlib(backend, detector, sample):
+    """The PyTorch run of dlib's ResNet (dlib's weights, dlib's chip) and its onnxruntime
+    export give dlib's embeddings."""
+    ours, dlib_emb = FaceEmbedder(backend=backend), FaceEmbedder(backend="dlib")
+    assert FaceEmbedder().backend == "onnx" and FaceEmbedder(num_jitters=1).backend == "dlib"
     group, obama = sample("group.jpg"), sample("obama.jpg")
     lms_g = [d.landmarks for d in detector.detect(group)]
     lms_o = [d.landmarks for d in detector.detect(obama)]
-    a, b = torch_emb.embed(group, lms_g), dlib_emb.embed(group, lms_g)
+    a, b = ours.embed(group, lms_g), dlib_emb.embed(group, lms_g)
     assert a.shape == (4, 128) and a.dtype == np.float32
-    assert np.abs(a - b).max() < 1e-4  # measured 3e-7
-    batch_t = torch_emb.embed_batch([obama, group, obama], [lms_o, lms_g, []])
+    assert np.abs(a - b).max() < 1e-4  # measured 3e-7 (torch)
+    batch_t = ours.embed_batch([obama, group, obama], [lms_o, lms_g, []])
     batch_d = dlib_emb.embed_batch([obama, group, obama], [lms_o, lms_g, []])
     assert [x.shape for x in batch_t] == [(1, 128), (4, 128), (0, 128)]
     for x, y in zip(batch_t, batch_d, strict=True):
         assert np.abs(x - y).max(initial=0.0) < 1e-4
     with pytest.raises(ValueError, match="backend"):
-        FaceEmbedder(backend="onnx")
+        FaceEmbedder(backend="tensorflow")
 
 
 def _large_and_small_face(sample) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -118,6 +117,16 @@ def anonymize_files(
         pool.shutdown(cancel_futures=True)
 
 
+def one_thread() -> None:
+    """One torch thread in this worker process (the workers use every core), set before the
+    models load: their onnxruntime sessions take torch's thread count when they open."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - a declared dependency
+        return
+    torch.set_num_threads(1)
+
+
 class _Worker:
     """The anonymizer one worker process holds (built once by the pool's initializer)."""
 
@@ -133,9 +142,8 @@ class _Worker:
             os._exit(1)
 
         threading.Thread(target=exit_with_parent, daemon=True).start()
+        one_thread()
         cls.anonymizer = build()
-        if "torch" in sys.modules:  # one thread per worker: the workers use every core
-            sys.modules["torch"].set_num_threads(1)
 
     @classmethod
     def run(cls, source: str, *, allow_recognizable: bool, reader: SourceReader) -> AnonymizedFile:

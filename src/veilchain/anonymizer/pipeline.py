@@ -38,6 +38,7 @@ import hmac
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,13 @@ from veilchain.anonymizer.methods import FaceGenerator, RegionMethod
 from veilchain.anonymizer.metrics import landmark_displacement
 from veilchain.anonymizer.plates.second_look import refuse_uncovered as refuse_uncovered_plates
 from veilchain.anonymizer.plates.stage import PlateAnonymizer
-from veilchain.anonymizer.replacement import FaceShape, Written, cover_head, write_face
+from veilchain.anonymizer.replacement import (
+    FaceShape,
+    Written,
+    cover_head,
+    plan_face,
+    write_face,
+)
 from veilchain.anonymizer.report import AnonymizationResult, AttemptCheck, FaceReport, build_report
 from veilchain.anonymizer.second_look import DEFAULT_SWEEP_ANGLES, uncovered_faces
 from veilchain.errors import IdentityCheckError, InputError, UncoveredFaceError
@@ -96,6 +103,29 @@ def _face_key_base(secret: bytes, image: np.ndarray) -> int:
 
 
 _STAGES = ("detect", "landmarks", "generate", "blend", "identity", "fallback", "second_look")
+
+
+@dataclass
+class _Trial:
+    """One attempt at a face: where it came in the order of attempts, its pixels (the
+    written region), its new face's landmarks and what the checks found so far (None: not
+    run yet, or not a check this method gets)."""
+
+    position: int
+    pixels: np.ndarray
+    landmarks: np.ndarray
+    displacement: float | None
+    distance: float | None = None
+    detected: bool | None = None
+    #: the enhanced view of a dark image while ``out`` holds this attempt (None otherwise)
+    seen: np.ndarray | None = None
+
+    def passed(self, threshold: float) -> bool:
+        return self.distance is not None and self.distance >= threshold
+
+    def check(self, threshold: float) -> AttemptCheck:
+        passed = None if self.distance is None else self.distance >= threshold
+        return AttemptCheck(self.distance, passed, self.detected, self.displacement)
 
 
 class Anonymizer:
@@ -229,30 +259,51 @@ class Anonymizer:
         assert isinstance(self.fallback, RegionMethod), "a generator falls back to a blur"
         cover_head(out, covered, box, self.fallback, self.rng_for(key, 1), timing)
 
-    def _check(
-        self,
-        out: np.ndarray,
-        low_light: bool,
-        det: FaceDetection,
-        original: np.ndarray,
-        timing: dict[str, float],
-    ) -> AttemptCheck:
-        """Embed the new face (as an attacker would: enhanced when dark) and, for a generator,
-        ask whether HOG still finds it and how far its landmarks moved."""
+    def _view(self, out: np.ndarray, low_light: bool) -> np.ndarray:
+        """The output as the checks (and an attacker) see it: enhanced when dark."""
+        return enhance_low_light(out) if low_light else out
+
+    def _trial(
+        self, out, low_light: bool, det: FaceDetection, written: Written, position: int, timing
+    ) -> _Trial:
+        """One attempt, its pixels kept, with its new face's 68 landmarks and (generators)
+        how far they moved; the costlier checks run on demand (:meth:`_measure`)."""
         t = time.perf_counter()
-        seen = enhance_low_light(out) if low_light else out
+        seen = self._view(out, low_light)
         lm = landmarks_for_box(seen, landmark_box(det))
-        assert self.embedder is not None, "checks run only with an embedder"
-        new_emb = self.embedder.embed(seen, [lm])
-        distance = float(face_distance(new_emb, original)[0, 0])
-        if self.gallery is not None:  # the nearest known face counts
-            distance = min(distance, float(face_distance(new_emb, self.gallery).min()))
-        detected = displacement = None
+        displacement = None
         if self._face_checker is not None:  # set for a generator only
-            detected = self._face_checker.redetects(seen, landmark_box(det))
             displacement = landmark_displacement(det.landmarks, lm)
+        pixels = out[written.rows, written.cols].copy()
         timing["identity"] += time.perf_counter() - t
-        return AttemptCheck(distance, distance >= self.identity_threshold, detected, displacement)
+        return _Trial(position, pixels, lm, displacement, seen=seen if low_light else None)
+
+    def _measure(
+        self, trial: _Trial, what: str, out, written, low_light, det, original, timing
+    ) -> None:
+        """Run one check on ``trial`` unless it already ran: ``"identity"`` (embed the new
+        face as an attacker would and measure its distance) or ``"face"`` (generators: does
+        HOG still find it). ``out`` is given the trial's pixels first."""
+        if (what == "identity" and trial.distance is not None) or (
+            what == "face" and (trial.detected is not None or self._face_checker is None)
+        ):
+            return
+        t = time.perf_counter()
+        seen = trial.seen
+        if seen is None:
+            out[written.rows, written.cols] = trial.pixels
+            seen = self._view(out, low_light)
+        if what == "identity":
+            assert self.embedder is not None, "checks run only with an embedder"
+            new_emb = self.embedder.embed(seen, [trial.landmarks])
+            distance = float(face_distance(new_emb, original)[0, 0])
+            if self.gallery is not None:  # the nearest known face counts
+                distance = min(distance, float(face_distance(new_emb, self.gallery).min()))
+            trial.distance = distance
+        else:
+            assert self._face_checker is not None
+            trial.detected = self._face_checker.redetects(seen, landmark_box(det))
+        timing["identity"] += time.perf_counter() - t
 
     # -- public --------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
@@ -417,40 +468,54 @@ class Anonymizer:
     def _anonymize_face(
         self, out, covered, image, work, low_light, det, index, key, first, emb, timing
     ) -> FaceReport:
-        """Replace one face (retrying while a check fails) and say what happened."""
+        """Replace one face (retrying while a check fails) and say what happened.
+
+        The checks run lazily, with the same outcome as running all three on every attempt
+        (see :meth:`_pick`): an attempt whose landmarks moved too far cannot be accepted, so
+        its embedding and HOG wait until no attempt is, and HOG runs only on a face the
+        recognizer no longer matches (or when the ranking needs it)."""
         max_attempts = self.max_attempts()
-        best: tuple | None = None  # (rank, attempt, check, pixels)
-        written: Written | None = None
         first = first if 1 <= first <= max_attempts else 1
         order = [first, *(a for a in range(1, max_attempts + 1) if a != first)]
-        tried = 0
-        attempt = first
-        for attempt in order:
-            tried += 1
+        t = time.perf_counter()
+        plan = plan_face(out.shape, image, work, det.landmarks, self.method, self.shape)
+        timing["generate"] += time.perf_counter() - t
+        if plan is None:  # the landmarks gave no region to write: cover the head instead
+            self._cover_head(out, covered, det.box, key, timing)
+            return FaceReport(index, det.box, det.score, 1, None, None, key=int(key),
+                              fallback="no_face_region")  # fmt: skip
+        trials: list[_Trial] = []
+        kept: _Trial | None = None
+        written: Written | None = None
+        for position, attempt in enumerate(order):
             if written is not None:  # restore the face region before the next attempt
                 written.undo(out)
             written = write_face(
-                out, image, work, det.landmarks, self.method, self.shape,
-                self.rng_for(key, attempt), emb, timing,
-            )  # fmt: skip
+                out, plan, self.method, self.shape, self.rng_for(key, attempt), emb, timing
+            )
             if self.embedder is None:
-                best = (None, attempt, AttemptCheck(None, None, None, None), None)
                 break
-            check = self._check(out, low_light, det, emb, timing)
-            rank = check.rank(self.face_tolerance)
-            if best is None or rank > best[0]:
-                pixels = None if written is None else out[written.rows, written.cols].copy()
-                best = (rank, attempt, check, pixels)
-            if check.acceptable(self.face_tolerance):
-                break
-        assert best is not None
-        _, kept, check, pixels = best
-        if written is None:  # the landmarks gave no region to write: cover the head instead
-            self._cover_head(out, covered, det.box, key, timing)
-            return FaceReport(index, det.box, det.score, tried, None, None, key=int(key),
-                              fallback="no_face_region")  # fmt: skip
-        if pixels is not None and kept != attempt:  # an earlier attempt won
-            out[written.rows, written.cols] = pixels
+            trial = self._trial(out, low_light, det, written, position, timing)
+            trials.append(trial)
+            if self._may_accept(trial):
+                measure = self._measurer(out, written, low_light, det, emb, timing)
+                measure(trial, "identity")
+                if trial.passed(self.identity_threshold):
+                    measure(trial, "face")
+                if trial.check(self.identity_threshold).acceptable(self.face_tolerance):
+                    kept = trial
+                    break
+            trial.seen = None  # ``out`` gets the next attempt
+        assert written is not None, "at least one attempt is made"
+        tried = len(trials) if trials else 1
+        check = AttemptCheck(None, None, None, None)
+        if trials:
+            measure = self._measurer(out, written, low_light, det, emb, timing)
+            kept = kept or self._pick(trials, measure)
+            measure(kept, "identity")
+            measure(kept, "face")  # reported, whatever decided the pick
+            out[written.rows, written.cols] = kept.pixels
+            check = kept.check(self.identity_threshold)
         covered[written.rows, written.cols] |= written.mask
         passed = check.passed
         low = det.score < self.score_floor()
@@ -467,8 +532,48 @@ class Anonymizer:
             low_confidence=low,
             detected=check.detected,
             landmark_displacement=check.displacement,
-            kept_attempt=kept,
+            kept_attempt=order[kept.position] if kept is not None else order[0],
         )
+
+    def _measurer(self, out, written, low_light, det, original, timing):
+        def measure(trial: _Trial, what: str) -> None:
+            self._measure(trial, what, out, written, low_light, det, original, timing)
+
+        return measure
+
+    def _may_accept(self, trial: _Trial) -> bool:
+        """Whether the attempt can still pass every check (its landmarks moved little
+        enough); only then do its identity and face checks run at once."""
+        tol = self.face_tolerance
+        return tol is None or trial.displacement is None or trial.displacement <= tol
+
+    def _pick(self, trials: list[_Trial], measure) -> _Trial:
+        """The attempt of best :meth:`AttemptCheck.rank` (the earliest on ties) when none was
+        acceptable, running only the checks the ranking needs. Without a landmark tolerance
+        every attempt's distance is known and ranks alone. With one: an unrecognized face
+        HOG finds beats every other, and among those the least landmark shift wins, so the
+        attempts are taken in order of shift until one is; else an unrecognized one (least
+        shift), else the recognized ones ranked by HOG and distance."""
+        thr, tol = self.identity_threshold, self.face_tolerance
+
+        def rank(t: _Trial) -> tuple:
+            return (t.check(thr).rank(tol), -t.position)
+
+        if tol is None:
+            return max(trials, key=rank)
+        by_shift = sorted(trials, key=lambda t: (t.displacement or 0.0, t.position))
+        for trial in by_shift:
+            measure(trial, "identity")
+            if trial.passed(thr):
+                measure(trial, "face")
+                if trial.detected is not False:
+                    return trial
+        unrecognized = [t for t in by_shift if t.passed(thr)]
+        if unrecognized:
+            return unrecognized[0]
+        for trial in trials:
+            measure(trial, "face")
+        return max(trials, key=rank)
 
     def max_attempts(self) -> int:
         return 1 + (self.identity_retries if self._stochastic() else 0)

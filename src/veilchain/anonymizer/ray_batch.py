@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -70,8 +69,9 @@ class _Anonymizer:
     def __init__(
         self, build: Callable[[], Any], finish: Callable[[Any, str], Any], reader: SourceReader
     ) -> None:
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(1)
+        from veilchain.anonymizer.batch import one_thread
+
+        one_thread()
         self.anonymizer = build()
         self.finish = finish
         self.reader = reader

@@ -77,60 +77,106 @@ def _roi(mask_box: tuple[int, int, int, int], shape, pad: int) -> tuple[int, int
     return max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
 
 
-def write_face(
-    out: np.ndarray,
+@dataclass(frozen=True)
+class FacePlan:
+    """What every attempt at one face shares (:func:`plan_face`): the region it may write
+    (``rows``, ``cols``), the dilated mask inside it, the inter-ocular distance and, for a
+    generator, the aligned crop of the working image with its transform and landmarks, the
+    original's crop (whose lighting the new face takes) and its face mask."""
+
+    rows: slice
+    cols: slice
+    mask: np.ndarray
+    iod: float
+    crop: np.ndarray | None = None
+    matrix: np.ndarray | None = None
+    crop_landmarks: np.ndarray | None = None
+    lighting_crop: np.ndarray | None = None
+    lighting_mask: np.ndarray | None = None
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        return (int(self.cols.start), int(self.rows.start))
+
+
+def plan_face(
+    shape_hw: tuple[int, ...],
     original: np.ndarray,
     work: np.ndarray,
     lm: np.ndarray,
     method: FaceGenerator | RegionMethod,
     shape: FaceShape,
-    rng: np.random.Generator,
-    embedding: np.ndarray | None,
-    timing: dict[str, float],
-) -> Written | None:
-    """Write one anonymized face into ``out`` inside its dilated mask; None when the
-    landmarks give no region to write.
-
-    A generator works on the aligned crop of ``work`` (the enhanced image when dark), gets
-    the original's lighting and is warped back; a region method rewrites the region."""
+) -> FacePlan | None:
+    """The region, mask and (generators) aligned crop for one face given by its landmarks,
+    in an image of ``shape_hw``; None when the landmarks give no region to write. A generator
+    works on the aligned crop of ``work`` (the enhanced image when dark)."""
     iod = max(inter_ocular_distance(lm), 2.0)
     hull = face_hull(lm)
     r = int(round(shape.dilation * inter_ocular_distance(lm))) + 2
     lo, hi = np.floor(hull.min(0)).astype(int), np.ceil(hull.max(0)).astype(int) + 1
-    x0, y0, x1, y1 = _roi((lo[0], lo[1], hi[0], hi[1]), out.shape, r)
+    x0, y0, x1, y1 = _roi((lo[0], lo[1], hi[0], hi[1]), shape_hw, r)
     if x1 <= x0 or y1 <= y0:
         return None
-    mask = face_mask(lm, (y1 - y0, x1 - x0), dilation=shape.dilation, offset=(x0, y0))
+    size = (y1 - y0, x1 - x0)
+    mask = face_mask(lm, size, dilation=shape.dilation, offset=(x0, y0))
     if not mask.any():
         return None
-    region = out[y0:y1, x0:x1]
+    rows, cols = slice(y0, y1), slice(x0, x1)
+    if not (isinstance(method, FaceGenerator) and hasattr(method, "generate")):
+        return FacePlan(rows, cols, mask, iod)
+    crop, matrix = align_face(work, lm, shape.crop_size)
+    crop_lm = transform_points(lm, matrix)
+    lighting = crop if work is original else align_face(original, lm, shape.crop_size)[0]
+    ones = np.full(crop.shape[:2], 255, np.uint8)
+    mask = mask & (warp_back(ones, matrix, size, offset=(x0, y0)) >= 254)
+    return FacePlan(rows, cols, mask, iod, crop, matrix, crop_lm, lighting,
+                    face_mask(crop_lm, crop.shape))  # fmt: skip
+
+
+def write_face(
+    out: np.ndarray,
+    plan: FacePlan,
+    method: FaceGenerator | RegionMethod,
+    shape: FaceShape,
+    rng: np.random.Generator,
+    embedding: np.ndarray | None,
+    timing: dict[str, float],
+) -> Written:
+    """Write one anonymized face into ``out`` inside its planned mask.
+
+    A generator draws a new face in the aligned crop, which gets the original's lighting
+    and is warped back; a region method rewrites the region."""
+    region = out[plan.rows, plan.cols]
+    mask = plan.mask
     t0 = time.perf_counter()
-    if isinstance(method, FaceGenerator) and hasattr(method, "generate"):
-        crop, matrix = align_face(work, lm, shape.crop_size)
-        crop_lm = transform_points(lm, matrix)
+    if plan.crop is not None:
+        assert isinstance(method, FaceGenerator), "a crop is planned for generators only"
+        crop, crop_lm = plan.crop, plan.crop_landmarks
+        assert crop_lm is not None and plan.matrix is not None
+        assert plan.lighting_crop is not None and plan.lighting_mask is not None
         fake = np.asarray(method.generate(crop, crop_lm, rng, embedding=embedding))
         if fake.shape != crop.shape or fake.dtype != np.uint8:
             raise AnonymizationError(
                 f"{method.name} returned {fake.dtype} {fake.shape}, expected uint8 {crop.shape}"
             )
         t1 = time.perf_counter()
-        orig_crop = crop if work is original else align_face(original, lm, shape.crop_size)[0]
-        fake = match_lighting(fake, orig_crop, face_mask(crop_lm, crop.shape))
-        new = warp_back(fake, matrix, region.shape, offset=(x0, y0))
-        ones = np.full(crop.shape[:2], 255, np.uint8)
-        mask = mask & (warp_back(ones, matrix, region.shape, offset=(x0, y0)) >= 254)
-        blended = blend(region, new, mask, feather_px=shape.feather * iod, mode=shape.blend_mode)
+        fake = match_lighting(fake, plan.lighting_crop, plan.lighting_mask)
+        new = warp_back(fake, plan.matrix, region.shape, offset=plan.offset)
+        feather = shape.feather * plan.iod
+        blended = blend(region, new, mask, feather_px=feather, mode=shape.blend_mode)
     else:
         assert isinstance(method, RegionMethod), "the pipeline admits only the two kinds"
-        new = visible_cover(region, method.apply(region.copy(), mask, iod, rng), mask, method, rng)
+        new = visible_cover(
+            region, method.apply(region.copy(), mask, plan.iod, rng), mask, method, rng
+        )
         t1 = time.perf_counter()
         blended = blend(region, new, mask, mode="hard")
     previous = region.copy()
-    out[y0:y1, x0:x1] = blended
+    out[plan.rows, plan.cols] = blended
     t2 = time.perf_counter()
     timing["generate"] += t1 - t0
     timing["blend"] += t2 - t1
-    return Written(slice(y0, y1), slice(x0, x1), previous, mask)
+    return Written(plan.rows, plan.cols, previous, mask)
 
 
 def visible_cover(
