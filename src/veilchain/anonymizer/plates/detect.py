@@ -7,7 +7,9 @@ aligned centres, gaps under ~1.3 character heights) and a row of 4-12 characters
 candidate. The plate's quadrilateral is then the uniform background region around the row
 (closed over the characters, approximated by 4 corners), or the row's rotated box widened by
 margins when that region is not plate-like. Candidates from different levels or polarities
-that overlap are merged.
+that overlap are merged. Three passes look again, magnified, where that search cannot see:
+small plate grounds (blobs shaped like a plate's background; mirrored across the border when
+it cuts them), rows of 2-3 touching blobs, and rows of characters under 7 px.
 
 This was chosen over OpenCV's shipped plate cascades and Tesseract's layout analysis by
 recall on bench/data/plates (see docs/anonymizer.md, "Licence plates"); ``bench/plates.py``
