@@ -4,6 +4,8 @@
     python bench/plates.py                      # tables on stderr, summary JSON on stdout
     python bench/plates.py --json               # one JSON document on stdout
     python bench/plates.py --limit 40 --skip-speed
+    python bench/plates.py --data bench/data/plates/real --skip-speed --skip-baselines
+                                                # the real photo(s), annotated by hand
 
 Recall counts a ground-truth plate as found when a detection's box overlaps its box with
 IoU >= 0.3; it is reported for plates >= 20 px tall (the target) and below. False positives
