@@ -92,6 +92,40 @@ def scene_with(
     return img, quad
 
 
+def small_plate(
+    img: np.ndarray, left: int, top: int, text: str, height: int, text_px: float
+) -> np.ndarray:
+    """Draw a small plate (``height`` px tall, 2.6 times as wide, characters about
+    ``text_px`` px tall and set apart) with its top-left corner at (left, top), cut by the
+    image border where it crosses it (drawn at 4x, then reduced as a camera would); returns
+    its whole quad."""
+    k = 4
+    w, h = int(2.6 * height) * k, height * k
+    flat = Image.new("RGB", (w, h), (235, 235, 232))
+    d = ImageDraw.Draw(flat)
+    font = _font(int(text_px * k * 1.25))
+    step = w * 0.8 / len(text)
+    for i, ch in enumerate(text):
+        xy = (w * 0.1 + step * (i + 0.5), h * 0.55)
+        d.text(xy, ch, font=font, fill=(25, 30, 60), anchor="mm")
+    small = cv2.resize(np.asarray(flat), (w // k, h // k), interpolation=cv2.INTER_AREA)
+    w, h = w // k, h // k
+    x0, x1 = max(left, 0), min(left + w, img.shape[1])
+    img[top : top + h, x0:x1] = small[:, x0 - left : x1 - left]
+    corners = [[left, top], [left + w, top], [left + w, top + h], [left, top + h]]
+    return np.array(corners, np.float32)
+
+
+def street(body: tuple[int, int, int], car: tuple[int, int, int, int]) -> np.ndarray:
+    """A plain street-like scene (sky, road, noise) with one car body (x0, y0, x1, y1)."""
+    rng = np.random.default_rng(0)
+    img = np.full((720, 1280, 3), 90, np.uint8)
+    img[:360] = (150, 170, 200)
+    img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    cv2.rectangle(img, car[:2], car[2:], body, -1)
+    return img
+
+
 def _run(img: np.ndarray, epsilon: float = 1.0, stage: PlateAnonymizer | None = None):
     stage = stage or build_plate_anonymizer(epsilon)
     out = img.copy()
@@ -227,6 +261,55 @@ def test_plate_at_the_image_edge():
     visible = quad.copy()
     visible[:, 0] = np.clip(visible[:, 0], 0, None)
     assert _changed_inside(img, out, visible, shrink=0.7) > 20
+
+
+@pytest.mark.parametrize("right", [False, True])
+@pytest.mark.parametrize(("height", "text_px", "visible"), [(24, 7, 22), (30, 11, 26)])
+def test_plate_cut_by_the_border_to_a_few_characters_is_redrawn(height, text_px, visible, right):
+    # the border leaves 2-3 characters of a small plate on a dark car body: its ground is
+    # narrower than a plate and its row shorter than four characters, so neither the row
+    # search nor the ground pass saw it before the ground was looked at mirrored
+    img = street((40, 160, 170), (0, 380, 140, 520))
+    quad = small_plate(img, visible - int(2.6 * height), 440, "6LBX123", height, text_px)
+    cols = slice(0, visible)
+    if right:  # the same scene seen in a mirror: the plate cut by the right border
+        img = np.ascontiguousarray(img[:, ::-1])
+        cols = slice(img.shape[1] - visible, img.shape[1])
+    out, reports = _run(img)
+    assert [r.found_by for r in reports] == ["detection"]
+    x0, _, x1, _ = reports[0].box
+    assert x0 >= cols.start - 1 and x1 <= cols.stop + 1 and x1 - x0 <= visible + 4
+    changed = np.abs(out.astype(int) - img.astype(int)).max(2)
+    top = int(quad[0, 1])
+    assert (changed[top : top + height, cols] > 0).mean() > 0.95
+
+
+def test_mirrored_ground_maps_its_row_back_inside_the_image():
+    from veilchain.anonymizer.plates.detect import _zoom_ground
+
+    img = street((40, 160, 170), (0, 380, 140, 520))
+    small_plate(img, 22 - 62, 440, "6LBX123", 24, 7)
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    ground = np.array([0, 440, 22, 24, 0.7], np.float32)  # the visible part of the plate
+    assert _zoom_ground(gray, ground, True, (12, 32)) is None  # too few characters as it is
+    row = _zoom_ground(gray, ground, True, (12, 32), cut=True)
+    assert row is not None and len(row) >= 2
+    assert row[:, 0].min() >= 0 and (row[:, 0] + row[:, 2]).max() <= 23
+    assert (np.abs(row[:, 1] + row[:, 3] / 2 - 452) < 4).all()  # the plate's text line
+
+
+def test_small_plate_whose_ground_merges_with_a_light_car_body_is_redrawn():
+    # a 20 px plate with 5 px characters on a car body nearly as light as its ground: no
+    # separate ground blob, and characters below the row search's 7 px
+    img = street((226, 228, 224), (480, 350, 800, 500))
+    quad = small_plate(img, 614, 430, "5LJK796", 20, 5.0)
+    out, reports = _run(img)
+    assert [r.found_by for r in reports] == ["detection"]
+    assert _changed_inside(img, out, quad, shrink=0.7) > 25
+    # the rule that finds it: without the magnified small rows, both passes miss it
+    off = PlateAnonymizer(PlateDetector(small_rows=False), None)
+    out2, reports2 = _run(img, stage=off)
+    assert reports2 == [] and np.array_equal(out2, img)
 
 
 def test_plate_400_px_wide():

@@ -7,7 +7,9 @@ aligned centres, gaps under ~1.3 character heights) and a row of 4-12 characters
 candidate. The plate's quadrilateral is then the uniform background region around the row
 (closed over the characters, approximated by 4 corners), or the row's rotated box widened by
 margins when that region is not plate-like. Candidates from different levels or polarities
-that overlap are merged.
+that overlap are merged. Three passes look again, magnified, where that search cannot see:
+small plate grounds (blobs shaped like a plate's background; mirrored across the border when
+it cuts them), rows of 2-3 touching blobs, and rows of characters under 7 px.
 
 This was chosen over OpenCV's shipped plate cascades and Tesseract's layout analysis by
 recall on bench/data/plates (see docs/anonymizer.md, "Licence plates"); ``bench/plates.py``
@@ -34,6 +36,7 @@ from veilchain.anonymizer.plates.rows import (
     char_like,
     components,
     contrast,
+    cut_by_border,
     ground_like,
     overlap_small,
     plate_quad,
@@ -51,6 +54,10 @@ MIN_CONTRAST = 90
 OFFSETS = (12, 32)
 GROUND_ZOOM = 3.0
 GROUND_ZOOM_TO = 72.0
+#: Characters this tall (px, at full resolution) are below the row search's 7 px; a row of
+#: them is looked at again at ``SMALL_ZOOM`` times (the text of a 20 px plate is 5-7 px).
+SMALL_CHAR_PX = (4, MIN_CHAR_PX)
+SMALL_ZOOM = 2.0
 
 
 @dataclass
@@ -93,6 +100,7 @@ class PlateDetector:
         ground_px: tuple[int, int] = GROUND_PX,
         text_rows: bool = True,
         offsets: tuple[int, ...] = OFFSETS,
+        small_rows: bool = True,
     ) -> None:
         self.scales = tuple(scales)
         # True: a row counts only with a uniform plate ground around it (fewer false
@@ -104,6 +112,8 @@ class PlateDetector:
         self.ground_px = (int(ground_px[0]), int(ground_px[1]))
         self.text_rows = bool(text_rows)
         self.offsets = tuple(int(o) for o in offsets)
+        # rows of characters under 7 px looked at again magnified (with text_rows)
+        self.small_rows = bool(small_rows)
 
     def describe(self) -> dict:
         return {
@@ -114,6 +124,7 @@ class PlateDetector:
             "ground_px": list(self.ground_px),
             "text_rows": self.text_rows,
             "offsets": list(self.offsets),
+            "small_rows": self.small_rows,
             "chars": [MIN_CHARS, MAX_CHARS],
             "char_px": [MIN_CHAR_PX, MAX_CHAR_PX],
         }
@@ -141,13 +152,18 @@ class PlateDetector:
             )
             if min(g.shape) < MIN_CHAR_PX * 2:
                 break
+            first = s == self.scales[0]
             grounds: list[tuple[bool, np.ndarray]] = []
             offsets = self.offsets if self.text_rows else self.offsets[:1]
             for dark, offset in itertools.product((True, False), offsets):
                 comps = components(g, dark, offset)
-                if s == self.scales[0] and offset == self.offsets[0]:
+                if first and offset == self.offsets[0]:
                     # light blobs are the grounds of dark text, dark blobs of light text
-                    grounds += [(not dark, b) for b in ground_like(comps, self.ground_px)]
+                    grounds += [
+                        (not dark, b) for b in ground_like(comps, self.ground_px, g.shape[1])
+                    ]
+                    if self.text_rows and self.small_rows:
+                        self._small_rows(found, g, s, comps, dark)
                 if not self.text_rows:
                     continue
                 for members in text_rows(char_like(comps), g.shape[1]):
@@ -171,12 +187,37 @@ class PlateDetector:
                     continue
                 if memo is not None and memo.empty(g, s, b, dark, self.offsets):
                     continue
-                row = _zoom_ground(g, b, dark, self.offsets)
+                cut = bool(cut_by_border(b[None], g.shape[1])[0])
+                row = _zoom_ground(g, b, dark, self.offsets, cut=cut)
                 if row is None and memo is not None:
                     memo.record(g, s, b, dark, self.offsets)
                 if row is not None:
                     self._add(found, g, s, row, dark, ground=box)
         return _merge(found)
+
+    def _small_rows(self, found, g, s, comps, dark) -> None:
+        """Rows of characters too small for the row search (a plate 20 px tall whose ground
+        merged with the car body around it, so that no ground blob exists either), each
+        looked at again at ``SMALL_ZOOM`` times, where they reach the row search's sizes."""
+        x, y, w, h, fill = comps.T
+        small = comps[
+            (h >= SMALL_CHAR_PX[0])
+            & (h < SMALL_CHAR_PX[1])
+            & (w >= 2)
+            & (w <= 4.0 * h)
+            & (h <= 8 * w)
+            & (fill > 0.12)
+            & (fill < 0.9)
+        ]
+        for members in text_rows(small):
+            hs = members[:, 3]
+            if hs.std() / hs.mean() > 0.2:
+                continue
+            if contrast(g, quad_of_row(members, 0.25, 0.2)[0]) < self.min_contrast:
+                continue
+            row = _zoom_in(g, members, dark, self.offsets, SMALL_ZOOM)
+            if row is not None:
+                self._add(found, g, s, row, dark)
 
     def _add(self, found, g, s, members, dark, ground=None) -> None:
         """Turn a text row into a plate, unless it is not plate-like. ``ground``: the box of
@@ -223,8 +264,9 @@ def _ground_roi(shape: tuple[int, ...], ground: np.ndarray) -> tuple[int, int, i
 class ZoomMemo:
     """Plate grounds :func:`_zoom_ground` magnified and found no row in. Its answer depends
     only on the ground's box, its polarity, the ink thresholds and the pixels of
-    :func:`_ground_roi`, so a ground seen again with the same box, polarity and pixels, and
-    thresholds among those already tried, holds no row either. The second look sweeps the
+    :func:`_ground_roi` (and on the image's width, which the memo's shape check fixes), so a
+    ground seen again with the same box, polarity and pixels, and thresholds among those
+    already tried, holds no row either. The second look sweeps the
     output, which equals the input outside the rewritten regions: most of its grounds there
     were already magnified by the first pass, in vain."""
 
@@ -259,23 +301,50 @@ class ZoomMemo:
 
 
 def _zoom_ground(
-    gray: np.ndarray, ground: np.ndarray, dark: bool, offsets: tuple[int, ...] = OFFSETS
+    gray: np.ndarray,
+    ground: np.ndarray,
+    dark: bool,
+    offsets: tuple[int, ...] = OFFSETS,
+    *,
+    cut: bool = False,
 ) -> np.ndarray | None:
     """The text row inside a small plate's ground (:func:`ground_like`), looked for at a
-    higher resolution; in ``gray``'s coordinates, or None."""
+    higher resolution; in ``gray``'s coordinates, or None. ``cut``: the ground touches the
+    left or right border, and when no row is found in it as it is, it is looked at again
+    mirrored across that border (:func:`_mirrored`)."""
     h = int(ground[3])
     x0, y0, x1, y1 = _ground_roi(gray.shape, ground)
     z = min(GROUND_ZOOM, max(1.0, GROUND_ZOOM_TO / h))
-    roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=z, fy=z, interpolation=cv2.INTER_CUBIC)
-    for offset in offsets:
-        for row in text_rows(char_components(roi, dark, offset)):
-            if char_count(row) >= MIN_CHARS and row_ok(row):
-                row = row.copy()
-                row[:, :4] /= z
-                row[:, 0] += x0
-                row[:, 1] += y0
-                return row
+    roi = gray[y0:y1, x0:x1]
+    tries = [(roi, 0)] if ground[2] >= 1.2 * h else []  # narrower: only a cut plate fits
+    if cut:
+        tries.append(_mirrored(roi, left=x0 == 0))
+    for part, shift in tries:
+        big = cv2.resize(part, None, fx=z, fy=z, interpolation=cv2.INTER_CUBIC)
+        for offset in offsets:
+            for row in text_rows(char_components(big, dark, offset)):
+                if char_count(row) >= MIN_CHARS and row_ok(row):
+                    row = row.copy()
+                    row[:, :4] /= z
+                    row[:, 0] -= shift
+                    # a mirrored row: the characters on the image's side of the border
+                    row = row[(row[:, 0] + row[:, 2] / 2 >= 0) & (row[:, 0] < x1 - x0)]
+                    if not len(row):
+                        continue
+                    row[:, 0] += x0
+                    row[:, 1] += y0
+                    return row
     return None
+
+
+def _mirrored(roi: np.ndarray, left: bool) -> tuple[np.ndarray, int]:
+    """``roi`` (a ground cut by the image border) beside its mirror image across that border,
+    and where the roi starts in it. What the border kept of a plate, doubled, is shaped like
+    a plate again: a ground cut to half a plate becomes a whole plate's ground, two visible
+    characters a row of four, so the row search applies with its usual thresholds."""
+    if left:
+        return np.ascontiguousarray(np.hstack([roi[:, ::-1], roi])), roi.shape[1]
+    return np.ascontiguousarray(np.hstack([roi, roi[:, ::-1]])), 0
 
 
 def _zoomable(gray: np.ndarray, members: np.ndarray, min_contrast: float) -> bool:
@@ -288,22 +357,26 @@ def _zoomable(gray: np.ndarray, members: np.ndarray, min_contrast: float) -> boo
 
 
 def _zoom_in(
-    gray: np.ndarray, members: np.ndarray, dark: bool, offsets: tuple[int, ...] = OFFSETS
+    gray: np.ndarray,
+    members: np.ndarray,
+    dark: bool,
+    offsets: tuple[int, ...] = OFFSETS,
+    z: float = 2.0,
 ) -> np.ndarray | None:
-    """A row of few, wide blobs (characters blur made touch, on small plates) looked at
-    again at twice the resolution, where the strokes separate; the row found there (in
-    ``gray``'s coordinates) or None."""
+    """A row of few, wide blobs (characters blur made touch, on small plates), or of
+    characters too small for the row search, looked at again at ``z`` times the resolution,
+    where the strokes separate; the row found there (in ``gray``'s coordinates) or None."""
     h = float(np.median(members[:, 3]))
     x0 = max(0, int(members[:, 0].min() - h))
     y0 = max(0, int(members[:, 1].min() - h))
     x1 = min(gray.shape[1], int((members[:, 0] + members[:, 2]).max() + h))
     y1 = min(gray.shape[0], int((members[:, 1] + members[:, 3]).max() + h))
-    roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=z, fy=z, interpolation=cv2.INTER_CUBIC)
     for offset in offsets:
         for row in text_rows(char_components(roi, dark, offset)):
             if row_ok(row):
                 row = row.copy()
-                row[:, :4] /= 2
+                row[:, :4] /= z
                 row[:, 0] += x0
                 row[:, 1] += y0
                 return row

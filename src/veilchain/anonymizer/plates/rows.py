@@ -63,21 +63,34 @@ def char_components(gray: np.ndarray, dark: bool, offset: int = 12) -> np.ndarra
     return char_like(components(gray, dark, offset))
 
 
-def ground_like(comps: np.ndarray, ground_px: tuple[int, int] = GROUND_PX) -> np.ndarray:
+def ground_like(
+    comps: np.ndarray, ground_px: tuple[int, int] = GROUND_PX, width: int | None = None
+) -> np.ndarray:
     """Components shaped like a small plate's ground: a plate-proportioned blob, 14-64 px
     tall, with holes (its characters) that leave it 35-90 % filled. On a plate 20-30 px tall
     the characters are 8-12 px and blur joins them to each other and to the plate's edge, so
-    the row search misses them; the ground is still one clean blob."""
+    the row search misses them; the ground is still one clean blob. With ``width`` (the
+    image's), a blob touching the left or right border may be narrower than a plate, down to
+    0.6 of its height: the border cut it, and it is looked at mirrored across the border,
+    which makes it plate-shaped again (see :func:`cut_by_border`)."""
     x, y, w, h, fill = comps.T
+    cut = cut_by_border(comps, width)
     keep = (
         (h >= ground_px[0])
         & (h <= ground_px[1])
-        & (w >= 1.2 * h)
+        & ((w >= 1.2 * h) | (cut & (w >= 0.6 * h)))
         & (w <= 6.0 * h)
         & (fill > 0.35)
         & (fill < 0.9)
     )
     return comps[keep]
+
+
+def cut_by_border(comps: np.ndarray, width: int | None) -> np.ndarray:
+    """Which components (rows of x, y, w, h, ...) touch the left or right image border."""
+    if width is None:
+        return np.zeros(len(comps), bool)
+    return (comps[:, 0] <= 0) | (comps[:, 0] + comps[:, 2] >= width)
 
 
 def text_rows(comps: np.ndarray, width: int | None = None) -> list[np.ndarray]:
