@@ -42,6 +42,7 @@ __all__ = ["LINK_TTL_S", "UploadLinks"]
 LINK_TTL_S = 900
 _JOB = re.compile(r"[0-9a-f]{32}")
 _NAME = re.compile(r"[0-9]{6}\.img")
+_EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: int() of anything else may raise
 _clock = time.time  # the expiry's clock (a test moves it)
 _REFUSED = "no such upload: the link is wrong or expired, or its job is not running"
 
@@ -91,7 +92,7 @@ class UploadLinks:
         """The bytes a link names, or ContentNotFoundError (one message for every refusal)."""
         with self._lock:
             key = self._keys.get(job_id) if _JOB.fullmatch(job_id) else None
-        if key is None or not _NAME.fullmatch(name) or not expires.isdigit():
+        if key is None or not _NAME.fullmatch(name) or not _EXPIRES.fullmatch(expires):
             raise ContentNotFoundError(_REFUSED)
         wanted = _sign(key, job_id, name, int(expires)).encode()
         if not hmac.compare_digest(wanted, sig.encode("utf-8", "replace")):

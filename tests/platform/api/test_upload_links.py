@@ -97,6 +97,8 @@ def test_a_link_serves_its_file_once_signed_and_nothing_else(api, two_jobs):
     _refused(url.split("?")[0])  # no signature at all
     exp = parse_qs(urlsplit(url).query)["expires"][0]
     _refused(_with(url, expires=str(int(exp) + 3600)))  # a longer life is not signed
+    for odd in ("%C2%B2", "9" * 5000, "-1", ""):  # a Unicode digit, too long, not a number
+        _refused(_with(url, expires=odd))
     _refused(url.replace("000000.img", "000001.img"))  # its signature names one file
     _refused(url.replace(a, b))  # the same file of the other running job
     # no listing, no traversal, no other name shape
