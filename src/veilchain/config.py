@@ -158,6 +158,9 @@ class ExecutorSettings(BaseModel):
     batch: int = Field(default=8, ge=1, le=1024)  # Ray: images per actor call
     # either executor: seconds to fetch one http(s):// input (--uri-list) in whole
     fetch_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # Ray, API: this API's URL as the Ray workers reach it (http(s)://host:port); API
+    # uploads are then fetched by the workers through signed links (docs/scale.md)
+    upload_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+/?$")
 
 
 class Settings(BaseSettings):

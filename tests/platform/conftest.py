@@ -1,7 +1,10 @@
-"""Platform test fixtures: a fresh SQLite database and its audit log (``sample_inputs`` is in
-the top-level conftest.py)."""
+"""Platform test fixtures: a fresh SQLite database and its audit log, an HTTP image server,
+and the session's two-node Ray cluster on 127.0.0.1 (``sample_inputs`` is in the top-level
+conftest.py)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -81,3 +84,30 @@ def image_server(sample_inputs):
     server = ImageServer(sample_inputs)
     yield server
     server.close()
+
+
+_NODE = dict(num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=80 * 2**20)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep every address on loopback
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={**_NODE, "include_dashboard": False})  # fmt: skip
+    cluster.add_node(**_NODE)
+    yield cluster
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture
+def two_nodes(ray_cluster):
+    """The session cluster with its worker node back if a test removed it."""
+    if len(list(ray_cluster.worker_nodes)) == 0:
+        ray_cluster.add_node(**_NODE)
+    ray_cluster.wait_for_nodes()
+    return ray_cluster

@@ -1,6 +1,7 @@
 """The Ray executor on a real two-node Ray cluster on this machine (127.0.0.1 only).
 
-One cluster per test session: a head and a worker node, one CPU each. Registrations go
+One cluster per test session (``ray_cluster`` in tests/platform/conftest.py): a head and a
+worker node, one CPU each. Registrations go
 through it end to end (embedded chain, block store, SQLite) and are verified like any other.
 """
 
@@ -27,31 +28,6 @@ from veilchain.platform.wiring import build_service
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-_NODE = dict(num_cpus=1, node_ip_address="127.0.0.1", object_store_memory=80 * 2**20)
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep every address on loopback
-    import ray
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={**_NODE, "include_dashboard": False})  # fmt: skip
-    cluster.add_node(**_NODE)
-    yield cluster
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster.shutdown()
-
-
-@pytest.fixture
-def two_nodes(ray_cluster):
-    """The session cluster with its worker node back if a test removed it."""
-    if len(list(ray_cluster.worker_nodes)) == 0:
-        ray_cluster.add_node(**_NODE)
-    ray_cluster.wait_for_nodes()
-    return ray_cluster
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ the workers share, or a URI the actor fetches itself: ``sources.py``), a bounded
 flight, yielding each batch's results as it completes (not in input order). Each result is
 ``finish(anonymized_file, key)``: the caller's picklable post-processing, which runs on the
 worker (the platform encrypts there, so no anonymized image crosses the network in clear).
+``locate(source)``, if given, is what the workers get instead of a source, computed each time
+its batch is sent (the platform signs short-lived links to an API upload with it).
 
 Failure: a batch whose actor (or node) dies is sent again to a live actor, and the dead
 actor is replaced; a batch's results reach the caller once, whole, or not at all. Nothing
@@ -24,7 +26,7 @@ from typing import Any
 from veilchain.anonymizer.sources import SourceReader
 from veilchain.errors import ConfigError
 
-__all__ = ["RayPool", "RayPoolStats", "import_ray"]
+__all__ = ["RayPool", "RayPoolStats", "import_ray", "is_loopback"]
 
 DEFAULT_BATCH = 8
 _IN_FLIGHT_PER_ACTOR = 2
@@ -42,7 +44,8 @@ def import_ray() -> Any:
     return ray
 
 
-def _is_loopback(address: str | None) -> bool:
+def is_loopback(address: str | None) -> bool:
+    """Whether a Ray ``address`` (None: a local instance) is on this machine's loopback."""
     if address is None:
         return True
     host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
@@ -105,8 +108,9 @@ class RayPool:
         batch: int = DEFAULT_BATCH,
         local_cpus: int | None = None,
         reader: SourceReader = SourceReader(),
+        locate: Callable[[str], str] | None = None,
     ) -> None:
-        if _is_loopback(address):
+        if is_loopback(address):
             # Ray otherwise rewrites 127.0.0.1 to the machine's interface address; must be
             # set before ray is imported.
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -121,6 +125,8 @@ class RayPool:
         self._batch = max(1, batch)
         self._cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Anonymizer)
         self._build, self._finish, self._reader = build, finish, reader
+        # how the workers reach a source, computed at each send (so a signed link is fresh)
+        self._locate = locate
         self._actors = [self._new_actor() for _ in range(self._n_actors)]
         self.stats = RayPoolStats()
 
@@ -130,7 +136,7 @@ class RayPool:
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
-            _node_ip_address="127.0.0.1" if _is_loopback(address) else None,
+            _node_ip_address="127.0.0.1" if is_loopback(address) else None,
         )
         if address is None:
             kwargs.update(num_cpus=local_cpus or os.cpu_count() or 1,
@@ -181,7 +187,7 @@ class RayPool:
                 if not batch:
                     break
                 actor = free.pop()
-                ref = actor.run.remote(batch, allow_recognizable)
+                ref = actor.run.remote(self._located(batch), allow_recognizable)
                 in_flight[ref] = (batch, actor, time.monotonic())
             if not in_flight:
                 return
@@ -209,6 +215,11 @@ class RayPool:
             if actor in self._actors:
                 free.append(actor)
             yield results
+
+    def _located(self, batch: list[Item]) -> list[Item]:
+        if self._locate is None:
+            return batch
+        return [(key, self._locate(source)) for key, source in batch]
 
     def _wait_ready(self, why: BaseException) -> None:
         ray = self._ray

@@ -52,6 +52,9 @@ class ExecutorChoice:
     batch: int = 8
     local_cpus: int | None = None  # a local instance's CPUs (None: one per core)
     fetch_timeout_s: float = FETCH_TIMEOUT_S  # either executor: a URI source's deadline
+    # Ray: the API's own URL as the workers reach it; API uploads are then read through
+    # signed links to it (platform/upload_links.py). None: workers read the upload's paths
+    upload_url: str | None = None
 
     def reader(self) -> SourceReader:
         """How workers read image sources (paths, or URIs they fetch themselves)."""
@@ -69,10 +72,12 @@ def process_on_ray(
     allow_recognizable: bool,
     on_batch: Callable[[int], None],
     sign: Callable[[str, bytes], bytes] | None = None,
+    locate: Callable[[str], str] | None = None,
 ) -> RayPoolStats:
     """Anonymize, encrypt (on the workers), store keys, pin and record every pending image
     of ``reg``; ``on_batch(n)`` after each batch of ``n`` is recorded. ``sign(image_id,
-    png)``: the image's Content Credentials (None: unsigned). Returns the pool's failure
+    png)``: the image's Content Credentials (None: unsigned). ``locate(source)``: what the
+    workers read instead of a row's source (None: the source). Returns the pool's failure
     statistics."""
     from veilchain.anonymizer.ray_batch import RayPool
 
@@ -84,7 +89,7 @@ def process_on_ray(
     items = ((row.image_id, row.source) for row in pending)
     with RayPool(build, encryptor, address=choice.address, actors=choice.actors,
                  batch=choice.batch, local_cpus=choice.local_cpus,
-                 reader=choice.reader()) as pool:  # fmt: skip
+                 reader=choice.reader(), locate=locate) as pool:  # fmt: skip
         for results in pool.run(items, allow_recognizable=allow_recognizable):
             _record_batch(reg.uid, results, private_key, keys, storage, session_factory, sign)
             on_batch(len(results))

@@ -32,6 +32,7 @@ from veilchain.chain.client import ChainClient
 from veilchain.chain.merkle import PackedMerkleTree
 from veilchain.errors import (
     AnonymizationError,
+    ConfigError,
     ContentNotFoundError,
     InputError,
     RegistrationStateError,
@@ -68,6 +69,7 @@ from veilchain.platform.registrations import (
 from veilchain.platform.statements import DatasetStatements
 from veilchain.platform.storage import IpfsStorage
 from veilchain.platform.submission import Submitter
+from veilchain.platform.upload_links import UploadLinks
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
 T = TypeVar("T")
@@ -94,6 +96,7 @@ class Registrar:
         workers: int = 1,
         credentials: Callable[[], CredentialsSigner | None] = lambda: None,
         executor: ExecutorChoice | None = None,
+        upload_links: UploadLinks | None = None,
     ) -> None:
         self.chain = chain
         self.accounts = accounts  # role -> LocalAccount, decrypted from the keystore on use
@@ -107,6 +110,7 @@ class Registrar:
         self.seed = seed
         self.workers = max(1, workers)
         self.executor = executor or ExecutorChoice(kind=LOCAL)
+        self.upload_links = upload_links  # signed links to API uploads, for Ray workers
         self.last_ray_stats: Any = None  # the Ray pool's failure statistics of the last run
         self._uids: dict[tuple[int, int], str] = {}
         self.submitter = Submitter(
@@ -366,7 +370,25 @@ class Registrar:
             keys=self.keys, storage=self.storage, session_factory=self.session_factory,
             allow_recognizable=allow_recognizable, on_batch=on_batch,
             sign=None if signer is None else partial(self._signed, signer, reg),
+            locate=self._upload_locator(reg),
         )  # fmt: skip
+
+    def _upload_locator(self, reg: RegistrationRow) -> Callable[[str], str] | None:
+        """For an API job's upload with ``upload_url`` set: signed links to its files in the
+        API's memory (the job's Ray workers may be elsewhere); else None (they read paths)."""
+        from veilchain.anonymizer.ray_batch import is_loopback
+
+        url, address = self.executor.upload_url, self.executor.address
+        if reg.job_id is None:
+            return None  # the CLI's inputs: shared paths or URIs, read as they are
+        if url is not None and self.upload_links is not None:
+            return self.upload_links.open(reg.job_id, url)
+        if not is_loopback(address):
+            raise ConfigError(
+                f"an API upload cannot be read by the Ray cluster at {address} (it is in this"
+                " host's memory): set VEILCHAIN_EXECUTOR__UPLOAD_URL to this API's URL"
+            )
+        return None
 
     def _drop_stale_keys(self, uid: str) -> None:
         """A crash may have left a key (and a pinned ciphertext) for an unfinished image:

@@ -11,6 +11,7 @@ A thin facade; each step of the workflow lives in a module named after it:
     release.py        a data key sealed to a grantee with a live grant (signed requests)
     provenance/       Content Credentials (C2PA): signing identity, signing, reading
     uploads.py        an API upload's originals: spooled encrypted, shredded on failure
+    upload_links.py   signed, short-lived links to a running job's uploads (remote Ray)
     job_handlers.py   the API's background jobs (registration, verification)
     audit_anchors.py  the audit log's on-chain anchor and its one verdict
     wiring.py         build_service(settings)
@@ -55,7 +56,8 @@ from veilchain.platform.registrations import DatasetSpec, RegistrationResult, Re
 from veilchain.platform.release import KeyRelease, ReleaseRequest, open_image
 from veilchain.platform.statements import DatasetStatements
 from veilchain.platform.storage import IpfsStorage
-from veilchain.platform.uploads import UploadSpool
+from veilchain.platform.upload_links import UploadLinks
+from veilchain.platform.uploads import UploadSpool, job_tmp_dir
 from veilchain.platform.verification import VerificationReport, verify_version
 
 __all__ = ["VeilchainService"]
@@ -94,10 +96,12 @@ class VeilchainService:
         self.keystore = keystore  # local accounts (roles, grantees)
         self.chain_id = int(chain.backend.chain_id)
         self.catalog = Catalog(chain=chain, storage=storage, session_factory=session_factory)
+        links = UploadLinks(job_tmp_dir)  # an upload's files, for remote Ray workers
         self.registrar = Registrar(
             chain=chain, accounts=accounts, storage=storage, keys=keys, audit=audit,
             session_factory=session_factory, anonymizer_factory=anonymizer_factory,
             seed=seed, workers=workers, executor=executor, credentials=credentials,
+            upload_links=links,
         )  # fmt: skip
         self.grants = GrantBook(
             chain=chain,
@@ -110,7 +114,7 @@ class VeilchainService:
             uid_of=self.registrar.uid_of,
         )  # fmt: skip
         self.uploads = UploadSpool(data_dir=data_dir, keys=keys, audit=audit,
-                                   registrar=self.registrar)  # fmt: skip
+                                   registrar=self.registrar, links=links)  # fmt: skip
         self.jobs = JobHandlers(self)
 
     def as_role(self, role: str) -> ChainClient:

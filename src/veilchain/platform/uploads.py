@@ -15,10 +15,13 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veilchain.anonymizer.image_io import MAX_IMAGE_BYTES  # one cap: uploads and URIs
 from veilchain.errors import ConfigError, InputError, RegistrationStateError
+
+if TYPE_CHECKING:
+    from veilchain.platform.upload_links import UploadLinks
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -26,6 +29,7 @@ __all__ = [
     "MAX_UPLOAD_FILES",
     "SHM_DIR",
     "SHRED_EVENT",
+    "LINKS_EVENT",
     "JobAbortedError",
     "UploadSpool",
     "job_tmp_dir",
@@ -37,6 +41,7 @@ MAX_UPLOAD_FILES = 5_000
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 SHM_DIR = Path("/dev/shm")
 SHRED_EVENT = "job_shred"
+LINKS_EVENT = "upload_links_closed"  # a job's links to remote Ray workers are dead
 _TMP_PREFIX = "veilchain-"
 
 
@@ -59,8 +64,11 @@ def upload_keyset(job_id: str) -> str:
 class UploadSpool:
     """The originals of API registration jobs under one data directory."""
 
-    def __init__(self, *, data_dir: Path, keys: Any, audit: Any, registrar: Any) -> None:
+    def __init__(
+        self, *, data_dir: Path, keys: Any, audit: Any, registrar: Any, links: UploadLinks
+    ) -> None:
         self.data_dir = Path(data_dir)
+        self.links = links  # signed links to a running job's files, for remote Ray workers
         self.keys = keys
         self.audit = audit
         self.registrar = registrar
@@ -101,7 +109,13 @@ class UploadSpool:
         return paths
 
     def release_memory(self, job_id: str) -> None:
+        """The job's originals leave memory; links to them die first (audited: how many
+        files its links served, if it had any)."""
+        served = self.links.close(job_id)
         shutil.rmtree(job_tmp_dir(job_id), ignore_errors=True)
+        if served is not None:
+            self.audit.append(LINKS_EVENT, actor="api", subject=f"job:{job_id}",
+                              details={"served": served})  # fmt: skip
 
     def finish(self, job_id: str, *, actor: str) -> None:
         """The job succeeded: its originals and their keys are no longer needed."""

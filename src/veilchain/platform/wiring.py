@@ -168,5 +168,6 @@ def build_service(settings: Settings) -> VeilchainService:
             batch=settings.executor.batch,
             local_cpus=a.workers or None,
             fetch_timeout_s=settings.executor.fetch_timeout_s,
+            upload_url=settings.executor.upload_url,
         ),
     )

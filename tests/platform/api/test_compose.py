@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from secrets import token_hex
 
@@ -171,5 +177,96 @@ def test_the_ray_profile_is_what_the_api_is_pointed_at(compose):
     assert worker["command"] == ["ray", "start", "--address=ray-head:6379", "--block"]
     assert worker["depends_on"]["ray-head"]
     assert _env(compose)["VEILCHAIN_EXECUTOR__ADDRESS"] == "ray-head:6379"
+    assert _env(compose)["VEILCHAIN_EXECUTOR__UPLOAD_URL"] == "http://api:8000"  # uploads
     for svc in (head, worker, api):  # workers read input files at the api's paths
         assert any(str(v).startswith("inputs:/inputs") for v in svc["volumes"])
+
+
+# --- the `ray` profile run as far as one machine allows (no Docker engine here) -------------
+_COMPOSE_RUN = r"""
+set -eu
+ip link set lo up                       # the namespace's only interface
+mount -t tmpfs -o size="$SHM_RAY" tmpfs /dev/shm   # the Ray containers' shm_size
+printf '127.0.0.1 localhost api ray-head ray-worker\n' > "$RUN/hosts"
+mount --bind "$RUN/hosts" /etc/hosts    # the compose network's service names
+export RAY_TMPDIR="$RUN"                # Ray's session files: this run's, not /tmp/ray
+$HEAD_CMD > "$RUN/head.log" 2>&1 & head=$!
+gcs_up="import socket; socket.create_connection(('ray-head', 6379), 1)"
+for _ in $(seq 240); do python -c "$gcs_up" 2>/dev/null && break; sleep 0.5; done
+$WORKER_CMD > "$RUN/worker.log" 2>&1 & worker=$!
+# the api container: a /dev/shm of its own, as its shm_size gives it
+env $API_ENV unshare --mount sh -c 'mount -t tmpfs -o size="$SHM_API" tmpfs /dev/shm && exec "$@"' \
+    sh $API_CMD > "$RUN/api.log" 2>&1 & api=$!
+rc=0
+python -m tests.platform.api.compose_client "$DATA" ray-head:6379 > "$RUN/client.json" || rc=$?
+kill $api $worker $head; wait || true
+exit $rc
+"""
+
+
+def _tmpfs_size(service: dict) -> str:
+    """A compose ``shm_size`` ("1gb") as a tmpfs size ("1g")."""
+    return str(service["shm_size"]).lower().removesuffix("b")
+
+
+def _can_isolate() -> bool:
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("ip")):
+        return False
+    probe = ["unshare", "--net", "--mount", "sh", "-c", "ip link set lo up"]
+    return subprocess.run(probe, capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+def test_the_ray_profile_runs_as_written_in_a_loopback_only_network(compose, tmp_path):
+    """Not Docker: the ``ray`` profile's ray-head and ray-worker commands and the Dockerfile's
+    api command, run as written (``ray start --head --port=6379 --num-cpus=0 ...``, ``ray
+    start --address=ray-head:6379 --block``, ``veilchain serve --host 0.0.0.0 --port 8000``)
+    with the api's executor variables from the compose file, in a network namespace whose
+    only interface is loopback (so 6379 and 8000 are free, every address is 127.0.0.1, and
+    nothing leaves the machine) with ``ray-head`` and ``api`` resolving to it, and the api
+    in a mount namespace of its own /dev/shm. An upload registered through the api on that
+    cluster: the actors run on the worker (the head has no CPUs) and read the upload only
+    through the api's signed links (its /dev/shm is not theirs).
+
+    Differs from ``docker compose --profile ray up``: no images (this machine's venv, as
+    root, not the image's user 10001), one network namespace for all three (one loopback,
+    not a bridge with an address each), the api on the test environment's embedded chain,
+    block store and SQLite (ganache, ipfs and postgres are not started), no volumes."""
+    if not _can_isolate():
+        pytest.skip("needs root, unshare(1) and ip(8) for a loopback-only network namespace")
+    services = compose["services"]
+    head, worker = services["ray-head"]["command"], services["ray-worker"]["command"]
+    cmd_line = (ROOT / "Dockerfile").read_text().rsplit("\nCMD ", 1)[1].strip()
+    api_cmd = json.loads(cmd_line)
+    assert api_cmd[:2] == ["veilchain", "serve"]
+    chosen = {"VEILCHAIN_EXECUTOR__KIND": "ray"}  # as `VEILCHAIN_EXECUTOR__KIND=ray docker ...`
+    executor = {k: _fill(v, chosen) for k, v in _env(compose).items()
+                if k.startswith("VEILCHAIN_EXECUTOR__")}  # fmt: skip
+    assert executor["VEILCHAIN_EXECUTOR__KIND"] == "ray"
+    data = tmp_path / "data"
+    api_env = {**executor, "VEILCHAIN_ENV": "test", "VEILCHAIN_DATA_DIR": str(data)}
+    run = Path(tempfile.mkdtemp(prefix="vrc", dir="/tmp"))  # short: Ray's socket paths
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VEILCHAIN_", "RAY_"))}
+    env.update(RUN=str(run), DATA=str(data), SHM_RAY=_tmpfs_size(services["ray-head"]),
+               SHM_API=_tmpfs_size(services["api"]),
+               HEAD_CMD=shlex.join(head), WORKER_CMD=shlex.join(worker),
+               API_CMD=shlex.join(api_cmd),
+               API_ENV=" ".join(f"{k}={v}" for k, v in api_env.items()),
+               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))  # fmt: skip
+    try:
+        proc = subprocess.run(
+            ["unshare", "--net", "--mount", "--fork", "bash", "-c", _COMPOSE_RUN],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=560,
+        )  # fmt: skip
+        logs = {n: (run / f"{n}.log").read_text()[-1500:] for n in ("head", "worker", "api")
+                if (run / f"{n}.log").exists()}  # fmt: skip
+        assert proc.returncode == 0, (proc.stderr[-2000:], logs)
+        seen = json.loads((run / "client.json").read_text())
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+    assert sorted(n["cpus"] for n in seen["nodes"]) == [0, os.cpu_count()], seen["nodes"]
+    assert {n["ip"] for n in seen["nodes"]} == {"127.0.0.1"}
+    assert seen["status"] == "succeeded", (seen["error"], logs)
+    assert seen["records"] == 3
+    assert seen["served_by_links"] == [3], "the workers did not read the upload by its links"
+    assert seen["upload_visible_to_workers"] is False

@@ -12,10 +12,24 @@ from veilchain.platform.api.routes import (
     keys,
     methods,
     system,
+    uploads,
     verification,
 )
 
 api_router = APIRouter()
-for _module in (auth, datasets, images, verification, grants, keys, jobs, audit, system, methods):
+_MODULES = (
+    auth,
+    datasets,
+    images,
+    verification,
+    grants,
+    keys,
+    jobs,
+    audit,
+    system,
+    methods,
+    uploads,
+)
+for _module in _MODULES:
     api_router.include_router(_module.router)
 api_router.include_router(grants.reencryptions)
