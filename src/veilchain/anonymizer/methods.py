@@ -110,6 +110,12 @@ class FaceGenerator(Protocol):
         ...
 
 
+def is_face_generator(method: object) -> bool:
+    """Whether ``method`` draws whole new faces (an aligned crop in, a face out) rather than
+    rewriting a region; the pipeline checks and writes the two kinds differently."""
+    return isinstance(method, FaceGenerator) and hasattr(method, "generate")
+
+
 @runtime_checkable
 class RegionMethod(Protocol):
     """A method that rewrites the face region in place (the baselines)."""

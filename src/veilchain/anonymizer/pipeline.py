@@ -38,30 +38,27 @@ import hmac
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from veilchain.anonymizer.alignment import DEFAULT_CROP_SIZE
+from veilchain.anonymizer.attempts import FaceChecks, Trial
 from veilchain.anonymizer.baselines import GaussianBlur
 from veilchain.anonymizer.detectors import (
     DEFAULT_SWEEP_THRESHOLD,
     CenterFaceDetector,
     DetectedFace,
-    landmark_box,
     locate_face,
 )
-from veilchain.anonymizer.embedding import FaceEmbedder, face_distance
+from veilchain.anonymizer.embedding import FaceEmbedder
 from veilchain.anonymizer.faces import (
     FaceDetection,
     HogDetector,
     enhance_low_light,
     is_low_light,
-    landmarks_for_box,
 )
-from veilchain.anonymizer.methods import FaceGenerator, RegionMethod
-from veilchain.anonymizer.metrics import landmark_displacement
+from veilchain.anonymizer.methods import FaceGenerator, RegionMethod, is_face_generator
 from veilchain.anonymizer.plates.second_look import refuse_uncovered as refuse_uncovered_plates
 from veilchain.anonymizer.plates.stage import PlateAnonymizer
 from veilchain.anonymizer.replacement import (
@@ -103,29 +100,6 @@ def _face_key_base(secret: bytes, image: np.ndarray) -> int:
 
 
 _STAGES = ("detect", "landmarks", "generate", "blend", "identity", "fallback", "second_look")
-
-
-@dataclass
-class _Trial:
-    """One attempt at a face: where it came in the order of attempts, its pixels (the
-    written region), its new face's landmarks and what the checks found so far (None: not
-    run yet, or not a check this method gets)."""
-
-    position: int
-    pixels: np.ndarray
-    landmarks: np.ndarray
-    displacement: float | None
-    distance: float | None = None
-    detected: bool | None = None
-    #: the enhanced view of a dark image while ``out`` holds this attempt (None otherwise)
-    seen: np.ndarray | None = None
-
-    def passed(self, threshold: float) -> bool:
-        return self.distance is not None and self.distance >= threshold
-
-    def check(self, threshold: float) -> AttemptCheck:
-        passed = None if self.distance is None else self.distance >= threshold
-        return AttemptCheck(self.distance, passed, self.detected, self.displacement)
 
 
 class Anonymizer:
@@ -182,7 +156,7 @@ class Anonymizer:
         self.gallery = None if gallery is None else np.asarray(gallery, np.float64).reshape(-1, 128)
         if self.gallery is not None and embedder is None:
             raise InputError("a gallery needs the identity check (an embedder)")
-        self.is_generator = isinstance(method, FaceGenerator) and hasattr(method, "generate")
+        self.is_generator = is_face_generator(method)
         # a DP attempt spends epsilon again: DP retries for identity only (faces still reported)
         dp = "epsilon" in method.privacy_params()
         self.face_tolerance = self.landmark_tolerance if self.is_generator and not dp else None
@@ -258,52 +232,6 @@ class Anonymizer:
     def _cover_head(self, out, covered, box, key: int, timing: dict[str, float]) -> None:
         assert isinstance(self.fallback, RegionMethod), "a generator falls back to a blur"
         cover_head(out, covered, box, self.fallback, self.rng_for(key, 1), timing)
-
-    def _view(self, out: np.ndarray, low_light: bool) -> np.ndarray:
-        """The output as the checks (and an attacker) see it: enhanced when dark."""
-        return enhance_low_light(out) if low_light else out
-
-    def _trial(
-        self, out, low_light: bool, det: FaceDetection, written: Written, position: int, timing
-    ) -> _Trial:
-        """One attempt, its pixels kept, with its new face's 68 landmarks and (generators)
-        how far they moved; the costlier checks run on demand (:meth:`_measure`)."""
-        t = time.perf_counter()
-        seen = self._view(out, low_light)
-        lm = landmarks_for_box(seen, landmark_box(det))
-        displacement = None
-        if self._face_checker is not None:  # set for a generator only
-            displacement = landmark_displacement(det.landmarks, lm)
-        pixels = out[written.rows, written.cols].copy()
-        timing["identity"] += time.perf_counter() - t
-        return _Trial(position, pixels, lm, displacement, seen=seen if low_light else None)
-
-    def _measure(
-        self, trial: _Trial, what: str, out, written, low_light, det, original, timing
-    ) -> None:
-        """Run one check on ``trial`` unless it already ran: ``"identity"`` (embed the new
-        face as an attacker would and measure its distance) or ``"face"`` (generators: does
-        HOG still find it). ``out`` is given the trial's pixels first."""
-        if (what == "identity" and trial.distance is not None) or (
-            what == "face" and (trial.detected is not None or self._face_checker is None)
-        ):
-            return
-        t = time.perf_counter()
-        seen = trial.seen
-        if seen is None:
-            out[written.rows, written.cols] = trial.pixels
-            seen = self._view(out, low_light)
-        if what == "identity":
-            assert self.embedder is not None, "checks run only with an embedder"
-            new_emb = self.embedder.embed(seen, [trial.landmarks])
-            distance = float(face_distance(new_emb, original)[0, 0])
-            if self.gallery is not None:  # the nearest known face counts
-                distance = min(distance, float(face_distance(new_emb, self.gallery).min()))
-            trial.distance = distance
-        else:
-            assert self._face_checker is not None
-            trial.detected = self._face_checker.redetects(seen, landmark_box(det))
-        timing["identity"] += time.perf_counter() - t
 
     # -- public --------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
@@ -468,12 +396,8 @@ class Anonymizer:
     def _anonymize_face(
         self, out, covered, image, work, low_light, det, index, key, first, emb, timing
     ) -> FaceReport:
-        """Replace one face (retrying while a check fails) and say what happened.
-
-        The checks run lazily, with the same outcome as running all three on every attempt
-        (see :meth:`_pick`): an attempt whose landmarks moved too far cannot be accepted, so
-        its embedding and HOG wait until no attempt is, and HOG runs only on a face the
-        recognizer no longer matches (or when the ranking needs it)."""
+        """Replace one face (retrying while a check fails, see attempts.py) and say what
+        happened."""
         max_attempts = self.max_attempts()
         first = first if 1 <= first <= max_attempts else 1
         order = [first, *(a for a in range(1, max_attempts + 1) if a != first)]
@@ -484,8 +408,14 @@ class Anonymizer:
             self._cover_head(out, covered, det.box, key, timing)
             return FaceReport(index, det.box, det.score, 1, None, None, key=int(key),
                               fallback="no_face_region")  # fmt: skip
-        trials: list[_Trial] = []
-        kept: _Trial | None = None
+        checks = None  # emb is None exactly when there is no identity check
+        if emb is not None:
+            assert self.embedder is not None
+            checks = FaceChecks(self.embedder, self._face_checker, self.gallery,
+                                self.identity_threshold, self.face_tolerance, out, plan.rows,
+                                plan.cols, low_light, det, emb, timing)  # fmt: skip
+        trials: list[Trial] = []
+        kept: Trial | None = None
         written: Written | None = None
         for position, attempt in enumerate(order):
             if written is not None:  # restore the face region before the next attempt
@@ -493,27 +423,21 @@ class Anonymizer:
             written = write_face(
                 out, plan, self.method, self.shape, self.rng_for(key, attempt), emb, timing
             )
-            if self.embedder is None:
+            if checks is None:
                 break
-            trial = self._trial(out, low_light, det, written, position, timing)
+            trial = checks.trial(position)
             trials.append(trial)
-            if self._may_accept(trial):
-                measure = self._measurer(out, written, low_light, det, emb, timing)
-                measure(trial, "identity")
-                if trial.passed(self.identity_threshold):
-                    measure(trial, "face")
-                if trial.check(self.identity_threshold).acceptable(self.face_tolerance):
-                    kept = trial
-                    break
+            if checks.accepts_now(trial):
+                kept = trial
+                break
             trial.seen = None  # ``out`` gets the next attempt
         assert written is not None, "at least one attempt is made"
         tried = len(trials) if trials else 1
         check = AttemptCheck(None, None, None, None)
-        if trials:
-            measure = self._measurer(out, written, low_light, det, emb, timing)
-            kept = kept or self._pick(trials, measure)
-            measure(kept, "identity")
-            measure(kept, "face")  # reported, whatever decided the pick
+        if checks is not None:
+            kept = kept or checks.pick(trials)
+            checks.measure(kept, "identity")
+            checks.measure(kept, "face")  # reported, whatever decided the pick
             out[written.rows, written.cols] = kept.pixels
             check = kept.check(self.identity_threshold)
         covered[written.rows, written.cols] |= written.mask
@@ -534,46 +458,6 @@ class Anonymizer:
             landmark_displacement=check.displacement,
             kept_attempt=order[kept.position] if kept is not None else order[0],
         )
-
-    def _measurer(self, out, written, low_light, det, original, timing):
-        def measure(trial: _Trial, what: str) -> None:
-            self._measure(trial, what, out, written, low_light, det, original, timing)
-
-        return measure
-
-    def _may_accept(self, trial: _Trial) -> bool:
-        """Whether the attempt can still pass every check (its landmarks moved little
-        enough); only then do its identity and face checks run at once."""
-        tol = self.face_tolerance
-        return tol is None or trial.displacement is None or trial.displacement <= tol
-
-    def _pick(self, trials: list[_Trial], measure) -> _Trial:
-        """The attempt of best :meth:`AttemptCheck.rank` (the earliest on ties) when none was
-        acceptable, running only the checks the ranking needs. Without a landmark tolerance
-        every attempt's distance is known and ranks alone. With one: an unrecognized face
-        HOG finds beats every other, and among those the least landmark shift wins, so the
-        attempts are taken in order of shift until one is; else an unrecognized one (least
-        shift), else the recognized ones ranked by HOG and distance."""
-        thr, tol = self.identity_threshold, self.face_tolerance
-
-        def rank(t: _Trial) -> tuple:
-            return (t.check(thr).rank(tol), -t.position)
-
-        if tol is None:
-            return max(trials, key=rank)
-        by_shift = sorted(trials, key=lambda t: (t.displacement or 0.0, t.position))
-        for trial in by_shift:
-            measure(trial, "identity")
-            if trial.passed(thr):
-                measure(trial, "face")
-                if trial.detected is not False:
-                    return trial
-        unrecognized = [t for t in by_shift if t.passed(thr)]
-        if unrecognized:
-            return unrecognized[0]
-        for trial in trials:
-            measure(trial, "face")
-        return max(trials, key=rank)
 
     def max_attempts(self) -> int:
         return 1 + (self.identity_retries if self._stochastic() else 0)

@@ -34,7 +34,7 @@ from veilchain.anonymizer.alignment import (
 )
 from veilchain.anonymizer.blending import blend
 from veilchain.anonymizer.faces import match_lighting
-from veilchain.anonymizer.methods import FaceGenerator, RegionMethod
+from veilchain.anonymizer.methods import FaceGenerator, RegionMethod, is_face_generator
 from veilchain.errors import AnonymizationError
 
 #: A cover leaves a face "unchanged" when more than :data:`STILL_FRACTION` of its pixels
@@ -122,7 +122,7 @@ def plan_face(
     if not mask.any():
         return None
     rows, cols = slice(y0, y1), slice(x0, x1)
-    if not (isinstance(method, FaceGenerator) and hasattr(method, "generate")):
+    if not is_face_generator(method):
         return FacePlan(rows, cols, mask, iod)
     crop, matrix = align_face(work, lm, shape.crop_size)
     crop_lm = transform_points(lm, matrix)
