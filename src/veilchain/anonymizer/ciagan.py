@@ -23,6 +23,7 @@ from torch import nn
 
 from veilchain.anonymizer import alignment, embedding
 from veilchain.anonymizer.identities import PseudoIdentities
+from veilchain.anonymizer.onnx_runtime import onnx_session
 from veilchain.errors import InputError, ModelLoadError
 
 RES = 64
@@ -215,46 +216,23 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def onnx_session(net: IdentityGenerator, threads: int) -> Any:
-    """``net`` traced (in memory, nothing written) to ONNX and opened in an onnxruntime
-    session on ``threads`` threads: about 2x faster than PyTorch for one face on one thread
-    on these CPUs (it skips PyTorch's copies around the U-Net's concatenations)."""
-    import io
-    import warnings
-
-    import onnxruntime as ort
-
+def generator_session(net: IdentityGenerator, threads: int) -> Any:
+    """``net`` through onnxruntime on ``threads`` threads (see onnx_runtime.py): about 2x
+    faster than PyTorch for one face on one thread on these CPUs (it skips PyTorch's copies
+    around the U-Net's concatenations)."""
     crop = np.zeros((CROP, CROP, 3), np.uint8)
     img, sketch, mask = (
         torch.from_numpy(a)[None] for a in prepare(crop, alignment.canonical_template(CROP))
     )
-    buf = io.BytesIO()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the tracer's notes (instance norm in eval mode)
-            torch.onnx.export(
-                net,
-                (img, sketch, mask, torch.tensor([0])),
-                buf,  # type: ignore[arg-type] # a file object works too
-                input_names=["image", "sketch", "mask", "target"],
-                output_names=["face"],
-                opset_version=17,
-                dynamo=False,
-            )
-    except Exception as exc:  # noqa: BLE001 - any exporter failure means the same to a user
-        raise ModelLoadError(
-            f"cannot export the CIAGAN generator to ONNX: {type(exc).__name__}".splitlines()[0]
-        ) from exc
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, int(threads))
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+    return onnx_session(net, (img, sketch, mask, torch.tensor([0])),
+                        what="the CIAGAN generator", threads=threads,
+                        input_names=["image", "sketch", "mask", "target"],
+                        output_names=["face"])  # fmt: skip
 
 
 class CiaganGenerator:
     """The pipeline's FaceGenerator for CIAGAN (see ``build_ciagan_generator``). ``net``
-    runs through onnxruntime (:func:`onnx_session`, opened at first use with as many threads
+    runs through onnxruntime (:func:`generator_session`, opened at first use with as many threads
     as torch has then); its output differs from PyTorch's by at most 1 grey level, at
     about one pixel in three faces (measured on the bench's 640x480 photos, 65 faces)."""
 
@@ -305,7 +283,7 @@ class CiaganGenerator:
 
     def generate_target(self, crop: np.ndarray, landmarks: np.ndarray, target: int) -> np.ndarray:
         if self._session is None:
-            self._session = onnx_session(self.net, torch.get_num_threads())
+            self._session = generator_session(self.net, torch.get_num_threads())
         img, sk, m = (a[None] for a in prepare(crop, landmarks))
         feed = {"image": img, "sketch": sk, "mask": m, "target": np.array([target], np.int64)}
         out = torch.from_numpy(self._session.run(None, feed)[0])

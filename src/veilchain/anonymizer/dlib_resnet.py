@@ -7,7 +7,8 @@ thread) takes ~20 ms. Nothing is retrained or converted offline: the weights are
 the face chip is still cut by dlib (``dlib.get_face_chip``, 150 px, padding 0.25, as in
 ``compute_face_descriptor``), so embeddings agree with dlib's to ~1e-6 (float rounding; see
 ``tests/anonymizer/test_faces.py``). :func:`load_dlib_resnet_onnx` runs the same network
-through onnxruntime (traced at first use, in memory): ~2x faster again on one thread.
+through onnxruntime (exported once and cached, see onnx_runtime.py): ~2x faster again on
+one thread.
 
 Architecture (dlib's ``dnn_face_recognition_ex.cpp``, ``anet_type``): conv 7x7/2 (32) ->
 affine -> relu -> max-pool 3x3/2, then residual blocks [3 x 32, 4 x 64, 3 x 128, 3 x 256,
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as TF
 from torch import nn
 
+from veilchain.anonymizer.onnx_runtime import onnx_session
 from veilchain.errors import ModelLoadError
 
 CHIP_SIZE = 150
@@ -197,43 +199,17 @@ def load_dlib_resnet(path: str) -> DlibResNet:
 
 @functools.lru_cache(maxsize=2)
 def load_dlib_resnet_onnx(path: str, threads: int) -> Any:
-    """The same network as :func:`load_dlib_resnet`, exported (traced in memory, nothing
-    written) to ONNX and opened in an onnxruntime session on ``threads`` threads: about 2x
+    """The same network as :func:`load_dlib_resnet` through onnxruntime on ``threads``
+    threads (see onnx_runtime.py): about 2x
     faster than PyTorch for one 150 px chip on one thread, the same embeddings to ~1e-6.
     Once per process and thread count."""
-    import io
-    import warnings
-
-    import onnxruntime as ort
-
     # a copy in the plain layout to trace (the shared network stays channels-last)
     plain = copy.deepcopy(load_dlib_resnet(path))
     plain = plain.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-    example = torch.zeros((1, 3, CHIP_SIZE, CHIP_SIZE))
-    buf = io.BytesIO()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent branches
-            torch.onnx.export(
-                plain,
-                (example,),
-                buf,  # type: ignore[arg-type] # a file object works too
-                input_names=["chips"],
-                output_names=["embeddings"],
-                dynamic_axes={"chips": {0: "n"}, "embeddings": {0: "n"}},
-                opset_version=17,
-                dynamo=False,
-            )
-    except Exception as exc:  # noqa: BLE001 - any exporter failure means the same to a user
-        raise ModelLoadError(
-            f"cannot export dlib's face embedding network to ONNX ({type(exc).__name__}: "
-            f"{exc}); use FaceEmbedder(backend='torch')".splitlines()[0]
-        ) from exc
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, int(threads))
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+    return onnx_session(plain, (torch.zeros((1, 3, CHIP_SIZE, CHIP_SIZE)),),
+                        what="dlib's face embedding network", threads=threads,
+                        input_names=["chips"], output_names=["embeddings"],
+                        dynamic_axes={"chips": {0: "n"}, "embeddings": {0: "n"}})  # fmt: skip
 
 
 def embed_chips(net: DlibResNet | Any, chips: list[np.ndarray]) -> np.ndarray:
