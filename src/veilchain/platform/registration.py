@@ -32,7 +32,6 @@ from veilchain.chain.client import ChainClient
 from veilchain.chain.merkle import PackedMerkleTree
 from veilchain.errors import (
     AnonymizationError,
-    ConfigError,
     ContentNotFoundError,
     InputError,
     RegistrationStateError,
@@ -69,7 +68,7 @@ from veilchain.platform.registrations import (
 from veilchain.platform.statements import DatasetStatements
 from veilchain.platform.storage import IpfsStorage
 from veilchain.platform.submission import Submitter
-from veilchain.platform.upload_links import UploadLinks
+from veilchain.platform.upload_links import UploadLinks, upload_locator
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
 T = TypeVar("T")
@@ -264,22 +263,13 @@ class Registrar:
             model_hash = anonymizer.model_hash()
         uid = uuid.uuid4().hex
         with self.session_factory() as s, s.begin():
-            s.add(
-                RegistrationRow(
-                    uid=uid,
-                    name=name,
-                    method=method,
-                    params_json=json.dumps(params, sort_keys=True),
-                    model_hash=_hex32(model_hash),
-                    seed=seed,
-                    status=PROCESSING,
-                    created_at=_now_iso(),
-                    dataset_id=dataset_id,
-                    previous_manifest_cid=previous_manifest_cid,
-                    job_id=job_id,
-                    **spec.statements.to_dict(),
-                )
-            )
+            s.add(RegistrationRow(
+                uid=uid, name=name, method=method, params_json=json.dumps(params, sort_keys=True),
+                model_hash=_hex32(model_hash), seed=seed, status=PROCESSING,
+                created_at=_now_iso(), dataset_id=dataset_id,
+                previous_manifest_cid=previous_manifest_cid, job_id=job_id,
+                **spec.statements.to_dict(),
+            ))  # fmt: skip
             s.flush()
             numbered = enumerate(sources)
             while chunk := list(itertools.islice(numbered, 1000)):  # lazily, in chunks
@@ -370,25 +360,8 @@ class Registrar:
             keys=self.keys, storage=self.storage, session_factory=self.session_factory,
             allow_recognizable=allow_recognizable, on_batch=on_batch,
             sign=None if signer is None else partial(self._signed, signer, reg),
-            locate=self._upload_locator(reg),
+            locate=upload_locator(reg.job_id, self.executor, self.upload_links),
         )  # fmt: skip
-
-    def _upload_locator(self, reg: RegistrationRow) -> Callable[[str], str] | None:
-        """For an API job's upload with ``upload_url`` set: signed links to its files in the
-        API's memory (the job's Ray workers may be elsewhere); else None (they read paths)."""
-        from veilchain.anonymizer.ray_batch import is_loopback
-
-        url, address = self.executor.upload_url, self.executor.address
-        if reg.job_id is None:
-            return None  # the CLI's inputs: shared paths or URIs, read as they are
-        if url is not None and self.upload_links is not None:
-            return self.upload_links.open(reg.job_id, url)
-        if not is_loopback(address):
-            raise ConfigError(
-                f"an API upload cannot be read by the Ray cluster at {address} (it is in this"
-                " host's memory): set VEILCHAIN_EXECUTOR__UPLOAD_URL to this API's URL"
-            )
-        return None
 
     def _drop_stale_keys(self, uid: str) -> None:
         """A crash may have left a key (and a pinned ciphertext) for an unfinished image:

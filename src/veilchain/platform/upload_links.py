@@ -32,10 +32,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from veilchain.anonymizer.image_io import MAX_IMAGE_BYTES
-from veilchain.errors import ContentNotFoundError, InputError
+from veilchain.errors import ConfigError, ContentNotFoundError, InputError
+
+if TYPE_CHECKING:
+    from veilchain.platform.executors import ExecutorChoice
 
 __all__ = ["LINK_TTL_S", "UploadLinks"]
 
@@ -45,6 +49,25 @@ _NAME = re.compile(r"[0-9]{6}\.img")
 _EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: int() of anything else may raise
 _clock = time.time  # the expiry's clock (a test moves it)
 _REFUSED = "no such upload: the link is wrong or expired, or its job is not running"
+
+
+def upload_locator(
+    job_id: str | None, executor: ExecutorChoice, links: UploadLinks | None
+) -> Callable[[str], str] | None:
+    """For an API job's upload with ``executor.upload_url`` set: signed links to its files in
+    the API's memory (the job's Ray workers may be elsewhere); else None (they read paths)."""
+    from veilchain.anonymizer.ray_batch import is_loopback
+
+    if job_id is None:
+        return None  # the CLI's inputs: shared paths or URIs, read as they are
+    if executor.upload_url is not None and links is not None:
+        return links.open(job_id, executor.upload_url)
+    if not is_loopback(executor.address):
+        raise ConfigError(
+            f"an API upload cannot be read by the Ray cluster at {executor.address} (it is in"
+            " this host's memory): set VEILCHAIN_EXECUTOR__UPLOAD_URL to this API's URL"
+        )
+    return None
 
 
 class UploadLinks:

@@ -24,7 +24,6 @@ from veilchain.errors import ConfigError, InputError
 from veilchain.platform import upload_links
 from veilchain.platform.api import create_app
 from veilchain.platform.executors import ExecutorChoice
-from veilchain.platform.registrations import RegistrationRow
 from veilchain.platform.uploads import LINKS_EVENT, job_tmp_dir
 
 
@@ -141,12 +140,11 @@ def test_nothing_is_served_once_the_job_released_its_files(api, two_jobs):
     _refused(url_a)
 
 
-def test_an_upload_on_a_remote_cluster_without_links_is_a_clear_error(api, monkeypatch):
+def test_an_upload_on_a_remote_cluster_without_links_is_a_clear_error(api):
     """Without ``upload_url`` a remote cluster's workers would look for the API's /dev/shm
     paths: refused before any work, naming the setting. A CLI registration is unaffected."""
     _, svc = api
     remote = ExecutorChoice(kind="ray", address="10.0.0.7:6379")
-    monkeypatch.setattr(svc.registrar, "executor", remote)
     with pytest.raises(ConfigError, match="VEILCHAIN_EXECUTOR__UPLOAD_URL"):
-        svc.registrar._upload_locator(RegistrationRow(uid="u", job_id=uuid.uuid4().hex))
-    assert svc.registrar._upload_locator(RegistrationRow(uid="u", job_id=None)) is None
+        upload_links.upload_locator(uuid.uuid4().hex, remote, svc.uploads.links)
+    assert upload_links.upload_locator(None, remote, svc.uploads.links) is None
