@@ -42,14 +42,15 @@ install: $(STAMP) $(NODE_STAMP) $(JS_VERIFIER_STAMP)
 demo: install
 	$(VENV)/bin/veilchain --data-dir .veilchain/demo demo
 
-# The suite starts its own ganache, js-ipfs, PostgreSQL and Chromium (see tests/servers/).
+# The suite starts its own ganache, js-ipfs, PostgreSQL and Chromium (see tests/servers/), in
+# parallel: one worker per core, a test file (or the Ray group) whole on one worker (conftest.py).
 test: install
 	$(VENV)/bin/ruff check src tests scripts bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto --dist loadgroup
 
 test-fast: install
-	$(VENV)/bin/pytest -m "not integration and not slow"
+	$(VENV)/bin/pytest -n auto --dist loadgroup -m "not integration and not slow"
 
 lint: install
 	$(VENV)/bin/ruff check src tests scripts bench

@@ -21,6 +21,30 @@ pytest_plugins = [
 ]
 
 
+# `make test` runs the suite in parallel (pytest-xdist, `-n auto --dist loadgroup`). Each test
+# file runs whole on one worker, so module fixtures are built once; every test that uses the
+# Ray cluster fixture is grouped on one worker too, since two local Ray clusters started at
+# once on one machine would share Ray's session files.
+@pytest.hookimpl(tryfirst=True)  # before xdist appends the group names to the test ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ByFileOrGroup(LoadGroupScheduling):
+        """A test's unit of work is its xdist group if it has one, else its file."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return scope if scope != nodeid else nodeid.split("::", 1)[0]
+
+    return ByFileOrGroup(config, log)
+
+
 @pytest.fixture(scope="session")
 def sample_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three real photos that ship with the package (see data/samples/SOURCES.md)."""
