@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from secrets import token_hex
@@ -252,7 +253,10 @@ def test_the_ray_profile_runs_as_written_in_a_loopback_only_network(compose, tmp
                HEAD_CMD=shlex.join(head), WORKER_CMD=shlex.join(worker),
                API_CMD=shlex.join(api_cmd),
                API_ENV=" ".join(f"{k}={v}" for k, v in api_env.items()),
-               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))  # fmt: skip
+               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+               # `ray`, `veilchain` and `python` as the image has them: this venv's
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+               )  # fmt: skip
     try:
         proc = subprocess.run(
             ["unshare", "--net", "--mount", "--fork", "bash", "-c", _COMPOSE_RUN],
