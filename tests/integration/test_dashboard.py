@@ -16,17 +16,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from tests.servers import free_port
+from tests.servers.api import serve_in_thread
 from veilchain.config import Settings
 from veilchain.platform.api import create_app
 
@@ -125,22 +124,15 @@ def server(tmp_path_factory):
     data = bytearray(path.read_bytes())
     data[100] ^= 0x80
     path.write_bytes(bytes(data))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield {
-        "origin": origin,
-        "clean": clean.dataset_id,
-        "dataset": reg.dataset_id,
-        "grantee": grantee,
-        "svc": svc,
-        "chain_id": app.state.ctx.chain_id,
-    }
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app, port, timeout_s=30):
+        yield {
+            "origin": origin,
+            "clean": clean.dataset_id,
+            "dataset": reg.dataset_id,
+            "grantee": grantee,
+            "svc": svc,
+            "chain_id": app.state.ctx.chain_id,
+        }
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
 from tests.factories import SAMPLES, api_settings
 from tests.servers import free_port
+from tests.servers.api import serve_in_thread
 from veilchain.errors import ConfigError, InputError
 from veilchain.platform import upload_links
 from veilchain.platform.api import create_app
@@ -33,16 +32,8 @@ def api(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("links")
     app = create_app(api_settings(data_dir), worker=False)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", app.state.ctx.service
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app, port):
+        yield f"http://127.0.0.1:{port}", app.state.ctx.service
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
