@@ -47,10 +47,10 @@ demo: install
 test: install
 	$(VENV)/bin/ruff check src tests scripts bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -n auto --dist loadgroup
+	$(VENV)/bin/pytest -n auto --dist loadgroup --no-loadscope-reorder
 
 test-fast: install
-	$(VENV)/bin/pytest -n auto --dist loadgroup -m "not integration and not slow"
+	$(VENV)/bin/pytest -n auto --dist loadgroup --no-loadscope-reorder -m "not integration and not slow"
 
 lint: install
 	$(VENV)/bin/ruff check src tests scripts bench

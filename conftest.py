@@ -24,12 +24,17 @@ pytest_plugins = [
 # `make test` runs the suite in parallel (pytest-xdist, `-n auto --dist loadgroup`). Each test
 # file runs whole on one worker, so module fixtures are built once; every test that uses the
 # Ray cluster fixture is grouped on one worker too, since two local Ray clusters started at
-# once on one machine would share Ray's session files.
+# once on one machine would share Ray's session files. Files with the most slow tests go
+# first (a file's tests stay together and in order), so that no long file starts last.
 @pytest.hookimpl(tryfirst=True)  # before xdist appends the group names to the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    slow: dict[str, int] = {}
     for item in items:
         if "ray_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("ray"))
+        file = item.nodeid.split("::")[0]
+        slow[file] = slow.get(file, 0) + bool(item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
