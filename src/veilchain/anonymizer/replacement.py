@@ -110,9 +110,10 @@ def plan_face(
     """The region, mask and (generators) aligned crop for one face given by its landmarks,
     in an image of ``shape_hw``; None when the landmarks give no region to write. A generator
     works on the aligned crop of ``work`` (the enhanced image when dark)."""
-    iod = max(inter_ocular_distance(lm), 2.0)
+    raw_iod = inter_ocular_distance(lm)
+    iod = max(raw_iod, 2.0)
     hull = face_hull(lm)
-    r = int(round(shape.dilation * inter_ocular_distance(lm))) + 2
+    r = int(round(shape.dilation * raw_iod)) + 2
     lo, hi = np.floor(hull.min(0)).astype(int), np.ceil(hull.max(0)).astype(int) + 1
     x0, y0, x1, y1 = _roi((lo[0], lo[1], hi[0], hi[1]), shape_hw, r)
     if x1 <= x0 or y1 <= y0:
