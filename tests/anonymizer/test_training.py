@@ -34,8 +34,10 @@ def tiny_corpus() -> Corpus:
 
 
 def _cfg(model: str, steps: int) -> TrainConfig:
+    """``ciagan128``: the 128 px generator with every term of its training on."""
+    hi = model == "ciagan128"
     return TrainConfig(
-        model=model,
+        model="ciagan" if hi else model,
         steps=steps,
         batch=4,
         ch=4,
@@ -43,6 +45,7 @@ def _cfg(model: str, steps: int) -> TrainConfig:
         latent=8,
         checkpoint_every=1000,
         log_every=1000,
+        **({"res": 128, "lambda_fm": 2.0, "lambda_edge": 5.0, "jitter": 0.15} if hi else {}),
     )
 
 
@@ -57,7 +60,7 @@ def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
 CENTROIDS = np.random.default_rng(0).normal(size=(4, 128)).astype(np.float32)
 
 
-@pytest.mark.parametrize("model", ["ciagan", "dp"])
+@pytest.mark.parametrize("model", ["ciagan", "ciagan128", "dp"])
 def test_resume_continues_exactly(model, tiny_corpus, tmp_path):
     straight = Trainer(tiny_corpus, tmp_path / "a", _cfg(model, 4), seed=7, centroids=CENTROIDS)
     straight.train(progress=lambda m: None)
@@ -98,6 +101,55 @@ def test_export_loads_in_builders(tiny_corpus, tmp_path):
     d = build_dp_generator(epsilon=2.0, weights_dir=tmp_path / "w")
     out = d.generate(tiny_corpus.faces[0], tiny_corpus.landmarks[0], np.random.default_rng(0))
     assert out.shape == (128, 128, 3) and out.dtype == np.uint8
+
+
+def test_128_generator_warm_starts_from_a_64_one_and_exports(tiny_corpus, tmp_path):
+    """A 64 px generator warm-starts the 128 px one: the U-Net body and identity embedding
+    are copied, the detail head starts at zero, so the first 128 px face is the 64 px face
+    upsampled (to a few grey levels: the body now sees the 128 inputs averaged down). The
+    trained 128 generator exports and loads at 128."""
+    import torch.nn.functional as nnf
+
+    from veilchain.anonymizer import ciagan as C
+
+    src = Trainer(tiny_corpus, tmp_path / "src", _cfg("ciagan", 3), seed=1, centroids=CENTROIDS)
+    src.train(progress=lambda m: None)
+    src.export(tmp_path / "w64")
+    hi = Trainer(tiny_corpus, tmp_path / "hi", _cfg("ciagan128", 2), seed=2, centroids=CENTROIDS)
+    hi.init_from_weights(tmp_path / "w64")
+    g64, g128 = src.nets["generator"].eval(), hi.nets["generator"].eval()
+    assert not g128.head.out.weight.any()
+    crop, lm = tiny_corpus.faces[0], tiny_corpus.landmarks[0]
+    with torch.no_grad():
+        a = [torch.from_numpy(x)[None] for x in C.prepare(crop, lm, 64)]
+        b = [torch.from_numpy(x)[None] for x in C.prepare(crop, lm, 128)]
+        up = nnf.interpolate(g64.half().float()(*a, torch.tensor([1])), scale_factor=2,
+                             mode="bilinear")  # fmt: skip
+        out = g128(*b, torch.tensor([1]))
+    assert out.shape == (1, 3, 128, 128)
+    assert float((out - up).abs().mean()) * 127.5 < 6.0
+    hi.train(progress=lambda m: None)
+    path = hi.export(tmp_path / "w128")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["resolution"] == 128 and meta["lambda_fm"] == 2.0 and meta["jitter"] == 0.15
+    gen = C.build_ciagan_generator(tmp_path / "w128")
+    assert gen.net.res == 128 and gen.privacy_params()["resolution"] == 128
+    face = gen.generate(crop, lm, np.random.default_rng(0))
+    assert face.shape == (128, 128, 3) and not np.array_equal(face, crop)
+
+
+def test_mask_edge_term_sees_a_band_and_not_a_clean_paste():
+    """The mask-edge term is 0 when the composite equals the real face, and grows with a
+    bright band drawn along the inside of the mask border (the DP latent's forehead band)."""
+    from veilchain.anonymizer.training import mask_edge_excess
+
+    real = torch.rand(1, 3, 64, 64) * 0.2
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1
+    assert float(mask_edge_excess(real, real, mask)) == 0.0
+    banded = real.clone()
+    banded[..., 16:19, 16:48] += 0.8
+    assert float(mask_edge_excess(banded, real, mask)) > 0.05
 
 
 def test_warm_start_loads_exported_generator(tiny_corpus, tmp_path):

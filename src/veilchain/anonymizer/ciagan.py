@@ -4,8 +4,11 @@ The generator is a U-Net whose input is a landmark sketch (drawn from the 68 poi
 masked face (face interior removed, hair and background kept) and the mask; a target
 pseudo-identity (learned embedding -> MLP -> a 4x4 feature map) is concatenated at the
 bottleneck. Training (``training.py``) uses a PatchGAN conditioned on the sketch, a siamese
-identity network with a contrastive loss, and LSGAN. The networks run at 64x64 (``RES``) to
-train on CPUs; the output is upsampled to the 128 crop and pasted inside the face mask only.
+identity network with a contrastive loss, and LSGAN. The U-Net body runs at 64x64 (``RES``) to
+train on CPUs. A 128 px generator (``res=128``) adds a detail head: full-resolution features of
+the input plus the body's upsampled features draw a residual onto the body's upsampled face,
+so the face is drawn at the crop's resolution (``CROP``). The face is pasted inside the face
+mask only.
 """
 
 from __future__ import annotations
@@ -47,12 +50,14 @@ _PARTS = [
 
 
 def landmark_sketch(landmarks: np.ndarray, size: int = RES) -> np.ndarray:
-    """(size, size) float32 image of the face parts drawn as 1-px anti-aliased polylines."""
+    """(size, size) float32 image of the face parts drawn as anti-aliased polylines, 1 px
+    wide per 64 px of ``size`` (so a 128 sketch averaged down to 64 looks like a 64 one)."""
     img = np.zeros((size, size), np.uint8)
     pts = np.asarray(landmarks, np.float64).reshape(68, 2)
+    width = max(1, size // RES)
     for idx, closed in _PARTS:
         p = np.round(pts[list(idx)] * 16).astype(np.int32)
-        cv2.polylines(img, [p], closed, 255, 1, cv2.LINE_AA, shift=4)
+        cv2.polylines(img, [p], closed, 255, width, cv2.LINE_AA, shift=4)
     return img.astype(np.float32) / 255.0
 
 
@@ -61,14 +66,15 @@ def generation_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     return alignment.face_mask(landmarks, (size, size), forehead=MASK_FOREHEAD)
 
 
-def prepare(crop: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Network inputs for one 128 crop: image [-1,1] (3,R,R), sketch (1,R,R), mask (1,R,R)."""
+def prepare(crop: np.ndarray, landmarks: np.ndarray, res: int = RES) -> tuple[np.ndarray, ...]:
+    """Network inputs for one 128 crop at resolution ``res`` (64 or 128): image [-1,1]
+    (3,R,R), sketch (1,R,R), mask (1,R,R)."""
     if crop.shape != (CROP, CROP, 3) or crop.dtype != np.uint8:
         raise InputError(f"expected a {CROP}x{CROP}x3 uint8 aligned crop, got {crop.shape}")
-    small = cv2.resize(crop, (RES, RES), interpolation=cv2.INTER_AREA)
-    lm = np.asarray(landmarks, np.float32).reshape(68, 2) * (RES / CROP)
+    small = crop if res == CROP else cv2.resize(crop, (res, res), interpolation=cv2.INTER_AREA)
+    lm = np.asarray(landmarks, np.float32).reshape(68, 2) * (res / CROP)
     img = small.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
-    return img, landmark_sketch(lm)[None], generation_mask(lm, RES)[None].astype(np.float32)
+    return img, landmark_sketch(lm, res)[None], generation_mask(lm, res)[None].astype(np.float32)
 
 
 def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:
@@ -114,6 +120,10 @@ class UNetGenerator(nn.Module):
         self.ch = c
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.out(self.features(x, cond)))
+
+    def features(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The last decoder features with the first encoder's (2*ch channels at 64 px)."""
         e0 = self.inc(x)
         e1 = self.d1(e0)
         e2 = self.d2(e1)
@@ -125,40 +135,86 @@ class UNetGenerator(nn.Module):
         h = self.u2(torch.cat([h, e3], 1))
         h = self.u1(torch.cat([h, e2], 1))
         h = self.u0(torch.cat([h, e1], 1))
-        return torch.tanh(self.out(torch.cat([h, e0], 1)))
+        return torch.cat([h, e0], 1)
+
+
+class DetailHead(nn.Module):
+    """The 128 px stage: the input at full resolution and the U-Net body's upsampled features
+    draw a residual onto the body's (bilinear-upsampled) face. The last convolution starts at
+    zero, so a head added to a trained 64 px body starts as that body's upsampled output."""
+
+    def __init__(self, ch: int, in_ch: int = 5):
+        super().__init__()
+        h = max(8, ch // 2)
+        self.inp = nn.Sequential(nn.Conv2d(in_ch, h, 3, 1, 1), nn.LeakyReLU(0.2))
+        self.up = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(2 * ch, ch, 3, 1, 1), nn.ReLU()
+        )
+        self.mix = nn.Sequential(
+            nn.Conv2d(ch + h, h, 3, 1, 1), nn.ReLU(), nn.Conv2d(h, h, 3, 1, 1), nn.ReLU()
+        )
+        self.out = nn.Conv2d(h, 3, 3, 1, 1)
+        assert self.out.bias is not None, "Conv2d has a bias by default"
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, feats: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        h = self.mix(torch.cat([self.up(feats), self.inp(x)], 1))
+        base = nn.functional.interpolate(coarse, scale_factor=2, mode="bilinear")
+        return torch.clamp(base + self.out(h), -1.0, 1.0)
 
 
 class IdentityGenerator(nn.Module):
-    """CIAGAN generator: a learned embedding of the target pseudo-identity drives the U-Net."""
+    """CIAGAN generator: a learned embedding of the target pseudo-identity drives the U-Net.
+    ``res`` is the resolution of its inputs and output: 64 (the body alone) or 128 (the body
+    on the inputs averaged down to 64, plus :class:`DetailHead`)."""
 
-    def __init__(self, num_ids: int, ch: int = 32, id_dim: int = 64):
+    def __init__(self, num_ids: int, ch: int = 32, id_dim: int = 64, res: int = RES):
         super().__init__()
+        if res not in (RES, CROP):
+            raise ModelLoadError(f"CIAGAN resolution {res} is not supported; use {RES} or {CROP}")
         self.embed = nn.Embedding(num_ids, id_dim)
         self.unet = UNetGenerator(id_dim, ch)
+        self.head = DetailHead(ch) if res == CROP else None
         self.num_ids = num_ids
+        self.res = res
 
     def forward(self, image, sketch, mask, target: torch.Tensor) -> torch.Tensor:
         """Composite: generated pixels inside ``mask``, the input outside."""
         x = torch.cat([sketch, image * (1 - mask), mask], 1)
-        gen = self.unet(x, self.embed(target))
+        cond = self.embed(target)
+        if self.head is None:
+            gen = self.unet(x, cond)
+        else:
+            feats = self.unet.features(nn.functional.avg_pool2d(x, 2), cond)
+            gen = self.head(x, feats, torch.tanh(self.unet.out(feats)))
         return image * (1 - mask) + gen * mask
 
 
 class PatchDiscriminator(nn.Module):
-    """PatchGAN on image + landmark sketch (4 ch) -> 8x8 real/fake scores (LSGAN)."""
+    """PatchGAN on image + landmark sketch (4 ch) -> 8x8 real/fake scores (LSGAN): three
+    strided stages at 64 px, four at 128 px. ``features`` returns every stage's output too
+    (for the feature-matching loss)."""
 
-    def __init__(self, ch: int = 32, in_ch: int = 4):
+    def __init__(self, ch: int = 32, in_ch: int = 4, res: int = RES):
         super().__init__()
         c = ch
-        self.net = nn.Sequential(
-            _down(in_ch, c, norm=False),
-            _down(c, 2 * c),
-            _down(2 * c, 4 * c),
-            nn.Conv2d(4 * c, 1, 3, 1, 1),
-        )
+        stages = [_down(in_ch, c, norm=False), _down(c, 2 * c), _down(2 * c, 4 * c)]
+        if res == CROP:
+            stages.append(_down(4 * c, 4 * c))
+        self.stages = nn.ModuleList(stages)
+        self.score = nn.Conv2d(4 * c, 1, 3, 1, 1)
+
+    def features(self, image, sketch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = torch.cat([image, sketch], 1)
+        feats = []
+        for stage in self.stages:
+            h = stage(h)
+            feats.append(h)
+        return self.score(h), feats
 
     def forward(self, image, sketch):
-        return self.net(torch.cat([image, sketch], 1))
+        return self.features(image, sketch)[0]
 
 
 class SiameseNet(nn.Module):
@@ -184,8 +240,11 @@ def contrastive(a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, margin: fl
 
 
 def paste(crop: np.ndarray, generated: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Upsample a RES generated face to the crop and paste it inside the (feathered) mask."""
-    big = cv2.resize(generated, (CROP, CROP), interpolation=cv2.INTER_CUBIC)
+    """Paste a generated face (upsampled to the crop if it is smaller) inside the (feathered)
+    mask."""
+    big = generated
+    if generated.shape[:2] != (CROP, CROP):
+        big = cv2.resize(generated, (CROP, CROP), interpolation=cv2.INTER_CUBIC)
     m: np.ndarray = generation_mask(landmarks, CROP).astype(np.float32)
     m = cv2.GaussianBlur(cv2.erode(m, np.ones((3, 3), np.uint8)), (5, 5), 1.5)[..., None]
     out = crop.astype(np.float32) * (1 - m) + big.astype(np.float32) * m
@@ -222,7 +281,8 @@ def generator_session(net: IdentityGenerator, threads: int) -> Any:
     around the U-Net's concatenations)."""
     crop = np.zeros((CROP, CROP, 3), np.uint8)
     img, sketch, mask = (
-        torch.from_numpy(a)[None] for a in prepare(crop, alignment.canonical_template(CROP))
+        torch.from_numpy(a)[None]
+        for a in prepare(crop, alignment.canonical_template(CROP), net.res)
     )
     return onnx_session(net, (img, sketch, mask, torch.tensor([0])),
                         what="the CIAGAN generator", threads=threads,
@@ -255,7 +315,7 @@ class CiaganGenerator:
         return {
             "method": "ciagan",
             "pseudo_identities": self.identities.k,
-            "resolution": RES,
+            "resolution": self.net.res,
             "target_excludes_source_identity": True,
         }
 
@@ -284,7 +344,7 @@ class CiaganGenerator:
     def generate_target(self, crop: np.ndarray, landmarks: np.ndarray, target: int) -> np.ndarray:
         if self._session is None:
             self._session = generator_session(self.net, torch.get_num_threads())
-        img, sk, m = (a[None] for a in prepare(crop, landmarks))
+        img, sk, m = (a[None] for a in prepare(crop, landmarks, self.net.res))
         feed = {"image": img, "sketch": sk, "mask": m, "target": np.array([target], np.int64)}
         out = torch.from_numpy(self._session.run(None, feed)[0])
         return paste(crop, to_uint8_image(out[0]), landmarks)
@@ -320,7 +380,9 @@ def build_ciagan_generator(weights_dir: Path | None = None, *, seed: int = 0) ->
     path = Path(weights_dir or WEIGHTS_DIR) / CIAGAN_WEIGHTS
     state, meta = load_checkpoint_file(path, FORMAT)
     try:
-        net = IdentityGenerator(meta["num_ids"], meta["ch"], meta["id_dim"])
+        net = IdentityGenerator(
+            meta["num_ids"], meta["ch"], meta["id_dim"], int(meta.get("resolution", RES))
+        )
         net.load_state_dict({k: v.float() for k, v in state["generator"].items()})
         ids = PseudoIdentities(state["centroids"].float().numpy())
     except (KeyError, RuntimeError) as exc:

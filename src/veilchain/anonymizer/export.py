@@ -40,7 +40,7 @@ def export_weights(
         "batch": cfg["batch"],
         "lr": cfg["lr"],
         "train_seconds": round(checkpoint["elapsed"], 1),
-        "resolution": C.RES,
+        "resolution": cfg.get("res", C.RES),
         "dtype": "float16",
         "torch_threads": checkpoint.get("torch_threads"),  # None in older checkpoints
         "init_from": checkpoint.get("init_from"),
@@ -63,6 +63,7 @@ def export_weights(
             lambda_id=cfg["lambda_id"],
             lambda_low=cfg["lambda_low"],
             margin=cfg["margin"],
+            **{k: cfg[k] for k in ("lambda_fm", "lambda_edge", "jitter") if cfg.get(k)},
         )
     else:
         state = {"encoder": half(nets["encoder"]), "decoder": half(nets["decoder"])}

@@ -5,7 +5,12 @@ real faces, same pseudo-identity or not), a PatchGAN critic update (LSGAN, condi
 landmark sketch), a generator update (LSGAN + contrastive pull towards a real face of the
 target identity + push away from the source face). CIAGAN itself has no reconstruction loss;
 we add one weak term, an L1 between 8x8-average-pooled output and input (colour and lighting
-only, no identity at that scale), so a short CPU run converges. DP: L1 reconstruction of the
+only, no identity at that scale), so a short CPU run converges. At 128 px two more terms fight
+the artefacts seen on real photos: feature matching (the batch means of the critic's stage
+outputs for fake faces pulled to those for real ones: no paired target, so the identity can
+change) and a mask-edge term (the gradient magnitude on a band across the mask border may not
+exceed the real face's there: no seam, no band); an optional colour and gamma jitter widens
+the training faces' lighting towards real photos'. DP: L1 reconstruction of the
 face interior through the clipped, Laplace-noised latent, with epsilon drawn per sample so
 the decoder learns to denoise at every privacy level.
 
@@ -22,6 +27,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -52,6 +58,10 @@ class TrainConfig:
     lambda_id: float = 1.0
     lambda_low: float = 2.0
     margin: float = 1.0
+    res: int = C.RES  # 64: the U-Net body alone; 128: with the detail head
+    lambda_fm: float = 0.0  # feature matching on the critic's stages
+    lambda_edge: float = 0.0  # mask-edge gradient term
+    jitter: float = 0.0  # colour/gamma jitter strength (0: none)
     # DP
     latent: int = D.DEFAULT_LATENT
     clip: float = D.DEFAULT_CLIP
@@ -60,13 +70,13 @@ class TrainConfig:
     p_clean: float = 0.15
 
 
-def _tensors(corpus: Corpus) -> dict[str, torch.Tensor]:
+def _tensors(corpus: Corpus, res: int = C.RES) -> dict[str, torch.Tensor]:
     n = len(corpus.faces)
-    img = np.empty((n, 3, C.RES, C.RES), np.float32)
-    sk = np.empty((n, 1, C.RES, C.RES), np.float32)
-    m = np.empty((n, 1, C.RES, C.RES), np.float32)
+    img = np.empty((n, 3, res, res), np.float32)
+    sk = np.empty((n, 1, res, res), np.float32)
+    m = np.empty((n, 1, res, res), np.float32)
     for i in range(n):
-        img[i], sk[i], m[i] = C.prepare(corpus.faces[i], corpus.landmarks[i])
+        img[i], sk[i], m[i] = C.prepare(corpus.faces[i], corpus.landmarks[i], res)
     return {
         "img": torch.from_numpy(img),
         "sk": torch.from_numpy(sk),
@@ -99,7 +109,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.centroids = centroids
         torch.manual_seed(seed)
-        self.data = {k: v.to(self.device) for k, v in _tensors(train).items()}
+        self.data = {k: v.to(self.device) for k, v in _tensors(train, config.res).items()}
         self.n = len(train.faces)
         self.num_ids = int(self.data["id"].max()) + 1
         ids = self.data["id"].cpu()
@@ -113,8 +123,8 @@ class Trainer:
         c = config.ch
         if config.model == "ciagan":
             self.nets = {
-                "generator": C.IdentityGenerator(self.num_ids, c, config.id_dim),
-                "critic": C.PatchDiscriminator(c),
+                "generator": C.IdentityGenerator(self.num_ids, c, config.id_dim, config.res),
+                "critic": C.PatchDiscriminator(c, res=config.res),
                 "siamese": C.SiameseNet(c),
             }
         else:
@@ -141,7 +151,17 @@ class Trainer:
         for key in ("img", "sk", "m"):
             x = self.data[key][idx]
             out.append(torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x))
+        if self.cfg.jitter > 0:
+            out[0] = self._jitter(out[0])
         return out
+
+    def _jitter(self, img: torch.Tensor) -> torch.Tensor:
+        """Per face: a gamma and a gain per channel, exp(U(-j, j)) and exp(U(-j/2, j/2))."""
+        j, B = self.cfg.jitter, len(img)
+        gamma = torch.exp((self._rand(B, 1, 1, 1) * 2 - 1) * j).to(img.device)
+        gain = torch.exp((self._rand(B, 3, 1, 1) * 2 - 1) * j / 2).to(img.device)
+        x = ((img + 1) / 2).clamp(1e-4, 1) ** gamma * gain
+        return x.clamp(0, 1) * 2 - 1
 
     def _member(self, ident: torch.Tensor) -> torch.Tensor:
         """A random training face of each given identity."""
@@ -151,7 +171,8 @@ class Trainer:
     # --- steps -------------------------------------------------------------
     def _ciagan_step(self) -> dict[str, float]:
         cfg, B = self.cfg, self.cfg.batch
-        G, Dc, S = self.nets["generator"], self.nets["critic"], self.nets["siamese"]
+        G, S = self.nets["generator"], self.nets["siamese"]
+        Dc = cast(C.PatchDiscriminator, self.nets["critic"])
         idx = torch.randint(self.n, (B,), generator=self.gen)
         flip = self._rand(B) < 0.5
         img, sk, m = self._batch(idx, flip)
@@ -166,7 +187,7 @@ class Trainer:
         )
         o_img, _, o_m = self._batch(other, self._rand(B) < 0.5)
         same = (self.data["id"][other].cpu() == src).float().to(self.device)
-        loss_s = C.contrastive(S(img, m), S(o_img, o_m), same, cfg.margin)
+        loss_s = C.contrastive(self._S(img, m), self._S(o_img, o_m), same, cfg.margin)
         self.opts["siamese"].zero_grad()
         loss_s.backward()
         self.opts["siamese"].step()
@@ -182,15 +203,27 @@ class Trainer:
         for p in [*Dc.parameters(), *S.parameters()]:
             p.requires_grad_(False)
         fake = G(img, sk, m, target)
-        loss_gan = ((Dc(fake, sk) - 1) ** 2).mean()
-        e_f = S(fake, m)
+        score, f_fake = Dc.features(fake, sk)
+        loss_gan = ((score - 1) ** 2).mean()
+        e_f = self._S(fake, m)
         with torch.no_grad():
-            e_t, e_s = S(t_img, t_m), S(img, m)
+            e_t, e_s = self._S(t_img, t_m), self._S(img, m)
+            f_real = Dc.features(img, sk)[1] if cfg.lambda_fm > 0 else []
         pull = ((e_f - e_t) ** 2).sum(1).mean()
         push = (torch.relu(cfg.margin - (e_f - e_s).norm(dim=1)) ** 2).mean()
-        pool = nn.functional.avg_pool2d
-        low = (pool(fake, 8) - pool(img, 8)).abs().mean()
-        loss_g = loss_gan + cfg.lambda_id * (pull + push) + cfg.lambda_low * low
+        pool, k = nn.functional.avg_pool2d, 8 * cfg.res // C.RES  # 8 px at 64: colour only
+        low = (pool(fake, k) - pool(img, k)).abs().mean()
+        fm = torch.zeros(())
+        for a, b in zip(f_fake, f_real, strict=False):  # f_real is empty without FM
+            fm = fm + (a.mean(0) - b.mean(0)).abs().mean()
+        edge = mask_edge_excess(fake, img, m) if cfg.lambda_edge > 0 else torch.zeros(())
+        loss_g = (
+            loss_gan
+            + cfg.lambda_id * (pull + push)
+            + cfg.lambda_low * low
+            + cfg.lambda_fm * fm
+            + cfg.lambda_edge * edge
+        )
         self.opts["generator"].zero_grad()
         loss_g.backward()
         self.opts["generator"].step()
@@ -203,7 +236,16 @@ class Trainer:
             "pull": pull.item(),
             "push": push.item(),
             "low": low.item(),
+            **({"fm": fm.item()} if cfg.lambda_fm > 0 else {}),
+            **({"edge": edge.item()} if cfg.lambda_edge > 0 else {}),
         }
+
+    def _S(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The siamese identity network, always at 64 px (identity lives at that scale)."""
+        if image.shape[-1] != C.RES:
+            f = image.shape[-1] // C.RES
+            image, mask = nn.functional.avg_pool2d(image, f), nn.functional.avg_pool2d(mask, f)
+        return self.nets["siamese"](image, mask)
 
     def _dp_step(self) -> dict[str, float]:
         cfg, B = self.cfg, self.cfg.batch
@@ -276,9 +318,17 @@ class Trainer:
         for key, net in self.nets.items():
             if key in state:
                 try:
-                    net.load_state_dict({k: v.float() for k, v in state[key].items()})
+                    missing, unexpected = net.load_state_dict(
+                        {k: v.float() for k, v in state[key].items()}, strict=False
+                    )
                 except RuntimeError as exc:
                     raise InputError(f"cannot warm-start {key} from {weights_dir}: {exc}") from exc
+                # a 64 px generator warm-starts a 128 px one: only the new head starts fresh
+                if unexpected or any(not k.startswith("head.") for k in missing):
+                    raise InputError(
+                        f"cannot warm-start {key} from {weights_dir}: "
+                        f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+                    )
         self.init_meta = {"sha256": meta.get("sha256"), "steps": meta.get("steps")}
         return meta
 
@@ -326,6 +376,21 @@ class Trainer:
             centroids=self.centroids,
             extra=extra,
         )
+
+
+def mask_edge_excess(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean excess of the composite's gradient magnitude over the real face's, on a band of
+    about 2 px each side of the mask border (a seam or a bright band scores > 0)."""
+    band = nn.functional.max_pool2d(mask, 5, 1, 2) + nn.functional.max_pool2d(-mask, 5, 1, 2)
+
+    def grad(x: torch.Tensor) -> torch.Tensor:
+        g = x.mean(1, keepdim=True)
+        gx = nn.functional.pad(g[..., :, 1:] - g[..., :, :-1], (0, 1, 0, 0))
+        gy = nn.functional.pad(g[..., 1:, :] - g[..., :-1, :], (0, 0, 0, 1))
+        return (gx**2 + gy**2 + 1e-6).sqrt()
+
+    excess = torch.relu(grad(fake) - grad(real)) * band
+    return excess.sum() / band.sum().clamp_min(1.0)
 
 
 def corpus_centroids(data_dir: Path, corpus: Corpus) -> np.ndarray:

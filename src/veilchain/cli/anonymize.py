@@ -293,6 +293,18 @@ def train(
     lambda_id: Annotated[
         float | None, typer.Option(help="CIAGAN: weight of the identity loss (default 1).")
     ] = None,
+    res: Annotated[
+        int | None, typer.Option(help="CIAGAN: 64 (U-Net body) or 128 (with the detail head).")
+    ] = None,
+    lambda_fm: Annotated[
+        float | None, typer.Option(help="CIAGAN: weight of feature matching (default 0).")
+    ] = None,
+    lambda_edge: Annotated[
+        float | None, typer.Option(help="CIAGAN: weight of the mask-edge term (default 0).")
+    ] = None,
+    jitter: Annotated[
+        float | None, typer.Option(help="CIAGAN: colour/gamma jitter strength (default 0).")
+    ] = None,
 ) -> None:
     """Train MODEL (ciagan or dp) on a corpus (needs the 'train' extra).
 
@@ -303,7 +315,14 @@ def train(
     with errors_to_exit():
         if model not in ("ciagan", "dp"):
             raise InputError(f"unknown model {model!r}; use ciagan or dp")
-        overrides: dict[str, Any] = {} if lambda_id is None else {"lambda_id": lambda_id}
+        given = {
+            "lambda_id": lambda_id,
+            "res": res,
+            "lambda_fm": lambda_fm,
+            "lambda_edge": lambda_edge,
+            "jitter": jitter,
+        }
+        overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         result = run_training(
             model,
             data,
