@@ -189,6 +189,9 @@ class PlateDetector:
                     continue
                 cut = bool(cut_by_border(b[None], g.shape[1])[0])
                 row = _zoom_ground(g, b, dark, self.offsets, cut=cut)
+                if row is None and cut and self.text_rows and _sliver(g, b, dark):
+                    found.append(_sliver_detection(b, s, dark))
+                    continue
                 if row is None and memo is not None:
                     memo.record(g, s, b, dark, self.offsets)
                 if row is not None:
@@ -238,6 +241,44 @@ class PlateDetector:
         if ground is not None:
             det.source = "plate_ground"
         found.append(det)
+
+
+#: A plate ground cut by the border (:func:`_sliver`): the share of its inner pixels on the
+#: ink side of the mid grey level (a character or two, not a blank patch, not a pattern).
+SLIVER_INK = (0.06, 0.45)
+#: ... and the least share of its box the ground blob fills (the rest: its characters).
+SLIVER_FILL = 0.45
+
+
+def _sliver(gray: np.ndarray, ground: np.ndarray, dark: bool) -> bool:
+    """Whether a plate ground that touches the left or right border, in which no row was
+    found even mirrored, holds ink: what the border leaves of a plate can be one or two
+    characters (or a blurred smear of them), too few for any row. Its inner part (a margin
+    of 0.15 of its height off the top, the bottom and the side away from the border) must
+    hold between 6 and 45 % ink: pixels beyond the mid grey level between the ground and
+    the ink, on the ink's side. The ground's own box has a plate's contrast already."""
+    x, y, w, h = (int(v) for v in ground[:4])
+    if w >= 1.2 * h or ground[4] < SLIVER_FILL:
+        return False  # wide enough for a row (searched already), or more hole than ground
+    m = max(1, round(0.15 * h))
+    left = x <= 0
+    x0, x1 = (x, x + w - m) if left else (x + m, x + w)
+    roi = gray[y + m : y + h - m, x0:x1]
+    if roi.size < 16 or x1 - x0 < 3:
+        return False
+    lo, hi = np.percentile(gray[y : y + h, x : x + w], [5, 95])
+    mid = (lo + hi) / 2
+    ink = float(((roi < mid) if dark else (roi > mid)).mean())
+    return SLIVER_INK[0] <= ink <= SLIVER_INK[1]
+
+
+def _sliver_detection(ground: np.ndarray, s: float, dark: bool) -> PlateDetection:
+    """A plate cut by the border to a sliver (:func:`_sliver`): the ground's box is the plate
+    and its row (no row was found, so OCR reads the box and, failing, random text is drawn)."""
+    x, y, w, h = (float(v) for v in ground[:4])
+    quad = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32) / s
+    n = max(1, round(w / (0.45 * h)))  # characters about 0.45 of a plate's height wide
+    return PlateDetection(quad, quad.copy(), 0.6 * h / s, n, dark, source="border_sliver")
 
 
 def _skipped(skip_sums: np.ndarray, box: tuple) -> bool:

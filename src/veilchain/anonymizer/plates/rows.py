@@ -18,6 +18,8 @@ _LINK_SPAN = 12
 #: Heights (px, at the detector's first scale) of the plate grounds looked at again (see
 #: :func:`ground_like`), magnified to ``GROUND_ZOOM_TO`` px tall, at most ``GROUND_ZOOM`` times.
 GROUND_PX = (14, 64)
+#: The narrowest a plate ground cut by the left or right border may be, in its heights.
+SLIVER_WIDTH = 0.35
 
 
 def order_quad(pts: np.ndarray) -> np.ndarray:
@@ -78,7 +80,7 @@ def ground_like(
     keep = (
         (h >= ground_px[0])
         & (h <= ground_px[1])
-        & ((w >= 1.2 * h) | (cut & (w >= 0.6 * h)))
+        & ((w >= 1.2 * h) | (cut & (w >= SLIVER_WIDTH * h)))
         & (w <= 6.0 * h)
         & (fill > 0.35)
         & (fill < 0.9)
