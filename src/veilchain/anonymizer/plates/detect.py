@@ -101,6 +101,8 @@ class PlateDetector:
         text_rows: bool = True,
         offsets: tuple[int, ...] = OFFSETS,
         small_rows: bool = True,
+        slivers: bool = True,
+        blurred_bands: bool = True,
     ) -> None:
         self.scales = tuple(scales)
         # True: a row counts only with a uniform plate ground around it (fewer false
@@ -114,6 +116,10 @@ class PlateDetector:
         self.offsets = tuple(int(o) for o in offsets)
         # rows of characters under 7 px looked at again magnified (with text_rows)
         self.small_rows = bool(small_rows)
+        # grounds cut by the border to a character or two, and grounds whose text blur ran
+        # into one band, taken as plates (with text_rows: the first pass only)
+        self.slivers = bool(slivers)
+        self.blurred_bands = bool(blurred_bands)
 
     def describe(self) -> dict:
         return {
@@ -125,6 +131,8 @@ class PlateDetector:
             "text_rows": self.text_rows,
             "offsets": list(self.offsets),
             "small_rows": self.small_rows,
+            "slivers": self.slivers,
+            "blurred_bands": self.blurred_bands,
             "chars": [MIN_CHARS, MAX_CHARS],
             "char_px": [MIN_CHAR_PX, MAX_CHAR_PX],
         }
@@ -154,9 +162,13 @@ class PlateDetector:
                 break
             first = s == self.scales[0]
             grounds: list[tuple[bool, np.ndarray]] = []
+            bands: list[tuple[bool, np.ndarray]] = []
             offsets = self.offsets if self.text_rows else self.offsets[:1]
             for dark, offset in itertools.product((True, False), offsets):
                 comps = components(g, dark, offset)
+                if first and self.text_rows and self.blurred_bands and offset != self.offsets[0]:
+                    # grounds at the thinner threshold: only the blurred-band test (below)
+                    bands += [(not dark, b) for b in ground_like(comps, self.ground_px, g.shape[1])]
                 if first and offset == self.offsets[0]:
                     # light blobs are the grounds of dark text, dark blobs of light text
                     grounds += [
@@ -189,14 +201,37 @@ class PlateDetector:
                     continue
                 cut = bool(cut_by_border(b[None], g.shape[1])[0])
                 row = _zoom_ground(g, b, dark, self.offsets, cut=cut)
-                if row is None and cut and self.text_rows and _sliver(g, b, dark):
+                if row is None and cut and self.text_rows and self.slivers and _sliver(g, b, dark):
                     found.append(_sliver_detection(b, s, dark))
                     continue
                 if row is None and memo is not None:
                     memo.record(g, s, b, dark, self.offsets)
                 if row is not None:
                     self._add(found, g, s, row, dark, ground=box)
+            if bands:
+                self._bands(found, g, s, bands, skip_sums)
         return _merge(found)
+
+    def _bands(self, found, g, s, bands, skip_sums) -> None:
+        """Plate grounds whose text blur has run into one band (:func:`_blurred_band`)."""
+        boxes = [d.box for d in found]
+        for dark, b in bands:
+            box = (b[0], b[1], b[0] + b[2], b[1] + b[3])
+            full = tuple(v / s for v in box)
+            if any(overlap_small(full, fb) > 0.3 for fb in boxes):
+                continue
+            if skip_sums is not None and _skipped(skip_sums, full):
+                continue
+            if contrast(g, np.array([box[:2], box[2:]], np.float32)) < self.min_contrast:
+                continue
+            n = _blurred_band(g, b, dark)
+            if n:
+                x, y, w, h = (float(v) for v in b[:4])
+                quad = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
+                found.append(
+                    PlateDetection(quad / s, quad / s, 0.5 * h / s, n, dark, source="blurred_band")
+                )
+                boxes.append(full)
 
     def _small_rows(self, found, g, s, comps, dark) -> None:
         """Rows of characters too small for the row search (a plate 20 px tall whose ground
@@ -270,6 +305,35 @@ def _sliver(gray: np.ndarray, ground: np.ndarray, dark: bool) -> bool:
     mid = (lo + hi) / 2
     ink = float(((roi < mid) if dark else (roi > mid)).mean())
     return SLIVER_INK[0] <= ink <= SLIVER_INK[1]
+
+
+def _blurred_band(gray: np.ndarray, ground: np.ndarray, dark: bool) -> int:
+    """How many characters a plate ground's blurred text holds, or 0: blur that has run a
+    plate's characters into one another leaves, on a plate-shaped ground, one band of ink
+    across most of its width (>= 60 %), 25-65 % of its height, centred in it, and no other
+    ink of size inside it (ink touching its box is its frame). No row exists in it at any
+    magnification."""
+    x, y, w, h = (int(v) for v in ground[:4])
+    roi = gray[y : y + h, x : x + w]
+    lo, hi = np.percentile(roi, [5, 95])
+    mid = (lo + hi) / 2
+    ink = ((roi < mid) if dark else (roi > mid)).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n < 2:
+        return 0
+    st = stats[1:]
+    k = int(np.argmax(st[:, 4]))
+    bx, by, bw, bh, area = (int(v) for v in st[k])
+    ox, oy, ow, oh, oa = np.delete(st, k, axis=0).T
+    # ink touching the ground's box is its frame or the car around it, not text
+    others = oa[(ox > 0) & (oy > 0) & (ox + ow < w) & (oy + oh < h)]
+    if bw < 0.6 * w or not 0.25 * h <= bh <= 0.65 * h:
+        return 0
+    if abs(by + bh / 2 - h / 2) > 0.15 * h or area < 0.4 * bw * bh:
+        return 0
+    if len(others) and others.max() > 0.15 * area:
+        return 0  # other ink of size: strokes or a pattern, not one smeared row
+    return max(1, round(bw / (0.6 * bh)))
 
 
 def _sliver_detection(ground: np.ndarray, s: float, dark: bool) -> PlateDetection:
