@@ -9,7 +9,10 @@ candidate. The plate's quadrilateral is then the uniform background region aroun
 margins when that region is not plate-like. Candidates from different levels or polarities
 that overlap are merged. Three passes look again, magnified, where that search cannot see:
 small plate grounds (blobs shaped like a plate's background; mirrored across the border when
-it cuts them), rows of 2-3 touching blobs, and rows of characters under 7 px.
+it cuts them), rows of 2-3 touching blobs, and rows of characters under 7 px. Where no row
+exists at all, two kinds of ground are taken as plates by their ink alone: a ground cut by
+the border to a character or two (a "border sliver"), and a ground whose text blur has run
+into one band.
 
 This was chosen over OpenCV's shipped plate cascades and Tesseract's layout analysis by
 recall on bench/data/plates (see docs/anonymizer.md, "Licence plates"); ``bench/plates.py``

@@ -73,8 +73,9 @@ def ground_like(
     the characters are 8-12 px and blur joins them to each other and to the plate's edge, so
     the row search misses them; the ground is still one clean blob. With ``width`` (the
     image's), a blob touching the left or right border may be narrower than a plate, down to
-    0.6 of its height: the border cut it, and it is looked at mirrored across the border,
-    which makes it plate-shaped again (see :func:`cut_by_border`)."""
+    ``SLIVER_WIDTH`` of its height: the border cut it, and it is looked at mirrored across the
+    border, which makes it plate-shaped again (see :func:`cut_by_border`), or taken as a
+    sliver of a plate when it holds ink but no row."""
     x, y, w, h, fill = comps.T
     cut = cut_by_border(comps, width)
     keep = (
