@@ -312,6 +312,75 @@ def test_small_plate_whose_ground_merges_with_a_light_car_body_is_redrawn():
     assert reports2 == [] and np.array_equal(out2, img)
 
 
+CROPS = Path(__file__).resolve().parents[1] / "data" / "plates"
+
+
+def _crop(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A benchmark scene's plate the detector used to miss, cropped from the scene built by
+    ``scripts/build_plate_set.py`` (tests/data/plates/crops.json: seed, scene, crop box and
+    the plate's quad in the crop)."""
+    meta = json.loads((CROPS / "crops.json").read_text())[name]
+    img = np.ascontiguousarray(cv2.imread(str(CROPS / name))[..., ::-1])
+    return img, np.asarray(meta["plate_quad"], np.float32)
+
+
+def _visible_changed(img: np.ndarray, out: np.ndarray, quad: np.ndarray) -> float:
+    """The share of the plate's visible pixels the stage rewrote."""
+    inside = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillConvexPoly(inside, np.round(quad).astype(np.int32), 1)
+    changed = np.abs(out.astype(int) - img.astype(int)).max(2) > 0
+    return float(changed[inside > 0].mean())
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "seed4242_scene0030.png",  # a yellow plate cut to two characters on a green car
+        "seed4242_scene0050.png",  # a blurred plate cut to a 12 px sliver
+        "seed4242_scene0056.png",  # one character and a boxed region code left
+        "seed23_scene0140.png",  # one character of a white plate on a red car
+    ],
+)
+def test_plate_cut_by_the_border_to_a_sliver_is_redrawn(name):
+    img, quad = _crop(name)
+    out, reports = _run(img, stage=PlateAnonymizer(PlateDetector(), None))
+    assert _visible_changed(img, out, quad) > 0.9
+    assert "border_sliver" in [p.source for p in PlateDetector().detect(img)]
+    # the rule that finds it: without slivers both passes publish the plate as it was
+    off = PlateAnonymizer(PlateDetector(slivers=False), None)
+    out2, _ = _run(img, stage=off)
+    assert _visible_changed(img, out2, quad) < 0.5
+
+
+def test_small_plate_whose_text_blur_ran_into_one_band_is_redrawn():
+    # a 21 px plate whose characters blur has merged into one band: no row exists in it
+    img, quad = _crop("seed99_scene0052.png")
+    out, reports = _run(img, stage=PlateAnonymizer(PlateDetector(), None))
+    assert _visible_changed(img, out, quad) > 0.9
+    assert "blurred_band" in [p.source for p in PlateDetector().detect(img)]
+    off = PlateAnonymizer(PlateDetector(blurred_bands=False), None)
+    out2, _ = _run(img, stage=off)
+    assert _visible_changed(img, out2, quad) < 0.5
+
+
+def test_a_sliver_needs_ink_and_a_band_needs_one_row_of_it():
+    from veilchain.anonymizer.plates.detect import _blurred_band, _sliver
+
+    gray = np.full((60, 80), 60, np.uint8)
+    gray[10:40, 0:20] = 220  # a light patch at the border, blank: not a plate
+    ground = np.array([0, 10, 20, 30, 0.9], np.float32)
+    assert not _sliver(gray, ground, True)
+    gray[17:33, 4:12] = 30  # a character on it
+    assert _sliver(gray, ground, True)
+    band = np.full((30, 60), 220, np.uint8)
+    band[11:19, 6:54] = 90  # one smeared row
+    box = np.array([0, 0, 60, 30, 0.6], np.float32)
+    assert _blurred_band(band, box, True) >= 4
+    band[11:19, 28:32] = 220  # two blobs of size: characters, not one band
+    band[4:9, 20:26] = 90
+    assert _blurred_band(band, box, True) == 0
+
+
 def test_plate_400_px_wide():
     img, quad = scene_with("7ABC123", width=420, center=(640, 400))
     out, reports = _run(img)

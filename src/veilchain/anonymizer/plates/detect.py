@@ -9,7 +9,10 @@ candidate. The plate's quadrilateral is then the uniform background region aroun
 margins when that region is not plate-like. Candidates from different levels or polarities
 that overlap are merged. Three passes look again, magnified, where that search cannot see:
 small plate grounds (blobs shaped like a plate's background; mirrored across the border when
-it cuts them), rows of 2-3 touching blobs, and rows of characters under 7 px.
+it cuts them), rows of 2-3 touching blobs, and rows of characters under 7 px. Where no row
+exists at all, two kinds of ground are taken as plates by their ink alone: a ground cut by
+the border to a character or two (a "border sliver"), and a ground whose text blur has run
+into one band.
 
 This was chosen over OpenCV's shipped plate cascades and Tesseract's layout analysis by
 recall on bench/data/plates (see docs/anonymizer.md, "Licence plates"); ``bench/plates.py``
@@ -101,6 +104,8 @@ class PlateDetector:
         text_rows: bool = True,
         offsets: tuple[int, ...] = OFFSETS,
         small_rows: bool = True,
+        slivers: bool = True,
+        blurred_bands: bool = True,
     ) -> None:
         self.scales = tuple(scales)
         # True: a row counts only with a uniform plate ground around it (fewer false
@@ -114,6 +119,10 @@ class PlateDetector:
         self.offsets = tuple(int(o) for o in offsets)
         # rows of characters under 7 px looked at again magnified (with text_rows)
         self.small_rows = bool(small_rows)
+        # grounds cut by the border to a character or two, and grounds whose text blur ran
+        # into one band, taken as plates (with text_rows: the first pass only)
+        self.slivers = bool(slivers)
+        self.blurred_bands = bool(blurred_bands)
 
     def describe(self) -> dict:
         return {
@@ -125,6 +134,8 @@ class PlateDetector:
             "text_rows": self.text_rows,
             "offsets": list(self.offsets),
             "small_rows": self.small_rows,
+            "slivers": self.slivers,
+            "blurred_bands": self.blurred_bands,
             "chars": [MIN_CHARS, MAX_CHARS],
             "char_px": [MIN_CHAR_PX, MAX_CHAR_PX],
         }
@@ -154,9 +165,13 @@ class PlateDetector:
                 break
             first = s == self.scales[0]
             grounds: list[tuple[bool, np.ndarray]] = []
+            bands: list[tuple[bool, np.ndarray]] = []
             offsets = self.offsets if self.text_rows else self.offsets[:1]
             for dark, offset in itertools.product((True, False), offsets):
                 comps = components(g, dark, offset)
+                if first and self.text_rows and self.blurred_bands and offset != self.offsets[0]:
+                    # grounds at the thinner threshold: only the blurred-band test (below)
+                    bands += [(not dark, b) for b in ground_like(comps, self.ground_px, g.shape[1])]
                 if first and offset == self.offsets[0]:
                     # light blobs are the grounds of dark text, dark blobs of light text
                     grounds += [
@@ -189,11 +204,37 @@ class PlateDetector:
                     continue
                 cut = bool(cut_by_border(b[None], g.shape[1])[0])
                 row = _zoom_ground(g, b, dark, self.offsets, cut=cut)
+                if row is None and cut and self.text_rows and self.slivers and _sliver(g, b, dark):
+                    found.append(_sliver_detection(b, s, dark))
+                    continue
                 if row is None and memo is not None:
                     memo.record(g, s, b, dark, self.offsets)
                 if row is not None:
                     self._add(found, g, s, row, dark, ground=box)
+            if bands:
+                self._bands(found, g, s, bands, skip_sums)
         return _merge(found)
+
+    def _bands(self, found, g, s, bands, skip_sums) -> None:
+        """Plate grounds whose text blur has run into one band (:func:`_blurred_band`)."""
+        boxes = [d.box for d in found]
+        for dark, b in bands:
+            box = (b[0], b[1], b[0] + b[2], b[1] + b[3])
+            full = tuple(v / s for v in box)
+            if any(overlap_small(full, fb) > 0.3 for fb in boxes):
+                continue
+            if skip_sums is not None and _skipped(skip_sums, full):
+                continue
+            if contrast(g, np.array([box[:2], box[2:]], np.float32)) < self.min_contrast:
+                continue
+            n = _blurred_band(g, b, dark)
+            if n:
+                x, y, w, h = (float(v) for v in b[:4])
+                quad = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
+                found.append(
+                    PlateDetection(quad / s, quad / s, 0.5 * h / s, n, dark, source="blurred_band")
+                )
+                boxes.append(full)
 
     def _small_rows(self, found, g, s, comps, dark) -> None:
         """Rows of characters too small for the row search (a plate 20 px tall whose ground
@@ -238,6 +279,73 @@ class PlateDetector:
         if ground is not None:
             det.source = "plate_ground"
         found.append(det)
+
+
+#: A plate ground cut by the border (:func:`_sliver`): the share of its inner pixels on the
+#: ink side of the mid grey level (a character or two, not a blank patch, not a pattern).
+SLIVER_INK = (0.06, 0.45)
+#: ... and the least share of its box the ground blob fills (the rest: its characters).
+SLIVER_FILL = 0.45
+
+
+def _sliver(gray: np.ndarray, ground: np.ndarray, dark: bool) -> bool:
+    """Whether a plate ground that touches the left or right border, in which no row was
+    found even mirrored, holds ink: what the border leaves of a plate can be one or two
+    characters (or a blurred smear of them), too few for any row. Its inner part (a margin
+    of 0.15 of its height off the top, the bottom and the side away from the border) must
+    hold between 6 and 45 % ink: pixels beyond the mid grey level between the ground and
+    the ink, on the ink's side. The ground's own box has a plate's contrast already."""
+    x, y, w, h = (int(v) for v in ground[:4])
+    if w >= 1.2 * h or ground[4] < SLIVER_FILL:
+        return False  # wide enough for a row (searched already), or more hole than ground
+    m = max(1, round(0.15 * h))
+    left = x <= 0
+    x0, x1 = (x, x + w - m) if left else (x + m, x + w)
+    roi = gray[y + m : y + h - m, x0:x1]
+    if roi.size < 16 or x1 - x0 < 3:
+        return False
+    lo, hi = np.percentile(gray[y : y + h, x : x + w], [5, 95])
+    mid = (lo + hi) / 2
+    ink = float(((roi < mid) if dark else (roi > mid)).mean())
+    return SLIVER_INK[0] <= ink <= SLIVER_INK[1]
+
+
+def _blurred_band(gray: np.ndarray, ground: np.ndarray, dark: bool) -> int:
+    """How many characters a plate ground's blurred text holds, or 0: blur that has run a
+    plate's characters into one another leaves, on a plate-shaped ground, one band of ink
+    across most of its width (>= 60 %), 25-65 % of its height, centred in it, and no other
+    ink of size inside it (ink touching its box is its frame). No row exists in it at any
+    magnification."""
+    x, y, w, h = (int(v) for v in ground[:4])
+    roi = gray[y : y + h, x : x + w]
+    lo, hi = np.percentile(roi, [5, 95])
+    mid = (lo + hi) / 2
+    ink = ((roi < mid) if dark else (roi > mid)).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n < 2:
+        return 0
+    st = stats[1:]
+    k = int(np.argmax(st[:, 4]))
+    bx, by, bw, bh, area = (int(v) for v in st[k])
+    ox, oy, ow, oh, oa = np.delete(st, k, axis=0).T
+    # ink touching the ground's box is its frame or the car around it, not text
+    others = oa[(ox > 0) & (oy > 0) & (ox + ow < w) & (oy + oh < h)]
+    if bw < 0.6 * w or not 0.25 * h <= bh <= 0.65 * h:
+        return 0
+    if abs(by + bh / 2 - h / 2) > 0.15 * h or area < 0.4 * bw * bh:
+        return 0
+    if len(others) and others.max() > 0.15 * area:
+        return 0  # other ink of size: strokes or a pattern, not one smeared row
+    return max(1, round(bw / (0.6 * bh)))
+
+
+def _sliver_detection(ground: np.ndarray, s: float, dark: bool) -> PlateDetection:
+    """A plate cut by the border to a sliver (:func:`_sliver`): the ground's box is the plate
+    and its row (no row was found, so OCR reads the box and, failing, random text is drawn)."""
+    x, y, w, h = (float(v) for v in ground[:4])
+    quad = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32) / s
+    n = max(1, round(w / (0.45 * h)))  # characters about 0.45 of a plate's height wide
+    return PlateDetection(quad, quad.copy(), 0.6 * h / s, n, dark, source="border_sliver")
 
 
 def _skipped(skip_sums: np.ndarray, box: tuple) -> bool:

@@ -18,6 +18,8 @@ _LINK_SPAN = 12
 #: Heights (px, at the detector's first scale) of the plate grounds looked at again (see
 #: :func:`ground_like`), magnified to ``GROUND_ZOOM_TO`` px tall, at most ``GROUND_ZOOM`` times.
 GROUND_PX = (14, 64)
+#: The narrowest a plate ground cut by the left or right border may be, in its heights.
+SLIVER_WIDTH = 0.35
 
 
 def order_quad(pts: np.ndarray) -> np.ndarray:
@@ -71,14 +73,15 @@ def ground_like(
     the characters are 8-12 px and blur joins them to each other and to the plate's edge, so
     the row search misses them; the ground is still one clean blob. With ``width`` (the
     image's), a blob touching the left or right border may be narrower than a plate, down to
-    0.6 of its height: the border cut it, and it is looked at mirrored across the border,
-    which makes it plate-shaped again (see :func:`cut_by_border`)."""
+    ``SLIVER_WIDTH`` of its height: the border cut it, and it is looked at mirrored across the
+    border, which makes it plate-shaped again (see :func:`cut_by_border`), or taken as a
+    sliver of a plate when it holds ink but no row."""
     x, y, w, h, fill = comps.T
     cut = cut_by_border(comps, width)
     keep = (
         (h >= ground_px[0])
         & (h <= ground_px[1])
-        & ((w >= 1.2 * h) | (cut & (w >= 0.6 * h)))
+        & ((w >= 1.2 * h) | (cut & (w >= SLIVER_WIDTH * h)))
         & (w <= 6.0 * h)
         & (fill > 0.35)
         & (fill < 0.9)
