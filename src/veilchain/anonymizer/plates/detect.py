@@ -340,8 +340,7 @@ def _blurred_band(gray: np.ndarray, ground: np.ndarray, dark: bool) -> int:
 
 
 def _sliver_detection(ground: np.ndarray, s: float, dark: bool) -> PlateDetection:
-    """A plate cut by the border to a sliver (:func:`_sliver`): the ground's box is the plate
-    and its row (no row was found, so OCR reads the box and, failing, random text is drawn)."""
+    """A plate cut by the border to a sliver (:func:`_sliver`): its ground box is plate and row."""
     x, y, w, h = (float(v) for v in ground[:4])
     quad = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32) / s
     n = max(1, round(w / (0.45 * h)))  # characters about 0.45 of a plate's height wide
