@@ -2,6 +2,8 @@
 
     python scripts/build_plate_set.py                     # -> bench/data/plates/generated/
     python scripts/build_plate_set.py --n 40 --out /tmp/p  # a smaller set elsewhere
+    python scripts/build_plate_set.py --closeups --seed 5 --n 40 --out /tmp/c
+                                                          # close-ups only, 400-900 px wide
 
 Every scene is 1280x720. Its backdrop is one of the face-recall set's backgrounds without
 people (bench/data/recall/base/bg/, sources and licences in that folder's SOURCES.md), above a
@@ -286,15 +288,20 @@ def _camera(scene, rng) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
 
 
-def make_scene(i: int, rng, bgs) -> tuple[np.ndarray, list[dict]]:
+def make_scene(i: int, rng, bgs, closeups: bool = False) -> tuple[np.ndarray, list[dict]]:
+    """One scene and its plates. ``closeups``: every scene a close-up plate 400-900 px wide
+    (the default mix has one in ten, 400-560 px wide)."""
     scene, horizon = _backdrop(rng, bgs)
     _distractors(scene, rng, horizon)
     plates: list[dict] = []
     kind = rng.random()
+    if closeups:
+        kind = 0.08 + 0.1 * kind
     if kind < 0.08:  # no plate
         return _camera(scene, rng), plates
-    if kind < 0.18:  # a close-up plate 400-560 px wide
-        specs = [(rng.uniform(300, 980), rng.uniform(250, 470), rng.uniform(400, 560), None)]
+    if kind < 0.18:  # a close-up plate 400-560 px wide (--closeups: 400-900)
+        wide = 900 if closeups else 560
+        specs = [(rng.uniform(300, 980), rng.uniform(250, 470), rng.uniform(400, wide), None)]
     else:
         n = int(rng.integers(1, 5))
         specs = []
@@ -338,18 +345,22 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--n", type=int, default=160)
     ap.add_argument("--seed", type=int, default=23)
+    ap.add_argument(
+        "--closeups", action="store_true", help="every scene a close-up plate 400-900 px wide"
+    )
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     bgs = [cv2.imread(str(p))[..., ::-1] for p in sorted(BG_DIR.glob("*.jpg"))]
     args.out.mkdir(parents=True, exist_ok=True)
     truth = []
     for i in range(args.n):
-        img, plates = make_scene(i, rng, bgs)
+        img, plates = make_scene(i, rng, bgs, args.closeups)
         name = f"scene_{i:04d}.jpg"
         cv2.imwrite(str(args.out / name), img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
         truth.append({"file": name, "plates": plates})
+    closeups = {"closeups": True} if args.closeups else {}
     (args.out / "ground_truth.json").write_text(
-        json.dumps({"seed": args.seed, "images": truth}, indent=1)
+        json.dumps({"seed": args.seed, "images": truth} | closeups, indent=1)
     )
     n = sum(len(t["plates"]) for t in truth)
     print(json.dumps({"out": str(args.out), "images": args.n, "plates": n}))

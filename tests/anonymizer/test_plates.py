@@ -352,6 +352,21 @@ def test_plate_cut_by_the_border_to_a_sliver_is_redrawn(name):
     assert _visible_changed(img, out2, quad) < 0.5
 
 
+def test_close_up_plate_outranks_the_smaller_line_on_it(monkeypatch):
+    # a 216 px US close-up: its state line ("EMPIRE STATE", 11 characters 18 px tall) is a row
+    # too, with more characters than the plate's number (7, 70 px tall) it lies inside
+    from veilchain.anonymizer.plates import detect
+
+    img, quad = _crop("seed777_scene0076.png")
+    out, _ = _run(img, stage=PlateAnonymizer(PlateDetector(), None))
+    assert _visible_changed(img, out, quad) > 0.9
+    assert [round(d.char_height) for d in PlateDetector().detect(img)] == [70]
+    # without the rule the merge kept the state line and dropped the plate around it
+    monkeypatch.setattr(detect, "_holds", lambda big, small: False)
+    out2, _ = _run(img, stage=PlateAnonymizer(PlateDetector(), None))
+    assert _visible_changed(img, out2, quad) < 0.5
+
+
 def test_small_plate_whose_text_blur_ran_into_one_band_is_redrawn():
     # a 21 px plate whose characters blur has merged into one band: no row exists in it
     img, quad = _crop("seed99_scene0052.png")
@@ -606,7 +621,8 @@ def test_skipped_matches_the_mean_of_the_mask():
 
 
 def test_zoom_memo_skips_only_unchanged_fruitless_grounds():
-    from veilchain.anonymizer.plates.detect import ZoomMemo, _zoom_ground
+    from veilchain.anonymizer.plates.detect import _zoom_ground
+    from veilchain.anonymizer.plates.memo import ZoomMemo
 
     img, _ = scene_with("KX47 ZTR", width=260)
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
@@ -625,7 +641,7 @@ def test_zoom_memo_skips_only_unchanged_fruitless_grounds():
 
 def test_the_stage_gives_the_same_output_with_and_without_the_memo(monkeypatch):
     import veilchain.anonymizer.plates.stage as stage_mod
-    from veilchain.anonymizer.plates.detect import ZoomMemo
+    from veilchain.anonymizer.plates.memo import ZoomMemo
 
     hits = []
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from veilchain.anonymizer.plates.memo import ZoomMemo, ground_roi
 from veilchain.anonymizer.plates.rows import (
     GROUND_PX,
     MAX_CHAR_PX,
@@ -361,52 +362,6 @@ def _skipped(skip_sums: np.ndarray, box: tuple) -> bool:
     return bool(2 * int(inside) >= n)
 
 
-def _ground_roi(shape: tuple[int, ...], ground: np.ndarray) -> tuple[int, int, int, int]:
-    """The region (x0, y0, x1, y1) :func:`_zoom_ground` magnifies: the ground and a margin."""
-    x, y, w, h = (int(v) for v in ground[:4])
-    m = max(2, h // 6)
-    return max(0, x - m), max(0, y - m), min(shape[1], x + w + m), min(shape[0], y + h + m)
-
-
-class ZoomMemo:
-    """Plate grounds :func:`_zoom_ground` magnified and found no row in. Its answer depends
-    only on the ground's box, its polarity, the ink thresholds and the pixels of
-    :func:`_ground_roi` (and on the image's width, which the memo's shape check fixes), so a
-    ground seen again with the same box, polarity and pixels, and thresholds among those
-    already tried, holds no row either. The second look sweeps the
-    output, which equals the input outside the rewritten regions: most of its grounds there
-    were already magnified by the first pass, in vain."""
-
-    def __init__(self) -> None:
-        self._gray: dict[float, np.ndarray] = {}
-        self._empty: dict[tuple, set[int]] = {}
-
-    @staticmethod
-    def _key(s: float, ground: np.ndarray, dark: bool) -> tuple:
-        return (s, bool(dark), *(int(v) for v in ground[:4]))
-
-    def record(
-        self, gray: np.ndarray, s: float, ground: np.ndarray, dark: bool, offsets: tuple
-    ) -> None:
-        """``_zoom_ground(gray, ground, dark, offsets)`` returned None."""
-        if self._gray.setdefault(s, gray) is not gray:
-            return  # a second image at this scale: only the first one's grounds are kept
-        self._empty.setdefault(self._key(s, ground, dark), set()).update(offsets)
-
-    def empty(
-        self, gray: np.ndarray, s: float, ground: np.ndarray, dark: bool, offsets: tuple
-    ) -> bool:
-        """Whether ``_zoom_ground(gray, ground, dark, offsets)`` is known to return None."""
-        tried = self._empty.get(self._key(s, ground, dark))
-        seen = self._gray.get(s)
-        if tried is None or seen is None or seen.shape != gray.shape:
-            return False
-        if not set(offsets) <= tried:
-            return False
-        x0, y0, x1, y1 = _ground_roi(gray.shape, ground)
-        return bool(np.array_equal(seen[y0:y1, x0:x1], gray[y0:y1, x0:x1]))
-
-
 def _zoom_ground(
     gray: np.ndarray,
     ground: np.ndarray,
@@ -420,7 +375,7 @@ def _zoom_ground(
     left or right border, and when no row is found in it as it is, it is looked at again
     mirrored across that border (:func:`_mirrored`)."""
     h = int(ground[3])
-    x0, y0, x1, y1 = _ground_roi(gray.shape, ground)
+    x0, y0, x1, y1 = ground_roi(gray.shape, ground)
     z = min(GROUND_ZOOM, max(1.0, GROUND_ZOOM_TO / h))
     roi = gray[y0:y1, x0:x1]
     tries = [(roi, 0)] if ground[2] >= 1.2 * h else []  # narrower: only a cut plate fits
@@ -491,10 +446,26 @@ def _zoom_in(
 
 
 def _merge(found: list[PlateDetection]) -> list[PlateDetection]:
-    """One detection per plate: of overlapping ones keep the one with most characters."""
+    """One detection per plate: of overlapping ones keep the one with most characters, unless
+    a later one holds a kept one's box and has characters 1.5 times as tall or more: that is
+    the plate's main row, and the kept one a line of smaller text on it (a US plate's state
+    name has more characters than its number), which then gives way."""
     found = sorted(found, key=lambda d: (-d.n_chars, -d.char_height))
     kept: list[PlateDetection] = []
     for d in found:
-        if all(overlap_small(d.box, k.box) < 0.5 for k in kept):
+        hit = [k for k in kept if overlap_small(d.box, k.box) >= 0.5]
+        if not hit:
             kept.append(d)
+        elif all(_holds(d, k) for k in hit):
+            kept = [k for k in kept if all(k is not h for h in hit)] + [d]
     return kept
+
+
+def _holds(big: PlateDetection, small: PlateDetection) -> bool:
+    """Whether ``small`` is a line of smaller text on the plate ``big``: 90 % of its box
+    inside ``big``'s, and ``big``'s characters at least 1.5 times as tall."""
+    a, b = big.box, small.box
+    inside = overlap_small(a, b) >= 0.9 and (a[2] - a[0]) * (a[3] - a[1]) > (b[2] - b[0]) * (
+        b[3] - b[1]
+    )
+    return inside and big.char_height >= 1.5 * small.char_height

@@ -8,7 +8,7 @@ permissive setting: plate grounds only (no full row search, which would repeat t
 pass), contrast >= ``SWEEP_CONTRAST`` (60, against the first pass's 90), grounds from 10 px
 tall, one ink threshold. Grounds mostly inside pixels already rewritten are skipped, and so
 are grounds the first pass magnified and found no row in whose pixels are unchanged (the
-stage passes its :class:`~veilchain.anonymizer.plates.detect.ZoomMemo`; same answer). Every
+stage passes its :class:`~veilchain.anonymizer.plates.memo.ZoomMemo`; same answer). Every
 plate it finds whose quad is less than half rewritten is redrawn with uniform random text by
 the stage (``found_by: "second_look"``); with ``strict`` the image is refused instead
 (:func:`refuse_uncovered`).
@@ -22,7 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector, ZoomMemo
+from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector
+from veilchain.anonymizer.plates.memo import ZoomMemo
 from veilchain.errors import UncoveredPlateError
 
 #: The sweep's contrast threshold (grey levels between ink and ground; the first pass: 90)

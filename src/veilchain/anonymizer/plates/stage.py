@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector, ZoomMemo
+from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector
 from veilchain.anonymizer.plates.dp import (
     MECHANISM,
     PLATE_ALPHABET,
@@ -30,6 +30,7 @@ from veilchain.anonymizer.plates.dp import (
     random_text,
     randomized_response,
 )
+from veilchain.anonymizer.plates.memo import ZoomMemo
 from veilchain.anonymizer.plates.ocr import OcrResult, PlateReader
 from veilchain.anonymizer.plates.render import font_path, mask_plate, measure_look, paste_plate
 from veilchain.anonymizer.plates.second_look import sweep_detector, uncovered_plates
