@@ -367,6 +367,17 @@ def test_close_up_plate_outranks_the_smaller_line_on_it(monkeypatch):
     assert _visible_changed(img, out2, quad) < 0.5
 
 
+def test_close_up_plate_with_characters_past_88_px_is_found_at_a_quarter():
+    # a UK close-up 713 px wide, 153 px tall (a --closeups scene): its characters are over
+    # 88 px, too tall for the row search at full and half resolution
+    img, quad = _crop("closeup5_scene0037.png")
+    out, _ = _run(img, stage=PlateAnonymizer(PlateDetector(), None))
+    assert _visible_changed(img, out, quad) > 0.9
+    off = PlateAnonymizer(PlateDetector(scales=(1.0, 0.5)), None)
+    out2, _ = _run(img, stage=off)
+    assert _visible_changed(img, out2, quad) < 0.5
+
+
 def test_small_plate_whose_text_blur_ran_into_one_band_is_redrawn():
     # a 21 px plate whose characters blur has merged into one band: no row exists in it
     img, quad = _crop("seed99_scene0052.png")
