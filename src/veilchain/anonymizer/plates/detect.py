@@ -50,7 +50,8 @@ from veilchain.anonymizer.plates.rows import (
 )
 
 #: Pyramid levels (scale factors): 1.0 covers characters of 7-44 px, 0.5 up to 88 px, 0.25 up
-#: to 176 px (a close-up plate 400-900 px wide; without it, half of those were missed).
+#: to 176 px (a close-up plate 400-900 px wide; without it, half of those were missed). From
+#: the third level on, only characters too tall for the level above are looked for.
 DEFAULT_SCALES = (1.0, 0.5, 0.25)
 #: Grey levels between ink and ground a row needs (plates on the benchmark: >= 106; half
 #: of the false positives there: < 122).
@@ -157,7 +158,7 @@ class PlateDetector:
         found: list[PlateDetection] = []
         # sums of ``skip`` over any box in O(1): most of the sweep's grounds are tested
         skip_sums = None if skip is None else cv2.integral(skip.astype(np.uint8))
-        for s in self.scales:
+        for level, s in enumerate(self.scales):
             g = (
                 gray
                 if s == 1.0
@@ -183,7 +184,10 @@ class PlateDetector:
                         self._small_rows(found, g, s, comps, dark)
                 if not self.text_rows:
                     continue
-                for members in text_rows(char_like(comps), g.shape[1]):
+                chars = char_like(comps)
+                if level >= 2:  # only what the level above could not see (close-ups)
+                    chars = chars[chars[:, 3] > MAX_CHAR_PX * s / self.scales[level - 1]]
+                for members in text_rows(chars, g.shape[1]):
                     if not row_ok(members):
                         if not _zoomable(g, members, self.min_contrast):
                             continue
