@@ -6,6 +6,10 @@
     python bench/plates.py --limit 40 --skip-speed
     python bench/plates.py --data bench/data/plates/real --skip-speed --skip-baselines
                                                 # the real photo(s), annotated by hand
+    python scripts/build_plate_set.py --closeups --seed 5 --n 40 --out /tmp/c
+    python bench/plates.py --data /tmp/c --skip-speed --skip-baselines   # close-ups only
+    python scripts/blur_plate_set.py --data DIR --out /tmp/m --length 15 --angle 45
+    python bench/plates.py --data /tmp/m --skip-speed --skip-baselines   # motion blur
 
 Recall counts a ground-truth plate as found when a detection's box overlaps its box with
 IoU >= 0.3; it is reported for plates >= 20 px tall (the target) and below. False positives

@@ -677,3 +677,29 @@ def test_the_stage_gives_the_same_output_with_and_without_the_memo(monkeypatch):
         assert np.array_equal(outs[0][0], outs[1][0])
         assert outs[0][1:] == outs[1][1:]
     assert any(hits)  # the sweep skipped the sign the first pass had magnified in vain
+
+
+def test_blur_plate_set_blurs_along_one_direction_and_keeps_the_truth(tmp_path):
+    # scripts/blur_plate_set.py: the motion-blurred sets of docs/anonymizer.md ("Motion blur")
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "blur_plate_set.py"
+    spec = importlib.util.spec_from_file_location("blur_plate_set", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    k = mod.line_kernel(7, 45.0)
+    assert k.sum() == pytest.approx(1.0)
+    assert k[5, 1] > 0 and k[1, 5] > 0 and k[1, 1] == k[5, 5] == 0  # lower left to upper right
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    img = np.zeros((40, 40, 3), np.uint8)
+    img[:, 20:] = 255  # a vertical edge
+    cv2.imwrite(str(src / "scene_0000.png"), img)
+    truth = {"seed": 1, "images": [{"file": "scene_0000.png", "plates": []}]}
+    (src / "ground_truth.json").write_text(json.dumps(truth))
+    mod.main(["--data", str(src), "--out", str(out), "--length", "7"])
+    blurred = cv2.imread(str(out / "scene_0000.png"))
+    assert 0 < blurred[20, 19, 0] < 255 and 0 < blurred[20, 20, 0] < 255  # the edge smeared
+    got = json.loads((out / "ground_truth.json").read_text())
+    assert got["images"] == truth["images"]
+    assert got["motion_blur"] == {"length": 7, "angle": 45.0}
