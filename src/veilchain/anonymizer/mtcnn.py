@@ -7,7 +7,10 @@ looks at each of those weak candidates with the last two stages of MTCNN (Zhang 
 whose R-Net (24 px crops) and O-Net (48 px crops) take a face from a non-face in about a
 millisecond for a few dozen candidates: a full MTCNN pass (its P-Net over an image pyramid) cost
 2x CenterFace here, and the candidates it would propose are CenterFace's already. What passes
-is returned with O-Net's refined box and five keypoints (eyes, nose, mouth corners).
+is returned with O-Net's refined box and five keypoints (eyes, nose, mouth corners). O-Net
+sees each candidate R-Net passes on R-Net's refined box and on its own; one it declines on
+both is shown to it again on the boxes around its own (:data:`SEARCH_SHIFTS`), since on a face
+smeared by motion blur CenterFace's box sits off the face.
 :class:`~veilchain.anonymizer.detectors.CenterFaceDetector` runs it (its ``verifier``).
 
 The weights are the state dicts that ship in the ``facenet-pytorch==2.6.0`` wheel
@@ -255,7 +258,7 @@ class MtcnnVerifier:
                 )
                 origin = np.concatenate([origin, np.repeat(origin[n + declined], _N_AROUND)])
                 p = np.concatenate([p, _softmax1(nprob)])
-        best = {}  # per candidate, the view O-Net likes best
+        best: dict[int, int] = {}  # per candidate, the view O-Net likes best
         for i in np.argsort(-p, kind="stable"):
             best.setdefault(int(origin[i]), int(i))
         better = np.array(sorted(best.values()))
