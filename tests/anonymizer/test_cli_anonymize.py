@@ -74,7 +74,7 @@ def test_evaluate_json(tmp_path, samples_dir):
             "-o",
             str(tmp_path / "ev"),
             "--methods",
-            "pixelate,dppix",
+            "pixelate,mask,dppix",
             "--epsilons",
             "1,10",
             "--json",
@@ -84,6 +84,7 @@ def test_evaluate_json(tmp_path, samples_dir):
     report = json.loads(res.stdout)
     assert [(r["method"], r["epsilon"]) for r in report["results"]] == [
         ("pixelate", None),
+        ("mask", None),
         ("dppix", 1.0),
         ("dppix", 10.0),
     ]
@@ -91,11 +92,14 @@ def test_evaluate_json(tmp_path, samples_dir):
     pix = report["results"][0]
     assert 0 <= pix["detail_ratio_median"] < 1 and pix["seam_score_median"] > 0
     assert 0 <= pix["detection_retention_cnn"] <= 1
-    # the contact sheet: a header, then one row per face (2), columns original + 2 methods
+    # dlib's CNN (no part of the pipeline) finds both faces on the originals, none masked
+    mask = report["results"][1]
+    assert mask["detection_base_mmod"] == 2 and mask["detection_retention_mmod"] == 0.0
+    # the contact sheet: a header, then one row per face (2), columns original + 3 methods
     from PIL import Image
 
     sheet = Image.open(tmp_path / "ev" / "contact_sheet.png")
-    assert sheet.size == (3 * 132, 24 + 2 * 132)
+    assert sheet.size == (4 * 132, 24 + 2 * 132)
     for r in report["results"]:
         assert r["faces"] == 2 and 0 <= r["reid_rate"] <= 1 and r["ssim"] > 0.5
     for key in ("json", "curve", "grid"):
