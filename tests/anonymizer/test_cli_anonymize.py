@@ -164,3 +164,18 @@ def test_anonymize_upsample_finds_the_small_face(tmp_path, sample):
         after = np.asarray(Image.open(out / "two.png"))
         diff = np.abs(after[y0:y1, x0:x1].astype(int) - img[y0:y1, x0:x1].astype(int))
         assert (diff.max() >= 3) == changed, flag
+
+
+def test_contact_sheet_lays_blocks_side_by_side(tmp_path):
+    """Several dicts of crops become blocks side by side (the model card's grid), each with
+    its own columns; the rows are the longest block's."""
+    from PIL import Image
+
+    from veilchain.anonymizer.evaluate import write_contact_sheet
+
+    crop = np.full((128, 128, 3), 90, np.uint8)
+    blocks = [{"a": [crop] * 2, "b": [crop] * 2}, {"c": [crop] * 3, "d": [crop] * 3}]
+    write_contact_sheet(blocks, tmp_path / "grid.png")
+    assert Image.open(tmp_path / "grid.png").size == (4 * 132 + 16, 24 + 3 * 132)
+    write_contact_sheet(blocks[0], tmp_path / "one.png")
+    assert Image.open(tmp_path / "one.png").size == (2 * 132, 24 + 2 * 132)

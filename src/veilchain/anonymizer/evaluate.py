@@ -364,24 +364,36 @@ def _face_crops(originals: _Originals, outputs: list[np.ndarray] | None) -> list
     ]
 
 
-def write_contact_sheet(crops: dict[str, list[np.ndarray]], path: Path, size: int = 128) -> None:
-    """A PNG with one row per face: the original crop, then one crop per method."""
+def write_contact_sheet(
+    crops: dict[str, list[np.ndarray]] | Sequence[dict[str, list[np.ndarray]]],
+    path: Path,
+    size: int = 128,
+) -> None:
+    """A PNG with one row per face: the original crop, then one crop per method (the dict's
+    keys label the columns). Several dicts are laid side by side as blocks, each with its own
+    columns and rows (scripts/model_card_grid.py: one block per source of faces)."""
     import cv2
 
     from veilchain.anonymizer.image_io import save_image
 
-    labels = list(crops)
-    if not labels or not crops[labels[0]]:
+    blocks: list[dict[str, list[np.ndarray]]] = [crops] if isinstance(crops, dict) else list(crops)
+    blocks = [b for b in blocks if any(len(c) for c in b.values())]
+    if not blocks:
         return
-    pad, head = 4, 24
-    rows = len(crops[labels[0]])
-    sheet = np.full((head + rows * (size + pad), len(labels) * (size + pad), 3), 255, np.uint8)
-    for c, label in enumerate(labels):
-        x = c * (size + pad)
-        cv2.putText(sheet, label[:18], (x + 2, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-        for r, crop in enumerate(crops[label]):
-            y = head + r * (size + pad)
-            sheet[y : y + size, x : x + size] = cv2.resize(crop, (size, size))
+    pad, head, gap = 4, 24, 16
+    rows = max(len(c) for b in blocks for c in b.values())
+    width = sum(len(b) * (size + pad) for b in blocks) + gap * (len(blocks) - 1)
+    sheet = np.full((head + rows * (size + pad), width, 3), 255, np.uint8)
+    x = 0
+    for block in blocks:
+        for label, column in block.items():
+            cv2.putText(sheet, label[:18], (x + 2, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        (0, 0, 0), 1)  # fmt: skip
+            for r, crop in enumerate(column):
+                y = head + r * (size + pad)
+                sheet[y : y + size, x : x + size] = cv2.resize(crop, (size, size))
+            x += size + pad
+        x += gap
     save_image(sheet, path)
 
 
