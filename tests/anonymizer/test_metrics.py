@@ -82,3 +82,17 @@ def test_detail_ratio_and_seam_score_on_known_edits():
     banded = face.copy()
     cv2.circle(banded, (64, 64), 40, (255, 255, 255), 2)
     assert M.seam_score(face, banded, mask.astype(bool)) > 1.5
+
+
+def test_inner_face_mask_covers_eyes_and_mouth_not_the_jaw():
+    from veilchain.anonymizer.alignment import canonical_template
+
+    lm = canonical_template(128)
+    inner = M.inner_face_mask(lm, (128, 128, 3))
+    assert inner.shape == (128, 128)
+    for i in (36, 45, 30, 48, 54, 62):  # eye corners, nose tip, mouth corners, inner lip
+        x, y = np.round(lm[i]).astype(int)
+        assert inner[y, x], i
+    for i in (0, 8, 16):  # jaw: left, chin, right
+        x, y = np.round(lm[i]).astype(int)
+        assert not inner[y, x], i

@@ -196,6 +196,15 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return g @ np.array([0.299, 0.587, 0.114]) if g.ndim == 3 else g
 
 
+def inner_face_mask(landmarks: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """The inner face as a bool mask of ``shape[:2]``: the convex hull of the brows, eyes, nose
+    and mouth (68-point landmarks 17-67), where :func:`detail_ratio` looks."""
+    mask = np.zeros(tuple(shape[:2]), np.uint8)
+    lm = np.asarray(landmarks, np.float64).reshape(68, 2)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm[17:]).astype(np.int32)), 1)
+    return mask.astype(bool)
+
+
 def detail_ratio(original: np.ndarray, output: np.ndarray, inner: np.ndarray) -> float | None:
     """Fine detail kept: variance of the Laplacian of the output over the original's, inside
     ``inner`` (a bool mask of the inner face: brows, eyes, nose, mouth). 1 = as much detail
