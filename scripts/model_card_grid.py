@@ -61,7 +61,7 @@ def _corpus_faces(folder: Path, n: int):
 def main(argv: list[str] | None = None) -> Path:
     from veilchain.anonymizer import build_anonymizer
     from veilchain.anonymizer.alignment import align_face
-    from veilchain.anonymizer.evaluate import write_contact_sheet
+    from veilchain.anonymizer.evaluation_plots import write_contact_sheet
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, nargs="*", default=[], help="built corpora")

@@ -171,7 +171,7 @@ def test_contact_sheet_lays_blocks_side_by_side(tmp_path):
     its own columns; the rows are the longest block's."""
     from PIL import Image
 
-    from veilchain.anonymizer.evaluate import write_contact_sheet
+    from veilchain.anonymizer.evaluation_plots import write_contact_sheet
 
     crop = np.full((128, 128, 3), 90, np.uint8)
     blocks = [{"a": [crop] * 2, "b": [crop] * 2}, {"c": [crop] * 3, "d": [crop] * 3}]
