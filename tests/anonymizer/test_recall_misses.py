@@ -182,12 +182,14 @@ def test_whole_faces_are_not_taken_for_cut_ones(recall_set):
     [
         ("generated/motion_blur/frontal_06_motion_blur.jpg", 2),
         ("generated/motion_blur/frontal_09_motion_blur.jpg", 1),
+        ("generated/motion_blur/messi5_motion_blur.jpg", 0),
     ],
 )
 def test_mtcnn_takes_a_motion_blurred_face_centerface_scores_weakly(recall_set, file, index):
-    """CenterFace scores these faces (blur about half the face long) 0.02-0.04 in the second
+    """CenterFace scores these faces (blur about half the face long) 0.02-0.06 in the second
     look's half-resolution pass; R-Net passes them, but its refined box slides along the
-    smear and O-Net turned that down."""
+    smear and O-Net turned that down. The first two O-Net takes on the candidate's own box;
+    Messi's bowed head smeared by motion blur (37 px) only among the boxes around it."""
     img, faces = recall_set[file]
     box = faces[index]["box"]
     weak = [
@@ -208,24 +210,6 @@ def test_a_motion_blurred_face_is_anonymized(recall_set, method):
     box = faces[1]["box"]
     result = build_anonymizer(method, identity_check=False, secret=SECRET).anonymize(img)
     assert _changed(result.image, img, box) >= 0.7
-
-
-def test_o_net_finds_a_smeared_face_in_the_boxes_around_the_candidate(recall_set):
-    """Messi's bowed head smeared by motion blur (37 px): CenterFace's candidate (0.06 in the
-    second look's half-resolution pass) passes R-Net, but O-Net scores its box and R-Net's
-    under 0.7; among the boxes around the candidate it finds the face."""
-    img, faces = recall_set["generated/motion_blur/messi5_motion_blur.jpg"]
-    box = faces[0]["box"]
-    weak = [
-        f
-        for f in CenterFaceDetector().detect_faces(
-            img, threshold=0.02, scale=UPRIGHT_SCALE, verify=False
-        )
-        if f.score < 0.15 and _overlaps(f.box, box)
-    ]
-    assert weak
-    boxes, scores = np.array([f.box for f in weak]), np.array([f.score for f in weak])
-    assert any(_overlaps(f.box, box) for f in MtcnnVerifier().verify(img, boxes, scores))
 
 
 @pytest.mark.parametrize(
