@@ -98,8 +98,8 @@ def test_relight_reads_only_the_lighting_statistics_of_the_face_under_it(sample,
     shuffled = crop.copy()
     core = weight >= 0.99  # the face's lighting is read here
     shuffled[core] = np.random.default_rng(3).permutation(crop[core])
-    a = relight(fake, crop, weight, inside, 6).astype(int)
-    b = relight(fake, shuffled, weight, inside, 6).astype(int)
+    a = relight(fake, crop, weight, inside, 6, core).astype(int)
+    b = relight(fake, shuffled, weight, inside, 6, core).astype(int)
     drawn = weight >= 1.0  # where the soft edge shows none of the photo
     assert drawn.sum() > 0.5 * touched.sum()
     assert np.abs(a - b)[drawn].max() <= 1
@@ -116,7 +116,7 @@ def test_relight_takes_the_surrounding_skins_brightness_and_colour(sample, detec
     weight = generated_region(fake, crop)
     grown = cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     assert weight.max() == 1.0 and (weight[~grown] == 0).all()
-    lit = relight(fake, crop, weight, np.ones(region.shape, bool), 6)
+    lit = relight(fake, crop, weight, np.ones(region.shape, bool), 6, weight >= 0.99)
     core = weight >= 0.99
     lab = [
         cv2.cvtColor(a, cv2.COLOR_RGB2LAB).astype(float)[core].mean(0) for a in (crop, fake, lit)

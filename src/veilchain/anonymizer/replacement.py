@@ -206,7 +206,8 @@ def _put_in(
     assert plan.lighting_crop is not None and plan.inside is not None
     drawn = generated_region(fake, plan.crop)
     width = max(2, int(round(SURROUND_RING * inter_ocular_distance(plan.crop_landmarks))))
-    lit = relight(fake, plan.lighting_crop, drawn, plan.inside, width)
+    tone = face_mask(plan.crop_landmarks, fake.shape)
+    lit = relight(fake, plan.lighting_crop, drawn, plan.inside, width, tone)
     face = warp_back(lit, plan.matrix, region.shape, offset=plan.offset)
     weight = warp_back(drawn, plan.matrix, region.shape, offset=plan.offset)
     touched = (weight > 0).astype(np.uint8)

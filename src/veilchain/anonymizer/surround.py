@@ -163,12 +163,14 @@ def relight(
     region: np.ndarray,
     inside: np.ndarray,
     width: int,
+    tone: np.ndarray,
 ) -> np.ndarray:
     """The photo with the generated face put in: ``generated`` inside ``region`` (a soft
     weight in [0, 1], where the generator drew), relit, and ``photo`` elsewhere.
 
     The face first takes the lightness mean and spread and the mean colour of the photo
-    under it (:func:`~veilchain.anonymizer.faces.match_lighting`, four numbers; the ring
+    over ``tone`` (the face hull; :func:`~veilchain.anonymizer.faces.match_lighting`, four
+    numbers, measured on ``generated`` over the same mask, as before; the ring
     alone is mostly hair, background and clothes, and a face matched to it alone was
     re-identified and missed by the detectors, see docs/anonymizer.md "Blending"), then
     the difference that still separates its edge from the skin outside it, per angular
@@ -183,7 +185,7 @@ def relight(
     touched = (w > 0).astype(np.uint8)
     ring = (cv2.dilate(touched, k) > 0) & (touched == 0) & inside & _skin(photo)
     band = core & ~cv2.erode(core.astype(np.uint8), k).astype(bool)
-    matched = match_lighting(generated, photo, core & inside)
+    matched = match_lighting(generated, photo, tone)
     g, p = (cv2.cvtColor(x, cv2.COLOR_RGB2LAB).astype(np.float32) for x in (matched, photo))
     yy, xx = np.mgrid[0 : w.shape[0], 0 : w.shape[1]].astype(np.float32)
     sector = _sector_of(w.shape, np.array([xx[core].mean(), yy[core].mean()]), _SECTORS)
