@@ -30,6 +30,7 @@ _MAD_TO_SIGMA = 1.4826
 #: Gaussian blurs (px) of white noise the synthesized grain can take, for correlated grain.
 _GRAIN_BLURS = (0.0, 0.4, 0.5, 0.6)
 _SECTORS = 16
+_MAX_SAMPLES = 8192
 #: Skin colour in YCrCb (8 bit). Cr from 144 leaves out brown and blond hair (Cr 135-143
 #: around the astronaut's face, whose skin reads 142-153); very dark or dim skin (Cr under
 #: 144) is left out with it, and such a face keeps the generator's colour.
@@ -51,6 +52,8 @@ def _robust_sigma(response: np.ndarray, mask: np.ndarray) -> np.ndarray:
     r = response[mask].reshape(-1, response.shape[2] if response.ndim == 3 else 1)
     if len(r) < 16:
         return np.zeros(r.shape[1], np.float32)
+    if len(r) > _MAX_SAMPLES:  # a regular subsample: the median moves by a fraction of 1 %
+        r = r[:: len(r) // _MAX_SAMPLES]
     med = np.median(r, axis=0)
     return (np.median(np.abs(r - med), axis=0) * _MAD_TO_SIGMA / 6.0).astype(np.float32)
 
@@ -152,8 +155,7 @@ def add_grain(
     unit = noise_sigma(grain, fm)
     grain *= (missing / np.maximum(unit, 1e-6))[None, None, :]
     rgb = grain @ _BT601.T
-    out = face.astype(np.float32)
-    out[fm] += rgb[fm]
+    out = face.astype(np.float32) + rgb * fm[..., None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -189,11 +191,12 @@ def relight(
     g, p = (cv2.cvtColor(x, cv2.COLOR_RGB2LAB).astype(np.float32) for x in (matched, photo))
     yy, xx = np.mgrid[0 : w.shape[0], 0 : w.shape[1]].astype(np.float32)
     sector = _sector_of(w.shape, np.array([xx[core].mean(), yy[core].mean()]), _SECTORS)
-    outside = {
-        s: np.median(p[ring & (sector == s)], axis=0)
-        for s in range(_SECTORS)
-        if (ring & (sector == s)).sum() >= 4
-    }
+    ring_sector, ring_lab = sector[ring], p[ring]
+    outside = {}
+    for s in range(_SECTORS):
+        here = ring_sector == s
+        if here.sum() >= 4:
+            outside[s] = np.median(ring_lab[here], axis=0)
     corr = _edge_field(g, outside, band, core, sector, width)
     lit = cv2.cvtColor(np.clip(np.rint(g + corr), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
     out = photo.astype(np.float32) * (1 - w[..., None]) + lit.astype(np.float32) * w[..., None]
@@ -201,21 +204,38 @@ def relight(
 
 
 def _edge_field(face, outside, band, core, sector, width: int) -> np.ndarray:
-    """What still separates the face's edge from the skin outside it, per skin sector,
-    spread along the edge and fading into the face over about two ring widths."""
+    """The colour (Lab a, b) that still separates the face's edge from the skin outside it,
+    per skin sector, spread along the edge and fading into the face over about two ring
+    widths. Lightness is left alone: evening out the DP decoder's darker rim took HOG's
+    retention of held-out DP faces from 0.89 to 0.80 (the rim is part of the contour it
+    finds), where the colour step alone changed nothing measurable."""
+    edge_sector, edge_lab = sector[band], face[band]
+    edge_residual = np.zeros(edge_lab.shape, np.float32)
+    edge_has = np.zeros(len(edge_lab), np.float32)
+    for s, value in outside.items():
+        here = edge_sector == s
+        if here.sum() >= 4:
+            edge_residual[here] = value - np.median(edge_lab[here], axis=0)
+            edge_has[here] = 1.0
     residual = np.zeros(face.shape, np.float32)
     has = np.zeros(face.shape[:2], np.float32)
-    for s, value in outside.items():
-        edge = band & (sector == s)
-        if edge.sum() >= 4:
-            residual[edge] = value - np.median(face[edge], axis=0)
-            has[edge] = 1.0
+    residual[band], has[band] = edge_residual, edge_has
     sigma = 2.0 * width
-    spread = cv2.GaussianBlur(residual, (0, 0), sigma)
-    cover = cv2.GaussianBlur(has, (0, 0), sigma)
+    spread, cover = _wide_blur(residual, sigma), _wide_blur(has, sigma)
     depth = cv2.distanceTransform(core.astype(np.uint8), cv2.DIST_L2, 5)
     fade = np.exp(-depth / sigma) * (cover > 0.02)
-    return spread / np.maximum(cover, 1e-6)[..., None] * fade[..., None]
+    field = spread / np.maximum(cover, 1e-6)[..., None] * fade[..., None]
+    field[..., 0] = 0.0  # colour only: see _edge_field's docstring
+    return field
+
+
+def _wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of large ``sigma`` at a quarter of the resolution (the same field to
+    a few percent, at a twentieth of the cost)."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / 4)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).reshape(image.shape)
 
 
 def _skin(image: np.ndarray) -> np.ndarray:
@@ -233,12 +253,12 @@ def _skin(image: np.ndarray) -> np.ndarray:
 def generated_region(generated: np.ndarray, crop: np.ndarray) -> np.ndarray:
     """Soft weight (float32 in [0, 1]) of where a generator drew in ``generated``: the convex
     hull of the pixels it changed in ``crop`` (its region is the convex face hull), eroded by
-    1 px and blurred as the generators' own paste is, so it is 0 outside the hull."""
+    2 px and blurred (5x5) as the generators' own paste is, so it is 0 outside the hull."""
     changed = np.argwhere(np.any(generated != crop, axis=2))
-    w = np.zeros(crop.shape[:2], np.uint8)
+    hull_mask = np.zeros(crop.shape[:2], np.uint8)
     if len(changed) < 3:
-        return w.astype(np.float32)
+        return hull_mask.astype(np.float32)
     hull = cv2.convexHull(changed[:, ::-1].astype(np.int32))
-    cv2.fillConvexPoly(w, hull, 1)
-    w = cv2.erode(w, np.ones((5, 5), np.uint8))
-    return cv2.GaussianBlur(w.astype(np.float32), (5, 5), 1.5)
+    cv2.fillConvexPoly(hull_mask, hull, 1)
+    eroded = cv2.erode(hull_mask, np.ones((5, 5), np.uint8))
+    return cv2.GaussianBlur(eroded.astype(np.float32), (5, 5), 1.5)
