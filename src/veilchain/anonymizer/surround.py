@@ -4,8 +4,8 @@
   spread and the mean colour of the photo under it (four numbers, as before; the ring around
   a face is mostly hair, background and clothes, and faces lit from the ring alone were
   missed by the detectors and one was re-identified, see docs/anonymizer.md "Blending"), then
-  the step that still separates its edge from the skin just outside it, per angular sector of
-  a ring of skin-coloured pixels, spread along the edge and fading into the face. Only the
+  the colour step that still separates its edge from the skin just outside it, per angular
+  sector of a ring of skin-coloured pixels, spread along the edge and fading into the face. Only the
   pixels the generator drew change: the rest of the crop stays the photo's (the lighting
   match of the whole crop was what drew the DP latent's bright forehead band).
 - :func:`add_grain` measures the photo's noise in the published pixels around the face
@@ -175,7 +175,7 @@ def relight(
     numbers, measured on ``generated`` over the same mask, as before; the ring
     alone is mostly hair, background and clothes, and a face matched to it alone was
     re-identified and missed by the detectors, see docs/anonymizer.md "Blending"), then
-    the difference that still separates its edge from the skin outside it, per angular
+    the colour step that still separates its edge from the skin outside it, per angular
     sector of the ring, fading into the face (:func:`_edge_field`). ``inside`` marks the
     crop's pixels that lie inside the image (the rest replicate its border); ``width``:
     the ring's width in px."""
