@@ -23,7 +23,6 @@ from veilchain.anonymizer import metrics as M
 from veilchain.anonymizer.alignment import (
     align_face,
     canonical_template,
-    face_mask,
     transform_points,
 )
 from veilchain.anonymizer.detectors import CenterFaceDetector, landmark_box, locate_face
@@ -306,7 +305,7 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
         new_lms = [detector.landmarks(out, landmark_box(d)) for d in ds]
         probes.append(embedder.embed(out, new_lms))
         for d, nlm in zip(ds, new_lms, strict=True):
-            _measure_face(per, img, out, d, nlm, anon.dilation)
+            _measure_face(per, img, out, d, nlm)
         for key, fn in (("psnr", M.psnr), ("ssim", M.ssim), ("l0", M.l0_distance),
                         ("l2", M.l2_distance)):  # fmt: skip
             per[key].append(fn(img, out))
@@ -346,7 +345,7 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
     return row, outputs
 
 
-def _measure_face(per, img, out, det: FaceDetection, new_lm, dilation: float) -> None:
+def _measure_face(per, img, out, det: FaceDetection, new_lm) -> None:
     """Per-face figures on 128x128 crops aligned with the original landmarks."""
     a, matrix = align_face(img, det.landmarks)
     b, _ = align_face(out, det.landmarks)
@@ -356,7 +355,7 @@ def _measure_face(per, img, out, det: FaceDetection, new_lm, dilation: float) ->
     per["dhash_face"].append(M.dhash_distance(a, b))
     crop_lm = transform_points(det.landmarks, matrix)
     per["detail"].append(M.detail_ratio(a, b, M.inner_face_mask(crop_lm, a.shape)))
-    per["seam"].append(M.seam_score(a, b, face_mask(crop_lm, a.shape, dilation=dilation)))
+    per["seam"].append(M.seam_score(a, b, M.changed_region(a, b)))
 
 
 def _face_crops(originals: _Originals, outputs: list[np.ndarray] | None) -> list[np.ndarray]:

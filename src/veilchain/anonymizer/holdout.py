@@ -42,7 +42,6 @@ def _eval_faces(job: _HoldoutJob, indices: list[int]) -> list[dict]:
     from veilchain.anonymizer import embedding
     from veilchain.anonymizer import faces as F
     from veilchain.anonymizer import metrics as M
-    from veilchain.anonymizer.alignment import face_mask
     from veilchain.anonymizer.pipeline import Anonymizer
 
     torch.set_num_threads(1)
@@ -74,7 +73,6 @@ def _eval_faces(job: _HoldoutJob, indices: list[int]) -> list[dict]:
         h_orig = F.haar_face_boxes(crop)
         m_orig = F.mmod_face_boxes(crop)  # the crop is the face's region: searched whole
         inner = M.inner_face_mask(lm_orig, crop.shape)
-        region = face_mask(lm_orig, crop.shape, dilation=checked.dilation)
         for name, anon in (("first", unchecked), ("checked", checked)):
             res = anon.anonymize(crop, detections=faces, face_keys=[int(i)])
             out, lm_out = res.image, F.landmarks_for_box(res.image, box)
@@ -89,7 +87,7 @@ def _eval_faces(job: _HoldoutJob, indices: list[int]) -> list[dict]:
             if m_orig:
                 rec["ret_mmod_" + name] = M.detection_retention(m_orig, F.mmod_face_boxes(out))
             rec["detail_" + name] = M.detail_ratio(crop, out, inner)
-            rec["seam_" + name] = M.seam_score(crop, out, region)
+            rec["seam_" + name] = M.seam_score(crop, out, M.changed_region(crop, out))
         rec.update(
             attempts=res.faces[0].attempts,
             passed=res.faces[0].passed,

@@ -219,6 +219,19 @@ def detail_ratio(original: np.ndarray, output: np.ndarray, inner: np.ndarray) ->
     return None if base <= 1e-9 else float(lap_y.var()) / base
 
 
+def changed_region(original: np.ndarray, output: np.ndarray, tol: int = 2) -> np.ndarray:
+    """(H, W) uint8 mask of the replaced region: the convex hull of the pixels that differ by
+    more than ``tol`` grey levels in some channel. The seam is measured on its edge, wherever a
+    method drew (a generator's face hull, a baseline's dilated mask), so it sees the edge the
+    method left, not the edge of a mask it may not have filled."""
+    diff = np.abs(original.astype(np.int16) - output.astype(np.int16)).max(axis=2) > tol
+    hull_mask = np.zeros(diff.shape, np.uint8)
+    pts = np.argwhere(diff)
+    if len(pts) >= 3:
+        cv2.fillConvexPoly(hull_mask, cv2.convexHull(pts[:, ::-1].astype(np.int32)), 1)
+    return hull_mask
+
+
 def seam_score(
     original: np.ndarray, output: np.ndarray, mask: np.ndarray, width: int = 3
 ) -> float | None:
