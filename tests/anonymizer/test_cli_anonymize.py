@@ -74,7 +74,7 @@ def test_evaluate_json(tmp_path, samples_dir):
             "-o",
             str(tmp_path / "ev"),
             "--methods",
-            "pixelate,dppix",
+            "pixelate,mask,dppix",
             "--epsilons",
             "1,10",
             "--json",
@@ -84,6 +84,7 @@ def test_evaluate_json(tmp_path, samples_dir):
     report = json.loads(res.stdout)
     assert [(r["method"], r["epsilon"]) for r in report["results"]] == [
         ("pixelate", None),
+        ("mask", None),
         ("dppix", 1.0),
         ("dppix", 10.0),
     ]
@@ -91,11 +92,14 @@ def test_evaluate_json(tmp_path, samples_dir):
     pix = report["results"][0]
     assert 0 <= pix["detail_ratio_median"] < 1 and pix["seam_score_median"] > 0
     assert 0 <= pix["detection_retention_cnn"] <= 1
-    # the contact sheet: a header, then one row per face (2), columns original + 2 methods
+    # dlib's CNN (no part of the pipeline) finds both faces on the originals, none masked
+    mask = report["results"][1]
+    assert mask["detection_base_mmod"] == 2 and mask["detection_retention_mmod"] == 0.0
+    # the contact sheet: a header, then one row per face (2), columns original + 3 methods
     from PIL import Image
 
     sheet = Image.open(tmp_path / "ev" / "contact_sheet.png")
-    assert sheet.size == (3 * 132, 24 + 2 * 132)
+    assert sheet.size == (4 * 132, 24 + 2 * 132)
     for r in report["results"]:
         assert r["faces"] == 2 and 0 <= r["reid_rate"] <= 1 and r["ssim"] > 0.5
     for key in ("json", "curve", "grid"):
@@ -160,3 +164,18 @@ def test_anonymize_upsample_finds_the_small_face(tmp_path, sample):
         after = np.asarray(Image.open(out / "two.png"))
         diff = np.abs(after[y0:y1, x0:x1].astype(int) - img[y0:y1, x0:x1].astype(int))
         assert (diff.max() >= 3) == changed, flag
+
+
+def test_contact_sheet_lays_blocks_side_by_side(tmp_path):
+    """Several dicts of crops become blocks side by side (the model card's grid), each with
+    its own columns; the rows are the longest block's."""
+    from PIL import Image
+
+    from veilchain.anonymizer.evaluation_plots import write_contact_sheet
+
+    crop = np.full((128, 128, 3), 90, np.uint8)
+    blocks = [{"a": [crop] * 2, "b": [crop] * 2}, {"c": [crop] * 3, "d": [crop] * 3}]
+    write_contact_sheet(blocks, tmp_path / "grid.png")
+    assert Image.open(tmp_path / "grid.png").size == (4 * 132 + 16, 24 + 3 * 132)
+    write_contact_sheet(blocks[0], tmp_path / "one.png")
+    assert Image.open(tmp_path / "one.png").size == (2 * 132, 24 + 2 * 132)

@@ -21,6 +21,7 @@ from veilchain.anonymizer.faces import (
     is_low_light,
     landmarks_for_box,
     match_lighting,
+    mmod_face_boxes,
 )
 from veilchain.errors import FaceDetectionError
 
@@ -175,3 +176,27 @@ def test_auto_upsampling_misses_a_small_face_beside_a_large_one(sample):
     assert len(HogDetector(upsample=1).detect_boxes(img)) == 2
     with pytest.raises(InputError, match="upsample must be 0-3"):
         HogDetector(upsample=-1)
+
+
+def test_mmod_finds_every_sample_face_and_no_masked_one(detector, sample):
+    """dlib's CNN (evaluation only) finds each of the nine sample faces in the region around
+    the pipeline's CenterFace box, in image coordinates, and none once the face is masked."""
+    from veilchain.anonymizer.baselines import SolidMask
+    from veilchain.anonymizer.detectors import CenterFaceDetector
+    from veilchain.anonymizer.metrics import box_iou, detection_retention
+    from veilchain.anonymizer.pipeline import Anonymizer
+
+    cnn, found = CenterFaceDetector(), 0
+    for name in ("biden.jpg", "obama.jpg", "obama2.jpg", "obama3.jpg", "group.jpg"):
+        img = sample(name)
+        for face in cnn.detect_faces(img):
+            boxes = mmod_face_boxes(img, around=face.box)
+            assert max(box_iou(b, face.box) for b in boxes) > 0.5, name
+            found += 1
+    assert found == 8
+    img = sample("obama.jpg")
+    (face,) = cnn.detect_faces(img)
+    before = mmod_face_boxes(img, around=face.box)
+    assert detection_retention(before, mmod_face_boxes(img, around=face.box)) == 1.0
+    masked = Anonymizer(detector, SolidMask()).anonymize(img).image
+    assert detection_retention(before, mmod_face_boxes(masked, around=face.box)) == 0.0

@@ -82,3 +82,39 @@ def test_detail_ratio_and_seam_score_on_known_edits():
     banded = face.copy()
     cv2.circle(banded, (64, 64), 40, (255, 255, 255), 2)
     assert M.seam_score(face, banded, mask.astype(bool)) > 1.5
+
+
+def test_seam_is_measured_where_the_method_drew():
+    """changed_region: the hull of the changed pixels. A flat disc pasted with a hard edge
+    inside a larger mask is seen there (the mask's own edge, untouched, would say 1.0); a
+    smooth change of the same region leaves no seam."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    face = cv2.GaussianBlur(rng.integers(60, 200, (128, 128, 3)).astype(np.uint8), (0, 0), 1.0)
+    big_mask = np.zeros((128, 128), np.uint8)
+    cv2.circle(big_mask, (64, 64), 50, 1, -1)
+    pasted = face.copy()
+    cv2.circle(pasted, (64, 64), 35, (230, 230, 230), -1)
+    region = M.changed_region(face, pasted)
+    assert abs(int(region.sum()) - int(np.pi * 35**2)) < 0.1 * np.pi * 35**2
+    assert M.seam_score(face, pasted, big_mask) == pytest.approx(1.0)
+    assert M.seam_score(face, pasted, region) > 1.5
+    smooth = face.astype(np.float32)
+    weight = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 8.0)[..., None]
+    smooth = np.clip(smooth + 20 * weight, 0, 255).astype(np.uint8)
+    assert M.seam_score(face, smooth, M.changed_region(face, smooth)) < 1.1
+
+
+def test_inner_face_mask_covers_eyes_and_mouth_not_the_jaw():
+    from veilchain.anonymizer.alignment import canonical_template
+
+    lm = canonical_template(128)
+    inner = M.inner_face_mask(lm, (128, 128, 3))
+    assert inner.shape == (128, 128)
+    for i in (36, 45, 30, 48, 54, 62):  # eye corners, nose tip, mouth corners, inner lip
+        x, y = np.round(lm[i]).astype(int)
+        assert inner[y, x], i
+    for i in (0, 8, 16):  # jaw: left, chin, right
+        x, y = np.round(lm[i]).astype(int)
+        assert not inner[y, x], i

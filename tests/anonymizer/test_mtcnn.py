@@ -13,7 +13,7 @@ import pytest
 
 from veilchain.anonymizer.detectors import CenterFaceDetector, build_detector
 from veilchain.anonymizer.image_io import load_image
-from veilchain.anonymizer.mtcnn import MtcnnVerifier
+from veilchain.anonymizer.mtcnn import MtcnnVerifier, _around
 from veilchain.anonymizer.wiring import build_anonymizer
 
 RECALL = Path(__file__).resolve().parents[2] / "bench" / "data" / "recall"
@@ -100,3 +100,19 @@ def test_the_report_names_the_verifier_and_its_weights():
         "candidates_from": 0.02,
     }
     assert build_detector(verifier=False).describe()["verifier"] is None
+
+
+def test_the_box_search_looks_around_each_candidate_and_at_it():
+    """27 squares per candidate, candidate-major: the candidate's own box among them, centres
+    within 0.15 of its side, sizes 0.8-1.25 times it."""
+    boxes = np.array([[10.0, 20.0, 50.0, 60.0], [100.0, 100.0, 120.0, 120.0]])
+    near = _around(boxes).reshape(2, -1, 4)
+    assert near.shape == (2, 27, 4)
+    for box, views in zip(boxes, near, strict=True):
+        side = box[2] - box[0]
+        assert any(np.allclose(v, box) for v in views)
+        assert np.allclose(views[:, 2] - views[:, 0], views[:, 3] - views[:, 1])
+        sizes = (views[:, 2] - views[:, 0]) / side
+        assert sizes.min() == pytest.approx(0.8) and sizes.max() == pytest.approx(1.25)
+        shift = np.abs((views[:, :2] + views[:, 2:]) / 2 - (box[:2] + box[2:]) / 2) / side
+        assert shift.max() == pytest.approx(0.15)

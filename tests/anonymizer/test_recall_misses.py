@@ -2,7 +2,8 @@
 cover that leaves a dark face as it was (``replacement.visible_cover``), a face cut by the
 border whose landmarks go off the image (``detectors.MAX_CUT_FRACTION``), dark faces that
 brightening buries in noise (the second look's ``also`` view), and motion-blurred
-faces MTCNN turned down after R-Net's box drifted off them (``mtcnn.MtcnnVerifier``).
+faces MTCNN turned down after R-Net's box drifted off them, or on every box it was shown
+(``mtcnn.MtcnnVerifier``, its box search).
 
 The images are the recall set's own (scripts/build_recall_set.py, built in memory and
 JPEG-coded as the benchmark stores them), with their annotated boxes."""
@@ -18,6 +19,7 @@ import pytest
 
 from veilchain.anonymizer.baselines import DPPix, GaussianBlur, SolidMask
 from veilchain.anonymizer.detectors import CenterFaceDetector, locate_face
+from veilchain.anonymizer.image_io import load_image
 from veilchain.anonymizer.mtcnn import MtcnnVerifier
 from veilchain.anonymizer.replacement import VISIBLE_LEVELS, visible_cover
 from veilchain.anonymizer.second_look import UPRIGHT_SCALE
@@ -33,6 +35,10 @@ WANTED = (
     "generated/edge/grace_hopper_top.jpg",
     "generated/motion_blur/frontal_06_motion_blur.jpg",
     "generated/motion_blur/frontal_09_motion_blur.jpg",
+    "generated/motion_blur/messi5_motion_blur.jpg",
+    "generated/motion_blur/frontal_04_motion_blur.jpg",
+    "generated/profile/profile_00.jpg",
+    "generated/profile/profile_11.jpg",
 )
 
 
@@ -71,12 +77,13 @@ def _overlaps(box, face_box) -> bool:
     return face_box[0] <= cx <= face_box[2] and face_box[1] <= cy <= face_box[3]
 
 
-def _anonymized(recall_set, file: str, index: int, method: str):
+def _anonymized(recall_set, file: str, index: int, method: str, detector=None):
     """(the one face report over annotated face ``index`` of ``file``, and the share of that
     face the output changed) after ``method`` without the identity check."""
     img, faces = recall_set[file]
     box = faces[index]["box"]
-    result = build_anonymizer(method, identity_check=False, secret=SECRET).anonymize(img)
+    anon = build_anonymizer(method, identity_check=False, secret=SECRET, detector=detector)
+    result = anon.anonymize(img)
     (face,) = [f for f in result.faces if _overlaps(f.box, box)]
     return face, _changed(result.image, img, box)
 
@@ -138,8 +145,10 @@ def test_dppix_output_is_left_as_its_epsilon_describes():
 def test_the_second_look_sees_a_dark_output_as_it_is_too(recall_set, method, file, index):
     """Faces the detection pass misses in a dark photo and the sweep of the brightened
     output misses too (CLAHE lifts the noise around them), but not the sweep of the output
-    as it is: a 49 px face, and a man turned away (79 px, cheek and ear) in a dark frame."""
-    face, changed = _anonymized(recall_set, file, index, method)
+    as it is: a 49 px face, and a man turned away (79 px, cheek and ear) in a dark frame.
+    The detection pass here does not read the mirrored image, which now finds the first."""
+    detector = CenterFaceDetector(verifier=MtcnnVerifier())
+    face, changed = _anonymized(recall_set, file, index, method, detector)
     assert face.found_by == "second_look" and changed >= 0.7
 
 
@@ -173,12 +182,14 @@ def test_whole_faces_are_not_taken_for_cut_ones(recall_set):
     [
         ("generated/motion_blur/frontal_06_motion_blur.jpg", 2),
         ("generated/motion_blur/frontal_09_motion_blur.jpg", 1),
+        ("generated/motion_blur/messi5_motion_blur.jpg", 0),
     ],
 )
 def test_mtcnn_takes_a_motion_blurred_face_centerface_scores_weakly(recall_set, file, index):
-    """CenterFace scores these faces (blur about half the face long) 0.02-0.04 in the second
+    """CenterFace scores these faces (blur about half the face long) 0.02-0.06 in the second
     look's half-resolution pass; R-Net passes them, but its refined box slides along the
-    smear and O-Net turned that down."""
+    smear and O-Net turned that down. The first two O-Net takes on the candidate's own box;
+    Messi's bowed head smeared by motion blur (37 px) only among the boxes around it."""
     img, faces = recall_set[file]
     box = faces[index]["box"]
     weak = [
@@ -199,3 +210,51 @@ def test_a_motion_blurred_face_is_anonymized(recall_set, method):
     box = faces[1]["box"]
     result = build_anonymizer(method, identity_check=False, secret=SECRET).anonymize(img)
     assert _changed(result.image, img, box) >= 0.7
+
+
+@pytest.mark.parametrize(
+    ("file", "index"),
+    [
+        ("generated/motion_blur/messi5_motion_blur.jpg", 0),
+        ("generated/motion_blur/frontal_04_motion_blur.jpg", 2),
+    ],
+)
+def test_a_face_found_by_the_box_search_is_anonymized(recall_set, file, index):
+    """Two smeared faces (37 and 49 px) published unchanged before the box search: the first
+    caught by the second look, the second by the detection pass (CenterFace 0.02)."""
+    img, faces = recall_set[file]
+    box = faces[index]["box"]
+    result = build_anonymizer("blur", identity_check=False, secret=SECRET).anonymize(img)
+    assert _changed(result.image, img, box) >= 0.7
+
+
+# -- a head turned away --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("file", "index"),
+    [("generated/profile/profile_00.jpg", 1), ("generated/profile/profile_11.jpg", 1)],
+)
+@pytest.mark.parametrize("method", ["blur", "ciagan"])
+def test_a_head_turned_away_is_found_in_the_mirrored_image(recall_set, file, index, method):
+    """The man turned away in a basketball frame (cheek and ear, 33-34 px): published
+    unchanged before the mirrored pass, which finds him at 0.24 and 0.39."""
+    face, changed = _anonymized(recall_set, file, index, method)
+    assert face.found_by == "detector" and changed >= 0.7
+
+
+def test_the_mirrored_pass_maps_faces_back():
+    """On whole upright faces the mirrored pass finds the same boxes, left eye on the left."""
+    img = load_image(ROOT / "src" / "veilchain" / "data" / "samples" / "group.jpg")
+    h, w = img.shape[:2]
+    detector = CenterFaceDetector()
+    upright = detector.detect_faces(img, threshold=0.4, verify=False)
+    mirrored = detector._mirrored(img, 0.4, 1.0)
+    assert upright and len(mirrored) == len(upright)
+    whole = [
+        f for f in upright if min(f.box[:2]) >= 5 and f.box[2] <= w - 5 and f.box[3] <= h - 5
+    ]  # on a face cut by the border the flip moves the box
+    assert whole
+    for face in whole:
+        (twin,) = [m for m in mirrored if _overlaps(m.box, face.box)]
+        assert np.allclose(twin.box, face.box, atol=0.1 * (face.box[2] - face.box[0]))
+        assert twin.keypoints is not None and twin.keypoints[0, 0] < twin.keypoints[1, 0]
+        assert twin.keypoints[3, 0] < twin.keypoints[4, 0]

@@ -203,6 +203,13 @@ def test_holdout_evaluation_runs_the_pipeline_path(tiny_corpus):
     hog = r["landmark_displacement_iod_mean_hog"]  # over the faces HOG finds, if any
     assert (hog is None) == (r["detection_base"] == 0)
     assert hog is None or 0 <= hog < 1
+    # realism: a generated face keeps some detail of its own, has no strong seam, and the
+    # sources' and outputs' embeddings give a finite FD
+    assert r["detail_ratio_median"] > 0 and 0 < r["seam_score_median"] < 3
+    assert np.isfinite(r["fd_dlib"]) and r["fd_dlib"] > 0
+    assert 0 <= r["detection_base_mmod"] <= 4
+    mmod = r["detection_retention_mmod"]
+    assert (r["detection_base_mmod"] == 0) == np.isnan(mmod) and (np.isnan(mmod) or 0 <= mmod <= 1)
 
 
 def test_cli_train_exports_with_the_given_identity_weight(tmp_path):

@@ -34,6 +34,7 @@ def model_path(name: str) -> str:
     return {
         "landmarks68": frm.pose_predictor_model_location,
         "embedding": frm.face_recognition_model_location,
+        "mmod": frm.cnn_face_detector_model_location,
     }[name]()
 
 

@@ -23,12 +23,21 @@ from veilchain.anonymizer import metrics as M
 from veilchain.anonymizer.alignment import (
     align_face,
     canonical_template,
-    face_mask,
     transform_points,
 )
 from veilchain.anonymizer.detectors import CenterFaceDetector, landmark_box, locate_face
 from veilchain.anonymizer.embedding import FaceEmbedder
-from veilchain.anonymizer.faces import FaceDetection, HogDetector, haar_face_boxes
+from veilchain.anonymizer.evaluation_plots import (
+    plot_before_after,
+    plot_privacy_utility,
+    write_contact_sheet,
+)
+from veilchain.anonymizer.faces import (
+    FaceDetection,
+    HogDetector,
+    haar_face_boxes,
+    mmod_face_boxes,
+)
 from veilchain.anonymizer.features import parse_features
 from veilchain.anonymizer.image_io import is_image_path, load_image
 from veilchain.anonymizer.methods import METHODS, build_method
@@ -47,6 +56,7 @@ SUMMARY_COLUMNS = (
     ("detection_retention", "det"),
     ("detection_retention_haar", "detHaar"),
     ("detection_retention_cnn", "detCNN"),
+    ("detection_retention_mmod", "detMMOD"),
     ("landmark_nme", "lm/iod"),
     ("detail_ratio_median", "detail"),
     ("seam_score_median", "seam"),
@@ -97,10 +107,12 @@ class _Originals:
     labels: list[str]  # one identity per gallery face
     haar: list[list[tuple[float, float, float, float]]]  # OpenCV Haar boxes per image
     cnn: list[list[tuple[float, float, float, float]]]  # CenterFace boxes per image
+    # per image, per face: dlib MMOD's box on the original around the face, None if not found
+    mmod: list[list[tuple[float, float, float, float] | None]]
 
 
-_PER_FACE = ("retention", "retention_haar", "retention_cnn", "nme", "psnr_face", "ssim_face",
-             "dhash_face", "detail", "seam")  # fmt: skip
+_PER_FACE = ("retention", "retention_haar", "retention_cnn", "retention_mmod", "nme",
+             "psnr_face", "ssim_face", "dhash_face", "detail", "seam")  # fmt: skip
 _PER_IMAGE = ("psnr", "ssim", "l0", "l2", "ald0", "ald2", "aldinf")
 
 
@@ -123,8 +135,9 @@ def evaluate(
     By default each method's first output is measured (no checks); ``check=True`` measures
     what the pipeline publishes: identity and (for generators) re-detection and landmark
     checks, with retries. Detection retention is given for dlib's HOG (the detector the
-    generator's still-a-face check uses), for OpenCV's Haar cascade (used by no check) and
-    for CenterFace (the pipeline's detector, which no generator check uses)."""
+    generator's still-a-face check uses), for OpenCV's Haar cascade (used by no check), for
+    CenterFace (the pipeline's detector, which no generator check uses) and for dlib's CNN
+    (MMOD; used by nothing in the anonymizer), searched around each face."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     methods = _checked_methods(methods)
     epsilons = [float(e) for e in (epsilons or DEFAULT_EPSILONS)]
@@ -175,8 +188,8 @@ def evaluate(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     report = _report(data_dir, out_dir, originals, results, unavailable, seed, check)
-    _plot_curve(results, out_dir / "privacy_utility.png")
-    _plot_grid(samples, out_dir / "before_after.png")
+    plot_privacy_utility(results, EPSILON_METHODS, out_dir / "privacy_utility.png")
+    plot_before_after(samples, out_dir / "before_after.png")
     write_contact_sheet(crops, out_dir / "contact_sheet.png")
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2, default=_json_default))
     return json.loads(json.dumps(report, default=_json_default))
@@ -248,7 +261,16 @@ def _originals(files, data_dir: Path, detector, embedder, tick) -> _Originals:
         images, dets, skipped, gallery, labels,
         haar=[haar_face_boxes(img) for _, img, _ in images],  # once, not per method
         cnn=[[f.box for f in cnn.detect_faces(img)] for _, img, _ in images],
+        mmod=[[_mmod_box(img, d) for d in ds]
+              for (_, img, _), ds in zip(images, dets, strict=True)],
     )  # fmt: skip
+
+
+def _mmod_box(image: np.ndarray, det: FaceDetection) -> tuple[float, float, float, float] | None:
+    """dlib MMOD's box for this face: of those found around it, the one overlapping it most."""
+    found = mmod_face_boxes(image, around=det.box)
+    best = max(found, key=lambda b: M.box_iou(b, det.box), default=None)
+    return best if best is not None and M.box_iou(best, det.box) > 0 else None
 
 
 def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, label, tick):
@@ -258,9 +280,10 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
     per: dict[str, list] = {k: [] for k in (*_PER_FACE, *_PER_IMAGE)}
     probes: list[np.ndarray] = []
     outputs = []
-    for (f, img, fallback), ds, haar, cnn_boxes in zip(
-        originals.images, originals.dets, originals.haar, originals.cnn, strict=True
-    ):
+    for (f, img, fallback), ds, haar, cnn_boxes, mmod in zip(
+        originals.images, originals.dets, originals.haar, originals.cnn, originals.mmod,
+        strict=True,
+    ):  # fmt: skip
         out = anon.anonymize(img, detections=ds).image
         outputs.append(out)
         if f.name not in samples and len(samples) < 4:
@@ -274,10 +297,15 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
         per["retention_haar"] += [M.detection_retention([b], haar_after) for b in haar]
         cnn_after = [g.box for g in cnn.detect_faces(out)] if cnn_boxes else []
         per["retention_cnn"] += [M.detection_retention([b], cnn_after) for b in cnn_boxes]
+        per["retention_mmod"] += [
+            M.detection_retention([b], mmod_face_boxes(out, around=d.box))
+            for d, b in zip(ds, mmod, strict=True)
+            if b is not None
+        ]
         new_lms = [detector.landmarks(out, landmark_box(d)) for d in ds]
         probes.append(embedder.embed(out, new_lms))
         for d, nlm in zip(ds, new_lms, strict=True):
-            _measure_face(per, img, out, d, nlm, anon.dilation)
+            _measure_face(per, img, out, d, nlm)
         for key, fn in (("psnr", M.psnr), ("ssim", M.ssim), ("l0", M.l0_distance),
                         ("l2", M.l2_distance)):  # fmt: skip
             per[key].append(fn(img, out))
@@ -294,6 +322,8 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
         "detection_retention": _mean(per["retention"]),
         "detection_retention_haar": _mean(per["retention_haar"]),
         "detection_retention_cnn": _mean(per["retention_cnn"]),
+        "detection_retention_mmod": _mean(per["retention_mmod"]),
+        "detection_base_mmod": len(per["retention_mmod"]),
         "landmark_nme": _mean(per["nme"]),
         "detail_ratio_median": _median(per["detail"]),
         "seam_score_median": _median(per["seam"]),
@@ -315,7 +345,7 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
     return row, outputs
 
 
-def _measure_face(per, img, out, det: FaceDetection, new_lm, dilation: float) -> None:
+def _measure_face(per, img, out, det: FaceDetection, new_lm) -> None:
     """Per-face figures on 128x128 crops aligned with the original landmarks."""
     a, matrix = align_face(img, det.landmarks)
     b, _ = align_face(out, det.landmarks)
@@ -324,18 +354,8 @@ def _measure_face(per, img, out, det: FaceDetection, new_lm, dilation: float) ->
     per["ssim_face"].append(M.ssim(a, b))
     per["dhash_face"].append(M.dhash_distance(a, b))
     crop_lm = transform_points(det.landmarks, matrix)
-    per["detail"].append(M.detail_ratio(a, b, _inner_face(crop_lm, a.shape)))
-    per["seam"].append(M.seam_score(a, b, face_mask(crop_lm, a.shape, dilation=dilation)))
-
-
-def _inner_face(landmarks: np.ndarray, shape) -> np.ndarray:
-    """The inner face (convex hull of brows, eyes, nose and mouth: landmarks 17-67)."""
-    import cv2
-
-    mask = np.zeros(shape[:2], np.uint8)
-    hull = cv2.convexHull(np.round(landmarks[17:]).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 1)
-    return mask.astype(bool)
+    per["detail"].append(M.detail_ratio(a, b, M.inner_face_mask(crop_lm, a.shape)))
+    per["seam"].append(M.seam_score(a, b, M.changed_region(a, b)))
 
 
 def _face_crops(originals: _Originals, outputs: list[np.ndarray] | None) -> list[np.ndarray]:
@@ -346,27 +366,6 @@ def _face_crops(originals: _Originals, outputs: list[np.ndarray] | None) -> list
         for img, ds in zip(images, originals.dets, strict=True)
         for d in ds
     ]
-
-
-def write_contact_sheet(crops: dict[str, list[np.ndarray]], path: Path, size: int = 128) -> None:
-    """A PNG with one row per face: the original crop, then one crop per method."""
-    import cv2
-
-    from veilchain.anonymizer.image_io import save_image
-
-    labels = list(crops)
-    if not labels or not crops[labels[0]]:
-        return
-    pad, head = 4, 24
-    rows = len(crops[labels[0]])
-    sheet = np.full((head + rows * (size + pad), len(labels) * (size + pad), 3), 255, np.uint8)
-    for c, label in enumerate(labels):
-        x = c * (size + pad)
-        cv2.putText(sheet, label[:18], (x + 2, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-        for r, crop in enumerate(crops[label]):
-            y = head + r * (size + pad)
-            sheet[y : y + size, x : x + size] = cv2.resize(crop, (size, size))
-    save_image(sheet, path)
 
 
 def _report(data_dir, out_dir, originals: _Originals, results, unavailable, seed, check):
@@ -390,6 +389,9 @@ def _report(data_dir, out_dir, originals: _Originals, results, unavailable, seed
             "border, output over original (median); about 1 = no visible seam",
             "detection_retention_cnn: CenterFace (the pipeline's detector, not used by the "
             "generators' own checks) finds the face again",
+            "detection_retention_mmod: dlib's CNN (MMOD) face detector, which no part of the "
+            "anonymizer uses, finds the face again (IoU >= 0.5) in the region around it; base: "
+            "the faces it finds on the originals (detection_base_mmod)",
             "fd_dlib is a Frechet distance over dlib embeddings, not FID",
             (
                 "checks on: outputs passed the identity check, which uses the same dlib model "
@@ -428,61 +430,3 @@ def _json_default(v):
     if isinstance(v, np.generic):
         return v.item()
     return str(v)
-
-
-def _plot_curve(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for method in EPSILON_METHODS:
-        rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["epsilon"])
-        if not rows:
-            continue
-        eps = [r["epsilon"] for r in rows]
-        ax1.plot(eps, [r["reid_rate"] for r in rows], "o-", label=method)
-        ax2.plot(eps, [r["ssim_face"] for r in rows], "o-", label=method)
-    for r in results:
-        if r["epsilon"] is None:
-            for ax, key in ((ax1, "reid_rate"), (ax2, "ssim_face")):
-                ax.axhline(r[key], ls="--", lw=0.8, color="grey")
-                ax.annotate(r["method"], (0.1, r[key]), fontsize=7, color="grey")
-    for ax, title in ((ax1, "re-identification rate (dlib rank-1)"), (ax2, "face SSIM")):
-        ax.set_xscale("log")
-        ax.set_xlabel("epsilon")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-    ax1.set_ylim(-0.05, 1.05)
-    if ax1.get_legend_handles_labels()[0]:
-        ax1.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _plot_grid(samples: dict[str, dict[str, np.ndarray]], path: Path, rows: int = 4) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(samples)[:rows]
-    if not names:
-        return
-    cols = [c for c in samples[names[0]] if "eps=" not in c or "eps=1 " in c + " "]
-    fig, axes = plt.subplots(len(names), len(cols), figsize=(2 * len(cols), 2 * len(names)))
-    axes = np.atleast_2d(axes)
-    for i, n in enumerate(names):
-        for j, c in enumerate(cols):
-            ax = axes[i, j]
-            if c in samples[n]:
-                ax.imshow(samples[n][c])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(c, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)

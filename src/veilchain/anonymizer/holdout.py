@@ -2,7 +2,8 @@
 
 :func:`evaluate_holdout` runs the pipeline's own path on every held-out face, once without
 checks and once with them, and summarises re-identification, landmark displacement,
-detection retention and image quality. :func:`evaluate_weights` does it for a weights
+detection retention (HOG, Haar, dlib's CNN), realism (detail ratio, seam score, FD over dlib
+embeddings) and image quality. :func:`evaluate_weights` does it for a weights
 folder (CIAGAN, or DP at several epsilons); ``python -m veilchain.anonymizer.training
 evaluate`` prints its result.
 """
@@ -67,7 +68,11 @@ def _eval_faces(job: _HoldoutJob, indices: list[int]) -> list[dict]:
         lm_orig = F.landmarks_for_box(crop, box)
         faces = [F.FaceDetection(box, 1.0, lm_orig)]
         rec: dict = {"i": int(i), "retries": checked.identity_retries}
+        # the source embedded as the outputs are (landmarks predicted on the crop), for FD
+        rec["source"] = embedder.embed(crop, [lm_orig])[0]
         h_orig = F.haar_face_boxes(crop)
+        m_orig = F.mmod_face_boxes(crop)  # the crop is the face's region: searched whole
+        inner = M.inner_face_mask(lm_orig, crop.shape)
         for name, anon in (("first", unchecked), ("checked", checked)):
             res = anon.anonymize(crop, detections=faces, face_keys=[int(i)])
             out, lm_out = res.image, F.landmarks_for_box(res.image, box)
@@ -79,6 +84,10 @@ def _eval_faces(job: _HoldoutJob, indices: list[int]) -> list[dict]:
                 rec["ret_" + name] = M.detection_retention(b_orig, after)
             if h_orig:
                 rec["ret_haar_" + name] = M.detection_retention(h_orig, F.haar_face_boxes(out))
+            if m_orig:
+                rec["ret_mmod_" + name] = M.detection_retention(m_orig, F.mmod_face_boxes(out))
+            rec["detail_" + name] = M.detail_ratio(crop, out, inner)
+            rec["seam_" + name] = M.seam_score(crop, out, M.changed_region(crop, out))
         rec.update(
             attempts=res.faces[0].attempts,
             passed=res.faces[0].passed,
@@ -150,7 +159,11 @@ def evaluate_holdout(
     embedded with dlib (68 landmarks re-predicted in the face box) and compared with the
     source embedding. Detection retention counts HOG detections
     (upsample 1) on the whole crop; it agrees with the pipeline's own re-detection check, so
-    it is also reported for OpenCV's Haar cascade, a detector no check uses. Re-identification is
+    it is also reported for OpenCV's Haar cascade and for dlib's CNN (MMOD), detectors no check
+    uses (MMOD: nothing in the anonymizer does). Detail ratio and seam score compare the output
+    crop with the original inside the inner face and on the border of the replaced region
+    (the pipeline's own face mask); FD-dlib fits Gaussians to the sources' and the outputs'
+    dlib embeddings. Re-identification is
     rank-1 against the gallery of all held-out originals (metrics.reidentification), for the
     first attempt and for the identity-checked output. Landmark displacement compares
     landmarks predicted with the same box on the original and the output crop. ``workers``
@@ -192,6 +205,8 @@ def _summary(
 ) -> dict:
     """The figures :func:`evaluate_holdout` returns, from the per-face records and the
     re-identification results without (``r0``) and with (``r1``) the identity check."""
+    from veilchain.anonymizer import metrics as M
+
     dist = np.array([r["dist_checked"] for r in recs])
     disp = np.array([r["disp_checked"] for r in recs])
     hog = np.array(["ret_checked" in r for r in recs])
@@ -199,6 +214,14 @@ def _summary(
     def share(key: str) -> tuple[float, int]:
         vals = [r[key] for r in recs if key in r]
         return (float(np.mean(vals)) if vals else float("nan")), len(vals)
+
+    def median(key: str) -> float | None:
+        vals = [r[key] for r in recs if r.get(key) is not None]
+        return float(np.median(vals)) if vals else None
+
+    def fd(key: str) -> float:
+        return M.dlib_embedding_fd(np.stack([r["source"] for r in recs]),
+                                   np.stack([r[key] for r in recs]))  # fmt: skip
 
     return {
         "n": n,
@@ -225,6 +248,17 @@ def _summary(
         "detection_retention_haar": share("ret_haar_checked")[0],
         "detection_retention_haar_first": share("ret_haar_first")[0],
         "detection_base_haar": share("ret_haar_checked")[1],
+        "detection_retention_mmod": share("ret_mmod_checked")[0],
+        "detection_retention_mmod_first": share("ret_mmod_first")[0],
+        "detection_base_mmod": share("ret_mmod_checked")[1],
+        # realism on the 128 crop (metrics.detail_ratio, metrics.seam_score), medians
+        "detail_ratio_median": median("detail_checked"),
+        "detail_ratio_median_first": median("detail_first"),
+        "seam_score_median": median("seam_checked"),
+        "seam_score_median_first": median("seam_first"),
+        # outputs against their sources, both embedded with landmarks predicted on the crop
+        "fd_dlib": fd("checked") if recs else float("nan"),
+        "fd_dlib_first": fd("first") if recs else float("nan"),
         "threshold": threshold,
         "retries": recs[0]["retries"] if recs else retries,
         "seconds": round(time.time() - t0, 1),

@@ -196,6 +196,15 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return g @ np.array([0.299, 0.587, 0.114]) if g.ndim == 3 else g
 
 
+def inner_face_mask(landmarks: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """The inner face as a bool mask of ``shape[:2]``: the convex hull of the brows, eyes, nose
+    and mouth (68-point landmarks 17-67), where :func:`detail_ratio` looks."""
+    mask = np.zeros(tuple(shape[:2]), np.uint8)
+    lm = np.asarray(landmarks, np.float64).reshape(68, 2)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm[17:]).astype(np.int32)), 1)
+    return mask.astype(bool)
+
+
 def detail_ratio(original: np.ndarray, output: np.ndarray, inner: np.ndarray) -> float | None:
     """Fine detail kept: variance of the Laplacian of the output over the original's, inside
     ``inner`` (a bool mask of the inner face: brows, eyes, nose, mouth). 1 = as much detail
@@ -208,6 +217,19 @@ def detail_ratio(original: np.ndarray, output: np.ndarray, inner: np.ndarray) ->
     lap_y = cv2.Laplacian(_grey(output), cv2.CV_64F, ksize=3)[m]
     base = float(lap_o.var())
     return None if base <= 1e-9 else float(lap_y.var()) / base
+
+
+def changed_region(original: np.ndarray, output: np.ndarray, tol: int = 2) -> np.ndarray:
+    """(H, W) uint8 mask of the replaced region: the convex hull of the pixels that differ by
+    more than ``tol`` grey levels in some channel. The seam is measured on its edge, wherever a
+    method drew (a generator's face hull, a baseline's dilated mask), so it sees the edge the
+    method left, not the edge of a mask it may not have filled."""
+    diff = np.abs(original.astype(np.int16) - output.astype(np.int16)).max(axis=2) > tol
+    hull_mask = np.zeros(diff.shape, np.uint8)
+    pts = np.argwhere(diff)
+    if len(pts) >= 3:
+        cv2.fillConvexPoly(hull_mask, cv2.convexHull(pts[:, ::-1].astype(np.int32)), 1)
+    return hull_mask
 
 
 def seam_score(

@@ -7,7 +7,10 @@ looks at each of those weak candidates with the last two stages of MTCNN (Zhang 
 whose R-Net (24 px crops) and O-Net (48 px crops) take a face from a non-face in about a
 millisecond for a few dozen candidates: a full MTCNN pass (its P-Net over an image pyramid) cost
 2x CenterFace here, and the candidates it would propose are CenterFace's already. What passes
-is returned with O-Net's refined box and five keypoints (eyes, nose, mouth corners).
+is returned with O-Net's refined box and five keypoints (eyes, nose, mouth corners). O-Net
+sees each candidate R-Net passes on R-Net's refined box and on its own; one it declines on
+both is shown to it again on the boxes around its own (:data:`SEARCH_SHIFTS`), since on a face
+smeared by motion blur CenterFace's box sits off the face.
 :class:`~veilchain.anonymizer.detectors.CenterFaceDetector` runs it (its ``verifier``).
 
 The weights are the state dicts that ship in the ``facenet-pytorch==2.6.0`` wheel
@@ -138,6 +141,30 @@ def _square(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
+#: A candidate R-Net passes and O-Net declines on its own and R-Net's box is shown to O-Net
+#: again in boxes around its own: its centre moved by these fractions of its side in x and y,
+#: at these sizes (times its side). 27 crops of 48 px, for the few candidates R-Net passes.
+SEARCH_SHIFTS = (-0.15, 0.0, 0.15)
+SEARCH_SCALES = (0.8, 1.0, 1.25)
+_N_AROUND = len(SEARCH_SHIFTS) ** 2 * len(SEARCH_SCALES)
+
+
+def _around(boxes: np.ndarray) -> np.ndarray:
+    """For each square box (N, 4), the :data:`_N_AROUND` squares of the box search, in order
+    (N * _N_AROUND, 4)."""
+    side = boxes[:, 2] - boxes[:, 0]
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    out = [
+        np.stack([cx + dx * side, cy + dy * side, k * side], axis=1)
+        for k in SEARCH_SCALES
+        for dx in SEARCH_SHIFTS
+        for dy in SEARCH_SHIFTS
+    ]
+    c = np.stack(out, axis=1).reshape(-1, 3)  # candidate-major
+    half = c[:, 2] / 2
+    return np.stack([c[:, 0] - half, c[:, 1] - half, c[:, 0] + half, c[:, 1] + half], axis=1)
+
+
 def _refine(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     """Apply the networks' box regression (offsets in units of the box size)."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
@@ -209,14 +236,32 @@ class MtcnnVerifier:
             if not len(keep):
                 return []
             keep = keep[_nms(boxes[keep], p[keep], 0.7)]
-            n = len(keep)
             # O-Net sees R-Net's refined box and the candidate's own: R-Net's regression
             # drifts off faces smeared by motion blur, which O-Net then turns down
-            boxes = np.concatenate([_square(_refine(boxes[keep], reg[keep])), boxes[keep]])
+            own = boxes[keep]
+            boxes = np.concatenate([_square(_refine(own, reg[keep])), own])
             origin = np.concatenate([origin[keep], origin[keep]])
             prob, reg, marks = (t.numpy() for t in onet(torch.from_numpy(_crops(image, boxes, 48))))
-        p = _softmax1(prob)
-        better = np.where(p[n:] > p[:n], np.arange(n, 2 * n), np.arange(n))
+            p = _softmax1(prob)
+            # a candidate O-Net declines on both gets the boxes around its own (see
+            # SEARCH_SHIFTS): on a smeared face CenterFace's box sits off the face
+            n = len(own)
+            declined = np.flatnonzero(np.maximum(p[:n], p[n:]) < t_o)
+            if len(declined):
+                near = _around(own[declined])
+                nprob, nreg, nmarks = (
+                    t.numpy() for t in onet(torch.from_numpy(_crops(image, near, 48)))
+                )
+                boxes, prob, reg, marks = (
+                    np.concatenate(a)
+                    for a in ((boxes, near), (prob, nprob), (reg, nreg), (marks, nmarks))
+                )
+                origin = np.concatenate([origin, np.repeat(origin[n + declined], _N_AROUND)])
+                p = np.concatenate([p, _softmax1(nprob)])
+        best: dict[int, int] = {}  # per candidate, the view O-Net likes best
+        for i in np.argsort(-p, kind="stable"):
+            best.setdefault(int(origin[i]), int(i))
+        better = np.array(sorted(best.values()))
         boxes, prob, reg, marks, origin, p = (
             a[better] for a in (boxes, prob, reg, marks, origin, p)
         )

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from veilchain.anonymizer.alignment import (
@@ -33,8 +34,8 @@ from veilchain.anonymizer.alignment import (
     warp_back,
 )
 from veilchain.anonymizer.blending import blend
-from veilchain.anonymizer.faces import match_lighting
 from veilchain.anonymizer.methods import FaceGenerator, RegionMethod, is_face_generator
+from veilchain.anonymizer.surround import add_grain, generated_region, relight
 from veilchain.errors import AnonymizationError
 
 #: A cover leaves a face "unchanged" when more than :data:`STILL_FRACTION` of its pixels
@@ -45,6 +46,10 @@ from veilchain.errors import AnonymizationError
 #: step is drawn independently of the original, so it adds nothing of the face back.
 STILL_FRACTION = 0.25
 VISIBLE_LEVELS = 6
+#: Widths of the rings of photo around a generated face that its lighting (in the crop) and
+#: its grain (in the image) are matched to, as fractions of the inter-ocular distance.
+SURROUND_RING = 0.15
+GRAIN_RING = 0.4
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,8 @@ class FacePlan:
     """What every attempt at one face shares (:func:`plan_face`): the region it may write
     (``rows``, ``cols``), the dilated mask inside it, the inter-ocular distance and, for a
     generator, the aligned crop of the working image with its transform and landmarks, the
-    original's crop (whose lighting the new face takes) and its face mask."""
+    original's crop (the photo around the new face, whose lighting it takes) and which of
+    the crop's pixels lie inside the image (the rest replicate its border)."""
 
     rows: slice
     cols: slice
@@ -92,7 +98,7 @@ class FacePlan:
     matrix: np.ndarray | None = None
     crop_landmarks: np.ndarray | None = None
     lighting_crop: np.ndarray | None = None
-    lighting_mask: np.ndarray | None = None
+    inside: np.ndarray | None = None
 
     @property
     def offset(self) -> tuple[int, int]:
@@ -131,7 +137,17 @@ def plan_face(
     ones = np.full(crop.shape[:2], 255, np.uint8)
     mask = mask & (warp_back(ones, matrix, size, offset=(x0, y0)) >= 254)
     return FacePlan(rows, cols, mask, iod, crop, matrix, crop_lm, lighting,
-                    face_mask(crop_lm, crop.shape))  # fmt: skip
+                    _inside(matrix, crop.shape, shape_hw))  # fmt: skip
+
+
+def _inside(matrix: np.ndarray, crop_shape: tuple[int, ...], shape_hw: tuple[int, ...]):
+    """Which pixels of an aligned crop come from inside an image of ``shape_hw``."""
+    h, w = crop_shape[:2]
+    inv = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    x = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
+    y = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+    return (x >= 0) & (y >= 0) & (x <= shape_hw[1] - 1) & (y <= shape_hw[0] - 1)
 
 
 def write_face(
@@ -145,8 +161,10 @@ def write_face(
 ) -> Written:
     """Write one anonymized face into ``out`` inside its planned mask.
 
-    A generator draws a new face in the aligned crop, which gets the original's lighting
-    and is warped back; a region method rewrites the region."""
+    A generator draws a new face in the aligned crop; the face is relit to the photo around
+    it, warped back, given the photo's grain (:mod:`~veilchain.anonymizer.surround`) and
+    blended in, and the pixels the generator left alone stay the photo's. A region method
+    rewrites the region."""
     region = out[plan.rows, plan.cols]
     mask = plan.mask
     t0 = time.perf_counter()
@@ -154,15 +172,14 @@ def write_face(
         assert isinstance(method, FaceGenerator), "a crop is planned for generators only"
         crop, crop_lm = plan.crop, plan.crop_landmarks
         assert crop_lm is not None and plan.matrix is not None
-        assert plan.lighting_crop is not None and plan.lighting_mask is not None
+        assert plan.lighting_crop is not None and plan.inside is not None
         fake = np.asarray(method.generate(crop, crop_lm, rng, embedding=embedding))
         if fake.shape != crop.shape or fake.dtype != np.uint8:
             raise AnonymizationError(
                 f"{method.name} returned {fake.dtype} {fake.shape}, expected uint8 {crop.shape}"
             )
         t1 = time.perf_counter()
-        fake = match_lighting(fake, plan.lighting_crop, plan.lighting_mask)
-        new = warp_back(fake, plan.matrix, region.shape, offset=plan.offset)
+        new = _put_in(region, fake, plan, rng)
         feather = shape.feather * plan.iod
         blended = blend(region, new, mask, feather_px=feather, mode=shape.blend_mode)
     else:
@@ -178,6 +195,30 @@ def write_face(
     timing["generate"] += t1 - t0
     timing["blend"] += t2 - t1
     return Written(plan.rows, plan.cols, previous, mask)
+
+
+def _put_in(
+    region: np.ndarray, fake: np.ndarray, plan: FacePlan, rng: np.random.Generator
+) -> np.ndarray:
+    """``region`` with the generated face of ``fake`` (an aligned crop) relit, warped back
+    and grained where the generator drew; the region's own pixels everywhere else."""
+    assert plan.crop is not None and plan.matrix is not None and plan.crop_landmarks is not None
+    assert plan.lighting_crop is not None and plan.inside is not None
+    drawn = generated_region(fake, plan.crop)
+    width = max(2, int(round(SURROUND_RING * inter_ocular_distance(plan.crop_landmarks))))
+    tone = face_mask(plan.crop_landmarks, fake.shape)
+    lit = relight(fake, plan.lighting_crop, drawn, plan.inside, width, tone)
+    face = warp_back(lit, plan.matrix, region.shape, offset=plan.offset)
+    weight = warp_back(drawn, plan.matrix, region.shape, offset=plan.offset)
+    touched = (weight > 0).astype(np.uint8)
+    r = max(4, int(round(GRAIN_RING * plan.iod)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    ring = (cv2.dilate(touched, k) > 0) & (touched == 0)
+    grain_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+    face = add_grain(face, touched > 0, region, ring, grain_rng)
+    a = weight[..., None]
+    out = region.astype(np.float32) * (1 - a) + face.astype(np.float32) * a
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def visible_cover(
