@@ -141,7 +141,7 @@ def test_128_generator_warm_starts_from_a_64_one_and_exports(tiny_corpus, tmp_pa
 def test_mask_edge_term_sees_a_band_and_not_a_clean_paste():
     """The mask-edge term is 0 when the composite equals the real face, and grows with a
     bright band drawn along the inside of the mask border (the DP latent's forehead band)."""
-    from veilchain.anonymizer.training import mask_edge_excess
+    from veilchain.anonymizer.ciagan import mask_edge_excess
 
     real = torch.rand(1, 3, 64, 64) * 0.2
     mask = torch.zeros(1, 1, 64, 64)

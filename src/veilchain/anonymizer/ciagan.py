@@ -239,6 +239,21 @@ def contrastive(a: torch.Tensor, b: torch.Tensor, same: torch.Tensor, margin: fl
     return (same * d**2 + (1 - same) * torch.relu(margin - d) ** 2).mean()
 
 
+def mask_edge_excess(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean excess of the composite's gradient magnitude over the real face's, on a band of
+    about 2 px each side of the mask border (a seam or a bright band scores > 0)."""
+    band = nn.functional.max_pool2d(mask, 5, 1, 2) + nn.functional.max_pool2d(-mask, 5, 1, 2)
+
+    def grad(x: torch.Tensor) -> torch.Tensor:
+        g = x.mean(1, keepdim=True)
+        gx = nn.functional.pad(g[..., :, 1:] - g[..., :, :-1], (0, 1, 0, 0))
+        gy = nn.functional.pad(g[..., 1:, :] - g[..., :-1, :], (0, 0, 0, 1))
+        return (gx**2 + gy**2 + 1e-6).sqrt()
+
+    excess = torch.relu(grad(fake) - grad(real)) * band
+    return excess.sum() / band.sum().clamp_min(1.0)
+
+
 def paste(crop: np.ndarray, generated: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Paste a generated face (upsampled to the crop if it is smaller) inside the (feathered)
     mask."""

@@ -216,7 +216,7 @@ class Trainer:
         fm = torch.zeros(())
         for a, b in zip(f_fake, f_real, strict=False):  # f_real is empty without FM
             fm = fm + (a.mean(0) - b.mean(0)).abs().mean()
-        edge = mask_edge_excess(fake, img, m) if cfg.lambda_edge > 0 else torch.zeros(())
+        edge = C.mask_edge_excess(fake, img, m) if cfg.lambda_edge > 0 else torch.zeros(())
         loss_g = (
             loss_gan
             + cfg.lambda_id * (pull + push)
@@ -376,21 +376,6 @@ class Trainer:
             centroids=self.centroids,
             extra=extra,
         )
-
-
-def mask_edge_excess(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean excess of the composite's gradient magnitude over the real face's, on a band of
-    about 2 px each side of the mask border (a seam or a bright band scores > 0)."""
-    band = nn.functional.max_pool2d(mask, 5, 1, 2) + nn.functional.max_pool2d(-mask, 5, 1, 2)
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        g = x.mean(1, keepdim=True)
-        gx = nn.functional.pad(g[..., :, 1:] - g[..., :, :-1], (0, 1, 0, 0))
-        gy = nn.functional.pad(g[..., 1:, :] - g[..., :-1, :], (0, 0, 0, 1))
-        return (gx**2 + gy**2 + 1e-6).sqrt()
-
-    excess = torch.relu(grad(fake) - grad(real)) * band
-    return excess.sum() / band.sum().clamp_min(1.0)
 
 
 def corpus_centroids(data_dir: Path, corpus: Corpus) -> np.ndarray:
