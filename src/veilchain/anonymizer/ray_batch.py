@@ -30,7 +30,9 @@ __all__ = ["RayPool", "RayPoolStats", "import_ray", "is_loopback"]
 
 DEFAULT_BATCH = 8
 _IN_FLIGHT_PER_ACTOR = 2
-_ACTOR_WAIT_S = 120.0
+# How long the actors may take to start (each loads the models in its constructor; on a
+# loaded 2-core machine two nodes' actors took over 120 s).
+_ACTOR_WAIT_S = 300.0
 
 Item = tuple[str, str]  # (key, image source: a path or a URI)
 
@@ -232,8 +234,15 @@ class RayPool:
             )
 
     def nodes(self) -> set[str]:
-        """The Ray node ids the actors live on."""
-        return set(self._ray.get([a.node.remote() for a in self._actors], timeout=_ACTOR_WAIT_S))
+        """The Ray node ids the actors live on (waits until every actor is up)."""
+        refs = [a.node.remote() for a in self._actors]
+        try:
+            return set(self._ray.get(refs, timeout=_ACTOR_WAIT_S))
+        except self._ray.exceptions.GetTimeoutError:
+            raise ConfigError(
+                f"not every Ray worker started within {_ACTOR_WAIT_S:.0f} s (each loads the"
+                " models first); check the cluster's load, then --resume"
+            ) from None
 
     def close(self) -> None:
         for actor in self._actors:
