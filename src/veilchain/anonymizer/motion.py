@@ -104,9 +104,12 @@ def line_kernel(length: float, angle: float) -> np.ndarray:
 
 def deblur(image: np.ndarray, blur: MotionBlur, *, nsr: float = DEFAULT_NSR) -> np.ndarray:
     """``image`` (H, W, C uint8) Wiener-deconvolved with ``blur``'s line kernel (in the
-    image's own pixels)."""
-    h, w = image.shape[:2]
+    image's own pixels). The image is reflected outwards by two smear lengths first: the
+    Fourier transform wraps, and a hard edge rings far into the image."""
     k = line_kernel(blur.length, blur.angle)
+    pad = 2 * k.shape[0]
+    image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    h, w = image.shape[:2]
     kh, kw = k.shape
     psf = np.zeros((h, w), np.float32)
     psf[:kh, :kw] = k
@@ -114,5 +117,5 @@ def deblur(image: np.ndarray, blur: MotionBlur, *, nsr: float = DEFAULT_NSR) -> 
     kf = np.fft.rfft2(psf)
     gain = np.conj(kf) / (np.abs(kf) ** 2 + nsr)
     spectrum = np.fft.rfft2(image.astype(np.float32), axes=(0, 1)) * gain[..., None]
-    out = np.fft.irfft2(spectrum, s=(h, w), axes=(0, 1))
+    out = np.fft.irfft2(spectrum, s=(h, w), axes=(0, 1))[pad:-pad, pad:-pad]
     return np.clip(out, 0, 255).astype(np.uint8)
