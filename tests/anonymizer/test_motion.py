@@ -79,3 +79,26 @@ def test_deblur_with_the_wrong_direction_does_not_help():
     err_right = np.abs(right[core].astype(float) - img[core]).mean()
     err_wrong = np.abs(wrong[core].astype(float) - img[core]).mean()
     assert err_right < err_wrong
+
+
+def test_the_deblurred_pass_maps_faces_back_from_the_detection_resolution():
+    """The copy is deblurred at the detection resolution: with a detector that halves the
+    image, the face it finds there lies where the plain pass at that resolution puts it, in
+    the image's own pixels."""
+    from veilchain.anonymizer.detectors import CenterFaceDetector
+
+    img = _smeared(load_image(SAMPLES / "obama.jpg"), 17, 30.0)
+    detector = CenterFaceDetector(max_side=320)
+    (plain,) = detector.detect_faces(img, threshold=0.15, verify=False)
+    sharp = detector._deblurred(img, 0.15, 1.0)
+    assert sharp
+    a, b = np.array(sharp[0].box), np.array(plain.box)
+    assert np.abs(a - b).max() < 0.1 * (b[2] - b[0])
+    kp = sharp[0].keypoints
+    assert kp is not None and (kp[:, 0] >= a[0]).all() and (kp[:, 0] <= a[2]).all()
+
+
+def test_a_sharp_image_gets_no_deblurred_pass():
+    from veilchain.anonymizer.detectors import CenterFaceDetector
+
+    assert CenterFaceDetector()._deblurred(load_image(SAMPLES / "obama.jpg"), 0.15, 1.0) == []
