@@ -35,7 +35,7 @@ CELL = 8
 #: A region is where the probability reaches ``DEFAULT_THRESHOLD``; it is a plate when its
 #: highest probability reaches ``DEFAULT_PEAK`` (both chosen on the tuning sets, see the docs).
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_PEAK = 0.8
+DEFAULT_PEAK = 0.85
 #: Regions smaller than this (px, the rectangle's short side at full resolution) are dropped.
 MIN_HEIGHT_PX = 8.0
 #: A learned plate that overlaps a text-row plate this much (of the smaller box) is the same
