@@ -537,9 +537,16 @@ def _faded_plate():
     return img, quad
 
 
+def _rows_stage(epsilon: float = 1.0) -> PlateAnonymizer:
+    """The stage with the text-row detector alone in its first pass (no learned detector,
+    which finds the faded plate itself: tests/anonymizer/test_plates_learned.py), to test
+    the second look behind it; no OCR (the sweep's plates get random text either way)."""
+    return PlateAnonymizer(PlateDetector(), None, epsilon=epsilon)
+
+
 def test_second_look_redraws_a_plate_the_first_pass_misses():
     img, quad = _faded_plate()
-    stage = build_plate_anonymizer(1.0)
+    stage = _rows_stage()
     out, sweep = img.copy(), {}
     reports = stage.anonymize(out, img, lambda i: np.random.default_rng(i), {}, sweep=sweep)
     assert sweep == {"found": 1, "uncovered": 1}
@@ -562,9 +569,11 @@ def test_second_look_skips_the_plates_already_redrawn():
     assert sweep["uncovered"] == 0
 
 
-def test_second_look_is_counted_in_the_report_and_strict_refuses():
+def test_second_look_is_counted_in_the_report_and_strict_refuses(monkeypatch):
+    import veilchain.anonymizer.wiring as wiring
     from veilchain.anonymizer import build_anonymizer
 
+    monkeypatch.setattr(wiring, "build_plate_anonymizer", _rows_stage)
     img, quad = _faded_plate()
     kw = {"identity_check": False, "identifiers": "faces,plates", "secret": b"s" * 32}
     res = build_anonymizer("pixelate", **kw).anonymize(img)
@@ -657,7 +666,7 @@ def test_the_stage_gives_the_same_output_with_and_without_the_memo(monkeypatch):
     sign[100:130, 100:190] = 240  # a blank sign with three square spots: a ground, no text
     for x in (110, 135, 160):
         sign[108:122, x : x + 14] = 20
-    stage = build_plate_anonymizer(1.0)
+    stage = _rows_stage()
     for img in (_faded_plate()[0], sign):
         outs = []
         for memo in (Spy, lambda: None):

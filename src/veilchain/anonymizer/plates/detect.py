@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -91,6 +92,16 @@ class PlateDetection:
         """The plate's height in pixels (mean of its left and right sides)."""
         q = self.quad
         return float((np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2)
+
+
+class PlateFinder(Protocol):
+    """What the stage needs of a plate detector (this module's, or the union with the net's)."""
+
+    def describe(self) -> dict: ...
+
+    def detect(
+        self, image: np.ndarray, skip: np.ndarray | None = None, memo: ZoomMemo | None = None
+    ) -> list[PlateDetection]: ...
 
 
 class PlateDetector:

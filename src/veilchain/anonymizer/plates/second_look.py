@@ -22,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector
+from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector, PlateFinder
 from veilchain.anonymizer.plates.memo import ZoomMemo
 from veilchain.errors import UncoveredPlateError
 
@@ -57,7 +57,7 @@ def covered_fraction(quad: np.ndarray, covered: np.ndarray) -> float:
 
 
 def uncovered_plates(
-    detector: PlateDetector,
+    detector: PlateFinder,
     image: np.ndarray,
     covered: np.ndarray,
     memo: ZoomMemo | None = None,

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector
+from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector, PlateFinder
 from veilchain.anonymizer.plates.dp import (
     MECHANISM,
     PLATE_ALPHABET,
@@ -30,6 +30,7 @@ from veilchain.anonymizer.plates.dp import (
     random_text,
     randomized_response,
 )
+from veilchain.anonymizer.plates.learned import LearnedPlateDetector, UnionDetector
 from veilchain.anonymizer.plates.memo import ZoomMemo
 from veilchain.anonymizer.plates.ocr import OcrResult, PlateReader
 from veilchain.anonymizer.plates.render import font_path, mask_plate, measure_look, paste_plate
@@ -74,20 +75,20 @@ class PlateAnonymizer:
 
     def __init__(
         self,
-        detector: PlateDetector | None = None,
+        detector: PlateFinder | None = None,
         reader: PlateReader | None = None,
         *,
         epsilon: float = DEFAULT_PLATE_EPSILON,
         reader_error: str | None = None,
-        sweeper: PlateDetector | None = None,
+        sweeper: PlateFinder | None = None,
     ) -> None:
         if not (isinstance(epsilon, int | float) and 0 < epsilon < float("inf")):
             raise InputError(f"the plate epsilon must be a positive number, got {epsilon!r}")
-        self.detector = detector or PlateDetector()
+        self.detector: PlateFinder = detector or PlateDetector()
         self.reader = reader
         self.reader_error = reader_error
         self.epsilon = float(epsilon)
-        self.sweeper = sweeper or sweep_detector()
+        self.sweeper: PlateFinder = sweeper or sweep_detector()
 
     def privacy_params(self, *, second_look: bool = True) -> dict[str, Any]:
         """What goes on chain and in the manifest next to the face method's parameters.
@@ -212,11 +213,14 @@ class PlateAnonymizer:
 
 
 def build_plate_anonymizer(epsilon: float = DEFAULT_PLATE_EPSILON) -> PlateAnonymizer:
-    """The default stage: the text-row detector and Tesseract, or (when Tesseract is missing)
-    no OCR, in which case every plate gets random text and the report says why."""
+    """The default stage: the text-row detector joined by the learned one
+    (:class:`~veilchain.anonymizer.plates.learned.UnionDetector`; its weights missing or
+    damaged: :class:`~veilchain.errors.ModelLoadError`) and Tesseract, or (when Tesseract is
+    missing) no OCR, in which case every plate gets random text and the report says why."""
     try:
         reader = PlateReader()
         error = None
     except AnonymizationError as exc:
         reader, error = None, str(exc)
-    return PlateAnonymizer(PlateDetector(), reader, epsilon=epsilon, reader_error=error)
+    detector = UnionDetector(PlateDetector(), LearnedPlateDetector())
+    return PlateAnonymizer(detector, reader, epsilon=epsilon, reader_error=error)
