@@ -2,7 +2,7 @@
 held-out corpus faces, as the pipeline publishes them (checks and retries on).
 
     python scripts/model_card_grid.py --corpus data/corpus data/corpus_dcgan \
-        [--faces 4] [--out docs/img/model_card_grid.png] [--before DIR]
+        [--faces 4] [--out docs/img/model_card_grid.png] [--before DIR] [--methods ciagan,dp]
 
 One block per source, side by side: one face from each of the first ``--faces`` sample
 photos (files in sorted order, CenterFace detection as in ``veilchain evaluate``), then the
@@ -71,9 +71,10 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--faces", type=int, default=4, help="faces per source")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "model_card_grid.png")
     ap.add_argument("--before", type=Path, default=None, help="weights dir for 'before' columns")
+    ap.add_argument("--methods", default="ciagan,dp", help="methods to show (ciagan, dp)")
     args = ap.parse_args(argv)
     anonymizers = {}
-    for label, m, eps in METHODS:
+    for label, m, eps in (row for row in METHODS if row[1] in args.methods.split(",")):
         if args.before is not None:
             anonymizers[f"{label} before"] = build_anonymizer(
                 m, epsilon=eps, secret=b"model card grid", weights_dir=args.before

@@ -82,7 +82,8 @@ needs_weights = pytest.mark.skipif(
 def test_shipped_network_restores_detail_of_a_real_face(sample, detector):
     """obama.jpg's aligned face averaged down to 64 px and brought back to 128: the shipped
     network puts back more of the inner face's fine detail than bicubic upsampling does,
-    without moving further from the real face."""
+    and lands closer to the real face (measured: Laplacian variance 0.055 against bicubic's
+    0.019, the original's 0.099; mean absolute error 5.7 against 6.9 grey levels)."""
     image = sample("obama.jpg")
     (box, _), *_ = detector.detect_boxes(image)
     lm = detector.landmarks(image, box)
@@ -101,5 +102,5 @@ def test_shipped_network_restores_detail_of_a_real_face(sample, detector):
         return float(np.abs(x.astype(float) - crop)[inner].mean())
 
     assert ours.shape == crop.shape
-    assert detail(ours) > 1.5 * detail(cubic)
-    assert err(ours) < err(cubic) * 1.05
+    assert 2 * detail(cubic) < detail(ours) < detail(crop)
+    assert err(ours) < err(cubic)

@@ -273,13 +273,6 @@ def paste(
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def upsampling_name(res: int, upsampler: Upsampler | None) -> str:
-    """How a generator's face reaches the 128 px crop, for its privacy parameters."""
-    if res == CROP:
-        return "none"
-    return "bicubic" if upsampler is None else "superres"
-
-
 def to_uint8_image(t: torch.Tensor) -> np.ndarray:
     """(3, R, R) tensor in [-1, 1] -> (R, R, 3) uint8."""
     a = ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
@@ -351,7 +344,10 @@ class CiaganGenerator:
             "method": "ciagan",
             "pseudo_identities": self.identities.k,
             "resolution": self.net.res,
-            "upsampling": upsampling_name(self.net.res, self.upsampler),
+            # how the face reaches the 128 px crop
+            "upsampling": (
+                "none" if self.net.res == CROP else "superres" if self.upsampler else "bicubic"
+            ),
             "target_excludes_source_identity": True,
         }
 

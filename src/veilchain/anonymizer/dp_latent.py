@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from veilchain.anonymizer.ciagan import (
-    RES,
     WEIGHTS_DIR,
     _down,
     _up,
@@ -36,10 +35,8 @@ from veilchain.anonymizer.ciagan import (
     paste,
     prepare,
     to_uint8_image,
-    upsampling_name,
     warm_up,
 )
-from veilchain.anonymizer.superres import Upsampler, combined_hash, load_upsampler
 from veilchain.errors import ModelLoadError, PrivacyBudgetError
 
 DP_WEIGHTS = "dp_latent.pt"
@@ -141,15 +138,13 @@ class DpLatentGenerator:
         clip: float,
         weights_sha256: str,
         meta: dict,
-        upsampler: Upsampler | None = None,
     ):
         check_budget(epsilon, clip)
         self.encoder = encoder.eval()
         self.decoder = decoder.eval()
         self.epsilon = float(epsilon)
         self.clip = float(clip)
-        self.upsampler = upsampler
-        self._hash = combined_hash(weights_sha256, upsampler)
+        self._hash = weights_sha256
         self.meta = meta
 
     def model_hash(self) -> str:
@@ -164,7 +159,6 @@ class DpLatentGenerator:
             "norm": "l1",
             "noise_scale": 2.0 * self.clip / self.epsilon,
             "latent_dim": int(self.meta.get("latent", DEFAULT_LATENT)),
-            "upsampling": upsampling_name(RES, self.upsampler),
             "protects": (
                 "face interior (latent); mask outline, outside pixels and the interior's "
                 "mean lighting (lighting match) are public"
@@ -187,7 +181,7 @@ class DpLatentGenerator:
         zn = privatize(z, self.epsilon, self.clip, gen)
         s = torch.tensor([2.0 / self.epsilon])
         out = self.decoder(img, m, zn * (self.train_clip / self.clip), self.train_clip, s)
-        return paste(crop, to_uint8_image(out[0]), landmarks, self.upsampler)
+        return paste(crop, to_uint8_image(out[0]), landmarks)
 
     @property
     def train_clip(self) -> float:
@@ -215,9 +209,8 @@ def build_dp_generator(
         # a different radius is a rescaling of the latent space: encode, scale by C / C_train
         enc = _ScaledEncoder(enc, clip / float(meta.get("clip", DEFAULT_CLIP)))
     gen = DpLatentGenerator(
-        enc, dec, epsilon=epsilon, clip=clip, weights_sha256=file_sha256(path), meta=meta,
-        upsampler=load_upsampler(path.parent),
-    )  # fmt: skip
+        enc, dec, epsilon=epsilon, clip=clip, weights_sha256=file_sha256(path), meta=meta
+    )
     warm_up(lambda crop, lms: gen.generate(crop, lms, np.random.default_rng(0)))
     return gen
 
