@@ -2,7 +2,7 @@
 held-out corpus faces, as the pipeline publishes them (checks and retries on).
 
     python scripts/model_card_grid.py --corpus data/corpus data/corpus_dcgan \
-        [--faces 4] [--out docs/img/model_card_grid.png]
+        [--faces 4] [--out docs/img/model_card_grid.png] [--before DIR] [--methods ciagan,dp]
 
 One block per source, side by side: one face from each of the first ``--faces`` sample
 photos (files in sorted order, CenterFace detection as in ``veilchain evaluate``), then the
@@ -10,6 +10,9 @@ first ``--faces`` held-out faces of each corpus (not chosen by look). Each block
 the input's 128x128 aligned crop (headed "samples" or the corpus folder's name), CIAGAN's,
 DP latent's at epsilon 1. Corpus faces are anonymized on their 128 crop with the box and
 landmarks the held-out evaluation gives them (:mod:`veilchain.anonymizer.holdout`).
+``--before DIR`` adds, left of each method's column, the same method with the weights in DIR
+(a before/after picture: e.g. DIR holding the generators' weights without the
+super-resolution network, so their faces are upsampled bicubic).
 """
 
 from __future__ import annotations
@@ -67,11 +70,16 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--corpus", type=Path, nargs="*", default=[], help="built corpora")
     ap.add_argument("--faces", type=int, default=4, help="faces per source")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "model_card_grid.png")
+    ap.add_argument("--before", type=Path, default=None, help="weights dir for 'before' columns")
+    ap.add_argument("--methods", default="ciagan,dp", help="methods to show (ciagan, dp)")
     args = ap.parse_args(argv)
-    anonymizers = {
-        label: build_anonymizer(m, epsilon=eps, secret=b"model card grid")
-        for label, m, eps in METHODS
-    }
+    anonymizers = {}
+    for label, m, eps in (row for row in METHODS if row[1] in args.methods.split(",")):
+        if args.before is not None:
+            anonymizers[f"{label} before"] = build_anonymizer(
+                m, epsilon=eps, secret=b"model card grid", weights_dir=args.before
+            )
+        anonymizers[label] = build_anonymizer(m, epsilon=eps, secret=b"model card grid")
     blocks = []  # per source: {column label: crops}; the input column names the source
     block: dict[str, list[np.ndarray]] = {"samples": [], **{lb: [] for lb in anonymizers}}
     for image, dets in _sample_faces(args.faces):

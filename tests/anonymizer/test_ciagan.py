@@ -9,6 +9,7 @@ import pytest
 
 from veilchain.anonymizer import ciagan as C
 from veilchain.anonymizer.identities import PseudoIdentities
+from veilchain.anonymizer.superres import SR_WEIGHTS, combined_hash
 from veilchain.errors import ModelLoadError
 
 
@@ -63,9 +64,13 @@ needs_weights = pytest.mark.skipif(
 def test_shipped_weights_load_and_hash():
     gen = C.build_ciagan_generator()
     assert gen.name == "ciagan"
-    assert gen.model_hash() == C.file_sha256(C.WEIGHTS_DIR / C.CIAGAN_WEIGHTS)
     meta = json.loads((C.WEIGHTS_DIR / "ciagan.json").read_text())
-    assert meta["sha256"] == gen.model_hash()
+    assert meta["sha256"] == C.file_sha256(C.WEIGHTS_DIR / C.CIAGAN_WEIGHTS)
+    # the published hash covers the super-resolution weights shipped beside the generator
+    assert gen.model_hash() == combined_hash(meta["sha256"], gen.upsampler)
+    if (C.WEIGHTS_DIR / SR_WEIGHTS).is_file():
+        assert gen.upsampler is not None and gen.model_hash() != meta["sha256"]
+        assert gen.privacy_params()["upsampling"] == "superres"
     assert gen.identities.k == gen.net.num_ids
 
 
@@ -108,9 +113,8 @@ def test_onnxruntime_generator_matches_pytorch():
     img, sk, m = (torch.from_numpy(a)[None] for a in C.prepare(crop, lm, gen.net.res))
     for target in range(0, gen.identities.k, max(1, gen.identities.k // 8)):
         with torch.inference_mode():
-            theirs = C.paste(
-                crop, C.to_uint8_image(gen.net(img, sk, m, torch.tensor([target]))[0]), lm
-            )
+            face = C.to_uint8_image(gen.net(img, sk, m, torch.tensor([target]))[0])
+            theirs = C.paste(crop, face, lm, gen.upsampler)
         ours = gen.generate_target(crop, lm, target)
         diff = np.abs(ours.astype(int) - theirs.astype(int))
         assert diff.max() <= 1 and (diff > 0).sum() <= 12, target  # measured: 0.3 px per face

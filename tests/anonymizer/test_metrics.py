@@ -84,6 +84,23 @@ def test_detail_ratio_and_seam_score_on_known_edits():
     assert M.seam_score(face, banded, mask.astype(bool)) > 1.5
 
 
+def test_noise_ratio_sees_added_noise_and_smoothing():
+    """The noise floor of the inner face: 1 for the same image, above 1 with white noise
+    added (and about its level over the original's, in quadrature), below 1 smoothed."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:128, 0:128]
+    flat = np.repeat((100 + 0.3 * xx + 0.2 * yy)[..., None], 3, axis=2)
+    face = np.clip(flat + rng.normal(0, 2.0, flat.shape), 0, 255).astype(np.uint8)
+    inner = np.zeros((128, 128), bool)
+    inner[40:100, 30:98] = True
+    assert M.noise_ratio(face, face, inner) == pytest.approx(1.0)
+    noisy = np.clip(face + rng.normal(0, 4.0, face.shape), 0, 255).astype(np.uint8)
+    assert 1.8 < M.noise_ratio(face, noisy, inner) < 3.0
+    assert M.noise_ratio(face, cv2.GaussianBlur(face, (0, 0), 1.5), inner) < 0.5
+
+
 def test_seam_is_measured_where_the_method_drew():
     """changed_region: the hull of the changed pixels. A flat disc pasted with a hard edge
     inside a larger mask is seen there (the mask's own edge, untouched, would say 1.0); a

@@ -27,6 +27,7 @@ from torch import nn
 from veilchain.anonymizer import alignment, embedding
 from veilchain.anonymizer.identities import PseudoIdentities
 from veilchain.anonymizer.onnx_runtime import onnx_session
+from veilchain.anonymizer.superres import Upsampler, combined_hash, load_upsampler
 from veilchain.errors import InputError, ModelLoadError
 
 RES = 64
@@ -254,12 +255,18 @@ def mask_edge_excess(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor)
     return excess.sum() / band.sum().clamp_min(1.0)
 
 
-def paste(crop: np.ndarray, generated: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Paste a generated face (upsampled to the crop if it is smaller) inside the (feathered)
-    mask."""
+def paste(
+    crop: np.ndarray, generated: np.ndarray, landmarks: np.ndarray, upsample=None
+) -> np.ndarray:
+    """Paste a generated face inside the (feathered) mask. A face smaller than the crop is
+    upsampled: by ``upsample`` (a 2x upsampler, see ``superres.py``) when given and the face
+    is half the crop's size, else bicubic."""
     big = generated
     if generated.shape[:2] != (CROP, CROP):
-        big = cv2.resize(generated, (CROP, CROP), interpolation=cv2.INTER_CUBIC)
+        if upsample is not None and generated.shape[0] * 2 == CROP:
+            big = upsample(generated)
+        else:
+            big = cv2.resize(generated, (CROP, CROP), interpolation=cv2.INTER_CUBIC)
     m: np.ndarray = generation_mask(landmarks, CROP).astype(np.float32)
     m = cv2.GaussianBlur(cv2.erode(m, np.ones((3, 3), np.uint8)), (5, 5), 1.5)[..., None]
     out = crop.astype(np.float32) * (1 - m) + big.astype(np.float32) * m
@@ -314,11 +321,17 @@ class CiaganGenerator:
     name = "ciagan"
 
     def __init__(
-        self, net: IdentityGenerator, identities: PseudoIdentities, weights_sha256: str, meta: dict
+        self,
+        net: IdentityGenerator,
+        identities: PseudoIdentities,
+        weights_sha256: str,
+        meta: dict,
+        upsampler: Upsampler | None = None,
     ):
         self.net = net.eval()
         self.identities = identities
-        self._hash = weights_sha256
+        self.upsampler = upsampler
+        self._hash = combined_hash(weights_sha256, upsampler)
         self.meta = meta
         self._embedder: embedding.FaceEmbedder | None = None
         self._session: Any = None
@@ -331,6 +344,10 @@ class CiaganGenerator:
             "method": "ciagan",
             "pseudo_identities": self.identities.k,
             "resolution": self.net.res,
+            # how the face reaches the 128 px crop
+            "upsampling": (
+                "none" if self.net.res == CROP else "superres" if self.upsampler else "bicubic"
+            ),
             "target_excludes_source_identity": True,
         }
 
@@ -362,7 +379,7 @@ class CiaganGenerator:
         img, sk, m = (a[None] for a in prepare(crop, landmarks, self.net.res))
         feed = {"image": img, "sketch": sk, "mask": m, "target": np.array([target], np.int64)}
         out = torch.from_numpy(self._session.run(None, feed)[0])
-        return paste(crop, to_uint8_image(out[0]), landmarks)
+        return paste(crop, to_uint8_image(out[0]), landmarks, self.upsampler)
 
 
 def load_checkpoint_file(path: Path, fmt: str) -> tuple[dict, dict]:
@@ -389,8 +406,9 @@ def load_checkpoint_file(path: Path, fmt: str) -> tuple[dict, dict]:
 
 
 def build_ciagan_generator(weights_dir: Path | None = None, *, seed: int = 0) -> CiaganGenerator:
-    """Load the shipped (or given) CIAGAN weights. ``seed`` fixes torch's state for inference
-    (the output itself depends only on the rng passed to ``generate``)."""
+    """Load the shipped (or given) CIAGAN weights, and the super-resolution network beside
+    them when the folder holds one. ``seed`` fixes torch's state for inference (the output
+    itself depends only on the rng passed to ``generate``)."""
     torch.manual_seed(seed)
     path = Path(weights_dir or WEIGHTS_DIR) / CIAGAN_WEIGHTS
     state, meta = load_checkpoint_file(path, FORMAT)
@@ -404,6 +422,7 @@ def build_ciagan_generator(weights_dir: Path | None = None, *, seed: int = 0) ->
         raise ModelLoadError(
             f"incompatible CIAGAN weights in {path}: {exc}".splitlines()[0]
         ) from exc
-    gen = CiaganGenerator(net, ids, file_sha256(path), meta)
+    upsampler = load_upsampler(path.parent) if net.res == RES else None
+    gen = CiaganGenerator(net, ids, file_sha256(path), meta, upsampler)
     warm_up(lambda crop, lms: gen.generate_target(crop, lms, 0))
     return gen

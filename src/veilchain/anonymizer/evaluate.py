@@ -112,7 +112,7 @@ class _Originals:
 
 
 _PER_FACE = ("retention", "retention_haar", "retention_cnn", "retention_mmod", "nme",
-             "psnr_face", "ssim_face", "dhash_face", "detail", "seam")  # fmt: skip
+             "psnr_face", "ssim_face", "dhash_face", "detail", "noise", "seam")  # fmt: skip
 _PER_IMAGE = ("psnr", "ssim", "l0", "l2", "ald0", "ald2", "aldinf")
 
 
@@ -326,6 +326,7 @@ def _evaluate_method(anon, originals: _Originals, detector, embedder, samples, l
         "detection_base_mmod": len(per["retention_mmod"]),
         "landmark_nme": _mean(per["nme"]),
         "detail_ratio_median": _median(per["detail"]),
+        "noise_ratio_median": _median(per["noise"]),
         "seam_score_median": _median(per["seam"]),
         "psnr": _mean(per["psnr"]),
         "ssim": _mean(per["ssim"]),
@@ -354,7 +355,9 @@ def _measure_face(per, img, out, det: FaceDetection, new_lm) -> None:
     per["ssim_face"].append(M.ssim(a, b))
     per["dhash_face"].append(M.dhash_distance(a, b))
     crop_lm = transform_points(det.landmarks, matrix)
-    per["detail"].append(M.detail_ratio(a, b, M.inner_face_mask(crop_lm, a.shape)))
+    inner = M.inner_face_mask(crop_lm, a.shape)
+    per["detail"].append(M.detail_ratio(a, b, inner))
+    per["noise"].append(M.noise_ratio(a, b, inner))
     per["seam"].append(M.seam_score(a, b, M.changed_region(a, b)))
 
 
@@ -385,6 +388,8 @@ def _report(data_dir, out_dir, originals: _Originals, results, unavailable, seed
             "with the original landmarks",
             "detail_ratio: Laplacian variance inside the inner face, output over original "
             "(median over faces); noise raises it as well as real detail",
+            "noise_ratio: noise level of the flattest part of the inner face (grey), output "
+            "over original (median); above 1 the output is noisier than the original there",
             "seam_score: gradient energy in a 3 px band each side of the replaced region's "
             "border, output over original (median); about 1 = no visible seam",
             "detection_retention_cnn: CenterFace (the pipeline's detector, not used by the "

@@ -87,6 +87,7 @@ def _eval_faces(job: _HoldoutJob, indices: list[int]) -> list[dict]:
             if m_orig:
                 rec["ret_mmod_" + name] = M.detection_retention(m_orig, F.mmod_face_boxes(out))
             rec["detail_" + name] = M.detail_ratio(crop, out, inner)
+            rec["noise_" + name] = M.noise_ratio(crop, out, inner)
             rec["seam_" + name] = M.seam_score(crop, out, M.changed_region(crop, out))
         rec.update(
             attempts=res.faces[0].attempts,
@@ -254,6 +255,7 @@ def _summary(
         # realism on the 128 crop (metrics.detail_ratio, metrics.seam_score), medians
         "detail_ratio_median": median("detail_checked"),
         "detail_ratio_median_first": median("detail_first"),
+        "noise_ratio_median": median("noise_checked"),
         "seam_score_median": median("seam_checked"),
         "seam_score_median_first": median("seam_first"),
         # outputs against their sources, both embedded with landmarks predicted on the crop

@@ -219,6 +219,20 @@ def detail_ratio(original: np.ndarray, output: np.ndarray, inner: np.ndarray) ->
     return None if base <= 1e-9 else float(lap_y.var()) / base
 
 
+def noise_ratio(original: np.ndarray, output: np.ndarray, inner: np.ndarray) -> float | None:
+    """Noise floor kept: the noise level of the flattest part of the inner face (grey level,
+    ``surround.flat_noise_sigma``: Immerkaer's kernel, lower 20th percentile of 7x7 windows),
+    output over original. Above 1, the output's smoothest skin is noisier than the
+    original's: detail the detail ratio counts may then be noise."""
+    from veilchain.anonymizer.surround import flat_noise_sigma
+
+    m = np.asarray(inner, bool)
+    if m.sum() < 16:
+        return None
+    base = float(flat_noise_sigma(_grey(original)[..., None], m)[0])
+    return None if base <= 1e-9 else float(flat_noise_sigma(_grey(output)[..., None], m)[0]) / base
+
+
 def changed_region(original: np.ndarray, output: np.ndarray, tol: int = 2) -> np.ndarray:
     """(H, W) uint8 mask of the replaced region: the convex hull of the pixels that differ by
     more than ``tol`` grey levels in some channel. The seam is measured on its edge, wherever a

@@ -305,16 +305,28 @@ def train(
     jitter: Annotated[
         float | None, typer.Option(help="CIAGAN: colour/gamma jitter strength (default 0).")
     ] = None,
+    loss: Annotated[str | None, typer.Option(help="superres: l1, hf (default) or adv.")] = None,
 ) -> None:
-    """Train MODEL (ciagan or dp) on a corpus (needs the 'train' extra).
+    """Train MODEL (ciagan, dp or superres) on a corpus (needs the 'train' extra).
 
     Example: veilchain train ciagan --data runs/corpus --max-minutes 60
     """
     from veilchain.anonymizer.training import run_training
 
     with errors_to_exit():
-        if model not in ("ciagan", "dp"):
-            raise InputError(f"unknown model {model!r}; use ciagan or dp")
+        if model not in ("ciagan", "dp", "superres"):
+            raise InputError(f"unknown model {model!r}; use ciagan, dp or superres")
+        if model == "superres":
+            from veilchain.anonymizer.superres_train import run_training as run_superres
+
+            sr: dict[str, Any] = {"loss": loss, "steps": steps}
+            sr = {k: v for k, v in sr.items() if v is not None}
+            emit_json(run_superres(
+                data, out_dir / model, resume=resume, seed=seed, threads=threads,
+                max_minutes=max_minutes,
+                say=lambda m: console.print(m, highlight=False, soft_wrap=True), **sr,
+            ))  # fmt: skip
+            return
         given = {
             "lambda_id": lambda_id,
             "res": res,
