@@ -104,3 +104,29 @@ def test_shipped_network_restores_detail_of_a_real_face(sample, detector):
     assert ours.shape == crop.shape
     assert 2 * detail(cubic) < detail(ours) < detail(crop)
     assert err(ours) < err(cubic)
+
+
+def test_resume_continues_exactly_and_export_loads(tmp_path):
+    """Two steps, a checkpoint, two more (in a trainer built with another seed): the same
+    weights as four straight; the export loads
+    as an upsampler and keeps the exported weights (fp16)."""
+    hr = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+    def cfg(steps: int) -> SRConfig:
+        return SRConfig(loss="adv", batch=4, steps=steps, log_every=1000, checkpoint_every=1000)
+
+    straight = SRTrainer(hr, tmp_path / "a", cfg(4), seed=3)
+    straight.train(say=lambda _m: None)
+    SRTrainer(hr, tmp_path / "b", cfg(2), seed=3).train(say=lambda _m: None)
+    # another seed: everything that matters must come from the checkpoint
+    resumed = SRTrainer(hr, tmp_path / "b", cfg(4), seed=99)
+    resumed.train(resume=True, say=lambda _m: None)
+    for k, v in straight.net.state_dict().items():
+        assert torch.equal(v, resumed.net.state_dict()[k]), k
+    path = resumed.export(tmp_path / "w")
+    up = S.load_upsampler(path.parent)
+    assert up is not None and up.meta["steps"] == 4 and up.meta["loss"] == "adv"
+    assert up.meta["seed"] == 3
+    for k, v in up.net.state_dict().items():
+        assert torch.equal(v, resumed.net.state_dict()[k].half().float()), k
+    assert up(np.zeros((16, 16, 3), np.uint8)).shape == (32, 32, 3)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,10 @@ def mask_edge_excess(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor)
 
 
 def paste(
-    crop: np.ndarray, generated: np.ndarray, landmarks: np.ndarray, upsample=None
+    crop: np.ndarray,
+    generated: np.ndarray,
+    landmarks: np.ndarray,
+    upsample: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Paste a generated face inside the (feathered) mask. A face smaller than the crop is
     upsampled: by ``upsample`` (a 2x upsampler, see ``superres.py``) when given and the face

@@ -172,7 +172,7 @@ class SRTrainer:
         if self.critic is not None and self.opt_d is not None:
             self.critic.load_state_dict(state["critic"])
             self.opt_d.load_state_dict(state["opt_d"])
-        self.step, self.elapsed = state["step"], state["elapsed"]
+        self.step, self.elapsed, self.seed = state["step"], state["elapsed"], state["seed"]
         self.gen.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
 
