@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from tests.anonymizer.test_plates import scene_with
+from veilchain.anonymizer.ciagan import file_sha256
 from veilchain.anonymizer.plates import PlateDetector, build_plate_anonymizer
 from veilchain.anonymizer.plates.deblurred import DeblurringDetector
 from veilchain.anonymizer.plates.learned import (
     WEIGHTS,
     LearnedPlateDetector,
     UnionDetector,
-    file_sha256,
     load_net,
 )
 from veilchain.anonymizer.plates.second_look import sweep_detector

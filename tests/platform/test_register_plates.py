@@ -43,10 +43,14 @@ def test_register_with_defaults_covers_faces_and_plates(tmp_path):
     report = rec.report
     assert report["identifiers"] == ["faces", "plates"]
     assert len(report["faces"]) >= 1
-    (plate,) = report["plates"]
+    # the plate, read and given DP text; the learned plate detector also takes the suit and
+    # shirt below the pasted face for a plate (a false positive, redrawn with random text:
+    # docs/anonymizer.md, "The learned detector, measured", photos of people)
+    (plate,) = [p for p in report["plates"] if p["ocr_read"]]
     assert plate["epsilon"] in (1.0, "1.0")
-    assert plate["ocr_read"] is True and plate["action"] == "dp_text"
-    assert "box" not in plate and "quad" not in plate
+    assert plate["action"] == "dp_text"
+    assert all("box" not in p and "quad" not in p for p in report["plates"])
+    assert all(p["action"] == "random_text" for p in report["plates"] if not p["ocr_read"])
     assert b"KX47" not in raw and b"ZTR" not in raw  # the plate's text is never published
 
     # the published pixels: the plate is redrawn, the face changed

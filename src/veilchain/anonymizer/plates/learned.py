@@ -15,9 +15,7 @@ docs/anonymizer.md, "Licence plates", and docs/MODEL_CARD.md). The weights ship 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -82,14 +80,12 @@ def build_net(width: int = 16):
     return PlateNet()
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_net(path: Path = WEIGHTS):
     """The network with the weights in ``path`` (eval mode) and their sha256; a missing or
     damaged file raises :class:`~veilchain.errors.ModelLoadError` in one line."""
     import torch
+
+    from veilchain.anonymizer.ciagan import file_sha256
 
     if not path.is_file():
         raise ModelLoadError(
@@ -131,12 +127,14 @@ class LearnedPlateDetector:
         peak: float = DEFAULT_PEAK,
         threads: int = 1,
     ) -> None:
+        import torch
+
         from veilchain.anonymizer.onnx_runtime import onnx_session
 
         net, self.sha256 = load_net(weights)
         self.threshold = float(threshold)
         self.peak = float(peak)
-        example = (self._torch_input(np.zeros((1, 3, 64, 64), np.float32)),)
+        example = (torch.zeros((1, 3, 64, 64)),)
         self._session = onnx_session(
             net,
             example,
@@ -146,12 +144,6 @@ class LearnedPlateDetector:
             output_names=["logits"],
             dynamic_axes={"image": {2: "h", 3: "w"}, "logits": {2: "h4", 3: "w4"}},
         )
-
-    @staticmethod
-    def _torch_input(a: np.ndarray) -> Any:
-        import torch
-
-        return torch.from_numpy(a)
 
     def describe(self) -> dict:
         return {
