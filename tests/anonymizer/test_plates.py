@@ -126,6 +126,15 @@ def street(body: tuple[int, int, int], car: tuple[int, int, int, int]) -> np.nda
     return img
 
 
+def _read_once() -> PlateAnonymizer:
+    """The default stage without its deblurred second read: some flat drawn streets show the
+    cepstrum a camera-shake smear that is not there, and the copy's ringing adds plates
+    (docs/anonymizer.md, "Camera shake"); tests of other rules run without it."""
+    stage = build_plate_anonymizer(1.0)
+    stage.detector = stage.detector.inner  # type: ignore[attr-defined]
+    return stage
+
+
 def _run(img: np.ndarray, epsilon: float = 1.0, stage: PlateAnonymizer | None = None):
     stage = stage or build_plate_anonymizer(epsilon)
     out = img.copy()
@@ -303,7 +312,7 @@ def test_small_plate_whose_ground_merges_with_a_light_car_body_is_redrawn():
     # separate ground blob, and characters below the row search's 7 px
     img = street((226, 228, 224), (480, 350, 800, 500))
     quad = small_plate(img, 614, 430, "5LJK796", 20, 5.0)
-    out, reports = _run(img)
+    out, reports = _run(img, stage=_read_once())
     assert [r.found_by for r in reports] == ["detection"]
     assert _changed_inside(img, out, quad, shrink=0.7) > 25
     # the rule that finds it: without the magnified small rows, both passes miss it
@@ -430,7 +439,7 @@ def test_symbols_outside_the_alphabet_are_replaced():
     """Symbols (no plate alphabet at all): replaced either way; unread with a one-line
     reason, or read as look-alikes and then DP text with its epsilon."""
     img, quad = scene_with("¿?¥£ §€?", width=260)
-    out, reports = _run(img)
+    out, reports = _run(img, stage=_read_once())
     assert len(reports) == 1
     (r,) = reports
     assert _changed_inside(img, out, quad) > 25

@@ -12,6 +12,7 @@ import pytest
 from tests.anonymizer.test_plates import scene_with
 from veilchain.anonymizer.ciagan import file_sha256
 from veilchain.anonymizer.plates import PlateDetector, build_plate_anonymizer
+from veilchain.anonymizer.plates.deblurred import DeblurringDetector
 from veilchain.anonymizer.plates.learned import (
     WEIGHTS,
     LearnedPlateDetector,
@@ -60,7 +61,8 @@ def test_the_net_finds_a_motion_blurred_plate_the_text_rows_miss(blurred):
 def test_the_stage_redraws_the_blurred_plate(blurred):
     img, box = blurred
     stage = build_plate_anonymizer(1.0)
-    assert isinstance(stage.detector, UnionDetector)
+    assert isinstance(stage.detector, DeblurringDetector)
+    assert isinstance(stage.detector.inner, UnionDetector)
     out = img.copy()
     reports = stage.anonymize(out, img, lambda i: np.random.default_rng(i), {})
     assert [r for r in reports if _iou(r.box, box) >= 0.3]

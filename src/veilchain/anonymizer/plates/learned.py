@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector
+from veilchain.anonymizer.plates.detect import PlateDetection, PlateFinder
 from veilchain.anonymizer.plates.memo import ZoomMemo
 from veilchain.anonymizer.plates.rows import order_quad, overlap_small
 from veilchain.errors import ModelLoadError
@@ -238,7 +238,7 @@ class UnionDetector:
     """The text-row detector's plates, plus the net's where no text-row plate overlaps them
     (of the smaller box, ``SAME_PLATE`` or more)."""
 
-    def __init__(self, rows: PlateDetector, learned: LearnedPlateDetector) -> None:
+    def __init__(self, rows: PlateFinder, learned: LearnedPlateDetector) -> None:
         self.rows = rows
         self.learned = learned
 

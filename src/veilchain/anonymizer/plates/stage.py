@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from veilchain.anonymizer.plates.deblurred import DeblurringDetector
 from veilchain.anonymizer.plates.detect import PlateDetection, PlateDetector, PlateFinder
 from veilchain.anonymizer.plates.dp import (
     MECHANISM,
@@ -215,12 +216,14 @@ class PlateAnonymizer:
 def build_plate_anonymizer(epsilon: float = DEFAULT_PLATE_EPSILON) -> PlateAnonymizer:
     """The default stage: the text-row detector joined by the learned one
     (:class:`~veilchain.anonymizer.plates.learned.UnionDetector`; its weights missing or
-    damaged: :class:`~veilchain.errors.ModelLoadError`) and Tesseract, or (when Tesseract is
+    damaged: :class:`~veilchain.errors.ModelLoadError`), both reading a deblurred copy of an
+    image smeared by camera shake too (:mod:`~veilchain.anonymizer.plates.deblurred`), and
+    Tesseract, or (when Tesseract is
     missing) no OCR, in which case every plate gets random text and the report says why."""
     try:
         reader = PlateReader()
         error = None
     except AnonymizationError as exc:
         reader, error = None, str(exc)
-    detector = UnionDetector(PlateDetector(), LearnedPlateDetector())
+    detector = DeblurringDetector(UnionDetector(PlateDetector(), LearnedPlateDetector()))
     return PlateAnonymizer(detector, reader, epsilon=epsilon, reader_error=error)
