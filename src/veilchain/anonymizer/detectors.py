@@ -100,7 +100,7 @@ def _centerface_bytes() -> tuple[bytes, str]:
     return model.SerializeToString(), _sha256(path)
 
 
-def _same_place(a, b) -> bool:
+def same_place(a, b) -> bool:
     """Whether either box's centre lies inside the other."""
 
     def centre_in(box, other) -> bool:
@@ -230,7 +230,7 @@ class CenterFaceDetector:
                 extra += self._deblurred(image, wanted, scale)
         out = self._pass(image, wanted, scale, verify)
         for face in extra:
-            if not any(_same_place(face.box, o.box) for o in out):
+            if not any(same_place(face.box, o.box) for o in out):
                 out.append(face)
         return out
 

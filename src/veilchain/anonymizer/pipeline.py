@@ -49,8 +49,8 @@ from veilchain.anonymizer.detectors import (
     DEFAULT_SWEEP_THRESHOLD,
     CenterFaceDetector,
     DetectedFace,
-    _same_place,
     locate_face,
+    same_place,
 )
 from veilchain.anonymizer.embedding import FaceEmbedder
 from veilchain.anonymizer.faces import (
@@ -258,7 +258,7 @@ class Anonymizer:
             small = self.detector.detect_faces(
                 work, threshold=threshold, scale=DARK_SCALE, verify=False
             )
-            found += [f for f in small if not any(_same_place(f.box, o.box) for o in found)]
+            found += [f for f in small if not any(same_place(f.box, o.box) for o in found)]
         return found
 
     def _candidate_threshold(self) -> float | None:
