@@ -16,9 +16,8 @@ import numpy as np
 
 from veilchain.anonymizer.motion import deblur, estimate_motion_blur
 from veilchain.anonymizer.plates.detect import PlateDetection, PlateFinder
-from veilchain.anonymizer.plates.learned import SAME_PLATE
+from veilchain.anonymizer.plates.learned import at_new_places
 from veilchain.anonymizer.plates.memo import ZoomMemo
-from veilchain.anonymizer.plates.rows import overlap_small
 
 #: A plate found only in the deblurred copy must hold at least this many characters: the
 #: filter's ringing draws short dark-light bars at the image's border and around strong
@@ -45,12 +44,5 @@ class DeblurringDetector:
         blur = estimate_motion_blur(image)
         if blur is None:
             return found
-        sharp = deblur(image, blur)
-        boxes = [d.box for d in found]
-        extra = [
-            d
-            for d in self.inner.detect(sharp, skip=skip)
-            if d.n_chars >= self.min_chars
-            and all(overlap_small(d.box, b) < SAME_PLATE for b in boxes)
-        ]
-        return found + extra
+        extra = self.inner.detect(deblur(image, blur), skip=skip)
+        return found + at_new_places([d for d in extra if d.n_chars >= self.min_chars], found)

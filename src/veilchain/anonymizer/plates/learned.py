@@ -23,6 +23,7 @@ import numpy as np
 from veilchain.anonymizer.plates.detect import PlateDetection, PlateFinder
 from veilchain.anonymizer.plates.memo import ZoomMemo
 from veilchain.anonymizer.plates.rows import order_quad, overlap_small
+from veilchain.anonymizer.plates.second_look import covered_fraction
 from veilchain.errors import ModelLoadError
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "platenet.pt"
@@ -200,17 +201,10 @@ def plates_from_map(
         quad = order_quad(cv2.boxPoints(rect))
         quad[:, 0] = np.clip(quad[:, 0], 0, W - 1)
         quad[:, 1] = np.clip(quad[:, 1], 0, H - 1)
-        if skip is not None and _mostly_inside(quad, skip):
+        if skip is not None and covered_fraction(quad, skip) >= 0.5:
             continue
         found.append(_detection(quad, gray, score))
     return found
-
-
-def _mostly_inside(quad: np.ndarray, skip: np.ndarray) -> bool:
-    inside = np.zeros(skip.shape, np.uint8)
-    cv2.fillConvexPoly(inside, np.round(quad).astype(np.int32), 1)
-    n = int(inside.sum())
-    return bool(n and 2 * int(skip[inside > 0].sum()) >= n)
 
 
 def _detection(quad: np.ndarray, gray: np.ndarray, score: float) -> PlateDetection:
@@ -253,10 +247,10 @@ class UnionDetector:
         self, image: np.ndarray, skip: np.ndarray | None = None, memo: ZoomMemo | None = None
     ) -> list[PlateDetection]:
         found = self.rows.detect(image, skip=skip, memo=memo)
-        boxes = [d.box for d in found]
-        extra = [
-            d
-            for d in self.learned.detect(image, skip=skip)
-            if all(overlap_small(d.box, b) < SAME_PLATE for b in boxes)
-        ]
-        return found + extra
+        return found + at_new_places(self.learned.detect(image, skip=skip), found)
+
+
+def at_new_places(extra: list[PlateDetection], found: list[PlateDetection]) -> list[PlateDetection]:
+    """The plates of ``extra`` that overlap none of ``found`` by ``SAME_PLATE`` or more (of the
+    smaller box): a second detector's or a second read's plates that are new."""
+    return [d for d in extra if all(overlap_small(d.box, f.box) < SAME_PLATE for f in found)]
