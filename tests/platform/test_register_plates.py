@@ -44,9 +44,10 @@ def test_register_with_defaults_covers_faces_and_plates(tmp_path):
     assert report["identifiers"] == ["faces", "plates"]
     assert len(report["faces"]) >= 1
     # the plate, read and given DP text; the learned plate detector also takes the suit and
-    # shirt below the pasted face for a plate (a false positive, redrawn with random text:
-    # docs/anonymizer.md, "The learned detector, measured", photos of people)
+    # shirt below the pasted face for a plate, which the stage rules out as on a person
+    # (docs/anonymizer.md, "Plates on people")
     (plate,) = [p for p in report["plates"] if p["ocr_read"]]
+    assert report["plates_ruled_out"]["on_people"] >= 1
     assert plate["epsilon"] in (1.0, "1.0")
     assert plate["action"] == "dp_text"
     assert all("box" not in p and "quad" not in p for p in report["plates"])

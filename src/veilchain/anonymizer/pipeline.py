@@ -325,17 +325,20 @@ class Anonymizer:
             reports.append(FaceReport(i, det.box, det.score, 1, None, None, key=int(key),
                                       fallback=det.fallback))  # fmt: skip
         plate_reports, plate_sweep = [], {"found": 0, "uncovered": 0}
+        plate_ruled = {"on_faces": 0, "on_people": 0}
         if self.plates is not None:
             plate_reports = self.plates.anonymize(
                 out, image, lambda i: self.rng_for(self._plate_key(base, i), 1), timing,
                 second_look=self.second_look, covered=covered, sweep=plate_sweep,
+                faces=detections, ruled=plate_ruled,
             )  # fmt: skip
         sweep = {"found": 0, "uncovered": 0}
         if self.second_look and self.faces:
             sweep = self._sweep(out, covered, low_light, base, reports, timing)
         report = build_report(
-            self, reports, low_light, sweep, timing, plates=plate_reports, plate_sweep=plate_sweep
-        )
+            self, reports, low_light, sweep, timing,
+            plates=plate_reports, plate_sweep=plate_sweep, plate_ruled=plate_ruled,
+        )  # fmt: skip
         if self.strict:
             self._refuse(reports, sweep, report)
             refuse_uncovered_plates(plate_sweep)

@@ -94,12 +94,13 @@ class AnonymizationResult:
 
 
 def build_report(
-    anon, reports, low_light, sweep, timing, plates=(), plate_sweep=None
+    anon, reports, low_light, sweep, timing, plates=(), plate_sweep=None, plate_ruled=None
 ) -> dict[str, Any]:
     """The published privacy report: nothing in it is derived from the original pixels
     beyond the measured figures (distances, counts); see :class:`FaceReport`. ``plates``:
     the plates stage's :class:`PlateReport` list (published without boxes or text);
-    ``plate_sweep``: what the plates' second look found and had to redraw."""
+    ``plate_sweep``: what the plates' second look found and had to redraw; ``plate_ruled``:
+    how many plate candidates were ruled out on faces and on people (not redrawn)."""
     failed = [r.index for r in reports if r.passed is False]
     unverified = [
         r.index for r in reports if r.low_confidence and r.passed is None and r.distance is not None
@@ -140,6 +141,7 @@ def build_report(
         report["n_plates"] = len(plates)
         report["plates"] = [p.to_dict() for p in plates]
         report["plates_second_look"] = plate_sweep or {"found": 0, "uncovered": 0}
+        report["plates_ruled_out"] = plate_ruled or {"on_faces": 0, "on_people": 0}
         unread = [p for p in plates if not p.ocr_read]
         if unread:
             report["plates_note"] = (

@@ -11,11 +11,16 @@ Per plate, one of three things happens, and the plate is never left as it was:
 
 Then the second look (:mod:`veilchain.anonymizer.plates.second_look`) sweeps the output for
 plates detection missed and redraws each with random text (``found_by: "second_look"``).
+
+Candidates on anonymized faces, and unread ones on a person's torso below a detected face,
+are no plates and are left alone (:mod:`veilchain.anonymizer.plates.people`); the report
+counts them under ``plates_ruled_out``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +39,7 @@ from veilchain.anonymizer.plates.dp import (
 from veilchain.anonymizer.plates.learned import LearnedPlateDetector, UnionDetector
 from veilchain.anonymizer.plates.memo import ZoomMemo
 from veilchain.anonymizer.plates.ocr import OcrResult, PlateReader
+from veilchain.anonymizer.plates.people import People
 from veilchain.anonymizer.plates.render import font_path, mask_plate, measure_look, paste_plate
 from veilchain.anonymizer.plates.second_look import sweep_detector, uncovered_plates
 from veilchain.errors import AnonymizationError, InputError
@@ -115,12 +121,17 @@ class PlateAnonymizer:
         second_look: bool = True,
         covered: np.ndarray | None = None,
         sweep: dict[str, int] | None = None,
+        faces: Sequence = (),
+        ruled: dict[str, int] | None = None,
     ) -> list[PlateReport]:
         """Find plates in ``original`` and redraw them in ``out`` (in place). ``rng_for(i)``
         gives plate i's random stream. With ``second_look``, then sweep ``out`` for plates
         outside the redrawn ones and ``covered`` (pixels already rewritten, e.g. faces) and
         redraw those with random text; ``sweep`` (if given) receives how many plates the
-        sweep saw (``found``) and had to redraw (``uncovered``)."""
+        sweep saw (``found``) and had to redraw (``uncovered``). ``faces``: the face stage's
+        detections (``box``, ``keypoints``/``landmarks``); candidates on them or on the
+        torsos below them are ruled out (:mod:`~veilchain.anonymizer.plates.people`), and
+        ``ruled`` (if given) receives how many, by reason."""
         t = time.perf_counter()
         memo = ZoomMemo()  # the first pass's fruitless magnifications, which the sweep skips
         plates = self.detector.detect(original, memo=memo)
@@ -133,16 +144,30 @@ class PlateAnonymizer:
             readings = [OcrResult(None, 0.0, reason) for _ in plates]
         timing["plates_ocr"] = timing.get("plates_ocr", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
+        people = People(faces)
+        counts_out = {"on_faces": 0, "on_people": 0}
+        kept = []
+        for p, r in zip(plates, readings, strict=True):
+            why = people.ruled_out(p, r.text is not None, covered)
+            if why is None:
+                kept.append((p, r))
+            else:
+                counts_out[why] += 1
         rewritten = np.zeros(out.shape[:2], bool) if covered is None else covered.copy()
         reports = [
             self._replace(out, original, p, r, rng_for(i), i, rewritten)
-            for i, (p, r) in enumerate(zip(plates, readings, strict=True))
+            for i, (p, r) in enumerate(kept)
         ]
         timing["plates_render"] = timing.get("plates_render", 0.0) + time.perf_counter() - t
         counts = {"found": 0, "uncovered": 0}
         if second_look:
             t = time.perf_counter()
             missed, counts["found"] = uncovered_plates(self.sweeper, out, rewritten, memo)
+            for p in list(missed):  # the sweep's plates are never read
+                why = people.ruled_out(p, False, None)
+                if why is not None:
+                    missed.remove(p)
+                    counts_out[why] += 1
             counts["uncovered"] = len(missed)
             unread = OcrResult(None, 0.0, "found by the second look; not read")
             for p in missed:
@@ -156,6 +181,8 @@ class PlateAnonymizer:
             )
         if sweep is not None:
             sweep.update(counts)
+        if ruled is not None:
+            ruled.update(counts_out)
         return reports
 
     def _replace(
