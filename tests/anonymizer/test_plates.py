@@ -287,7 +287,9 @@ def test_plate_cut_by_the_border_to_a_few_characters_is_redrawn(height, text_px,
     out, reports = _run(img)
     assert [r.found_by for r in reports] == ["detection"]
     x0, _, x1, _ = reports[0].box
-    assert x0 >= cols.start - 1 and x1 <= cols.stop + 1 and x1 - x0 <= visible + 4
+    # the plate's soft edge may join it (plates/extent.py grows a quad by band columns of
+    # about a sixteenth of its height)
+    assert x0 >= cols.start - 3 and x1 <= cols.stop + 3 and x1 - x0 <= visible + 4
     changed = np.abs(out.astype(int) - img.astype(int)).max(2)
     top = int(quad[0, 1])
     assert (changed[top : top + height, cols] > 0).mean() > 0.95
@@ -713,3 +715,41 @@ def test_blur_plate_set_blurs_along_one_direction_and_keeps_the_truth(tmp_path):
     got = json.loads((out / "ground_truth.json").read_text())
     assert got["images"] == truth["images"]
     assert got["motion_blur"] == {"length": 7, "angle": 45.0}
+
+
+# -- the whole plate ------------------------------------------------------------------------
+def _share_inside(quad: np.ndarray, of: np.ndarray, shape=(720, 1280)) -> float:
+    """The share of ``of``'s pixels that ``quad`` covers."""
+    a, b = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(a, np.round(quad).astype(np.int32), 1)
+    cv2.fillConvexPoly(b, np.round(of).astype(np.int32), 1)
+    return float((a & b).sum() / b.sum())
+
+
+@pytest.mark.parametrize("blur", [0, 9])
+def test_a_quad_over_part_of_a_plate_grows_over_all_of_it(blur):
+    from veilchain.anonymizer.plates.extent import whole_plate
+
+    img, quad = scene_with("KX47 ZTR", width=260, tilt=6.0)
+    if blur:
+        img = cv2.GaussianBlur(img, (0, 0), blur / 3)
+    tl, tr, br, bl = quad
+    # the detector took the left 45 % of the plate's length and the middle 60 % of its height
+    part = np.array(
+        [tl + 0.45 * (tr - tl), tl + 0.02 * (tr - tl), bl + 0.02 * (br - bl), bl + 0.45 * (br - bl)]
+    )[[1, 0, 3, 2]]
+    mid = part.mean(0)
+    part = np.array([mid + (p - mid) * [1.0, 0.6] for p in part], np.float32)
+    assert _share_inside(part, quad) < 0.35
+    grown = whole_plate(img, part)
+    assert _share_inside(grown, quad) > 0.9
+    # and no further than the plate: the car body around it stays out
+    assert _share_inside(quad, grown) > 0.8
+
+
+def test_a_quad_on_a_plain_body_does_not_grow():
+    from veilchain.anonymizer.plates.extent import whole_plate
+
+    img, _ = scene_with(None)
+    quad = np.array([[600, 430], [680, 430], [680, 460], [600, 460]], np.float32)
+    assert np.array_equal(whole_plate(img, quad), quad)

@@ -12,16 +12,18 @@ Per plate, one of three things happens, and the plate is never left as it was:
 Then the second look (:mod:`veilchain.anonymizer.plates.second_look`) sweeps the output for
 plates detection missed and redraws each with random text (``found_by: "second_look"``).
 
-Candidates on anonymized faces, and unread ones on a person's torso below a detected face,
-are no plates and are left alone (:mod:`veilchain.anonymizer.plates.people`); the report
-counts them under ``plates_ruled_out``.
+Every plate's quad is first grown over the rest of its plate
+(:mod:`veilchain.anonymizer.plates.extent`: a detection may hold only part of it). Candidates
+on anonymized faces, and unread ones on a person's head or torso, are no plates and are left
+alone (:mod:`veilchain.anonymizer.plates.people`); the report counts them under
+``plates_ruled_out``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import cv2
@@ -36,6 +38,7 @@ from veilchain.anonymizer.plates.dp import (
     random_text,
     randomized_response,
 )
+from veilchain.anonymizer.plates.extent import whole_plate
 from veilchain.anonymizer.plates.learned import LearnedPlateDetector, UnionDetector
 from veilchain.anonymizer.plates.memo import ZoomMemo
 from veilchain.anonymizer.plates.ocr import OcrResult, PlateReader
@@ -144,6 +147,7 @@ class PlateAnonymizer:
             readings = [OcrResult(None, 0.0, reason) for _ in plates]
         timing["plates_ocr"] = timing.get("plates_ocr", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
+        plates = [_whole(p, original) for p in plates]
         people = People(faces)
         counts_out = {"on_faces": 0, "on_people": 0}
         kept = []
@@ -163,6 +167,7 @@ class PlateAnonymizer:
         if second_look:
             t = time.perf_counter()
             missed, counts["found"] = uncovered_plates(self.sweeper, out, rewritten, memo)
+            missed = [_whole(p, original) for p in missed]
             for p in list(missed):  # the sweep's plates are never read
                 why = people.ruled_out(p, False, None)
                 if why is not None:
@@ -238,6 +243,12 @@ class PlateAnonymizer:
             changed_fraction=float(changed),
             found_by=found_by,
         )
+
+
+def _whole(plate: PlateDetection, image: np.ndarray) -> PlateDetection:
+    """``plate`` with its quad grown over the rest of the plate
+    (:func:`~veilchain.anonymizer.plates.extent.whole_plate`)."""
+    return replace(plate, quad=whole_plate(image, plate.quad))
 
 
 def build_plate_anonymizer(epsilon: float = DEFAULT_PLATE_EPSILON) -> PlateAnonymizer:
