@@ -84,9 +84,9 @@ def _rectified(image, q, step_a, step_d, n_side: int, n_mid: int) -> tuple[np.nd
     br = q[2] + n_side * step_a + BAND_PX * step_d
     bl = q[3] - n_side * step_a + BAND_PX * step_d
     w, h = 2 * n_side + n_mid, 3 * BAND_PX
-    m = cv2.getPerspectiveTransform(
-        np.float32([tl, tr, br, bl]), np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    )
+    src = np.array([tl, tr, br, bl], np.float32)
+    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    m = cv2.getPerspectiveTransform(src, dst)
     band = cv2.warpPerspective(
         image, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
     ).astype(np.float32)
