@@ -179,3 +179,20 @@ def test_contact_sheet_lays_blocks_side_by_side(tmp_path):
     assert Image.open(tmp_path / "grid.png").size == (4 * 132 + 16, 24 + 3 * 132)
     write_contact_sheet(blocks[0], tmp_path / "one.png")
     assert Image.open(tmp_path / "one.png").size == (2 * 132, 24 + 2 * 132)
+
+
+def test_anonymize_table_counts_plates_and_those_ruled_out(tmp_path, samples_dir):
+    """The human-readable table has a plates column when the plates stage runs: plates
+    redrawn, and candidates on people ruled out (biden.jpg: a tie and a collar)."""
+    args = ["anonymize", str(samples_dir / "biden.jpg"), "-o", str(tmp_path), "--method", "mask"]
+    shown = runner.invoke(app, [*args, "--identifiers", "faces,plates"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    header = next(line for line in shown.output.splitlines() if "input" in line)
+    assert "plates" in header
+    (row,) = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    rep = row["report"]
+    ruled = sum(rep["plates_ruled_out"].values())
+    assert ruled >= 1 and f"{rep['n_plates']} ({ruled} ruled out)" in shown.output
+    faces_only = runner.invoke(app, [*args, "--identifiers", "faces"], env={"COLUMNS": "200"})
+    header = next(line for line in faces_only.output.splitlines() if "input" in line)
+    assert "plates" not in header

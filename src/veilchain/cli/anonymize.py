@@ -351,12 +351,22 @@ def train(
     emit_json(result)
 
 
+def _plates_cell(rep: dict) -> str:
+    """How many plates an image's report says were redrawn, and how many candidates on
+    people were ruled out (not redrawn)."""
+    ruled = sum((rep.get("plates_ruled_out") or {}).values())
+    return f"{rep.get('n_plates', 0)}" + (f" ({ruled} ruled out)" if ruled else "")
+
+
 def _print_results(results: list) -> None:
     """One row per input with its full path; one line per face with its distance against
-    the threshold (and ε where the method has one)."""
+    the threshold (and ε where the method has one); with the plates stage on, the plates
+    redrawn."""
     from rich.table import Table
 
-    table = Table("input", "faces", "failed", "output / error", "distance / threshold, ε")
+    plates = any("n_plates" in (r.report or {}) for r in results)
+    head = ["input", "faces", "failed", "output / error", "distance / threshold, ε"]
+    table = Table(*head[:2], *(["plates"] if plates else []), *head[2:])
     for c in table.columns:
         c.overflow = "fold"
     for r in results:
@@ -372,5 +382,6 @@ def _print_results(results: list) -> None:
         detail = "; ".join(faces) or "-"
         if eps is not None:
             detail += f"; ε {human(eps)}"
-        table.add_row(r.input, str(r.n_faces), str(r.n_failed), r.error or r.output or "", detail)
+        cells = [r.input, str(r.n_faces), *([_plates_cell(rep)] if plates else [])]
+        table.add_row(*cells, str(r.n_failed), r.error or r.output or "", detail)
     out.print(table)
