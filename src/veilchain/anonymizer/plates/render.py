@@ -117,6 +117,32 @@ def widen(quad: np.ndarray, margin_px: float) -> np.ndarray:
     return np.where(np.sign(out - c) == np.sign(q - c), out, q).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """The pixels a plate drawing rewrote: ``mask`` (bool) over the image's box ``rows``,
+    ``cols`` (the drawings work in that box, not over the whole image)."""
+
+    rows: slice
+    cols: slice
+    mask: np.ndarray
+
+
+def _cover(shape: tuple[int, ...], big: np.ndarray) -> tuple[Drawn, np.ndarray]:
+    """The quad ``big`` filled and grown by a pixel (no rim of old pixels), clipped to an
+    image of ``shape``, in its own box: the box and mask, and the cover as uint8 (0/255)."""
+    H, W = shape[:2]
+    x0 = min(max(int(np.floor(big[:, 0].min())) - 2, 0), W)
+    y0 = min(max(int(np.floor(big[:, 1].min())) - 2, 0), H)
+    x1 = max(min(int(np.ceil(big[:, 0].max())) + 3, W), x0)
+    y1 = max(min(int(np.ceil(big[:, 1].max())) + 3, H), y0)
+    cover = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    if cover.size:
+        corners = (np.round(big) - [x0, y0]).astype(np.int32)
+        cv2.fillConvexPoly(cover, corners, 255)
+        cover = cv2.dilate(cover, np.ones((3, 3), np.uint8))  # type: ignore[assignment]  # cv2 stubs widen the dtype
+    return Drawn(slice(y0, y1), slice(x0, x1), cover > 0), cover
+
+
 def paste_plate(
     out: np.ndarray,
     quad: np.ndarray,
@@ -124,9 +150,9 @@ def paste_plate(
     look: PlateLook,
     rng: np.random.Generator,
     margin: float = DEFAULT_MARGIN,
-) -> np.ndarray:
-    """Draw the new plate over ``quad`` (widened) in ``out`` (in place); returns the mask of
-    rewritten pixels (bool, image-sized)."""
+) -> Drawn:
+    """Draw the new plate over ``quad`` (widened) in ``out`` (in place); returns the pixels
+    it rewrote."""
     q = np.asarray(quad, np.float32)
     height = float(np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
     width = float(np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
@@ -137,16 +163,12 @@ def paste_plate(
     u, v = u / max(fw - 1, 1) * 2 - 1, v / max(fh - 1, 1) * 2 - 1
     gain = look.plane[0] + look.plane[1] * u + look.plane[2] * v
     flat = flat * gain[..., None]
-    H, W = out.shape[:2]
-    cover_full = np.zeros((H, W), np.uint8)
-    cv2.fillConvexPoly(cover_full, np.round(big).astype(np.int32), 255)
-    cover_full = cv2.dilate(cover_full, np.ones((3, 3), np.uint8))  # type: ignore[assignment]  # no rim of old pixels; cv2 stubs widen the dtype
-    mask = cover_full > 0
-    if not mask.any():
-        return mask
-    x0, y0, bw, bh = cv2.boundingRect(cover_full)
-    sl = (slice(y0, y0 + bh), slice(x0, x0 + bw))
-    cover = cover_full[sl]
+    drawn, cover = _cover(out.shape, big)
+    if not drawn.mask.any():
+        return drawn
+    y0, x0 = drawn.rows.start, drawn.cols.start
+    bh, bw = cover.shape
+    sl = (drawn.rows, drawn.cols)
     # warp straight into the plate's bounding box, not the whole image
     src = np.array([[0, 0], [fw - 1, 0], [fw - 1, fh - 1], [0, fh - 1]], np.float32)
     m = cv2.getPerspectiveTransform(src, (big - [x0, y0]).astype(np.float32))
@@ -161,18 +183,15 @@ def paste_plate(
     alpha = alpha[..., None]
     region = out[sl].astype(np.float32)
     out[sl] = np.clip(region * (1 - alpha) + patch * alpha, 0, 255).astype(np.uint8)
-    return mask
+    return drawn
 
 
-def mask_plate(out: np.ndarray, quad: np.ndarray, look: PlateLook | None = None) -> np.ndarray:
-    """Fill the (widened) quad with one flat colour: the fallback when no plate can be drawn."""
+def mask_plate(out: np.ndarray, quad: np.ndarray, look: PlateLook | None = None) -> Drawn:
+    """Fill the (widened) quad with one flat colour: the fallback when no plate can be drawn.
+    Returns the pixels it rewrote."""
     q = np.asarray(quad, np.float32)
     height = float(np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
-    big = widen(q, max(2.0, DEFAULT_MARGIN * height))
-    cover = np.zeros(out.shape[:2], np.uint8)
-    cv2.fillConvexPoly(cover, np.round(big).astype(np.int32), 255)
-    cover = cv2.dilate(cover, np.ones((3, 3), np.uint8))  # type: ignore[assignment]  # cv2 stubs widen the dtype
-    mask = cover > 0
+    drawn, _ = _cover(out.shape, widen(q, max(2.0, DEFAULT_MARGIN * height)))
     color = np.array(look.ground if look else (128, 128, 128), np.uint8)
-    out[mask] = color
-    return mask
+    out[drawn.rows, drawn.cols][drawn.mask] = color
+    return drawn

@@ -49,11 +49,18 @@ def sweep_detector() -> PlateDetector:
 
 
 def covered_fraction(quad: np.ndarray, covered: np.ndarray) -> float:
-    """The share of the pixels inside ``quad`` (inside the image) that ``covered`` marks."""
-    inside = np.zeros(covered.shape, np.uint8)
-    cv2.fillConvexPoly(inside, np.round(quad).astype(np.int32), 1)
+    """The share of the pixels inside ``quad`` (inside the image) that ``covered`` marks
+    (drawn in the quad's box only)."""
+    H, W = covered.shape[:2]
+    q = np.round(np.asarray(quad, np.float64))
+    x0, y0 = (int(max(v, 0)) for v in q.min(0))
+    x1, y1 = int(min(q[:, 0].max() + 1, W)), int(min(q[:, 1].max() + 1, H))
+    if x1 <= x0 or y1 <= y0:
+        return 1.0
+    inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(inside, (q - [x0, y0]).astype(np.int32), 1)
     n = int(inside.sum())
-    return float(covered[inside > 0].sum() / n) if n else 1.0
+    return float(covered[y0:y1, x0:x1][inside > 0].sum() / n) if n else 1.0
 
 
 def uncovered_plates(

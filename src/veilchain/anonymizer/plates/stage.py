@@ -208,7 +208,7 @@ class PlateAnonymizer:
         eps = dist = None
         if area < MIN_DRAW_AREA:
             action = "masked"
-            mask = mask_plate(out, plate.quad, look)
+            drawn = mask_plate(out, plate.quad, look)
         else:
             if reading.text is not None:
                 action, eps = "dp_text", self.epsilon
@@ -218,17 +218,18 @@ class PlateAnonymizer:
                 action = "random_text"
                 new = random_text(max(plate.n_chars, 1), rng)
             try:
-                mask = paste_plate(out, plate.quad, new, look, rng)
+                drawn = paste_plate(out, plate.quad, new, look, rng)
             except (cv2.error, ValueError) as exc:  # a degenerate quad: cover it anyway
                 action, eps, dist = "masked", None, None
                 reason = f"could not draw a plate here ({type(exc).__name__}); masked"
                 reading = OcrResult(reading.text, reading.confidence, reason)
-                mask = mask_plate(out, plate.quad, look)
-        if not mask.any():
+                drawn = mask_plate(out, plate.quad, look)
+        if not drawn.mask.any():
             raise AnonymizationError(f"plate {index} lies outside the image; nothing to redraw")
+        box = (drawn.rows, drawn.cols)
         if rewritten is not None:
-            rewritten |= mask
-        changed = (np.abs(out[mask].astype(int) - original[mask].astype(int)).max(1) > 0).mean()
+            rewritten[box] |= drawn.mask
+        changed = (out[box][drawn.mask] != original[box][drawn.mask]).any(1).mean()
         return PlateReport(
             index=index,
             box=plate.box,
