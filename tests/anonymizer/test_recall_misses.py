@@ -315,7 +315,7 @@ def test_the_mirrored_pass_maps_faces_back():
 # -- a face cut by the border, read on a reflected copy ------------------------------------------
 def test_a_face_cut_below_the_brows_is_found_on_the_reflected_copy(recall_set):
     """Biden cut at the bottom below the brows (53 px): CenterFace 0.05 as it is, published
-    unchanged before the border pass, which finds it at 0.63; its box maps back inside."""
+    unchanged before the border pass, which finds it at 0.38; its box maps back inside."""
     img, faces = recall_set["generated/edge/biden_bottom.jpg"]
     box = faces[0]["box"]
     h, w = img.shape[:2]
