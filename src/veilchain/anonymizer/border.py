@@ -5,9 +5,10 @@ the network pads with zeros. Reflecting the image outwards continues the face pa
 edge (a forehead cut below the eyebrows gets a mirrored second half), and the network then
 sees a whole-looking head. On the recall set Biden's face cut at 57 % (forehead and brows,
 53 px) scored 0.05 as it is and 0.38 on a copy reflected by 15 % of the image's shorter
-side (read at 0.75 of the resolution). Reflection also makes faces of plain texture, mostly at the corners, where it mirrors
-both ways; so only faces that stick out over exactly one side of the image are kept, with
-their centre inside it (docs/anonymizer.md, "Faces cut by the border").
+side (read at 0.75 of the resolution). Reflection also makes faces of plain texture,
+mostly at the corners, where it mirrors both ways; so only faces that stick out over
+exactly one side of the image are kept, with their centre inside it (docs/anonymizer.md,
+"Faces cut by the border").
 """
 
 from __future__ import annotations
