@@ -753,3 +753,45 @@ def test_a_quad_on_a_plain_body_does_not_grow():
     img, _ = scene_with(None)
     quad = np.array([[600, 430], [680, 430], [680, 460], [600, 460]], np.float32)
     assert np.array_equal(whole_plate(img, quad), quad)
+
+
+@pytest.mark.parametrize(("tilt", "turned"), [(30.0, False), (46.0, False), (4.0, True)])
+def test_a_whole_plate_found_at_any_tilt_does_not_grow_past_it(tilt, turned):
+    """Corner order swaps a quad's axes past 45 degrees; the growth follows the longer side
+    (``turned``: the whole scene on its side, as a phone photo stored unrotated)."""
+    from veilchain.anonymizer.plates.extent import whole_plate
+    from veilchain.anonymizer.plates.rows import order_quad
+
+    img, quad = scene_with("KX47 ZTR", width=260, tilt=tilt)
+    if turned:
+        img = np.ascontiguousarray(np.rot90(img))  # (x, y) -> (y, W - 1 - x)
+        quad = order_quad(np.stack([quad[:, 1], 1279 - quad[:, 0]], 1))
+    grown = whole_plate(img, quad)
+    area = cv2.contourArea(quad.astype(np.float32))
+    assert cv2.contourArea(grown.astype(np.float32)) < 1.3 * area
+    assert _share_inside(grown, quad, img.shape[:2]) > 0.95
+
+
+def test_a_plate_does_not_grow_over_skin_or_rewritten_pixels_beside_it():
+    from veilchain.anonymizer.plates.extent import whole_plate
+
+    img, quad = scene_with("KX47 ZTR", width=200, tilt=0.0)
+    x1 = int(quad[:, 0].max())
+    y0, y1 = int(quad[:, 1].min()), int(quad[:, 1].max())
+    img[y0 - 40 : y1 + 40, x1 + 1 : x1 + 160] = (205, 150, 120)  # a face beside the plate
+    grown = whole_plate(img, quad)
+    assert grown[:, 0].max() < x1 + 8
+    # a light grey beside it is plate-like, but pixels the face stage rewrote are kept out
+    img[y0 - 40 : y1 + 40, x1 + 1 : x1 + 160] = (235, 235, 230)
+    keep_out = np.zeros(img.shape[:2], bool)
+    keep_out[:, x1 + 1 :] = True
+    assert whole_plate(img, quad, keep_out=keep_out)[:, 0].max() < x1 + 8
+    assert whole_plate(img, quad)[:, 0].max() > x1 + 60  # without it, it grows
+
+
+def test_whole_plate_leaves_quads_on_images_it_cannot_read_alone():
+    from veilchain.anonymizer.plates.extent import whole_plate
+
+    img, quad = scene_with("KX47 ZTR", width=200)
+    for odd in (img[..., 0], img.astype(np.float32) / 255):
+        assert np.array_equal(whole_plate(odd, quad), quad)

@@ -12,7 +12,7 @@ from veilchain.anonymizer.plates.detect import PlateDetection
 from veilchain.anonymizer.plates.people import MIN_HEIGHT, People, person_quads
 
 
-def face(box=(400.0, 100.0, 500.0, 220.0), down=(0.0, 1.0)) -> FaceDetection:
+def face(box=(400.0, 100.0, 500.0, 220.0), down=(0.0, 1.0), fallback=None) -> FaceDetection:
     """A detected face whose eyes-to-mouth direction is ``down``."""
     x0, y0, x1, y1 = box
     c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
@@ -20,7 +20,7 @@ def face(box=(400.0, 100.0, 500.0, 220.0), down=(0.0, 1.0)) -> FaceDetection:
     r = np.array([-d[1], d[0]]) * 20
     eyes, mouth = c - 20 * d, c + 25 * d
     kp = np.array([eyes - r, eyes + r, c, mouth - r, mouth + r])
-    return FaceDetection(box, 0.9, np.zeros((68, 2)), keypoints=kp)
+    return FaceDetection(box, 0.9, np.zeros((68, 2)), keypoints=kp, fallback=fallback)
 
 
 def candidate(cx: float, cy: float, w: float = 120, h: float = 50) -> PlateDetection:
@@ -44,7 +44,7 @@ def test_the_zones_turn_with_the_face():
 
 def test_an_unread_candidate_on_a_torso_is_ruled_out_and_a_read_one_is_redrawn():
     people = People([face()])
-    on_chest = candidate(450, 160 + 2 * 120)  # two face heights below the face's centre
+    on_chest = candidate(450, 160 + 1.5 * 120)  # 1.5 face heights below the face's centre
     assert people.ruled_out(on_chest, False, None) == "on_people"
     assert people.ruled_out(on_chest, True, None) is None
 
@@ -63,15 +63,33 @@ def test_where_a_plate_can_be_seen_nothing_is_ruled_out():
     assert People([]).ruled_out(candidate(450, 400), False, None) is None
 
 
-def test_candidates_on_and_over_faces_are_ruled_out():
+def test_a_candidate_is_ruled_out_on_a_face_only_when_the_face_stage_rewrote_almost_all_of_it():
     people = People([face()])
     covered = np.zeros((720, 1280), bool)
     covered[100:220, 400:500] = True
     inside = candidate(450, 160, w=60, h=30)
     assert people.ruled_out(inside, True, covered) == "on_faces"  # already rewritten
-    over = candidate(450, 120, w=260, h=120)  # covers most of the face's box
-    assert people.ruled_out(over, False, None) == "on_faces"
+    # half on the face, half beside it: the half beside it would be published as it was
+    straddling = candidate(500, 160, w=100, h=30)
+    assert people.ruled_out(straddling, True, covered) is None
+    # a plate that covers a (false) face detected on it is still a plate
+    over = candidate(450, 160, w=260, h=120)
     assert people.ruled_out(over, True, None) is None
+
+
+def test_faces_the_detector_was_unsure_of_rule_nothing_out():
+    unsure = face(fallback="low_score")
+    on_chest = candidate(450, 160 + 2 * 120)
+    assert People([face()]).ruled_out(on_chest, False, None) == "on_people"
+    assert People([unsure]).ruled_out(on_chest, False, None) is None
+
+
+def test_a_plate_below_a_seated_person_or_a_child_is_redrawn():
+    """A plate at the person's depth lies (h - 0.4) / f face heights below the face's centre:
+    3.6 for a seated adult, 3.3 for a child; the chest zone ends at 3."""
+    people = People([face()])
+    for below in (3.3, 3.6):
+        assert people.ruled_out(candidate(450, 160 + below * 120), False, None) is None
 
 
 @pytest.fixture(scope="module")

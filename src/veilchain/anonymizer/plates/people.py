@@ -5,22 +5,29 @@ stripes, a collar, buttons, a hat, a flag's stars and a dark suit read as rows o
 or as a plate's shape (docs/anonymizer.md, "Plates on people"). Two rules rule such
 candidates out, using only what the face stage found:
 
-``on_faces``   most of the candidate's pixels were already rewritten by the face stage (the
-               plate stage would draw over an anonymized face; what it would remove is
-               gone), or, unread by OCR, it covers a third of a detected face's box or more
-               (a plate in front of a face would hide the face from the detector).
+``on_faces``   95 % of the candidate's pixels or more were already rewritten by the face stage
+               (the plate stage would draw over an anonymized face; what it would remove is
+               gone, but for a sliver).
 ``on_people``  unread by OCR, at least ``MIN_HEIGHT`` face heights tall, and lying mostly on
-               the person around or below a detected face (:func:`person_quads`): the head
-               (hair or a hat included: up to a face height above the face's centre) and the
-               torso, from half a face height below the face's centre down to 4, 1.5 face
-               widths to either side; both turn with the face's own down direction (eyes to
-               mouth). A licence plate is not seen there. The head and the body hide what is
-               behind them. Plates are about 0.4 m above the ground: with the camera level at
-               about head height, one at the person's depth lies about 5.5 face heights below
-               the face's centre ((1.6 - 0.4) m / 0.22 m), and one nearer the camera lower
-               still (a higher camera moves both further down). The height floor keeps the
-               rule off the small plates under a face that is larger than life (a poster, a
-               billboard): a plate is about half a face height tall at the person's depth.
+               the person around or below a face the detector is sure of (not one it covered
+               as ``low_score``) (:func:`person_quads`): the head (hair or a hat included: up
+               to a face height above the face's centre) and the chest, from half a face
+               height below the face's centre down to 3, 1.5 face widths to either side;
+               both turn with the face's own down direction (eyes to mouth). A licence plate
+               is not seen there: the head and the body hide what is behind them, and plates
+               are about 0.4 m above the ground. With the camera level at about head height,
+               one at the person's depth lies (h - 0.4) / f face heights below the face's
+               centre, for a face h metres up and f tall: 5.5 for a standing adult ((1.6 -
+               0.4) / 0.22), 3.6 seated (1.2 m), 3.3 for a child (1.0 m, 0.18 m tall); one
+               nearer the camera lies lower still (a higher camera moves both further down).
+               The height floor keeps the rule off the small plates under a face that is
+               larger than life (a poster, a billboard): a plate is about half a face height
+               tall at the person's depth.
+
+Where the argument fails (docs/anonymizer.md, "Plates on people"): a crouching adult or a
+small child, whose plate-height band comes within 3 face heights; a person lying down; a
+face printed on a car (a sticker, an advert) that the detector is sure of, above the car's
+unread plate.
 
 A plate whose text OCR reads is redrawn wherever it is. The second look's candidates are
 never read and are ruled out the same way.
@@ -39,13 +46,13 @@ from veilchain.anonymizer.plates.second_look import covered_fraction
 #: The zones around a face, along its down direction in face heights from its centre, and to
 #: either side in face widths: the head (and what is just above it), then the torso.
 HEAD_TOP, HEAD_HALF_WIDTH = -1.0, 0.9
-TORSO_TOP, TORSO_BOTTOM, TORSO_HALF_WIDTH = 0.5, 4.0, 1.5
+TORSO_TOP, TORSO_BOTTOM, TORSO_HALF_WIDTH = 0.5, 3.0, 1.5
 #: ``on_people`` needs a candidate at least this many face heights tall.
 MIN_HEIGHT = 0.4
-#: A candidate is ruled out when this share of its quad lies on rewritten face pixels or in
-#: the person's zones, or when it covers this share of a face's box (``FACE_COVER``).
-RULED_OUT_FRACTION = 0.5
-FACE_COVER = 1 / 3
+#: A candidate is ruled out when this share of its quad lies on rewritten face pixels (what
+#: is left outside them stays as it was: almost none of it), or in the person's zones.
+ON_FACES_FRACTION = 0.95
+ON_PEOPLE_FRACTION = 0.5
 
 
 def _down(face) -> np.ndarray:
@@ -86,23 +93,24 @@ class People:
     """The face stage's faces as the plates stage needs them: their boxes and zones."""
 
     def __init__(self, faces: Sequence) -> None:
-        self.boxes = [tuple(float(v) for v in f.box) for f in faces]
-        self.zones = [person_quads(f) for f in faces]
+        # faces the detector was unsure of (covered over the head as "low_score") do not
+        # rule out what lies around them
+        sure = [f for f in faces if getattr(f, "fallback", None) != "low_score"]
+        self.boxes = [tuple(float(v) for v in f.box) for f in sure]
+        self.zones = [person_quads(f) for f in sure]
 
     def ruled_out(
         self, plate: PlateDetection, read: bool, covered: np.ndarray | None
     ) -> str | None:
         """Why ``plate`` is no plate ("on_faces", "on_people"), or None: it is redrawn.
         ``covered``: the pixels the face stage rewrote."""
-        if covered is not None and covered_fraction(plate.quad, covered) >= RULED_OUT_FRACTION:
+        if covered is not None and covered_fraction(plate.quad, covered) >= ON_FACES_FRACTION:
             return "on_faces"
         if read:
             return None
-        if any(_covers(plate.box, b) >= FACE_COVER for b in self.boxes):
-            return "on_faces"
         for box, zones in zip(self.boxes, self.zones, strict=True):
             tall = plate.height >= MIN_HEIGHT * (box[3] - box[1])
-            if tall and _inside(plate.quad, zones) >= RULED_OUT_FRACTION:
+            if tall and _inside(plate.quad, zones) >= ON_PEOPLE_FRACTION:
                 return "on_people"
         return None
 
@@ -119,11 +127,3 @@ def _inside(quad: np.ndarray, zones: list[np.ndarray]) -> float:
         cv2.fillConvexPoly(zone, np.round(z - shift).astype(np.int32), 1)
     n = int(own.sum())
     return float((own & zone).sum() / n) if n else 0.0
-
-
-def _covers(box: tuple, face: tuple) -> float:
-    """The share of ``face``'s box that ``box`` covers."""
-    ix = max(0.0, min(box[2], face[2]) - max(box[0], face[0]))
-    iy = max(0.0, min(box[3], face[3]) - max(box[1], face[1]))
-    area = (face[2] - face[0]) * (face[3] - face[1])
-    return ix * iy / area if area > 0 else 0.0

@@ -147,14 +147,13 @@ class PlateAnonymizer:
             readings = [OcrResult(None, 0.0, reason) for _ in plates]
         timing["plates_ocr"] = timing.get("plates_ocr", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
-        plates = [_whole(p, original) for p in plates]
         people = People(faces)
         counts_out = {"on_faces": 0, "on_people": 0}
         kept = []
         for p, r in zip(plates, readings, strict=True):
-            why = people.ruled_out(p, r.text is not None, covered)
+            why = people.ruled_out(p, r.text is not None, covered)  # the quad as detected
             if why is None:
-                kept.append((p, r))
+                kept.append((_whole(p, original, covered), r))
             else:
                 counts_out[why] += 1
         rewritten = np.zeros(out.shape[:2], bool) if covered is None else covered.copy()
@@ -167,12 +166,12 @@ class PlateAnonymizer:
         if second_look:
             t = time.perf_counter()
             missed, counts["found"] = uncovered_plates(self.sweeper, out, rewritten, memo)
-            missed = [_whole(p, original) for p in missed]
             for p in list(missed):  # the sweep's plates are never read
                 why = people.ruled_out(p, False, None)
                 if why is not None:
                     missed.remove(p)
                     counts_out[why] += 1
+            missed = [_whole(p, original, covered) for p in missed]
             counts["uncovered"] = len(missed)
             unread = OcrResult(None, 0.0, "found by the second look; not read")
             for p in missed:
@@ -246,10 +245,10 @@ class PlateAnonymizer:
         )
 
 
-def _whole(plate: PlateDetection, image: np.ndarray) -> PlateDetection:
-    """``plate`` with its quad grown over the rest of the plate
-    (:func:`~veilchain.anonymizer.plates.extent.whole_plate`)."""
-    return replace(plate, quad=whole_plate(image, plate.quad))
+def _whole(plate: PlateDetection, image: np.ndarray, covered: np.ndarray | None) -> PlateDetection:
+    """``plate`` with its quad grown over the rest of the plate, not into the pixels the face
+    stage rewrote (:func:`~veilchain.anonymizer.plates.extent.whole_plate`)."""
+    return replace(plate, quad=whole_plate(image, plate.quad, keep_out=covered))
 
 
 def build_plate_anonymizer(epsilon: float = DEFAULT_PLATE_EPSILON) -> PlateAnonymizer:
