@@ -35,11 +35,11 @@ BODY_SPREAD = 4.0
 PLATE_COLOUR = 40.0
 #: A column (row) is plate while this share of its pixels are plate-like; the quad's own
 #: columns must mostly be (``OWN_SHARE``) for it to grow at all.
-PLATE_SHARE = 0.6
+PLATE_SHARE = 0.5
 OWN_SHARE = 0.7
 #: Columns or rows that are not plate-like that a plate may hold and go on (a separator
 #: line, a screw).
-MAX_GAP = 2
+MAX_GAP = 3
 
 
 def whole_plate(
