@@ -59,9 +59,10 @@ def whole_plate(
     n_side = round(MAX_GROWTH * n_mid)
     band, usable = _rectified(image[..., :3], q, along / n_mid, down / BAND_PX, n_side, n_mid)
     if keep_out is not None:
-        band_out, _ = _rectified(keep_out.astype(np.uint8)[..., None] * np.uint8(255), q,
-                                 along / n_mid, down / BAND_PX, n_side, n_mid)  # fmt: skip
-        usable &= band_out[..., 0] < 128
+        # the mask read in place as 0/1 bytes: no image-sized copy for every plate
+        mask = np.ascontiguousarray(keep_out).view(np.uint8)
+        band_out, _ = _rectified(mask, q, along / n_mid, down / BAND_PX, n_side, n_mid)
+        usable &= band_out[..., 0] < 0.5
     plate = _plate_like(band, usable, slice(n_side, n_side + n_mid))
     cols = plate[BAND_PX : 2 * BAND_PX].mean(0) >= PLATE_SHARE
     if cols[n_side : n_side + n_mid].mean() < OWN_SHARE:
