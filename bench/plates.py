@@ -351,8 +351,10 @@ _W = None
 def _init(kind: str) -> None:
     global _W
     from veilchain.anonymizer import build_anonymizer
+    from veilchain.anonymizer.batch import one_thread
     from veilchain.anonymizer.plates import build_plate_anonymizer
 
+    one_thread()  # as the pipeline's worker processes do
     if kind == "plates_stage":
         _W = build_plate_anonymizer(1.0)
     else:

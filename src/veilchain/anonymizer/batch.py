@@ -118,8 +118,12 @@ def anonymize_files(
 
 
 def one_thread() -> None:
-    """One torch thread in this worker process (the workers use every core), set before the
-    models load: their onnxruntime sessions take torch's thread count when they open."""
+    """One torch thread and one OpenCV thread in this worker process (the workers use every
+    core, and threads within each only contend), set before the models load: their
+    onnxruntime sessions take torch's thread count when they open."""
+    import cv2
+
+    cv2.setNumThreads(1)
     try:
         import torch
     except ImportError:  # pragma: no cover - a declared dependency

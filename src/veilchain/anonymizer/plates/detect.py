@@ -43,6 +43,7 @@ from veilchain.anonymizer.plates.rows import (
     contrast,
     cut_by_border,
     ground_like,
+    local_diff,
     overlap_small,
     plate_quad,
     quad_of_row,
@@ -181,8 +182,9 @@ class PlateDetector:
             grounds: list[tuple[bool, np.ndarray]] = []
             bands: list[tuple[bool, np.ndarray]] = []
             offsets = self.offsets if self.text_rows else self.offsets[:1]
+            diff = local_diff(g)
             for dark, offset in itertools.product((True, False), offsets):
-                comps = components(g, dark, offset)
+                comps = components(g, dark, offset, diff)
                 if first and self.text_rows and self.blurred_bands and offset != self.offsets[0]:
                     # grounds at the thinner threshold: only the blurred-band test (below)
                     bands += [(not dark, b) for b in ground_like(comps, self.ground_px, g.shape[1])]
@@ -399,8 +401,9 @@ def _zoom_ground(
         tries.append(_mirrored(roi, left=x0 == 0))
     for part, shift in tries:
         big = cv2.resize(part, None, fx=z, fy=z, interpolation=cv2.INTER_CUBIC)
+        diff = local_diff(big)
         for offset in offsets:
-            for row in text_rows(char_components(big, dark, offset)):
+            for row in text_rows(char_components(big, dark, offset, diff)):
                 if char_count(row) >= MIN_CHARS and row_ok(row):
                     row = row.copy()
                     row[:, :4] /= z
@@ -450,8 +453,9 @@ def _zoom_in(
     x1 = min(gray.shape[1], int((members[:, 0] + members[:, 2]).max() + h))
     y1 = min(gray.shape[0], int((members[:, 1] + members[:, 3]).max() + h))
     roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=z, fy=z, interpolation=cv2.INTER_CUBIC)
+    diff = local_diff(roi)
     for offset in offsets:
-        for row in text_rows(char_components(roi, dark, offset)):
+        for row in text_rows(char_components(roi, dark, offset, diff)):
             if row_ok(row):
                 row = row.copy()
                 row[:, :4] /= z
