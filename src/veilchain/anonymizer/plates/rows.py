@@ -121,29 +121,30 @@ def cut_by_border(comps: np.ndarray, width: int | None) -> np.ndarray:
 def text_rows(comps: np.ndarray, width: int | None = None) -> list[np.ndarray]:
     """Link components into text rows: pairs near in x (among the next ``_LINK_SPAN`` in x
     order), vertically aligned and of similar height are joined (connected components of
-    that graph), vectorized over each offset."""
+    that graph), vectorized over all pairs."""
     n = len(comps)
     if n < 2:
         return []
     c = comps[np.argsort(comps[:, 0])]
     x, y, w, h = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
     cy, right = y + h / 2, x + w
-    srcs, dsts = [], []
-    for k in range(1, min(_LINK_SPAN, n - 1) + 1):
-        i = np.arange(n - k)
-        j = i + k
-        gap = x[j] - right[i]
-        hr = np.minimum(h[j], h[i]) / np.maximum(h[j], h[i])
-        dy = np.abs(cy[j] - cy[i])
-        ok = (
-            (gap > -0.3 * h[i])
-            & (gap < 1.5 * h[i])
-            & (hr > 0.7)
-            & (dy < 0.25 * h[i] + 0.2 * np.maximum(gap, 0))
-        )
-        srcs.append(i[ok])
-        dsts.append(j[ok])
-    src, dst = np.concatenate(srcs), np.concatenate(dsts)
+    # every pair (i, i + k), k = 1 .. _LINK_SPAN, at once: one (n, k) array per quantity
+    i = np.arange(n)[:, None]
+    j = i + np.arange(1, min(_LINK_SPAN, n - 1) + 1)[None, :]
+    pair = j < n
+    j = np.minimum(j, n - 1)
+    gap = x[j] - right[i]
+    hi = h[i]
+    hr = np.minimum(h[j], hi) / np.maximum(h[j], hi)
+    dy = np.abs(cy[j] - cy[i])
+    ok = (
+        pair
+        & (gap > -0.3 * hi)
+        & (gap < 1.5 * hi)
+        & (hr > 0.7)
+        & (dy < 0.25 * hi + 0.2 * np.maximum(gap, 0))
+    )
+    src, dst = np.broadcast_to(i, j.shape)[ok], j[ok]
     if not len(src):
         return []
     labels = linked_labels(n, src, dst)
@@ -221,13 +222,10 @@ def quad_of_row(members: np.ndarray, pad_x: float, pad_y: float) -> tuple[np.nda
     ang = np.arctan(slope)
     u = np.array([np.cos(ang), np.sin(ang)])
     v = np.array([-np.sin(ang), np.cos(ang)])
-    pts = np.concatenate(
-        [
-            np.stack([x, y], 1),
-            np.stack([x + w, y], 1),
-            np.stack([x + w, y + h], 1),
-            np.stack([x, y + h], 1),
-        ]
+    right, bottom = x + w, y + h
+    # the characters' corners: top-left, top-right, bottom-right, bottom-left
+    pts = np.stack(
+        [np.concatenate([x, right, right, x]), np.concatenate([y, y, bottom, bottom])], 1
     )
     c = np.array([cx.mean(), cy.mean()])
     pu, pv = (pts - c) @ u, (pts - c) @ v
