@@ -100,8 +100,10 @@ def test_generate_deterministic_and_keeps_background():
 
 @needs_weights
 def test_onnxruntime_generator_matches_pytorch():
-    """The generator runs through onnxruntime (traced from the PyTorch network): each target
-    gives PyTorch's face to within 1 grey level, at a few pixels at most."""
+    """The generator runs through onnxruntime (traced from the PyTorch network): for each target
+    the network's output agrees with PyTorch's to float rounding, and the pasted face to a
+    couple of grey levels at a few pixels (CPU kernels differ between machines: the CI machine
+    saw 2 levels where this one sees 0)."""
     import torch
 
     from veilchain.anonymizer import alignment
@@ -113,8 +115,17 @@ def test_onnxruntime_generator_matches_pytorch():
     img, sk, m = (torch.from_numpy(a)[None] for a in C.prepare(crop, lm, gen.net.res))
     for target in range(0, gen.identities.k, max(1, gen.identities.k // 8)):
         with torch.inference_mode():
-            face = C.to_uint8_image(gen.net(img, sk, m, torch.tensor([target]))[0])
-            theirs = C.paste(crop, face, lm, gen.upsampler)
+            raw = gen.net(img, sk, m, torch.tensor([target]))[0].numpy()
+            theirs = C.paste(crop, C.to_uint8_image(torch.from_numpy(raw)), lm, gen.upsampler)
         ours = gen.generate_target(crop, lm, target)
+        feed = {
+            "image": img.numpy(),
+            "sketch": sk.numpy(),
+            "mask": m.numpy(),
+            "target": np.array([target], np.int64),
+        }
+        assert np.abs(gen._session.run(None, feed)[0][0] - raw).max() < 4e-3, (
+            target
+        )  # half a grey level
         diff = np.abs(ours.astype(int) - theirs.astype(int))
-        assert diff.max() <= 1 and (diff > 0).sum() <= 12, target  # measured: 0.3 px per face
+        assert diff.max() <= 3 and (diff > 0).sum() <= 64, target  # here: 0 levels, 0 pixels
