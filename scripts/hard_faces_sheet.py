@@ -1,12 +1,14 @@
 """Before/after sheet of hard faces (a profile, a rolled head, a face cut by the border, a
-crowd of small faces): what each method publishes with the default detector and second look.
+crowd of small faces, players lying sideways): what each method publishes with the default
+detector and second look.
 
     python scripts/hard_faces_sheet.py [--out docs/img/hard_faces.png] [--methods ciagan,dp,blur]
 
 Rows are the inputs, columns the original then one output per method; a red frame marks each
 face the report says fell back to its whole head, a yellow one each face the second look
-caught. Inputs: scikit-image's camera.png (the cameraman, in profile) and the sample photos,
-turned, cut and shrunk (see SOURCES.md beside them).
+caught. Inputs: scikit-image's camera.png (the cameraman, in profile), the sample photos,
+turned, cut and shrunk (see SOURCES.md beside them), and the recall set's basketball1.jpg
+turned a quarter (bench/data/recall/SOURCES.md).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "src" / "veilchain" / "data" / "samples"
+RECALL_BASE = ROOT / "bench" / "data" / "recall" / "base"
 CELL = 300
 GAP = 8
 
@@ -44,6 +47,7 @@ def inputs() -> list[tuple[str, np.ndarray]]:
         ("rolled 40 degrees", _turned(load_image(SAMPLES / "obama2.jpg"), 40)),
         ("cut by the border", np.ascontiguousarray(group[:, 150:700])),
         ("24 small faces", crowd),
+        ("turned a quarter", np.rot90(load_image(RECALL_BASE / "basketball1.jpg")).copy()),
     ]
 
 

@@ -5,7 +5,8 @@ brightening buries in noise (the second look's ``also`` view), and motion-blurre
 faces MTCNN turned down after R-Net's box drifted off them, or on every box it was shown
 (``mtcnn.MtcnnVerifier``, its box search), and faces smeared past what either sees, found in
 a deblurred copy (``motion.py``), and a face cut by the border found on a copy reflected
-outwards (``border.py``).
+outwards (``border.py``), and faces lying sideways or upside down, found on quarter-turned
+copies (``CenterFaceDetector(quarter=True)``).
 
 The images are the recall set's own (scripts/build_recall_set.py, built in memory and
 JPEG-coded as the benchmark stores them), with their annotated boxes."""
@@ -347,3 +348,75 @@ def test_the_border_pass_leaves_whole_faces_to_the_plain_pass():
     for face in faces_across_border(detector, img, 0.4):
         assert not any(_overlaps(face.box, u.box) for u in upright if min(u.box[:2]) > 5)
         assert min(face.box[:2]) >= 0 and face.box[2] <= w - 1
+
+
+# -- a face lying sideways or upside down --------------------------------------------------------
+def _turned_base(name: str, k: int) -> tuple[np.ndarray, list[list[float]]]:
+    """Base photo ``name`` of the recall set turned by ``k`` counter-clockwise quarter turns,
+    with its annotated boxes (not ignored) carried over by scripts/turn_recall_set.py."""
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "turn_recall_set", ROOT / "scripts" / "turn_recall_set.py"
+    )
+    assert spec is not None and spec.loader is not None
+    turn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(turn)
+    data = ROOT / "bench" / "data" / "recall"
+    img = load_image(data / "base" / name)
+    h, w = img.shape[:2]
+    faces = json.loads((data / "annotations.json").read_text())["images"][name]["faces"]
+    boxes = [turn.turn_box(f["box"], k, w, h) for f in faces if not f.get("ignore")]
+    return np.ascontiguousarray(np.rot90(img, k)), boxes
+
+
+@pytest.mark.parametrize(("name", "k", "index"), [("basketball1.jpg", 1, 1)])
+def test_a_face_lying_sideways_is_found_on_the_turned_copies(name, k, index):
+    """A basketball player's face (67 px) in the photo turned a quarter: the candidate pass
+    missed it without the quarter-turned copies (which find it upright again)."""
+    img, boxes = _turned_base(name, k)
+    found = {}
+    for quarter in (False, True):
+        detector = CenterFaceDetector(
+            verifier=MtcnnVerifier(), mirror=True, deblur=True, border=True, quarter=quarter
+        )
+        hits = detector.detect_faces(img, threshold=0.15)
+        found[quarter] = any(_overlaps(f.box, boxes[index]) for f in hits)
+    assert found == {False: False, True: True}
+
+
+@pytest.mark.parametrize("method", ["blur", "ciagan"])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_every_face_of_a_turned_photo_is_anonymized(k, method):
+    """basketball1.jpg turned by one, two and three quarters: both players' faces (42 and
+    67 px) are changed (before the quarter-turned copies, both were published unchanged at
+    one quarter and the 67 px one at three)."""
+    img, boxes = _turned_base("basketball1.jpg", k)
+    anon = build_anonymizer(method, identity_check=False, secret=SECRET)
+    out = anon.anonymize(img).image
+    assert len(boxes) == 2
+    for box in boxes:
+        assert _changed(out, img, box) >= 0.7
+
+
+def test_the_quarter_turns_map_faces_back():
+    """group.jpg turned a quarter: the copy turned back upright (three more quarters) finds
+    each upright face again, at its place in the turned photo."""
+    img = load_image(ROOT / "src" / "veilchain" / "data" / "samples" / "group.jpg")
+    h, w = img.shape[:2]
+    detector = CenterFaceDetector()
+    upright = detector.detect_faces(img, threshold=0.4, verify=False)
+    turned = np.ascontiguousarray(np.rot90(img, 1))
+    back = detector._quarter_turned(turned, 0.4, 1.0)
+    assert upright
+    for face in upright:
+        x0, y0, x1, y1 = face.box  # its box in the turned photo: (x, y) -> (y, w - x)
+        expect = (y0, w - x1, y1, w - x0)
+        twins = [f for f in back if _overlaps(f.box, expect)]
+        assert twins, face.box
+        best = max(twins, key=lambda f: f.score)
+        assert np.allclose(best.box, expect, atol=0.1 * (x1 - x0))
+        assert best.keypoints is not None
+        kx, ky = best.keypoints[:, 0], best.keypoints[:, 1]
+        assert (kx >= expect[0]).all() and (kx <= expect[2]).all()
+        assert (ky >= expect[1]).all() and (ky <= expect[3]).all()
