@@ -232,8 +232,7 @@ class CenterFaceDetector:
         (see the class docstring)."""
         wanted = self.threshold if threshold is None else float(threshold)
         extra: list[DetectedFace] = []
-        extra_ok = verify and wanted < self.threshold  # a pass asking for candidates
-        if extra_ok:
+        if verify and wanted < self.threshold:  # a pass asking for candidates
             if self.mirror:
                 extra += self._mirrored(image, wanted, scale)
             if self.deblur:
@@ -242,12 +241,10 @@ class CenterFaceDetector:
                 from veilchain.anonymizer.border import faces_across_border
 
                 extra += faces_across_border(self, image, wanted, scale)
-        turned = self._quarter_turned(image, wanted, scale) if self.quarter and extra_ok else []
+            if self.quarter:
+                extra += self._quarter_turned(image, wanted, scale)
         out = self._pass(image, wanted, scale, verify)
         for face in extra:
-            if not any(same_place(face.box, o.box) for o in out):
-                out.append(face)
-        for face in turned:
             if not any(same_place(face.box, o.box) for o in out):
                 out.append(face)
         return out
