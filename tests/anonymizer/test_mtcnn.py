@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from veilchain.anonymizer.detectors import CenterFaceDetector, build_detector
+from veilchain.anonymizer.detectors import CenterFaceDetector, DetectedFace, build_detector
 from veilchain.anonymizer.image_io import load_image
-from veilchain.anonymizer.mtcnn import MtcnnVerifier, _around
+from veilchain.anonymizer.mtcnn import SMALL_ONET_THRESHOLD, MtcnnVerifier, _around
 from veilchain.anonymizer.wiring import build_anonymizer
 
 RECALL = Path(__file__).resolve().parents[2] / "bench" / "data" / "recall"
@@ -88,7 +88,8 @@ def test_the_report_names_the_verifier_and_its_weights():
     spec = importlib.util.find_spec("facenet_pytorch")
     assert spec is not None and spec.submodule_search_locations
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    digest = hashlib.sha256(b"".join((data / f"{n}.pt").read_bytes() for n in ("pnet", "rnet", "onet")))
+    weights = b"".join((data / f"{n}.pt").read_bytes() for n in ("pnet", "rnet", "onet"))
+    digest = hashlib.sha256(weights)
     img, _ = _small_face_photo()
     report = build_anonymizer("blur", identity_check=False, secret=SECRET).anonymize(img).report
     assert report["detector"]["name"] == "centerface"
@@ -116,3 +117,28 @@ def test_the_box_search_looks_around_each_candidate_and_at_it():
         assert sizes.min() == pytest.approx(0.8) and sizes.max() == pytest.approx(1.25)
         shift = np.abs((views[:, :2] + views[:, 2:]) / 2 - (box[:2] + box[2:]) / 2) / side
         assert shift.max() == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize("height", [16, 24, 40])
+def test_pnet_proposes_a_small_face(height):
+    """P-Net's pyramid (faces 16-48 px) proposes a square box over the face, which O-Net then
+    takes from the small-face threshold."""
+    img, box = _small_face_photo(height)
+    verifier = MtcnnVerifier()
+    boxes, scores = verifier.propose_small(img)
+    assert len(boxes) == len(scores) > 0
+    assert np.allclose(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    assert _centre_in(box, [DetectedFace(tuple(b), 0.0) for b in boxes])
+    taken = verifier.verify(img, boxes, scores, onet_threshold=SMALL_ONET_THRESHOLD)
+    assert _centre_in(box, taken)
+
+
+def test_pnet_proposals_on_a_wall_are_turned_down():
+    """A people-free photo (brick): whatever P-Net proposes there, O-Net takes nothing from
+    the small-face threshold, and a flat image gets no proposal."""
+    bg = load_image(RECALL / "base" / "bg" / "brick.jpg")
+    verifier = MtcnnVerifier()
+    boxes, scores = verifier.propose_small(bg)
+    assert verifier.verify(bg, boxes, scores, onet_threshold=SMALL_ONET_THRESHOLD) == []
+    flat = np.full((240, 320, 3), 128, np.uint8)
+    assert len(verifier.propose_small(flat)[0]) == 0
