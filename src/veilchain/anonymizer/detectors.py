@@ -246,12 +246,14 @@ class CenterFaceDetector:
                 extra += faces_across_border(self, image, wanted, scale)
             if self.quarter:
                 extra += self._quarter_turned(image, wanted, scale)
-            if self.small and self.verifier is not None:
-                extra += self._small_faces(image, scale)
         out = self._pass(image, wanted, scale, verify)
-        for face in extra:
-            if not any(same_place(face.box, o.box) for o in out):
-                out.append(face)
+        if extra or self.small:
+            for face in extra:
+                if not any(same_place(face.box, o.box) for o in out):
+                    out.append(face)
+            if self.small and verify and wanted < self.threshold:
+                # last, so that it asks only about places where no other pass found a face
+                out += self._small_faces(image, scale, out)
         return out
 
     def _pass(
@@ -327,12 +329,16 @@ class CenterFaceDetector:
             out.append(DetectedFace((x0 * fx, y0 * fy, x1 * fx, y1 * fy), f.score, kp))
         return out
 
-    def _small_faces(self, image: np.ndarray, scale: float) -> list[DetectedFace]:
+    def _small_faces(
+        self, image: np.ndarray, scale: float, known: list[DetectedFace]
+    ) -> list[DetectedFace]:
         """Faces of about :data:`~veilchain.anonymizer.mtcnn.SMALL_FACE_PX` pixels tall at the
         detection resolution that the verifier's P-Net proposes and its R-Net and O-Net take
         (O-Net from :data:`~veilchain.anonymizer.mtcnn.SMALL_ONET_THRESHOLD`), in ``image``'s
         pixels, scored :attr:`proposal_floor` (the weakest candidate's score:
-        CenterFace did not find them). None for a panorama (read in tiles)."""
+        CenterFace did not find them), none at the place of a ``known`` face (its proposals
+        there are not verified: R-Net's time grows with the proposals, over a thousand on a
+        crowd). None for a panorama (read in tiles)."""
         h, w = image.shape[:2]
         if self.verifier is None or max(h, w) > PANORAMA_ASPECT * min(h, w):
             return []
@@ -344,9 +350,11 @@ class CenterFaceDetector:
         from veilchain.anonymizer.mtcnn import SMALL_ONET_THRESHOLD
 
         boxes, _ = self.verifier.propose_small(small)
+        fx, fy = w / small.shape[1], h / small.shape[0]
+        seen = [np.array(f.box) / [fx, fy, fx, fy] for f in known]
+        boxes = boxes[[not any(same_place(b, k) for k in seen) for b in boxes]]
         if not len(boxes):
             return []
-        fx, fy = w / small.shape[1], h / small.shape[0]
         out = []
         floor = np.full(len(boxes), self.proposal_floor)
         for f in self.verifier.verify(small, boxes, floor, onet_threshold=SMALL_ONET_THRESHOLD):
