@@ -121,6 +121,7 @@ def landmark_displacement(original: np.ndarray, anonymized: np.ndarray) -> float
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from veilchain.anonymizer.faces import FaceDetection
+from veilchain.anonymizer.metrics import box_iou
 from veilchain.errors import AnonymizationError, ImageDecodeError, InputError
 
 VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -24,15 +25,6 @@ VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG"}
 
 def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def box_iou(a, b) -> float:
-    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 class FaceTracker:
