@@ -9,7 +9,8 @@ trees then run alternately, image by image, in one process on one thread, so bot
 same load (the machine is shared: separate runs minutes apart differ by 2-3x). Timed:
 detection of each input photo at the detector's threshold (0.4, the pipeline without the
 second look) and at the candidate threshold (0.15, with it), and at 0.15 on the photos
-smeared by a 17 px motion blur, each tree's detector as its ``build_detector()`` makes it;
+smeared by a 17 px motion blur and on the photos turned by 90, 180 and 270 degrees (in turn),
+each tree's detector as its ``build_detector()`` makes it;
 and the sweep (:func:`uncovered_faces`) on each
 ``build_anonymizer("ciagan", identity_check=False)`` output with its rewritten-pixel mask.
 Reports ms per image for each tree, the ratios and the faces each found.
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     theirs = other_det.build_detector()  # with the passes its build_detector turns on
     theirs.verifier = other_verifier  # its own MTCNN file's verifier
     smeared = [_smeared(im) for im in photos]
+    turned = [np.ascontiguousarray(np.rot90(im, 1 + i % 3)) for i, im in enumerate(photos)]
 
     def detect(detector, threshold: float):
         return lambda im: detector.detect_faces(im, threshold=threshold)
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "detect_0.4": [detect(ours, 0.4), detect(theirs, 0.4)],
         "detect_0.15": [detect(ours, 0.15), detect(theirs, 0.15)],
         "detect_0.15_smeared": [detect(ours, 0.15), detect(theirs, 0.15)],
+        "detect_0.15_turned": [detect(ours, 0.15), detect(theirs, 0.15)],
         "second_look": [
             lambda im: uncovered_faces(ours, im[0], im[1], threshold=0.15)[0],
             lambda im: other.uncovered_faces(theirs, im[0], im[1], threshold=0.15)[0],
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "detect_0.4": photos,
         "detect_0.15": photos,
         "detect_0.15_smeared": smeared,
+        "detect_0.15_turned": turned,
         "second_look": kept,
     }
     out = {

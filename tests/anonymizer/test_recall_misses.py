@@ -23,7 +23,7 @@ import pytest
 
 from veilchain.anonymizer.baselines import DPPix, GaussianBlur, SolidMask
 from veilchain.anonymizer.border import faces_across_border
-from veilchain.anonymizer.detectors import CenterFaceDetector, locate_face
+from veilchain.anonymizer.detectors import CenterFaceDetector, DetectedFace, locate_face
 from veilchain.anonymizer.image_io import load_image
 from veilchain.anonymizer.mtcnn import MtcnnVerifier
 from veilchain.anonymizer.replacement import VISIBLE_LEVELS, visible_cover
@@ -409,7 +409,7 @@ def test_the_quarter_turns_map_faces_back():
     detector = CenterFaceDetector()
     upright = detector.detect_faces(img, threshold=0.4, verify=False)
     turned = np.ascontiguousarray(np.rot90(img, 1))
-    back = detector._quarter_turned(turned, 0.4, 1.0)
+    back = [f for _, f in detector._quarter_turned(turned, 0.4, 1.0)]
     assert upright
     for face in upright:
         x0, y0, x1, y1 = face.box  # its box in the turned photo: (x, y) -> (y, w - x)
@@ -448,3 +448,56 @@ def test_the_small_face_is_anonymized(recall_set, method):
     published unchanged by both before P-Net's proposals."""
     face, changed = _anonymized(recall_set, "generated/small/small_08.jpg", 2, method)
     assert changed >= 0.7
+
+
+# -- a photo stored upside down gets every pass ------------------------------------------------
+def _turn_script():
+    spec = importlib.util.spec_from_file_location(
+        "turn_recall_set", ROOT / "scripts" / "turn_recall_set.py"
+    )
+    assert spec is not None and spec.loader is not None
+    turn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(turn)
+    return turn
+
+
+def test_a_smeared_face_upside_down_gets_the_deblurred_pass(recall_set, monkeypatch):
+    """frontal_06_motion_blur.jpg turned upside down: the half-turned copy shows more faces
+    than the photo as it is, so the whole candidate pass (deblurred copy included) reads it
+    there and finds the smeared 49 px face 2; without that rule it was missed."""
+    img, faces = recall_set["generated/motion_blur/frontal_06_motion_blur.jpg"]
+    h, w = img.shape[:2]
+    box = _turn_script().turn_box(faces[2]["box"], 2, w, h)
+    turned = np.ascontiguousarray(np.rot90(img, 2))
+    detector = CenterFaceDetector(
+        verifier=MtcnnVerifier(), mirror=True, deblur=True, border=True, quarter=True, small=True
+    )
+    upright = detector._pass(turned, 0.15, 1.0, True)
+    assert detector._lying(upright, detector._quarter_turned(turned, 0.15, 1.0)) == 2
+    found = {
+        True: any(_overlaps(f.box, box) for f in detector.detect_faces(turned, threshold=0.15))
+    }
+    monkeypatch.setattr(detector, "_lying", lambda *_: None)
+    found[False] = any(_overlaps(f.box, box) for f in detector.detect_faces(turned, threshold=0.15))
+    assert found == {True: True, False: False}
+    out = build_anonymizer("blur", identity_check=False, secret=SECRET).anonymize(turned).image
+    assert _changed(out, turned, box) >= 0.7
+
+
+def test_an_upright_group_photo_is_read_as_it_is():
+    """group.jpg as it is shows at least as many strong faces as any quarter turn of it, so no
+    turn gets the extra passes; a tie keeps the image as it is, and the turn with the most
+    strong faces wins over the others."""
+    img = load_image(ROOT / "src" / "veilchain" / "data" / "samples" / "group.jpg")
+    detector = CenterFaceDetector(verifier=MtcnnVerifier())
+    upright = detector._pass(img, 0.15, 1.0, True)
+    assert sum(f.score >= detector.threshold for f in upright) == 4
+    assert detector._lying(upright, detector._quarter_turned(img, 0.15, 1.0)) is None
+
+    def face(score):
+        return DetectedFace((0.0, 0.0, 10.0, 10.0), score)
+
+    one = [face(0.9)]
+    assert detector._lying(one, [(1, face(0.9)), (3, face(0.3))]) is None  # a tie
+    assert detector._lying(one, [(1, face(0.9)), (3, face(0.8)), (3, face(0.7))]) == 3
+    assert detector._lying([], [(2, face(0.2))]) is None  # under the detector's threshold

@@ -145,8 +145,9 @@ class CenterFaceDetector:
     borders (:mod:`veilchain.anonymizer.border`); both add faces the same way. ``quarter``:
     such a pass also reads the image turned by 90, 180 and 270 degrees (a person lying down,
     a photo stored sideways or upside down without an EXIF orientation; see
-    :meth:`_quarter_turned`). ``small``: such a pass also asks the verifier's P-Net for small
-    faces (:meth:`_small_faces`). :func:`build_detector` turns all five on.
+    :meth:`_quarter_turned`), and the turn that shows more faces than the image as it is gets
+    every other pass too (:meth:`_lying`). ``small``: such a pass also asks the verifier's
+    P-Net for small faces (:meth:`_small_faces`). :func:`build_detector` turns all five on.
     """
 
     name = "centerface"
@@ -234,27 +235,56 @@ class CenterFaceDetector:
         a copy reflected at its borders, with ``quarter`` the image turned by quarter turns,
         and with ``small`` it takes P-Net's small faces (see the class docstring)."""
         wanted = self.threshold if threshold is None else float(threshold)
-        extra: list[DetectedFace] = []
-        if verify and wanted < self.threshold:  # a pass asking for candidates
-            if self.mirror:
-                extra += self._mirrored(image, wanted, scale)
-            if self.deblur:
-                extra += self._deblurred(image, wanted, scale)
-            if self.border:
-                from veilchain.anonymizer.border import faces_across_border
+        return self._detect(image, wanted, scale, verify, self.quarter)
 
-                extra += faces_across_border(self, image, wanted, scale)
-            if self.quarter:
-                extra += self._quarter_turned(image, wanted, scale)
+    def _detect(
+        self, image: np.ndarray, wanted: float, scale: float, verify: bool, quarter: bool
+    ) -> list[DetectedFace]:
+        """:meth:`detect_faces`, the quarter turns read only when ``quarter``."""
         out = self._pass(image, wanted, scale, verify)
-        if extra or self.small:
-            for face in extra:
-                if not any(same_place(face.box, o.box) for o in out):
-                    out.append(face)
-            if self.small and verify and wanted < self.threshold:
-                # last, so that it asks only about places where no other pass found a face
-                out += self._small_faces(image, scale, out)
+        if not (verify and wanted < self.threshold):
+            return out  # not a pass asking for candidates
+        extra: list[DetectedFace] = []
+        if self.mirror:
+            extra += self._mirrored(image, wanted, scale)
+        if self.deblur:
+            extra += self._deblurred(image, wanted, scale)
+        if self.border:
+            from veilchain.anonymizer.border import faces_across_border
+
+            extra += faces_across_border(self, image, wanted, scale)
+        if quarter:
+            turned = self._quarter_turned(image, wanted, scale)
+            extra += [f for _, f in turned]
+            k = self._lying(out, turned)
+            if k:
+                extra += self._whole_pass_turned(image, k, wanted, scale)
+        for face in extra:
+            if not any(same_place(face.box, o.box) for o in out):
+                out.append(face)
+        if self.small:  # last, so that it asks only about places where no pass found a face
+            out += self._small_faces(image, scale, out)
         return out
+
+    def _lying(
+        self, upright: list[DetectedFace], turned: list[tuple[int, DetectedFace]]
+    ) -> int | None:
+        """The quarter turn (1-3) showing more faces at the detector's own threshold than the
+        image as it is (a photo stored sideways or upside down, people lying down), or None."""
+        strong = [sum(f.score >= self.threshold for t, f in turned if t == k) for k in (1, 2, 3)]
+        best = int(np.argmax(strong))
+        upright_strong = sum(f.score >= self.threshold for f in upright)
+        return best + 1 if strong[best] > upright_strong else None
+
+    def _whole_pass_turned(
+        self, image: np.ndarray, k: int, wanted: float, scale: float
+    ) -> list[DetectedFace]:
+        """Every pass but the quarter turns (mirrored, deblurred, border, small faces) over
+        ``image`` turned by ``k`` quarters, mapped back: a sideways photo's faces then get all
+        that an upright photo's get."""
+        h, w = image.shape[:2]
+        turned = np.ascontiguousarray(np.rot90(image, k))
+        return [_unturned(f, k, w, h) for f in self._detect(turned, wanted, scale, True, False)]
 
     def _pass(
         self, image: np.ndarray, wanted: float, scale: float, verify: bool
@@ -380,9 +410,10 @@ class CenterFaceDetector:
 
     def _quarter_turned(
         self, image: np.ndarray, threshold: float, scale: float
-    ) -> list[DetectedFace]:
-        """The faces of one pass over each of the image turned by 90, 180 and 270 degrees,
-        mapped back to ``image``'s pixels. A face lying sideways or upside
+    ) -> list[tuple[int, DetectedFace]]:
+        """The faces of one pass over each of the image turned by 90, 180 and 270 degrees
+        (``k`` = 1, 2, 3 counter-clockwise quarters), as ``(k, face)`` with the face mapped
+        back to ``image``'s pixels. A face lying sideways or upside
         down scores far lower on a network trained on upright faces, and the second look's
         turned sweeps (+-40 degrees) do not reach it. These passes take faces from the
         detector's own threshold (or ``threshold``, if higher) and show weaker candidates to
@@ -390,18 +421,15 @@ class CenterFaceDetector:
         recall set's faces but added 0.65 false positives per upright image
         (docs/anonymizer.md). They add a face only where no other pass found one: letting a
         better-scoring turned face replace the one found at its place lost 1-2 upright faces
-        of the recall set (a large turned box took the place of a smaller face)."""
+        of the recall set (a large turned box took the place of a smaller face). The turn
+        that shows more faces than the image as it is gets every other pass too
+        (:meth:`_lying`)."""
         h, w = image.shape[:2]
-        out: list[DetectedFace] = []
+        out: list[tuple[int, DetectedFace]] = []
         for k in (1, 2, 3):  # counter-clockwise quarter turns
             turned = np.ascontiguousarray(np.rot90(image, k))
             for f in self._pass(turned, max(threshold, self.threshold), scale, verify=True):
-                corners = _unturn(np.array([f.box[:2], f.box[2:]], np.float64), k, w, h)
-                (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
-                kp = None
-                if f.keypoints is not None:
-                    kp = _unturn(f.keypoints.astype(np.float64), k, w, h).astype(np.float32)
-                out.append(DetectedFace((float(x0), float(y0), float(x1), float(y1)), f.score, kp))
+                out.append((k, _unturned(f, k, w, h)))
         return out
 
     def _decode(self, part: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -424,6 +452,17 @@ class CenterFaceDetector:
         ky = marks[0, 0::2, ys, xs] * bh[:, None] + y0[:, None]
         boxes = np.stack([x0, y0, x0 + bw, y0 + bh], axis=1)
         return boxes, scores.astype(np.float64), np.stack([kx, ky], axis=2)
+
+
+def _unturned(face: DetectedFace, k: int, w: int, h: int) -> DetectedFace:
+    """A face found in ``np.rot90(image, k)``, with its box and keypoints in ``image``'s pixels
+    (``w`` x ``h``)."""
+    corners = _unturn(np.array([face.box[:2], face.box[2:]], np.float64), k, w, h)
+    (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
+    kp = None
+    if face.keypoints is not None:
+        kp = _unturn(face.keypoints.astype(np.float64), k, w, h).astype(np.float32)
+    return DetectedFace((float(x0), float(y0), float(x1), float(y1)), face.score, kp)
 
 
 def _unturn(points: np.ndarray, k: int, w: int, h: int) -> np.ndarray:
