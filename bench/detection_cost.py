@@ -9,9 +9,9 @@ trees then run alternately, image by image, in one process on one thread, so bot
 same load (the machine is shared: separate runs minutes apart differ by 2-3x). Timed:
 detection of each input photo at the detector's threshold (0.4, the pipeline without the
 second look) and at the candidate threshold (0.15, with it), and at 0.15 on the photos
-smeared by a 17 px motion blur and on the photos turned by 90, 180 and 270 degrees (in turn),
-each tree's detector as its ``build_detector()`` makes it;
-and the sweep (:func:`uncovered_faces`) on each
+smeared by a 17 px motion blur, on the photos turned by 90, 180 and 270 degrees (in turn) and
+on the recall set's face-free backgrounds at 640x480, each tree's detector as its
+``build_detector()`` makes it; and the sweep (:func:`uncovered_faces`) on each
 ``build_anonymizer("ciagan", identity_check=False)`` output with its rewritten-pixel mask.
 Reports ms per image for each tree, the ratios and the faces each found.
 """
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", type=Path, default=Path("/work/main/src"))
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
+    import cv2
     import onnxruntime  # noqa: F401 - loaded before torch, as in the pipeline
     import torch
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     import veilchain.anonymizer.pipeline as pipeline
     from veilchain.anonymizer import build_anonymizer
     from veilchain.anonymizer.detectors import build_detector
+    from veilchain.anonymizer.image_io import load_image
     from veilchain.anonymizer.second_look import uncovered_faces
 
     folder = args.against / "veilchain" / "anonymizer"
@@ -94,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     theirs.verifier = other_verifier  # its own MTCNN file's verifier
     smeared = [_smeared(im) for im in photos]
     turned = [np.ascontiguousarray(np.rot90(im, 1 + i % 3)) for i, im in enumerate(photos)]
+    no_face = [
+        np.ascontiguousarray(cv2.resize(load_image(p), (640, 480), interpolation=cv2.INTER_AREA))
+        for p in sorted((HERE / "data" / "recall" / "base" / "bg").glob("*.jpg"))
+    ]
 
     def detect(detector, threshold: float):
         return lambda im: detector.detect_faces(im, threshold=threshold)
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "detect_0.15": [detect(ours, 0.15), detect(theirs, 0.15)],
         "detect_0.15_smeared": [detect(ours, 0.15), detect(theirs, 0.15)],
         "detect_0.15_turned": [detect(ours, 0.15), detect(theirs, 0.15)],
+        "detect_0.15_no_face": [detect(ours, 0.15), detect(theirs, 0.15)],
         "second_look": [
             lambda im: uncovered_faces(ours, im[0], im[1], threshold=0.15)[0],
             lambda im: other.uncovered_faces(theirs, im[0], im[1], threshold=0.15)[0],
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "detect_0.15": photos,
         "detect_0.15_smeared": smeared,
         "detect_0.15_turned": turned,
+        "detect_0.15_no_face": no_face,
         "second_look": kept,
     }
     out = {

@@ -48,6 +48,7 @@ WANTED = (
     "generated/profile/profile_00.jpg",
     "generated/profile/profile_11.jpg",
     "generated/edge/biden_bottom.jpg",
+    "generated/profile/profile_09.jpg",
     "generated/small/small_08.jpg",
 )
 
@@ -473,11 +474,34 @@ def test_a_smeared_face_upside_down_gets_the_deblurred_pass(recall_set, monkeypa
         verifier=MtcnnVerifier(), mirror=True, deblur=True, border=True, quarter=True, small=True
     )
     upright = detector._pass(turned, 0.15, 1.0, True)
-    assert detector._lying(upright, detector._quarter_turned(turned, 0.15, 1.0)) == 2
+    assert detector._lying(upright, detector._quarter_turned(turned, 0.15, 1.0)) == (2,)
     found = {
         True: any(_overlaps(f.box, box) for f in detector.detect_faces(turned, threshold=0.15))
     }
-    monkeypatch.setattr(detector, "_lying", lambda *_: None)
+    monkeypatch.setattr(detector, "_lying", lambda *_: ())
+    found[False] = any(_overlaps(f.box, box) for f in detector.detect_faces(turned, threshold=0.15))
+    assert found == {True: True, False: False}
+    out = build_anonymizer("blur", identity_check=False, secret=SECRET).anonymize(turned).image
+    assert _changed(out, turned, box) >= 0.7
+
+
+def test_a_lone_profile_lying_sideways_gets_every_pass_in_every_turn(recall_set, monkeypatch):
+    """profile_09.jpg turned by 270 degrees: its three profile faces score under the detector's
+    threshold in every view, so no turn wins; all three turns are then read with every pass,
+    which finds face 0 (missed without that rule) and blur changes it."""
+    img, faces = recall_set["generated/profile/profile_09.jpg"]
+    h, w = img.shape[:2]
+    box = _turn_script().turn_box(faces[0]["box"], 3, w, h)
+    turned = np.ascontiguousarray(np.rot90(img, 3))
+    detector = CenterFaceDetector(
+        verifier=MtcnnVerifier(), mirror=True, deblur=True, border=True, quarter=True, small=True
+    )
+    upright = detector._pass(turned, 0.15, 1.0, True)
+    assert detector._lying(upright, detector._quarter_turned(turned, 0.15, 1.0)) == (1, 2, 3)
+    found = {
+        True: any(_overlaps(f.box, box) for f in detector.detect_faces(turned, threshold=0.15))
+    }
+    monkeypatch.setattr(detector, "_lying", lambda *_: ())
     found[False] = any(_overlaps(f.box, box) for f in detector.detect_faces(turned, threshold=0.15))
     assert found == {True: True, False: False}
     out = build_anonymizer("blur", identity_check=False, secret=SECRET).anonymize(turned).image
@@ -486,18 +510,19 @@ def test_a_smeared_face_upside_down_gets_the_deblurred_pass(recall_set, monkeypa
 
 def test_an_upright_group_photo_is_read_as_it_is():
     """group.jpg as it is shows at least as many strong faces as any quarter turn of it, so no
-    turn gets the extra passes; a tie keeps the image as it is, and the turn with the most
-    strong faces wins over the others."""
+    turn gets the extra passes; a tie keeps the image as it is, the turn with the most strong
+    faces wins over the others, and with no strong face in any view all three are read."""
     img = load_image(ROOT / "src" / "veilchain" / "data" / "samples" / "group.jpg")
     detector = CenterFaceDetector(verifier=MtcnnVerifier())
     upright = detector._pass(img, 0.15, 1.0, True)
     assert sum(f.score >= detector.threshold for f in upright) == 4
-    assert detector._lying(upright, detector._quarter_turned(img, 0.15, 1.0)) is None
+    assert detector._lying(upright, detector._quarter_turned(img, 0.15, 1.0)) == ()
 
     def face(score):
         return DetectedFace((0.0, 0.0, 10.0, 10.0), score)
 
     one = [face(0.9)]
-    assert detector._lying(one, [(1, face(0.9)), (3, face(0.3))]) is None  # a tie
-    assert detector._lying(one, [(1, face(0.9)), (3, face(0.8)), (3, face(0.7))]) == 3
-    assert detector._lying([], [(2, face(0.2))]) is None  # under the detector's threshold
+    assert detector._lying(one, [(1, face(0.9)), (3, face(0.3))]) == ()  # a tie
+    assert detector._lying(one, [(1, face(0.9)), (3, face(0.8)), (3, face(0.7))]) == (3,)
+    assert detector._lying([face(0.2)], [(2, face(0.3))]) == (1, 2, 3)  # none strong
+    assert detector._lying([], [(2, face(0.5))]) == (2,)

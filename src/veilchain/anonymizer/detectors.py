@@ -235,12 +235,19 @@ class CenterFaceDetector:
         a copy reflected at its borders, with ``quarter`` the image turned by quarter turns,
         and with ``small`` it takes P-Net's small faces (see the class docstring)."""
         wanted = self.threshold if threshold is None else float(threshold)
-        return self._detect(image, wanted, scale, verify, self.quarter)
+        return self._detect(image, wanted, scale, verify, self.quarter, self.small)
 
     def _detect(
-        self, image: np.ndarray, wanted: float, scale: float, verify: bool, quarter: bool
+        self,
+        image: np.ndarray,
+        wanted: float,
+        scale: float,
+        verify: bool,
+        quarter: bool,
+        small: bool,
     ) -> list[DetectedFace]:
-        """:meth:`detect_faces`, the quarter turns read only when ``quarter``."""
+        """:meth:`detect_faces`, the quarter turns read only when ``quarter`` and P-Net's small
+        faces only when ``small``."""
         out = self._pass(image, wanted, scale, verify)
         if not (verify and wanted < self.threshold):
             return out  # not a pass asking for candidates
@@ -256,35 +263,42 @@ class CenterFaceDetector:
         if quarter:
             turned = self._quarter_turned(image, wanted, scale)
             extra += [f for _, f in turned]
-            k = self._lying(out, turned)
-            if k:
-                extra += self._whole_pass_turned(image, k, wanted, scale)
+            turns = self._lying(out, turned)
+            for k in turns:  # P-Net only in the one turn chosen (see _lying)
+                extra += self._whole_pass_turned(image, k, wanted, scale, len(turns) == 1)
         for face in extra:
             if not any(same_place(face.box, o.box) for o in out):
                 out.append(face)
-        if self.small:  # last, so that it asks only about places where no pass found a face
+        if small:  # last, so that it asks only about places where no pass found a face
             out += self._small_faces(image, scale, out)
         return out
 
     def _lying(
         self, upright: list[DetectedFace], turned: list[tuple[int, DetectedFace]]
-    ) -> int | None:
-        """The quarter turn (1-3) showing more faces at the detector's own threshold than the
-        image as it is (a photo stored sideways or upside down, people lying down), or None."""
+    ) -> tuple[int, ...]:
+        """The quarter turns (1-3) to read with every pass: the one showing more faces at the
+        detector's own threshold than the image as it is (a photo stored sideways or upside
+        down, people lying down); all three when no view shows such a face (a lone profile
+        or smeared face lying sideways scores low in every view); else none."""
         strong = [sum(f.score >= self.threshold for t, f in turned if t == k) for k in (1, 2, 3)]
-        best = int(np.argmax(strong))
         upright_strong = sum(f.score >= self.threshold for f in upright)
-        return best + 1 if strong[best] > upright_strong else None
+        if not upright_strong and not any(strong):
+            return (1, 2, 3)
+        best = int(np.argmax(strong))
+        return (best + 1,) if strong[best] > upright_strong else ()
 
     def _whole_pass_turned(
-        self, image: np.ndarray, k: int, wanted: float, scale: float
+        self, image: np.ndarray, k: int, wanted: float, scale: float, small: bool
     ) -> list[DetectedFace]:
-        """Every pass but the quarter turns (mirrored, deblurred, border, small faces) over
-        ``image`` turned by ``k`` quarters, mapped back: a sideways photo's faces then get all
-        that an upright photo's get."""
+        """Every pass but the quarter turns (mirrored, deblurred, border, and P-Net's small
+        faces when ``small``) over ``image`` turned by ``k`` quarters, mapped back: a sideways
+        photo's faces then get all that an upright photo's get. P-Net is left out when all
+        three turns are read: there it found no face and a third of the false candidates on
+        face-free scenes (docs/anonymizer.md)."""
         h, w = image.shape[:2]
         turned = np.ascontiguousarray(np.rot90(image, k))
-        return [_unturned(f, k, w, h) for f in self._detect(turned, wanted, scale, True, False)]
+        found = self._detect(turned, wanted, scale, True, False, small and self.small)
+        return [_unturned(f, k, w, h) for f in found]
 
     def _pass(
         self, image: np.ndarray, wanted: float, scale: float, verify: bool
