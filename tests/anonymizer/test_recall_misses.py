@@ -477,6 +477,21 @@ def test_a_face_behind_a_hand_is_found_by_the_second_network(recall_set, file, i
     assert found == {False: False, True: True}
 
 
+def test_a_larger_photo_is_read_in_windows(recall_set):
+    """occluded_03 at the bottom right of a 1280 x 960 grey photo: read whole, the network
+    sees the face at 32 px and misses it; in 704 px windows it finds it."""
+    img, faces = recall_set["generated/occluded/occluded_03.jpg"]
+    canvas = np.full((960, 1280, 3), 128, np.uint8)
+    canvas[480:, 640:] = img
+    x0, y0, x1, y1 = faces[2]["box"]
+    box = (x0 + 640, y0 + 480, x1 + 640, y1 + 480)
+    net = SsdFaces()
+    whole, _ = net._read(canvas)
+    assert not any(_overlaps(b, box) for b in whole)
+    boxes, _ = net.detect(canvas)
+    assert any(_overlaps(b, box) for b in boxes)
+
+
 @pytest.mark.parametrize("method", ["blur", "ciagan"])
 @pytest.mark.parametrize("file, index", HIDDEN)
 def test_a_face_behind_a_hand_is_anonymized(recall_set, file, index, method):

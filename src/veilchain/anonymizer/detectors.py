@@ -387,12 +387,20 @@ class CenterFaceDetector:
     def _ssd_faces(self, image: np.ndarray, known: list[DetectedFace]) -> list[DetectedFace]:
         """The second network's faces (:mod:`veilchain.anonymizer.ssd_mobilenet`) at places
         where no ``known`` face is, scored :attr:`proposal_floor` (CenterFace did not find
-        them: candidates, covered over the head). None for a panorama (read in tiles)."""
-        h, w = image.shape[:2]
-        if self.ssd is None or max(h, w) > PANORAMA_ASPECT * min(h, w):
+        them: candidates, covered over the head). It reads the image at the detection
+        resolution (shrunk as :meth:`_pass` shrinks it), in windows."""
+        if self.ssd is None:
             return []
+        h, w = image.shape[:2]
+        long_side = max(h, w) if max(h, w) <= PANORAMA_ASPECT * min(h, w) else min(h, w)
+        s = min(1.0, self.max_side / long_side)
+        small = image
+        if s < 1.0:
+            size = (max(32, round(w * s)), max(32, round(h * s)))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        fx, fy = w / small.shape[1], h / small.shape[0]
         out = []
-        for b in self.ssd.detect(image)[0]:
+        for b in self.ssd.detect(small)[0] * [fx, fy, fx, fy]:
             x0, y0, x1, y1 = (float(v) for v in b)
             if x1 - x0 >= 2 and y1 - y0 >= 2 and not any(same_place(b, k.box) for k in known):
                 out.append(DetectedFace((x0, y0, x1, y1), self.proposal_floor))
