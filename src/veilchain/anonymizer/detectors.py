@@ -101,6 +101,17 @@ def _centerface_bytes() -> tuple[bytes, str]:
     return model.SerializeToString(), _sha256(path)
 
 
+def cpu_session(model: bytes, threads: int) -> Any:
+    """An onnxruntime session of ``model`` on ``threads`` CPU threads (one graph at a time)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 def same_place(a, b) -> bool:
     """Whether either box's centre lies inside the other."""
 
@@ -191,14 +202,8 @@ class CenterFaceDetector:
 
     def _run(self, blob: np.ndarray) -> list[np.ndarray]:
         if self._session is None:
-            import onnxruntime as ort
-
             model, self._sha256 = _centerface_bytes()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            self._session = cpu_session(model, self.threads)
         return self._session.run(None, {self._session.get_inputs()[0].name: blob})
 
     def model_sha256(self) -> str:

@@ -172,14 +172,10 @@ class SsdFaces:
 
     def _open(self) -> Any:
         if self._session is None:
-            import onnxruntime as ort
+            from veilchain.anonymizer.detectors import cpu_session
 
             model, self._anchors, self._sha256 = _onnx_model()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            self._session = cpu_session(model, self.threads)
         return self._session
 
     def model_sha256(self) -> str:
