@@ -281,8 +281,16 @@ class CenterFaceDetector:
             for k in turns:  # the other networks only in the one turn chosen (see _lying)
                 extra += self._whole_pass_turned(image, k, wanted, scale, len(turns) == 1)
         for face in extra:
-            if not any(same_place(face.box, o.box) for o in out):
+            # Added where no face is. A face at the detector's threshold or more where only
+            # weak candidates are (a sideways face sure in its turn, a weak upright box on
+            # part of it) widens the first of them to hold both: the weak one's head cover
+            # was too small for the face, and a second box would cover it twice.
+            there = [i for i, o in enumerate(out) if same_place(face.box, o.box)]
+            if not there:
                 out.append(face)
+            elif face.score >= self.threshold and all(out[i].score < self.threshold for i in there):
+                weak = out[there[0]]  # a sure face where only a weak one is: widen the weak one
+                out[there[0]] = DetectedFace(_union(weak.box, face.box), weak.score, weak.keypoints)
         if nets and self.ssd is not None:  # last: they ask only where no pass found a face
             out += self._ssd_faces(image, out)
         if nets and self.small:
@@ -504,6 +512,11 @@ class CenterFaceDetector:
         ky = marks[0, 0::2, ys, xs] * bh[:, None] + y0[:, None]
         boxes = np.stack([x0, y0, x0 + bw, y0 + bh], axis=1)
         return boxes, scores.astype(np.float64), np.stack([kx, ky], axis=2)
+
+
+def _union(a, b) -> tuple[float, float, float, float]:
+    """The smallest box holding boxes ``a`` and ``b``."""
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
 def _unturned(face: DetectedFace, k: int, w: int, h: int) -> DetectedFace:
