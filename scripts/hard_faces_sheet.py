@@ -1,19 +1,21 @@
 """Before/after sheet of hard faces (a profile, a rolled head, a face cut by the border, a
-crowd of small faces, players lying sideways): what each method publishes with the default
-detector and second look.
+crowd of small faces, players lying sideways, faces behind a drawn hand): what each method
+publishes with the default detector and second look.
 
     python scripts/hard_faces_sheet.py [--out docs/img/hard_faces.png] [--methods ciagan,dp,blur]
 
 Rows are the inputs, columns the original then one output per method; a red frame marks each
 face the report says fell back to its whole head, a yellow one each face the second look
 caught. Inputs: scikit-image's camera.png (the cameraman, in profile), the sample photos,
-turned, cut and shrunk (see SOURCES.md beside them), and the recall set's basketball1.jpg
-turned a quarter (bench/data/recall/SOURCES.md).
+turned, cut and shrunk (see SOURCES.md beside them), the recall set's basketball1.jpg
+turned a quarter (bench/data/recall/SOURCES.md) and its occluded_03.jpg (synthetic faces with
+drawn hands, made by scripts/build_recall_set.py, which is run first if the set is missing).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 import cv2
@@ -35,6 +37,22 @@ def _turned(image: np.ndarray, angle: float) -> np.ndarray:
     return cv2.warpAffine(image, m, (nw, nh), borderMode=cv2.BORDER_REFLECT)
 
 
+def _recall_image(name: str) -> np.ndarray:
+    """An image of the recall set's generated/ folder, building the set first if needed."""
+    from veilchain.anonymizer.image_io import load_image
+
+    path = RECALL_BASE.parent / "generated" / name
+    if not path.exists():
+        spec = importlib.util.spec_from_file_location(
+            "build_recall_set", ROOT / "scripts" / "build_recall_set.py"
+        )
+        assert spec is not None and spec.loader is not None
+        builder = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(builder)
+        builder.build()
+    return load_image(path)
+
+
 def inputs() -> list[tuple[str, np.ndarray]]:
     import skimage
 
@@ -48,6 +66,7 @@ def inputs() -> list[tuple[str, np.ndarray]]:
         ("cut by the border", np.ascontiguousarray(group[:, 150:700])),
         ("24 small faces", crowd),
         ("turned a quarter", np.rot90(load_image(RECALL_BASE / "basketball1.jpg")).copy()),
+        ("behind a hand", _recall_image("occluded/occluded_03.jpg")),
     ]
 
 
