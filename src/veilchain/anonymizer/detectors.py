@@ -289,7 +289,7 @@ class CenterFaceDetector:
             if not there:
                 out.append(face)
             elif face.score >= self.threshold and all(out[i].score < self.threshold for i in there):
-                weak = out[there[0]]  # a sure face where only a weak one is: widen the weak one
+                weak = out[there[0]]
                 out[there[0]] = DetectedFace(_union(weak.box, face.box), weak.score, weak.keypoints)
         if nets and self.ssd is not None:  # last: they ask only where no pass found a face
             out += self._ssd_faces(image, out)
@@ -405,12 +405,7 @@ class CenterFaceDetector:
         if self.ssd is None:
             return []
         h, w = image.shape[:2]
-        long_side = max(h, w) if max(h, w) <= PANORAMA_ASPECT * min(h, w) else min(h, w)
-        s = min(1.0, self.max_side / long_side)
-        small = image
-        if s < 1.0:
-            size = (max(32, round(w * s)), max(32, round(h * s)))
-            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small = self._shrunk(image, 1.0)
         fx, fy = w / small.shape[1], h / small.shape[0]
         out = []
         for b in self.ssd.detect(small)[0] * [fx, fy, fx, fy]:
@@ -418,6 +413,18 @@ class CenterFaceDetector:
             if x1 - x0 >= 2 and y1 - y0 >= 2 and not any(same_place(b, k.box) for k in known):
                 out.append(DetectedFace((x0, y0, x1, y1), self.proposal_floor))
         return out
+
+    def _shrunk(self, image: np.ndarray, scale: float) -> np.ndarray:
+        """``image`` at the detection resolution, never enlarged: its longer side (a
+        panorama's shorter side, as :meth:`_pass` reads it) at most ``max_side`` times
+        ``scale``."""
+        h, w = image.shape[:2]
+        long_side = max(h, w) if max(h, w) <= PANORAMA_ASPECT * min(h, w) else min(h, w)
+        s = min(1.0, self.max_side / long_side) * scale
+        if s >= 1.0:
+            return image
+        size = (max(32, round(w * s)), max(32, round(h * s)))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
     def _small_faces(
         self, image: np.ndarray, scale: float, known: list[DetectedFace]
@@ -432,11 +439,7 @@ class CenterFaceDetector:
         h, w = image.shape[:2]
         if self.verifier is None or max(h, w) > PANORAMA_ASPECT * min(h, w):
             return []
-        s = min(1.0, self.max_side / max(h, w)) * scale
-        small = image
-        if s < 1.0:
-            size = (max(32, round(w * s)), max(32, round(h * s)))
-            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small = self._shrunk(image, scale)
         from veilchain.anonymizer.mtcnn import SMALL_ONET_THRESHOLD
 
         boxes, _ = self.verifier.propose_small(small)
