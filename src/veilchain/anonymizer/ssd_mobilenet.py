@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from veilchain.anonymizer.detectors import _nms, cpu_session
 from veilchain.errors import ModelLoadError
 
 PACKAGE = "@vladmandic/face-api"
@@ -55,9 +56,11 @@ def model_dir() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
 def installed_package() -> str:
     """The npm package the model files come from, with the version its ``package.json``
-    (beside ``model/``) gives, or without one when it is not there."""
+    (beside ``model/``) gives, or without one when it is not there (read once: every
+    report names it)."""
     try:
         version = json.loads((model_dir().parent / "package.json").read_text())["version"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -71,22 +74,20 @@ def _weights(path: Path) -> tuple[dict[str, np.ndarray], str]:
     manifest = (path / f"{_STEM}-weights_manifest.json").read_bytes()
     raw = (path / f"{_STEM}.bin").read_bytes()
     (group,) = json.loads(manifest)
-    sizes = [(int(np.prod(w["shape"])) if w["shape"] else 1) * (1 if w.get("quantization") else 4)
-             for w in group["weights"]]  # fmt: skip
-    if sum(sizes) != len(raw):
+    counts = [int(np.prod(w["shape"])) for w in group["weights"]]  # prod(()) is 1
+    widths = [1 if w.get("quantization") else 4 for w in group["weights"]]
+    if sum(n * b for n, b in zip(counts, widths, strict=True)) != len(raw):
         raise ModelLoadError(f"{path / _STEM}.bin does not match its manifest")
     out: dict[str, np.ndarray] = {}
     at = 0
-    for w in group["weights"]:
-        n = int(np.prod(w["shape"])) if w["shape"] else 1
+    for w, n, width in zip(group["weights"], counts, widths, strict=True):
         q = w.get("quantization")
         if q:
             a = np.frombuffer(raw, np.uint8, n, at).astype(np.float32) * q["scale"] + q["min"]
-            at += n
         else:
-            a = np.frombuffer(raw, np.float32, n, at).copy()
-            at += 4 * n
+            a = np.frombuffer(raw, np.float32, n, at)
         out[w["name"]] = a.reshape(w["shape"]).astype(np.float32)
+        at += n * width
     return out, hashlib.sha256(manifest + raw).hexdigest()
 
 
@@ -182,8 +183,6 @@ class SsdFaces:
 
     def _open(self) -> Any:
         if self._session is None:
-            from veilchain.anonymizer.detectors import cpu_session
-
             model, self._anchors, self._sha256 = _onnx_model()
             self._session = cpu_session(model, self.threads)
         return self._session
@@ -208,8 +207,6 @@ class SsdFaces:
         face keeps 0.73 of its size or more at the network's 512 px input (read whole, a 1280
         px photo would shrink its faces 2.5x, and the network loses faces behind a hand under
         about 45 px there); a face smaller than :data:`OVERLAP` lies whole in one window."""
-        from veilchain.anonymizer.detectors import _nms
-
         h, w = image.shape[:2]
         step = WINDOW - OVERLAP
         parts = []
