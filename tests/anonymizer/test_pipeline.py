@@ -16,8 +16,10 @@ from veilchain.anonymizer.pipeline import (
     DEFAULT_DILATION,
     DEFAULT_FACE_RETRIES,
     DEFAULT_IDENTITY_RETRIES,
+    MIN_CHANGED_SHARE,
     Anonymizer,
 )
+from veilchain.anonymizer.replacement import changed_share
 from veilchain.anonymizer.wiring import build_anonymizer
 from veilchain.errors import IdentityCheckError, InputError, ModelLoadError, PrivacyBudgetError
 
@@ -152,13 +154,23 @@ def test_generator_path_retries_then_passes(detector, embedder, sample, donor):
     assert not np.array_equal(run(7, b"another installation's secret").image, r.image)
 
 
-def test_generator_that_never_anonymizes_is_reported_failed(detector, embedder, sample, donor):
+def test_generator_that_never_anonymizes_is_covered_over_the_head(
+    detector, embedder, sample, donor
+):
+    """Every attempt returns the face as it was: after the retries the output has changed
+    almost none of the detector's box, so the head is covered by the fallback instead of the
+    face being published as it was (reported as such, not as a failed check)."""
     img = sample("obama.jpg")
     anon = Anonymizer(detector, _Swap(donor, bad=99), embedder=embedder, identity_retries=2)
     r = anon.anonymize(img)
     (face,) = r.faces
-    assert face.passed is False and face.attempts == 3 and face.distance < 0.6
-    assert r.report["n_failed"] == 1
+    assert face.attempts == 3 and face.fallback == "partly_unchanged"
+    assert face.passed is None and face.distance is None
+    assert r.report["n_failed"] == 0 and r.report["n_fallback"] == 1
+    assert changed_share(img, r.image, face.box) >= MIN_CHANGED_SHARE
+    after = embedder.embed(r.image, [r.detections[0].landmarks])
+    before = embedder.embed(img, [r.detections[0].landmarks])
+    assert face_distance(before, after)[0, 0] >= 0.6
 
 
 def test_gallery_fails_an_output_that_matches_a_known_person(

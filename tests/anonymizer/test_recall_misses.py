@@ -8,7 +8,8 @@ a deblurred copy (``motion.py``), and a face cut by the border found on a copy r
 outwards (``border.py``), and faces lying sideways or upside down, found on quarter-turned
 copies (``CenterFaceDetector(quarter=True)``), and a small face CenterFace's heatmap does
 not mark, proposed by MTCNN's P-Net (``CenterFaceDetector(small=True)``), and faces half
-hidden by a hand, found by a second network (``CenterFaceDetector(ssd=...)``).
+hidden by a hand, found by a second network (``CenterFaceDetector(ssd=...)``), and generated
+faces that leave part of a turned head as it was (``pipeline.MIN_CHANGED_SHARE``).
 
 The images are the recall set's own (scripts/build_recall_set.py, built in memory and
 JPEG-coded as the benchmark stores them), with their annotated boxes."""
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
+from veilchain.anonymizer import pipeline
 from veilchain.anonymizer.baselines import DPPix, GaussianBlur, SolidMask
 from veilchain.anonymizer.border import faces_across_border
 from veilchain.anonymizer.detectors import CenterFaceDetector, DetectedFace, locate_face
@@ -56,6 +58,8 @@ WANTED = (
     "generated/occluded/occluded_03.jpg",
     "generated/occluded/occluded_04.jpg",
     "generated/frontal/frontal_05.jpg",
+    "generated/occluded/grace_hopper_hair.jpg",
+    "generated/bowed/bowed_12.jpg",
 )
 
 
@@ -585,3 +589,40 @@ def test_a_sure_face_in_its_turn_widens_a_weak_box_on_it(recall_set):
     assert box_iou(on_face[0].box, box) >= 0.5
     out = build_anonymizer("blur", identity_check=False, secret=SECRET).anonymize(turned).image
     assert _changed(out, turned, box) >= 0.7
+
+
+@pytest.mark.parametrize(
+    "file, index, k",
+    [
+        # a bowed head lying sideways: its keypoints fit the lower half of the head only
+        ("generated/bowed/bowed_12.jpg", 2, 1),
+        # hair across the face, upside down save a quarter
+        ("generated/occluded/grace_hopper_hair.jpg", 0, 3),
+    ],
+)
+def test_a_generated_face_that_leaves_part_of_the_head_is_covered_instead(
+    recall_set, monkeypatch, file, index, k
+):
+    """The photo turned by ``k`` quarters as the turned recall set stores it (JPEG at 95):
+    CIAGAN's face, aligned to landmarks that fit part of the head, changes under 70 % of the
+    face's centre; the output's check sees under :data:`pipeline.MIN_CHANGED_SHARE` of the
+    detector's box changed and covers the head instead ("partly_unchanged")."""
+    img, faces = recall_set[file]
+    h, w = img.shape[:2]
+    box = _turn_script().turn_box(faces[index]["box"], k, w, h)
+    ok, jpeg = cv2.imencode(
+        ".jpg", np.ascontiguousarray(np.rot90(img[..., ::-1], k)), [cv2.IMWRITE_JPEG_QUALITY, 95]
+    )
+    assert ok
+    turned = np.ascontiguousarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1])
+    anon = build_anonymizer("ciagan", identity_check=False, secret=SECRET)
+    result = anon.anonymize(turned)
+    (face,) = [f for f in result.faces if _overlaps(f.box, box) and f.fallback != "low_score"]
+    assert face.fallback == "partly_unchanged" and face.passed is None
+    assert _changed(result.image, turned, box) >= 0.7
+    assert result.report["n_fallback"] >= 1 and "partly_unchanged" in result.report["warning"]
+    monkeypatch.setattr(pipeline, "MIN_CHANGED_SHARE", 0.0)
+    before = anon.anonymize(turned)
+    (face,) = [f for f in before.faces if _overlaps(f.box, box) and f.fallback != "low_score"]
+    assert face.fallback is None
+    assert _changed(before.image, turned, box) < 0.7

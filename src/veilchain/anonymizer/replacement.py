@@ -46,6 +46,9 @@ from veilchain.errors import AnonymizationError
 #: step is drawn independently of the original, so it adds nothing of the face back.
 STILL_FRACTION = 0.25
 VISIBLE_LEVELS = 6
+#: A pixel counts as changed by a face's rewrite when it moved this many grey levels in some
+#: channel (the recall benchmark's rule).
+CHANGED_LEVELS = 3
 #: Widths of the rings of photo around a generated face that its lighting (in the crop) and
 #: its grain (in the image) are matched to, as fractions of the inter-ocular distance.
 SURROUND_RING = 0.15
@@ -265,3 +268,18 @@ def cover_head(
     out[y0:y1, x0:x1] = blend(region, new, mask, mode="hard")
     covered[y0:y1, x0:x1] |= mask
     timing["fallback"] += time.perf_counter() - t
+
+
+def changed_share(before: np.ndarray, after: np.ndarray, box: Sequence[float]) -> float:
+    """The share of ``box``'s centre (its middle 60 % x 60 %, clipped to the image) where
+    ``after`` differs from ``before`` by :data:`CHANGED_LEVELS` or more in some channel (1.0
+    when no pixel of the centre lies in the image)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = x1 - x0, y1 - y0
+    cx0, cx1 = max(0, round(x0 + 0.2 * w)), min(before.shape[1], round(x1 - 0.2 * w))
+    cy0, cy1 = max(0, round(y0 + 0.2 * h)), min(before.shape[0], round(y1 - 0.2 * h))
+    if cx1 <= cx0 or cy1 <= cy0:
+        return 1.0
+    a = before[cy0:cy1, cx0:cx1].astype(np.int16)
+    b = after[cy0:cy1, cx0:cx1].astype(np.int16)
+    return float((np.abs(a - b) >= CHANGED_LEVELS).any(axis=2).mean())
