@@ -173,6 +173,18 @@ def test_generator_that_never_anonymizes_is_covered_over_the_head(
     assert face_distance(before, after)[0, 0] >= 0.6
 
 
+def test_changed_share_reads_the_centre_of_the_box_inside_the_image():
+    before = np.zeros((100, 100, 3), np.uint8)
+    after = before.copy()
+    after[:, :50, 0] = 3  # the left half moved by 3 levels in one channel
+    assert changed_share(before, after, (0, 0, 100, 100)) == pytest.approx(0.5)
+    after[:, :50, 0] = 2  # under the threshold
+    assert changed_share(before, after, (0, 0, 100, 100)) == 0.0
+    after[:, 50:, 1] = 255  # a box half off the image: its centre's part inside only
+    assert changed_share(before, after, (60, 0, 160, 100)) == 1.0
+    assert changed_share(before, after, (200, 200, 300, 300)) == 1.0  # no pixel inside
+
+
 def test_gallery_fails_an_output_that_matches_a_known_person(
     detector, embedder, sample, samples_dir, tmp_path, donor
 ):
