@@ -632,9 +632,10 @@ class Reid:
     def report(self, unchanged: list[str]) -> dict:
         from veilchain.anonymizer.metrics import DLIB_THRESHOLD, reidentification
 
-        r = reidentification(np.array(self.before), np.array(self.after),
-                             gallery_labels=self.sources)  # fmt: skip
+        before, after = np.array(self.before), np.array(self.after)
+        r = reidentification(before, after, gallery_labels=self.sources)
         rank1 = [n for n, hit in zip(self.names, r["hits"], strict=True) if hit]
+        nearest = np.sqrt(((after[:, None, :] - before[None, :, :]) ** 2).sum(-1)).min(axis=1)
         same = [n for n, d in zip(self.names, r["distances"], strict=True) if d < DLIB_THRESHOLD]
         gone = set(unchanged)
         return {
@@ -642,6 +643,9 @@ class Reid:
             "identities": len(set(self.sources)),
             "rank1_rate": round(r["rate"], 4),
             "rank1_faces": rank1,
+            "rank1_distances": [
+                round(float(d), 3) for d, hit in zip(nearest, r["hits"], strict=True) if hit
+            ],
             "rank1_unchanged": sum(n in gone for n in rank1),
             "same_photo_rate": round(len(same) / max(r["n"], 1), 4),
             "same_photo_faces": same,
