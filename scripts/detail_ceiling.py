@@ -79,8 +79,10 @@ def sample_faces() -> list[tuple[np.ndarray, list]]:
 def resolution_ceiling(photos) -> dict:
     out = {}
     for res in RESOLUTIONS:
+        # the oracle at full resolution returns the face as it was: the partly_unchanged
+        # rule, which would cover it, is off here (the ceiling measures the rewrite itself)
         anon = Anonymizer(HogDetector(), OracleGenerator(res), seed=0, secret=b"ceiling",
-                          second_look=False)  # fmt: skip
+                          second_look=False, min_changed_share=0.0)  # fmt: skip
         ratios = []
         for img, dets in photos:
             result = anon.anonymize(img, detections=dets).image

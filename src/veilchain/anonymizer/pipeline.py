@@ -142,6 +142,7 @@ class Anonymizer:
         secret: bytes | None = None,
         plates: PlateAnonymizer | None = None,
         faces: bool = True,
+        min_changed_share: float = MIN_CHANGED_SHARE,
     ) -> None:
         if not isinstance(method, FaceGenerator | RegionMethod):
             raise InputError(f"{method!r} is neither a FaceGenerator nor a RegionMethod")
@@ -155,6 +156,8 @@ class Anonymizer:
         self.identity_threshold = float(identity_threshold)
         self.seed = int(seed)
         self.strict = strict
+        # 0 turns the partly_unchanged rule off (a measurement that must see the rewrite)
+        self.min_changed_share = float(min_changed_share)
         self.dilation = dilation
         self.feather = feather
         self.blend_mode = blend_mode
@@ -465,7 +468,7 @@ class Anonymizer:
             checks.measure(kept, "face")  # reported, whatever decided the pick
             out[written.rows, written.cols] = kept.pixels
             check = kept.check(self.identity_threshold)
-        if changed_share(image, out, det.box) < MIN_CHANGED_SHARE:
+        if changed_share(image, out, det.box) < self.min_changed_share:
             written.undo(out)
             self._cover_head(out, covered, det.box, key, timing)
             return FaceReport(index, det.box, det.score, tried, None, None, key=int(key),
