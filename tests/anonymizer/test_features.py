@@ -76,3 +76,13 @@ def test_pipeline_records_features_and_keeps_the_identity_check(sample, detector
     lm_in, lm_out = det.landmarks, landmarks_for_box(result.image, det.box)
     iod = np.linalg.norm(lm_in[36:42].mean(0) - lm_in[42:48].mean(0))
     assert np.linalg.norm(lm_in[0:17] - lm_out[0:17], axis=1).mean() / iod < 0.1
+
+
+def test_one_feature_is_rewritten_not_covered_over_the_head(sample):
+    """Replacing the eyes only leaves most of the detector's box as it was by design: the
+    partly_unchanged rule (a rewrite that changed too little of the face) is off for
+    feature-selective faces, or every such face would be blurred over its head."""
+    anon = build_anonymizer("ciagan", features=("eyes",), identity_check=False, secret=b"t")
+    assert anon.min_changed_share == 0.0
+    (face,) = anon.anonymize(sample("obama.jpg")).faces
+    assert face.fallback is None

@@ -156,8 +156,11 @@ class Anonymizer:
         self.identity_threshold = float(identity_threshold)
         self.seed = int(seed)
         self.strict = strict
-        # 0 turns the partly_unchanged rule off (a measurement that must see the rewrite)
-        self.min_changed_share = float(min_changed_share)
+        # 0 turns the partly_unchanged rule off: for a measurement that must see the rewrite,
+        # and for feature-selective faces, which keep the rest of the face by design
+        self.min_changed_share = (
+            0.0 if getattr(method, "features", ()) else float(min_changed_share)
+        )
         self.dilation = dilation
         self.feather = feather
         self.blend_mode = blend_mode
